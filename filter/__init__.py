@@ -1,0 +1,48 @@
+"""vtx: the vehicle telemetry export filter.
+
+Public API for pipelines::
+
+    from filter import load_catalogue, plan, split, split_frame, load_key
+
+`load_catalogue` reads the policy, `plan` decides every field of a schema, `split` publishes
+export and onshore outputs from Parquet files, `split_frame` splits a frame in memory.
+"""
+
+from filter._version import __version__
+from filter.catalogue import Catalogue, catalogue_from_mapping, load_catalogue
+from filter.errors import (
+    CatalogueError,
+    InputError,
+    KeyFileError,
+    OutputError,
+    ScenarioError,
+    UnclassifiedFieldsError,
+    VtxError,
+)
+from filter.manifest import read_manifest
+from filter.plan import ExportPlan, FieldDecision, plan
+from filter.pseudonym import load_key, vehicle_token
+from filter.split import SplitResult, split, split_frame
+
+__all__ = [
+    "Catalogue",
+    "CatalogueError",
+    "ExportPlan",
+    "FieldDecision",
+    "InputError",
+    "KeyFileError",
+    "OutputError",
+    "ScenarioError",
+    "SplitResult",
+    "UnclassifiedFieldsError",
+    "VtxError",
+    "__version__",
+    "catalogue_from_mapping",
+    "load_catalogue",
+    "load_key",
+    "plan",
+    "read_manifest",
+    "split",
+    "split_frame",
+    "vehicle_token",
+]

@@ -1,0 +1,5 @@
+"""`python -m filter` runs the vtx command line."""
+
+from filter.cli import main
+
+main()

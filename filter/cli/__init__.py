@@ -1,0 +1,81 @@
+"""The `vtx` command line: a thin layer over the library.
+
+Every command calls the Python API; this package only parses options, shows progress and
+results, and translates errors: one line ``vtx: error: ...`` on stderr, no traceback unless
+``--debug`` (or ``VTX_DEBUG=1``), and the exit code of the error (0 ok, 1 bad input or data,
+2 usage, key or catalogue error).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from filter._version import __version__
+from filter.errors import EXIT_DATA, EXIT_USAGE, VtxError, first_line
+
+EXIT_INTERRUPTED = 130
+
+
+class VtxGroup(click.Group):
+    """A click group whose `main` turns every failure into one line and an exit code."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or os.environ.get("VTX_DEBUG") == "1"
+        extra["standalone_mode"] = False
+        try:
+            result = super().main(args=argv, prog_name=prog_name or "vtx", **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "vtx"
+            _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_USAGE)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted; nothing was published", EXIT_INTERRUPTED)
+        except VtxError as exc:
+            if debug:
+                raise
+            _fail(str(exc), exc.exit_code)
+        except Exception as exc:
+            if debug:
+                raise
+            _fail(
+                f"unexpected {type(exc).__name__}: {first_line(exc)} "
+                "(run with --debug for the traceback)",
+                EXIT_DATA,
+            )
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"vtx: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=VtxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vtx", message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def vtx(debug: bool) -> None:
+    """vtx splits vehicle telemetry into data that may leave the country (export) and data
+    that stays onshore, field by field, by a versioned catalogue."""
+
+
+def _register() -> None:
+    from filter.cli import catalogue, demo, explain, split
+
+    for module in (split, explain, catalogue, demo):
+        vtx.add_command(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    vtx.main()

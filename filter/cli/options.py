@@ -1,0 +1,55 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def catalogue_option(func: F) -> F:
+    """``--catalogue FILE``: the catalogue to apply (the shipped one by default)."""
+    return click.option(
+        "--catalogue",
+        "catalogue_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Catalogue TOML file (default: the shipped lingang-icv catalogue).",
+    )(func)
+
+
+def scenario_option(func: F) -> F:
+    """``--scenario NAME``: the Lingang scenario whose ordinary classes may be exported."""
+    return click.option(
+        "--scenario",
+        required=True,
+        metavar="NAME",
+        help="Scenario: manufacturing, rnd, after-sales or used-car (as the catalogue defines).",
+    )(func)
+
+
+def on_unknown_option(func: F) -> F:
+    """``--on-unknown withhold|fail``: what to do with fields no rule classifies."""
+    return click.option(
+        "--on-unknown",
+        type=click.Choice(["withhold", "fail"]),
+        default="withhold",
+        show_default=True,
+        help="Withhold unclassified fields onshore, or stop and list them.",
+    )(func)
+
+
+def format_option(func: F) -> F:
+    """``--format table|json``."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Human-readable table or JSON.",
+    )(func)

@@ -1,0 +1,75 @@
+"""`vtx split`: split a batch into published export and onshore outputs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from filter.cli.options import catalogue_option, on_unknown_option, scenario_option
+from filter.cli.summary import print_summary
+from filter.pseudonym import load_key
+from filter.split import ProgressCallback, resolve_catalogue, split
+
+
+@click.command("split")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--export", "export_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory to publish the export set in.")
+@click.option("--onshore", "onshore_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory to publish the onshore set in.")
+@scenario_option
+@catalogue_option
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Secret key for vehicle tokens (default: the file named by VTX_KEY_FILE).")
+@on_unknown_option
+@click.option("--overwrite", is_flag=True, help="Replace non-empty targets.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary.")
+def command(
+    inputs: tuple[str, ...],
+    export_dir: Path,
+    onshore_dir: Path,
+    scenario: str,
+    catalogue_path: Path | None,
+    key_file: Path | None,
+    on_unknown: str,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Split Parquet INPUT files, directories or globs into an export and an onshore set."""
+    catalogue = resolve_catalogue(catalogue_path)
+    catalogue.scenario(scenario)
+    key = load_key(key_file)
+    with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
+        result = split(
+            list(inputs), export_dir, onshore_dir, scenario,
+            key=key, catalogue=catalogue, on_unknown=on_unknown,  # type: ignore[arg-type]
+            overwrite=overwrite, progress=progress,
+        )
+    if not quiet:
+        print_summary(result)
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[ProgressCallback | None]:
+    """A progress bar on stderr, by rows, when stderr is a terminal."""
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("splitting"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} rows"),
+        TextColumn("file {task.fields[file]}"), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )
+    task = bar.add_task("split", total=None, file="")
+
+    def update(done_files: int, files: int, done_rows: int, rows: int) -> None:
+        bar.update(task, completed=done_rows, total=rows, file=f"{done_files}/{files}")
+
+    with bar:
+        yield update

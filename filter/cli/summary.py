@@ -1,0 +1,25 @@
+"""The end-of-run summary of a split, shared by `vtx split` and `vtx demo`."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import click
+
+from filter.split import SplitResult
+
+
+def print_summary(result: SplitResult) -> None:
+    """Rows, columns per class and destination, seconds, and where the outputs are."""
+    plan = result.plan
+    counts = Counter((f.destination, f.data_class) for f in plan.fields)
+    click.echo(
+        f"vtx split: {result.rows:,} rows, scenario {plan.scenario!r}, catalogue "
+        f"{plan.catalogue_id} {plan.catalogue_version}, {result.seconds:.2f} s"
+    )
+    for destination in ("export", "onshore", "both"):
+        parts = [f"{cls} {n}" for (dest, cls), n in sorted(counts.items()) if dest == destination]
+        if parts:
+            click.echo(f"  {destination:<8} fields: " + ", ".join(parts))
+    click.echo(f"  export:  {result.export_dir}")
+    click.echo(f"  onshore: {result.onshore_dir}")

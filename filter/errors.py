@@ -1,0 +1,90 @@
+"""The one error family of vtx.
+
+The library raises only `VtxError` subclasses for problems a user can act on; each names the file
+and the place (TOML key, row group, column). Only the CLI turns them into one-line messages and
+exit codes, using `exit_code`. The library never prints and never calls `sys.exit`.
+"""
+
+from __future__ import annotations
+
+# Exit codes shared by the library's errors and the CLI.
+EXIT_OK = 0
+EXIT_DATA = 1  # bad input or data
+EXIT_USAGE = 2  # usage, key or catalogue error
+
+
+class VtxError(Exception):
+    """Base of every error vtx reports to a user."""
+
+    exit_code: int = EXIT_DATA
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class CatalogueError(VtxError):
+    """A catalogue file that cannot be read or does not validate.
+
+    `problems` holds every problem found, each already naming the file and entry.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} catalogue problems: " + "; ".join(self.problems)
+        super().__init__(message, hint=hint)
+
+
+class InputError(VtxError):
+    """Input data that cannot be read, or whose schema the split cannot handle."""
+
+    exit_code = EXIT_DATA
+
+
+class UnclassifiedFieldsError(VtxError):
+    """Fields no catalogue rule classifies, under `on_unknown="fail"`."""
+
+    exit_code = EXIT_DATA
+
+    def __init__(self, fields: list[str], catalogue_id: str) -> None:
+        self.fields = list(fields)
+        shown = ", ".join(self.fields[:20])
+        more = f" and {len(self.fields) - 20} more" if len(self.fields) > 20 else ""
+        super().__init__(
+            f"{len(self.fields)} field(s) not classified by catalogue {catalogue_id!r}: "
+            f"{shown}{more}"
+        )
+
+
+class KeyFileError(VtxError):
+    """The pseudonymisation key is missing, unreadable or too weak."""
+
+    exit_code = EXIT_USAGE
+
+
+class ScenarioError(VtxError):
+    """A scenario the catalogue does not define."""
+
+    exit_code = EXIT_USAGE
+
+
+class OutputError(VtxError):
+    """A target that cannot be written or published (non-empty target, disk full, ...)."""
+
+    exit_code = EXIT_DATA
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text: library errors (Polars, pyarrow) run long."""
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]

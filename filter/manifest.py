@@ -1,0 +1,130 @@
+"""The `_manifest.json` of a published output: what went in, what came out, and why.
+
+In: the run's plan, inputs and written part files.
+Out: a JSON document per output directory (export and onshore) with `schema_version`, the vtx
+version, the catalogue (id, version, sha256), the scenario, the inputs (path, bytes, sha256,
+rows), the files (name, rows, bytes, sha256), the columns (name, class, rule, basis, reason),
+per-class column counts and the row count. Both manifests share a `run_id`, so a verifier can
+pair them, and the row counts of both equal the inputs' total: that is the reconciliation.
+The manifest never holds a data value.
+
+Bump `SCHEMA_VERSION` when a change breaks readers of the manifest, and say so in CHANGELOG.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filter._version import __version__
+from filter.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
+from filter.pseudonym import TOKEN_HEX_CHARS
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "_manifest.json"
+_HASH_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file read or written by the run."""
+
+    path: Path
+    rows: int
+    bytes: int
+    sha256: str
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in chunks (hashlib releases the GIL, so threads help)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_manifest(
+    *,
+    destination: Destination,
+    plan: ExportPlan,
+    run_id: str,
+    inputs: Iterable[FileRecord],
+    files: Iterable[FileRecord],
+    counterpart: Path,
+) -> dict[str, Any]:
+    """The manifest of one output directory."""
+    file_list = list(files)
+    columns = _columns(plan, destination)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "vtx_version": __version__,
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "destination": destination,
+        "catalogue": {
+            "id": plan.catalogue_id,
+            "version": plan.catalogue_version,
+            "sha256": plan.catalogue_sha256,
+        },
+        "scenario": plan.scenario,
+        "keys": {
+            "vehicle_id": plan.vehicle_id_column,
+            "timestamp": plan.timestamp_column,
+            "token": TOKEN_COLUMN,
+            "token_method": f"HMAC-SHA256(key, VIN), hex, first {TOKEN_HEX_CHARS} characters",
+        },
+        "inputs": [
+            {"path": str(i.path), "bytes": i.bytes, "sha256": i.sha256, "rows": i.rows}
+            for i in inputs
+        ],
+        "files": [
+            {"name": f.path.name, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256}
+            for f in file_list
+        ],
+        "columns": columns,
+        "class_counts": dict(Counter(c["class"] for c in columns)),
+        "rows": sum(f.rows for f in file_list),
+        "counterpart": {
+            "destination": "onshore" if destination == "export" else "export",
+            "path": str(counterpart),
+        },
+    }
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    """Write `manifest` as `_manifest.json` in `directory`."""
+    path = directory / MANIFEST_NAME
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """Read the manifest of a published output directory."""
+    return json.loads((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
+
+
+def _columns(plan: ExportPlan, destination: Destination) -> list[dict[str, Any]]:
+    token = {
+        "name": TOKEN_COLUMN,
+        "class": KEY_CLASS,
+        "rule": "keys.vehicle_id",
+        "basis": "keyed pseudonym of the vehicle identifier",
+        "reason": "lines the export and onshore outputs up without the raw VIN",
+    }
+    return [token] + [
+        {
+            "name": d.path,
+            "class": d.data_class,
+            "rule": d.rule,
+            "basis": d.basis,
+            "reason": d.reason,
+        }
+        for d in plan.decisions_for(destination)
+    ]

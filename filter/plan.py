@@ -1,0 +1,231 @@
+"""Compile (input schema, catalogue, scenario) into an `ExportPlan`: one decision per field.
+
+In: a Polars schema (or a pyarrow schema, or a mapping of names to Polars types), a validated
+`Catalogue`, a scenario name, and what to do with unclassified fields.
+Out: an `ExportPlan`, pure data: for every leaf field (struct leaves by dotted path; lists, maps
+and arrays as a whole) its class, destination, rule, basis and reason, plus the key columns.
+May fail: `InputError` (no vehicle identifier or timestamp column, a reserved or ambiguous name),
+`ScenarioError`, `UnclassifiedFieldsError` under ``on_unknown="fail"``.
+
+The plan is computed once per run; the engine applies it to every batch without re-matching.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from filter.catalogue import UNCLASSIFIED, Catalogue
+from filter.errors import InputError, UnclassifiedFieldsError
+
+Destination = Literal["export", "onshore", "both"]
+OnUnknown = Literal["withhold", "fail"]
+
+#: Column the export carries instead of the raw vehicle identifier.
+TOKEN_COLUMN = "vehicle_token"
+#: Pseudo-class of the record-key columns (vehicle identifier, timestamp, token).
+KEY_CLASS = "key"
+
+
+@dataclass(frozen=True)
+class FieldDecision:
+    """Where one input field goes, and why."""
+
+    path: str  # dotted path: column name, then struct field names
+    column: str  # the top-level column holding it
+    inner: tuple[str, ...]  # struct field names below the column (empty for a whole column)
+    dtype: str
+    data_class: str
+    destination: Destination
+    rule: str | None
+    basis: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The decision as plain JSON-able data (what `vtx explain --format json` prints)."""
+        return {
+            "field": self.path,
+            "class": self.data_class,
+            "destination": self.destination,
+            "rule": self.rule,
+            "basis": self.basis,
+            "reason": self.reason,
+            "dtype": self.dtype,
+        }
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Every field's decision for one input schema, catalogue and scenario."""
+
+    catalogue_id: str
+    catalogue_version: str
+    catalogue_sha256: str
+    scenario: str
+    vehicle_id_column: str
+    timestamp_column: str
+    fields: tuple[FieldDecision, ...]
+    schema: pl.Schema
+
+    def decisions_for(self, destination: Destination) -> list[FieldDecision]:
+        """The decisions whose field goes to `destination` (key columns go to both)."""
+        return [f for f in self.fields if f.destination in (destination, "both")]
+
+    def class_counts(self, destination: Destination) -> dict[str, int]:
+        """How many leaf fields of each class go to `destination`."""
+        return dict(Counter(f.data_class for f in self.decisions_for(destination)))
+
+    @property
+    def unclassified(self) -> list[str]:
+        """Paths of fields no rule classifies."""
+        return [f.path for f in self.fields if f.data_class == UNCLASSIFIED]
+
+
+def plan(
+    schema: pl.Schema | pa.Schema | Mapping[str, Any],
+    catalogue: Catalogue,
+    scenario: str,
+    *,
+    on_unknown: OnUnknown = "withhold",
+) -> ExportPlan:
+    """Decide every field of `schema` for `scenario` under `catalogue`.
+
+    Unclassified fields are withheld (reason recorded), or with ``on_unknown="fail"`` raise
+    `UnclassifiedFieldsError` listing them all.
+    """
+    if on_unknown not in ("withhold", "fail"):
+        raise ValueError(f"on_unknown must be 'withhold' or 'fail', not {on_unknown!r}")
+    pl_schema = as_polars_schema(schema)
+    chosen = catalogue.scenario(scenario)
+    columns = list(pl_schema.names())
+    if TOKEN_COLUMN in {c.casefold() for c in columns}:
+        raise InputError(
+            f"input already has a column named {TOKEN_COLUMN!r}, which vtx writes itself",
+            hint="rename it before splitting",
+        )
+    vin_col = _key_column(catalogue, "vehicle_id", columns)
+    ts_col = _key_column(catalogue, "timestamp", columns)
+
+    decisions: list[FieldDecision] = []
+    seen_paths: dict[str, str] = {}
+    for column, dtype in pl_schema.items():
+        if column in (vin_col, ts_col):
+            role = "vehicle_id" if column == vin_col else "timestamp"
+            decisions.append(_key_decision(catalogue, role, column, dtype))
+            continue
+        for inner, leaf_dtype in _leaves(dtype):
+            path = ".".join((column, *inner))
+            folded = path.casefold()
+            if folded in seen_paths:
+                raise InputError(
+                    f"fields {seen_paths[folded]!r} and {path!r} have the same dotted path; "
+                    "vtx cannot classify them apart"
+                )
+            seen_paths[folded] = path
+            decisions.append(
+                _decide(catalogue, chosen.classes, scenario, path, column, inner, leaf_dtype)
+            )
+
+    result = ExportPlan(
+        catalogue_id=catalogue.id,
+        catalogue_version=catalogue.version,
+        catalogue_sha256=catalogue.sha256,
+        scenario=scenario,
+        vehicle_id_column=vin_col,
+        timestamp_column=ts_col,
+        fields=tuple(decisions),
+        schema=pl_schema,
+    )
+    if on_unknown == "fail" and result.unclassified:
+        raise UnclassifiedFieldsError(result.unclassified, catalogue.id)
+    return result
+
+
+def as_polars_schema(schema: pl.Schema | pa.Schema | Mapping[str, Any]) -> pl.Schema:
+    """Normalise a Polars, pyarrow or mapping schema to a Polars schema."""
+    if isinstance(schema, pl.Schema):
+        return schema
+    if isinstance(schema, pa.Schema):
+        return pl.from_arrow(schema.empty_table()).schema  # type: ignore[union-attr]
+    return pl.Schema(schema)
+
+
+def _leaves(dtype: pl.DataType) -> Iterator[tuple[tuple[str, ...], pl.DataType]]:
+    """Struct leaves by path; any other type (lists, maps, arrays included) is one leaf."""
+    if isinstance(dtype, pl.Struct) and dtype.fields:
+        for fld in dtype.fields:
+            for inner, leaf in _leaves(fld.dtype):
+                yield (fld.name, *inner), leaf
+    else:
+        yield (), dtype
+
+
+def _key_column(catalogue: Catalogue, role: str, columns: list[str]) -> str:
+    key = catalogue.keys[role]
+    found = key.find(columns)
+    if found is None:
+        what = "vehicle identifier" if role == "vehicle_id" else "timestamp"
+        raise InputError(
+            f"no {what} column: looked for {', '.join(key.aliases)} "
+            f"(catalogue {catalogue.id!r}, keys.{role}.aliases)",
+            hint="add the column's name to the catalogue's aliases",
+        )
+    return found
+
+
+def _key_decision(
+    catalogue: Catalogue, role: str, column: str, dtype: pl.DataType
+) -> FieldDecision:
+    if role == "vehicle_id":
+        destination: Destination = "onshore"
+        reason = f"vehicle identifier: stays onshore; the export carries {TOKEN_COLUMN} instead"
+    else:
+        destination = "both"
+        reason = "record timestamp: kept in both outputs so they line up"
+    return FieldDecision(
+        path=column,
+        column=column,
+        inner=(),
+        dtype=str(dtype),
+        data_class=KEY_CLASS,
+        destination=destination,
+        rule=f"keys.{role}",
+        basis=catalogue.keys[role].basis,
+        reason=reason,
+    )
+
+
+def _decide(
+    catalogue: Catalogue,
+    allowed: frozenset[str],
+    scenario: str,
+    path: str,
+    column: str,
+    inner: tuple[str, ...],
+    dtype: pl.DataType,
+) -> FieldDecision:
+    match = catalogue.classify(path)
+    if match is None:
+        return FieldDecision(
+            path, column, inner, str(dtype), UNCLASSIFIED, "onshore", None, "",
+            "unclassified: no catalogue rule matches this field, so it is withheld",
+        )
+    rule = match.rule
+    cls = rule.data_class
+    if catalogue.kind_of(cls) == "withheld":
+        destination: Destination = "onshore"
+        reason = f"withheld class {cls!r} (pattern {match.pattern.text!r})"
+    elif cls in allowed:
+        destination = "export"
+        reason = f"ordinary class {cls!r} allowed in scenario {scenario!r}"
+    else:
+        destination = "onshore"
+        reason = f"not in scenario: ordinary class {cls!r} is not exported under {scenario!r}"
+    return FieldDecision(
+        path, column, inner, str(dtype), cls, destination, rule.id, rule.basis, reason
+    )

@@ -1,0 +1,76 @@
+"""Keyed pseudonyms for vehicle identifiers.
+
+In: a secret key (from `--key-file` or `VTX_KEY_FILE`) and the distinct VINs of a batch.
+Out: `vehicle_token` = HMAC-SHA256(key, VIN), hex, first 32 characters; computed once per
+*distinct* VIN and mapped back onto rows with a vectorised `replace_strict`, never per row.
+May fail: `KeyFileError` when no key is given, the file cannot be read, or the key is too short.
+
+The raw VIN never reaches the export: without a key, nothing is split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+import polars as pl
+
+from filter.errors import KeyFileError
+
+KEY_ENV = "VTX_KEY_FILE"
+TOKEN_HEX_CHARS = 32
+MIN_KEY_BYTES = 16
+
+
+def load_key(path: str | Path | None = None) -> bytes:
+    """Read the pseudonymisation key from `path`, else from the file named by `VTX_KEY_FILE`.
+
+    The key is the file's content with surrounding whitespace removed; at least 16 bytes.
+    """
+    source = "--key-file"
+    if path is None:
+        env = os.environ.get(KEY_ENV)
+        if not env:
+            raise KeyFileError(
+                "no pseudonymisation key: vtx will not export vehicle data without one",
+                hint=f"pass --key-file FILE or set {KEY_ENV}",
+            )
+        path, source = env, KEY_ENV
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read key file ({source}): {exc.strerror}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise KeyFileError(
+            f"{path}: key is {len(key)} bytes; at least {MIN_KEY_BYTES} are required",
+            hint="e.g. `python -c 'import secrets; print(secrets.token_hex(32))' > key`",
+        )
+    return key
+
+
+def vehicle_token(key: bytes, vin: str) -> str:
+    """The token of one VIN: HMAC-SHA256(key, VIN as UTF-8), hex, first 32 characters."""
+    return hmac.new(key, vin.encode("utf-8"), hashlib.sha256).hexdigest()[:TOKEN_HEX_CHARS]
+
+
+def token_mapping(key: bytes, distinct_vins: pl.Series) -> dict[str, str]:
+    """Tokens for the distinct non-null values of `distinct_vins` (one HMAC per value)."""
+    return {vin: vehicle_token(key, vin) for vin in distinct_vins.drop_nulls().unique()}
+
+
+def token_expr(column: str, mapping: dict[str, str], name: str) -> pl.Expr:
+    """An expression mapping `column` (cast to string) to its token; null stays null.
+
+    `replace_strict` raises on a VIN missing from `mapping`, so a row can never be exported
+    with a wrong or missing token.
+    """
+    return (
+        pl.col(column)
+        .cast(pl.String)
+        .replace_strict(
+            list(mapping), list(mapping.values()), return_dtype=pl.String
+        )
+        .alias(name)
+    )

@@ -1,0 +1,129 @@
+"""Atomic publishing of an output directory.
+
+In: a target directory path and whether an existing, non-empty target may be replaced.
+Out: a `StagedOutput`: a hidden sibling directory (same file system, so the final rename is
+atomic) that the writers fill; `publish()` fsyncs it and renames it into place, `discard()`
+removes it. Readers therefore see a complete directory with its manifest, or none.
+May fail: `OutputError` for a non-empty target without overwrite, a target that is a file, or a
+file-system error (disk full, permissions) while staging or publishing.
+
+A run that is killed leaves only its staging directory behind; the next run on the same target
+removes staging directories whose owning process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from filter.errors import OutputError
+
+_STAGING = ".vtx-staging-"
+_RETIRED = ".vtx-retired-"
+_HOST = socket.gethostname().replace("-", "_") or "host"
+
+
+@dataclass(frozen=True)
+class StagedOutput:
+    """A target directory and the staging directory that will replace it."""
+
+    target: Path
+    staging: Path
+    replace: bool
+
+    def publish(self) -> None:
+        """Make the staged directory the target, atomically per directory."""
+        try:
+            _fsync_tree(self.staging)
+            retired: Path | None = None
+            if self.target.exists() and any(self.target.iterdir()):
+                if not self.replace:  # filled by someone else since we checked
+                    raise OutputError(
+                        f"{self.target}: target appeared and is not empty", hint="use --overwrite"
+                    )
+                retired = self.target.with_name(
+                    f".{self.target.name}{_RETIRED}{self.staging.name.split(_STAGING)[-1]}"
+                )
+                os.rename(self.target, retired)
+            os.rename(self.staging, self.target)
+            _fsync_dir(self.target.parent)
+        except OSError as exc:
+            raise OutputError(f"{self.target}: cannot publish: {exc.strerror or exc}") from None
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Remove the staging directory and everything in it."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def stage(target: str | Path, run_id: str, *, overwrite: bool) -> StagedOutput:
+    """Check `target` may be written, clear stale staging beside it, and create a staging dir."""
+    target = Path(target).absolute()
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target}: exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise OutputError(f"{target}: target is not empty", hint="use --overwrite to replace it")
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(parent, target.name)
+        # The owner is in the name, so no marker file ends up in the published output.
+        staging = parent / f".{target.name}{_STAGING}{_HOST}-{os.getpid()}-{run_id}"
+        staging.mkdir()
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot create output: {exc.strerror or exc}") from None
+    return StagedOutput(target=target, staging=staging, replace=overwrite)
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Remove staging and retired directories of `name` left by runs that no longer exist."""
+    for entry in parent.glob(f".{glob.escape(name)}.vtx-*"):
+        if not entry.is_dir():
+            continue
+        if _STAGING in entry.name and _owner_alive(entry.name.split(_STAGING, 1)[1]):
+            continue  # a concurrent run is still writing there
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the run named by a staging suffix (``host-pid-runid``) may still be running."""
+    try:
+        host, pid, _run = owner.rsplit("-", 2)
+        pid_number = int(pid)
+    except ValueError:
+        return True  # not a name we wrote: leave it alone
+    if host != _HOST:
+        return True  # another machine's run on a shared file system: never touch it
+    try:
+        os.kill(pid_number, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _fsync_dir(root)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,133 @@
+"""Parquet input: find the files of a batch, check them, and stream them lazily.
+
+In: paths, directories and glob patterns as a user types them.
+Out: `ParquetInput`s (path, bytes, rows, row groups, Polars schema), read from the footer only,
+and `scan(input)`, a `LazyFrame` that Polars streams in batches.
+May fail: `InputError` naming the file and, where it can be found, the row group: a missing
+file, a pattern matching nothing, a file that is not Parquet, a truncated or corrupt file, a
+schema that differs from the batch's first file.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from filter.errors import InputError, first_line
+
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class ParquetInput:
+    """One Parquet file of the batch, described from its footer."""
+
+    path: Path
+    bytes: int
+    rows: int
+    row_groups: int
+    schema: pl.Schema
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files named by `inputs`: files as given, directories searched for ``*.parquet``, globs.
+
+    Hidden files and names starting with ``_`` (manifests, markers) are skipped inside
+    directories. Order: as given, each directory's and glob's matches sorted; duplicates once.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            matches = sorted(
+                p for p in path.rglob("*.parquet")
+                if p.is_file() and not any(part[0] in "._" for part in p.relative_to(path).parts)
+            )
+            if not matches:
+                raise InputError(f"{path}: directory holds no .parquet files")
+            found.extend(matches)
+        elif path.exists():
+            found.append(path)
+        elif _GLOB_CHARS & set(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise InputError(f"{text}: pattern matches no files")
+            found.extend(matches)
+        else:
+            raise InputError(f"{path}: no such file or directory")
+    unique: dict[Path, None] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), None)
+    return list(unique)
+
+
+def inspect_parquet(path: Path) -> ParquetInput:
+    """Read `path`'s footer: size, rows, row groups and schema."""
+    try:
+        size = path.stat().st_size
+        meta = pq.read_metadata(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except Exception as exc:  # pyarrow raises ArrowInvalid and others for bad footers
+        raise InputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
+    try:
+        schema = pl.scan_parquet(path).collect_schema()
+    except Exception as exc:  # polars raises ComputeError and others for unsupported schemas
+        raise InputError(f"{path}: schema cannot be read: {first_line(exc)}") from None
+    return ParquetInput(path, size, meta.num_rows, meta.num_row_groups, schema)
+
+
+def inspect_batch(paths: Sequence[Path]) -> list[ParquetInput]:
+    """Inspect every file; all must share the first file's schema (names, order, types)."""
+    inputs = [inspect_parquet(p) for p in paths]
+    first = inputs[0]
+    for other in inputs[1:]:
+        if other.schema != first.schema:
+            raise InputError(
+                f"{other.path}: schema differs from {first.path}: {_schema_diff(first, other)}",
+                hint="split files of different schemas in separate runs",
+            )
+    return inputs
+
+
+def scan(source: ParquetInput) -> pl.LazyFrame:
+    """A lazy, streaming scan of one input file."""
+    return pl.scan_parquet(source.path)
+
+
+def locate_corruption(source: ParquetInput, error: BaseException) -> InputError:
+    """An `InputError` for a read that failed mid-file, naming the first unreadable row group."""
+    try:
+        reader = pq.ParquetFile(source.path)
+        for index in range(reader.num_row_groups):
+            try:
+                reader.read_row_group(index)
+            except Exception as exc:  # the first failing row group is the place to name
+                return InputError(
+                    f"{source.path}: row group {index} of {reader.num_row_groups} is corrupt: "
+                    f"{first_line(exc)}"
+                )
+    except Exception as exc:  # the file went bad beyond the footer read earlier
+        return InputError(f"{source.path}: cannot read: {first_line(exc)}")
+    return InputError(f"{source.path}: cannot read: {first_line(error)}")
+
+
+def _schema_diff(a: ParquetInput, b: ParquetInput) -> str:
+    names_a, names_b = list(a.schema.names()), list(b.schema.names())
+    missing = [n for n in names_a if n not in b.schema]
+    extra = [n for n in names_b if n not in a.schema]
+    if missing:
+        return f"missing column(s) {', '.join(missing[:5])}"
+    if extra:
+        return f"extra column(s) {', '.join(extra[:5])}"
+    for name in names_a:
+        if a.schema[name] != b.schema[name]:
+            return f"column {name!r} is {b.schema[name]}, not {a.schema[name]}"
+    return "columns are in a different order"
+

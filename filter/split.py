@@ -1,0 +1,264 @@
+"""Run a split: a Parquet batch in, two published outputs out; and the in-memory split.
+
+In (`split`): input paths (files, directories, globs), the export and onshore target
+directories, a scenario, a catalogue (object, path or None for the shipped one), the
+pseudonymisation key, and options.
+Out: both targets published atomically, each with Parquet part files (``part-00000.parquet`` for
+the first input, and so on: the same names, rows and row order on both sides) and a manifest;
+a `SplitResult` with both manifests and the time taken.
+May fail: `CatalogueError`, `ScenarioError`, `KeyFileError`, `InputError`,
+`UnclassifiedFieldsError`, `OutputError`. On any failure, and on interruption, nothing is
+published and the staging directories are removed.
+
+How: the plan is compiled once from the batch's schema; the distinct VINs of the batch are read
+(one column) and tokenised once each; then every input file is streamed by Polars through both
+projections in a single pass (`sink_parquet(lazy=True)` + `collect_all`), so memory is bounded
+by Polars' batch size, not the input. Input and output files are hashed in background threads
+while Polars works.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from filter.catalogue import Catalogue, load_catalogue
+from filter.engine import split_lazy
+from filter.errors import InputError, OutputError, first_line
+from filter.manifest import FileRecord, build_manifest, sha256_file, write_manifest
+from filter.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
+from filter.pseudonym import token_mapping
+from filter.publish import StagedOutput, stage
+from filter.readers.parquet import (
+    ParquetInput,
+    expand_inputs,
+    inspect_batch,
+    locate_corruption,
+    scan,
+)
+
+#: Called after each input file with (files done, files in all, rows done, rows in all).
+ProgressCallback = Callable[[int, int, int, int], None]
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """What a split published."""
+
+    export_dir: Path
+    onshore_dir: Path
+    export_manifest: dict[str, Any]
+    onshore_manifest: dict[str, Any]
+    plan: ExportPlan
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        """Rows in each output (equal to the input's)."""
+        return int(self.export_manifest["rows"])
+
+
+def resolve_catalogue(catalogue: Catalogue | str | Path | None) -> Catalogue:
+    """A `Catalogue` from an object, a file path, or None for the shipped default."""
+    return catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
+
+
+def split_frame(
+    frame: pl.DataFrame | pl.LazyFrame,
+    catalogue: Catalogue | str | Path | None,
+    scenario: str,
+    *,
+    key: bytes,
+    on_unknown: OnUnknown = "withhold",
+) -> tuple[pl.DataFrame, pl.DataFrame] | tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Split a frame in memory into (export, onshore), for pipelines.
+
+    A `DataFrame` gives two `DataFrame`s; a `LazyFrame` gives two `LazyFrame`s (the VIN column
+    is read once to tokenise its distinct values). The caller's frame is not modified.
+    """
+    cat = resolve_catalogue(catalogue)
+    lazy = frame.lazy()
+    export_plan = plan(lazy.collect_schema(), cat, scenario, on_unknown=on_unknown)
+    vins = lazy.select(pl.col(export_plan.vehicle_id_column).cast(pl.String).unique()).collect()
+    tokens = token_mapping(key, vins.to_series())
+    export, onshore = split_lazy(lazy, export_plan, tokens)
+    if isinstance(frame, pl.LazyFrame):
+        return export, onshore
+    out_export, out_onshore = pl.collect_all([export, onshore])
+    return out_export, out_onshore
+
+
+def split(
+    inputs: str | Path | Sequence[str | Path],
+    export_dir: str | Path,
+    onshore_dir: str | Path,
+    scenario: str,
+    *,
+    key: bytes,
+    catalogue: Catalogue | str | Path | None = None,
+    on_unknown: OnUnknown = "withhold",
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> SplitResult:
+    """Split Parquet `inputs` into published export and onshore directories."""
+    started = time.perf_counter()
+    cat = resolve_catalogue(catalogue)
+    cat.scenario(scenario)  # fail on a bad scenario before touching any file
+    paths = expand_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
+    if not paths:
+        raise InputError("no input files given")
+    sources = inspect_batch(paths)
+    export_plan = plan(sources[0].schema, cat, scenario, on_unknown=on_unknown)
+    export_target, onshore_target = _check_targets(export_dir, onshore_dir, paths)
+
+    run_id = uuid.uuid4().hex
+    staged: list[StagedOutput] = []
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vtx-hash") as hasher:
+        try:
+            staged.append(stage(onshore_target, run_id, overwrite=overwrite))
+            staged.append(stage(export_target, run_id, overwrite=overwrite))
+            onshore_stage, export_stage = staged
+            input_hashes = [hasher.submit(sha256_file, s.path) for s in sources]
+            tokens = _batch_tokens(sources, export_plan, key)
+            parts: list[tuple[Future[FileRecord], Future[FileRecord]]] = []
+            rows_done = 0
+            total_rows = sum(s.rows for s in sources)
+            for index, source in enumerate(sources):
+                name = f"part-{index:05d}.parquet"
+                _split_file(source, export_plan, tokens,
+                            export_stage.staging / name, onshore_stage.staging / name)
+                parts.append((
+                    hasher.submit(_describe, export_stage.staging / name),
+                    hasher.submit(_describe, onshore_stage.staging / name),
+                ))
+                rows_done += source.rows
+                if progress is not None:
+                    progress(index + 1, len(sources), rows_done, total_rows)
+            input_records = [
+                FileRecord(s.path, s.rows, s.bytes, h.result())
+                for s, h in zip(sources, input_hashes, strict=True)
+            ]
+            export_files = [e.result() for e, _ in parts]
+            onshore_files = [o.result() for _, o in parts]
+            _reconcile(input_records, export_files, onshore_files)
+            manifests = {}
+            for destination, files, own, other in (
+                ("export", export_files, export_stage, onshore_target),
+                ("onshore", onshore_files, onshore_stage, export_target),
+            ):
+                manifests[destination] = build_manifest(
+                    destination=destination, plan=export_plan, run_id=run_id,
+                    inputs=input_records, files=files, counterpart=other,
+                )
+                write_manifest(own.staging, manifests[destination])
+            # Onshore first: an export never stands published without its onshore half.
+            onshore_stage.publish()
+            export_stage.publish()
+        except BaseException:
+            for s in staged:
+                s.discard()
+            raise
+    return SplitResult(
+        export_dir=export_target,
+        onshore_dir=onshore_target,
+        export_manifest=manifests["export"],
+        onshore_manifest=manifests["onshore"],
+        plan=export_plan,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _check_targets(
+    export_dir: str | Path, onshore_dir: str | Path, inputs: Iterable[Path]
+) -> tuple[Path, Path]:
+    export_target = Path(export_dir).absolute()
+    onshore_target = Path(onshore_dir).absolute()
+    e, o = export_target.resolve(), onshore_target.resolve()
+    if e == o or e in o.parents or o in e.parents:
+        raise OutputError(
+            f"export {export_target} and onshore {onshore_target} must be separate directories, "
+            "neither inside the other"
+        )
+    for path in inputs:
+        for target in (e, o):
+            if target in path.parents:
+                raise OutputError(f"{target}: target holds input {path}; choose another target")
+    return export_target, onshore_target
+
+
+def _batch_tokens(
+    sources: Sequence[ParquetInput], export_plan: ExportPlan, key: bytes
+) -> dict[str, str]:
+    """Tokens of every distinct VIN of the batch: one column read, one HMAC per VIN."""
+    column = export_plan.vehicle_id_column
+    try:
+        distinct = (
+            pl.scan_parquet([s.path for s in sources])
+            .select(pl.col(column).cast(pl.String).unique())
+            .collect()
+            .to_series()
+        )
+    except pl.exceptions.PolarsError:
+        # Find which file and row group fails to name the place.
+        for source in sources:
+            try:
+                pl.scan_parquet(source.path).select(pl.col(column)).collect()
+            except pl.exceptions.PolarsError as exc:
+                raise locate_corruption(source, exc) from None
+        raise
+    return token_mapping(key, distinct)
+
+
+def _split_file(
+    source: ParquetInput,
+    export_plan: ExportPlan,
+    tokens: dict[str, str],
+    export_path: Path,
+    onshore_path: Path,
+) -> None:
+    """Stream one input through both projections into its two part files, in one pass."""
+    export, onshore = split_lazy(scan(source), export_plan, tokens)
+    try:
+        pl.collect_all([
+            export.sink_parquet(export_path, lazy=True),
+            onshore.sink_parquet(onshore_path, lazy=True),
+        ])
+    except OSError as exc:
+        raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
+    except pl.exceptions.PolarsError as exc:
+        if _is_disk_error(exc):
+            raise OutputError(f"cannot write output: {first_line(exc)}") from None
+        raise locate_corruption(source, exc) from None
+
+
+def _describe(path: Path) -> FileRecord:
+    return FileRecord(path, pq.read_metadata(path).num_rows, path.stat().st_size, sha256_file(path))
+
+
+def _reconcile(
+    inputs: list[FileRecord], export: list[FileRecord], onshore: list[FileRecord]
+) -> None:
+    """Both outputs must hold exactly the input's rows, file for file; else nothing publishes."""
+    for source, out_e, out_o in zip(inputs, export, onshore, strict=True):
+        if not source.rows == out_e.rows == out_o.rows:
+            raise OutputError(
+                f"{source.path}: rows do not reconcile: input {source.rows}, "
+                f"export {out_e.rows}, onshore {out_o.rows}; nothing was published"
+            )
+
+
+def _is_disk_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "no space left" in text or "disk quota" in text or "read-only file system" in text
+
+
+
+__all__ = ["TOKEN_COLUMN", "SplitResult", "split", "split_frame"]

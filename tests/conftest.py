@@ -1,0 +1,42 @@
+"""Shared fixtures: a small catalogue, a key, and sample fleet batches written to tmp dirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from filter import Catalogue, load_catalogue
+from filter.demo import sample_batch
+
+DATA = Path(__file__).parent / "data"
+MINI_CATALOGUE = DATA / "mini-catalogue.toml"
+KEY = b"0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def mini_catalogue() -> Catalogue:
+    return load_catalogue(MINI_CATALOGUE)
+
+
+@pytest.fixture(scope="session")
+def batch() -> pl.DataFrame:
+    """The demo's seeded sample, small: 12 vehicles x 10 records."""
+    return sample_batch(vehicles=12, samples=10, seed=3)
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "vtx.key"
+    path.write_bytes(KEY + b"\n")
+    return path
+
+
+@pytest.fixture
+def batch_file(tmp_path: Path, batch: pl.DataFrame) -> Path:
+    """The sample batch as a Parquet file with several row groups."""
+    path = tmp_path / "in" / "batch.parquet"
+    path.parent.mkdir()
+    batch.write_parquet(path, row_group_size=40)
+    return path

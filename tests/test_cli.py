@@ -1,0 +1,206 @@
+"""The command line (filter/cli/): commands, messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from filter.cli import vtx
+
+from .conftest import MINI_CATALOGUE
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def split_args(inputs: list[str], tmp_path: Path, *extra: str) -> list[str]:
+    return ["split", *inputs, "--export", str(tmp_path / "export"),
+            "--onshore", str(tmp_path / "onshore"), "--scenario", "rnd",
+            "--catalogue", str(MINI_CATALOGUE), *extra]
+
+
+def keyed_args(batch_file: Path, tmp_path: Path, key_file: Path) -> list[str]:
+    return split_args([str(batch_file)], tmp_path, "--key-file", str(key_file))
+
+
+def assert_one_line_error(result, code: int, fragment: str) -> None:
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("vtx: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def assert_nothing_published(tmp_path: Path) -> None:
+    assert not (tmp_path / "export").exists()
+    assert not (tmp_path / "onshore").exists()
+    assert not [p for p in tmp_path.iterdir() if ".vtx-" in p.name]
+
+
+def test_split_prints_a_summary(runner, batch_file, key_file, tmp_path) -> None:
+    result = runner.invoke(vtx, keyed_args(batch_file, tmp_path, key_file))
+    assert result.exit_code == 0, result.output
+    assert "120 rows" in result.stdout
+    assert "unclassified 1" in result.stdout
+    assert (tmp_path / "export" / "_manifest.json").exists()
+
+
+def test_split_quiet_prints_nothing(runner, batch_file, key_file, tmp_path) -> None:
+    result = runner.invoke(
+        vtx, split_args([str(batch_file)], tmp_path, "--key-file", str(key_file), "--quiet"))
+    assert result.exit_code == 0 and result.output == ""
+
+
+def test_key_from_environment(runner, batch_file, key_file, tmp_path) -> None:
+    result = runner.invoke(vtx, split_args([str(batch_file)], tmp_path),
+                           env={"VTX_KEY_FILE": str(key_file)})
+    assert result.exit_code == 0, result.output
+
+
+def test_missing_key_refuses_with_exit_2(runner, batch_file, tmp_path) -> None:
+    result = runner.invoke(vtx, split_args([str(batch_file)], tmp_path), env={"VTX_KEY_FILE": ""})
+    assert_one_line_error(result, 2, "no pseudonymisation key")
+    assert_nothing_published(tmp_path)
+
+
+def test_bad_catalogue_exit_2(runner, batch_file, key_file, tmp_path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MINI_CATALOGUE.read_text().replace('class = "cabin"', 'class = "cabn"'))
+    args = split_args([str(batch_file)], tmp_path, "--key-file", str(key_file))
+    args[args.index(str(MINI_CATALOGUE))] = str(bad)
+    result = runner.invoke(vtx, args)
+    assert_one_line_error(result, 2, "bad.toml: rules[1] (id 'cabin').class: class 'cabn'")
+    assert_nothing_published(tmp_path)
+
+
+def test_corrupt_parquet_exit_1(runner, batch_file, key_file, tmp_path) -> None:
+    data = bytearray(batch_file.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 3000] = b"\x00" * 3000
+    batch_file.write_bytes(bytes(data))
+    result = runner.invoke(vtx, keyed_args(batch_file, tmp_path, key_file))
+    assert_one_line_error(result, 1, "batch.parquet")
+    assert_nothing_published(tmp_path)
+
+
+def test_truncated_parquet_exit_1(runner, batch_file, key_file, tmp_path) -> None:
+    batch_file.write_bytes(batch_file.read_bytes()[:1000])
+    result = runner.invoke(vtx, keyed_args(batch_file, tmp_path, key_file))
+    assert_one_line_error(result, 1, "batch.parquet: not a readable Parquet file")
+    assert_nothing_published(tmp_path)
+
+
+def test_not_parquet_at_all_exit_1(runner, key_file, tmp_path) -> None:
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("vin,timestamp\n")
+    result = runner.invoke(vtx, split_args([str(junk)], tmp_path, "--key-file", str(key_file)))
+    assert_one_line_error(result, 1, "junk.parquet")
+
+
+def test_on_unknown_fail_lists_fields(runner, batch_file, key_file, tmp_path) -> None:
+    result = runner.invoke(vtx, split_args([str(batch_file)], tmp_path, "--key-file",
+                                           str(key_file), "--on-unknown", "fail"))
+    assert_one_line_error(result, 1, "not classified by catalogue 'mini': x_debug_counter")
+    assert_nothing_published(tmp_path)
+
+
+def test_unknown_scenario_exit_2(runner, batch_file, key_file, tmp_path) -> None:
+    args = split_args([str(batch_file)], tmp_path, "--key-file", str(key_file))
+    args[args.index("rnd")] = "r-and-d"
+    result = runner.invoke(vtx, args)
+    assert_one_line_error(result, 2, "no scenario 'r-and-d'")
+
+
+def test_usage_errors_are_one_line_exit_2(runner, tmp_path) -> None:
+    assert_one_line_error(runner.invoke(vtx, ["split", "--bogus"]), 2, "No such option")
+    assert_one_line_error(runner.invoke(vtx, ["split", "x.parquet"]), 2, "Missing option")
+    assert_one_line_error(runner.invoke(vtx, ["nope"]), 2, "No such command")
+
+
+def test_non_empty_target_refused(runner, batch_file, key_file, tmp_path) -> None:
+    args = split_args([str(batch_file)], tmp_path, "--key-file", str(key_file), "-q")
+    assert runner.invoke(vtx, args).exit_code == 0
+    assert_one_line_error(runner.invoke(vtx, args), 1, "not empty (use --overwrite")
+    assert runner.invoke(vtx, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_debug_shows_the_traceback(runner, tmp_path, key_file) -> None:
+    result = runner.invoke(vtx, ["--debug", *split_args([str(tmp_path / "absent.parquet")],
+                                                       tmp_path, "--key-file", str(key_file))])
+    assert result.exit_code != 0
+    assert result.exception is not None  # re-raised for the traceback
+
+
+def test_explain_json(runner, batch_file) -> None:
+    result = runner.invoke(vtx, ["explain", str(batch_file), "--scenario", "rnd", "--catalogue",
+                                 str(MINI_CATALOGUE), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["field"]: r for r in json.loads(result.stdout)}
+    assert rows["Vehicle.CurrentLocation.Latitude"]["destination"] == "onshore"
+    assert rows["Vehicle.TraveledDistance"]["destination"] == "export"
+    assert rows["x_debug_counter"]["class"] == "unclassified"
+    for row in rows.values():
+        assert {"field", "class", "destination", "rule", "basis", "reason"} <= set(row)
+
+
+def test_explain_table_writes_nothing(runner, batch_file) -> None:
+    before = sorted(batch_file.parent.parent.rglob("*"))
+    result = runner.invoke(vtx, ["explain", str(batch_file), "--scenario", "after-sales"])
+    assert result.exit_code == 0, result.output
+    assert "Vehicle.CurrentLocation.Latitude" in result.stdout and "onshore" in result.stdout
+    assert sorted(batch_file.parent.parent.rglob("*")) == before
+
+
+def test_catalogue_validate_and_show(runner, tmp_path) -> None:
+    ok = runner.invoke(vtx, ["catalogue", "validate"])
+    assert ok.exit_code == 0 and "valid: catalogue lingang-icv" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MINI_CATALOGUE.read_text().replace('kind = "withheld"', 'kind = "secret"', 1)
+                   .replace('version = "1"', ""))
+    result = runner.invoke(vtx, ["catalogue", "validate", str(bad)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) >= 2 and all(line.startswith("vtx: error: ") for line in lines)
+    shown = runner.invoke(vtx, ["catalogue", "show", str(MINI_CATALOGUE), "--format", "json"])
+    assert json.loads(shown.stdout)["id"] == "mini"
+    table = runner.invoke(vtx, ["catalogue", "show"])
+    assert table.exit_code == 0 and "after-sales" in table.stdout
+
+
+def test_demo(runner, tmp_path) -> None:
+    result = runner.invoke(vtx, ["demo", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "6,000 rows" in result.stdout
+    assert (tmp_path / "demo" / "export" / "_manifest.json").exists()
+    assert runner.invoke(vtx, ["demo", str(tmp_path / "demo")]).exit_code == 0  # repeatable
+
+
+def test_version(runner) -> None:
+    result = runner.invoke(vtx, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("vtx ")
+
+
+def test_installed_vtx_runs_as_a_subprocess(batch_file, key_file, tmp_path) -> None:
+    exe = shutil.which("vtx", path=os.path.dirname(sys.executable)) or shutil.which("vtx")
+    command = [exe] if exe else [sys.executable, "-m", "filter"]
+    done = subprocess.run(
+        [*command, *split_args([str(batch_file)], tmp_path, "--key-file", str(key_file))],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "120 rows" in done.stdout
+    failed = subprocess.run([*command, "split", str(batch_file), "--export", "e", "--onshore",
+                             "o", "--scenario", "rnd"], capture_output=True, text=True,
+                            timeout=120, check=False, env={**os.environ, "VTX_KEY_FILE": ""})
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("vtx: error: no pseudonymisation key")
+    assert "Traceback" not in failed.stderr

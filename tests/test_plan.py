@@ -1,0 +1,102 @@
+"""Plans: one decision per field (filter/plan.py)."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from filter import InputError, UnclassifiedFieldsError, plan
+
+SCHEMA = pl.Schema({
+    "VIN": pl.String,
+    "ts": pl.Datetime("us"),
+    "Vehicle.Speed": pl.Float32,
+    "Vehicle.Powertrain.TractionBattery.StateOfHealth": pl.Float32,
+    "Vehicle.Cabin.HVAC.AmbientAirTemperature": pl.Float32,
+    "Vehicle": pl.Struct({"TraveledDistance": pl.Float64,
+                          "CurrentLocation": pl.Struct({"Latitude": pl.Float64})}),
+    "Vehicle.Diagnostics.DTCList": pl.List(pl.String),
+    "wheels": pl.List(pl.Struct({"Latitude": pl.Float64})),
+    "mystery": pl.Int64,
+})
+
+
+def by_path(p):
+    return {f.path: f for f in p.fields}
+
+
+def test_every_leaf_gets_one_decision(mini_catalogue) -> None:
+    decided = by_path(plan(SCHEMA, mini_catalogue, "rnd"))
+    assert list(decided) == [
+        "VIN", "ts", "Vehicle.Speed", "Vehicle.Powertrain.TractionBattery.StateOfHealth",
+        "Vehicle.Cabin.HVAC.AmbientAirTemperature", "Vehicle.TraveledDistance",
+        "Vehicle.CurrentLocation.Latitude", "Vehicle.Diagnostics.DTCList", "wheels", "mystery",
+    ]
+    assert decided["VIN"].destination == "onshore" and decided["VIN"].data_class == "key"
+    assert decided["ts"].destination == "both"
+    assert decided["Vehicle.CurrentLocation.Latitude"].data_class == "location"
+    assert decided["Vehicle.CurrentLocation.Latitude"].inner == ("CurrentLocation", "Latitude")
+    assert decided["Vehicle.Cabin.HVAC.AmbientAirTemperature"].destination == "onshore"
+
+
+def test_struct_leaves_are_decided_apart(mini_catalogue) -> None:
+    fields = [f for f in plan(SCHEMA, mini_catalogue, "rnd").fields if f.column == "Vehicle"]
+    assert {(f.path, f.destination) for f in fields} == {
+        ("Vehicle.TraveledDistance", "export"), ("Vehicle.CurrentLocation.Latitude", "onshore")}
+
+
+def test_lists_are_classified_whole(mini_catalogue) -> None:
+    decided = by_path(plan(SCHEMA, mini_catalogue, "after-sales"))
+    assert decided["wheels"].data_class == "unclassified"  # not per element leaf
+    assert decided["Vehicle.Diagnostics.DTCList"].destination == "export"
+
+
+def test_ordinary_class_outside_the_scenario_stays_onshore(mini_catalogue) -> None:
+    decided = by_path(plan(SCHEMA, mini_catalogue, "rnd"))
+    soh = decided["Vehicle.Powertrain.TractionBattery.StateOfHealth"]
+    assert soh.data_class == "after_sales"
+    assert soh.destination == "onshore"
+    assert soh.reason.startswith("not in scenario")
+
+
+def test_unknown_fields_are_withheld_with_a_reason(mini_catalogue) -> None:
+    p = plan(SCHEMA, mini_catalogue, "rnd")
+    mystery = by_path(p)["mystery"]
+    assert (mystery.data_class, mystery.destination) == ("unclassified", "onshore")
+    assert mystery.rule is None
+    assert "no catalogue rule" in mystery.reason
+    assert p.unclassified == ["wheels", "mystery"]
+
+
+def test_on_unknown_fail_lists_them(mini_catalogue) -> None:
+    with pytest.raises(UnclassifiedFieldsError, match=r"2 field.*wheels, mystery"):
+        plan(SCHEMA, mini_catalogue, "rnd", on_unknown="fail")
+
+
+def test_missing_key_column(mini_catalogue) -> None:
+    schema = {k: v for k, v in SCHEMA.items() if k != "ts"}
+    with pytest.raises(InputError, match="no timestamp column: looked for timestamp, ts"):
+        plan(schema, mini_catalogue, "rnd")
+
+
+def test_reserved_token_column(mini_catalogue) -> None:
+    with pytest.raises(InputError, match="vehicle_token"):
+        plan({**SCHEMA, "vehicle_token": pl.String}, mini_catalogue, "rnd")
+
+
+def test_pyarrow_schema_is_accepted(mini_catalogue) -> None:
+    schema = pa.schema([("vin", pa.string()), ("timestamp", pa.timestamp("us")),
+                        ("Vehicle.Speed", pa.float32())])
+    assert by_path(plan(schema, mini_catalogue, "rnd"))["Vehicle.Speed"].destination == "export"
+
+
+def test_explain_dict_has_the_documented_keys(mini_catalogue) -> None:
+    row = plan(SCHEMA, mini_catalogue, "rnd").fields[2].as_dict()
+    assert {"field", "class", "destination", "rule", "basis", "reason"} <= set(row)
+
+
+def test_two_fields_with_one_dotted_path_are_refused(mini_catalogue) -> None:
+    schema = {"vin": pl.String, "ts": pl.Int64, "a.b": pl.Int8, "a": pl.Struct({"B": pl.Int8})}
+    with pytest.raises(InputError, match="same dotted path"):
+        plan(schema, mini_catalogue, "rnd")

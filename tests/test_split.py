@@ -1,0 +1,156 @@
+"""Splitting files into published outputs (filter/split.py, publish.py, manifest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from polars.testing import assert_frame_equal
+
+from filter import InputError, OutputError, read_manifest, split
+from filter.manifest import sha256_file
+from filter.reconstruct import reconstruct
+
+from .conftest import KEY, MINI_CATALOGUE
+
+
+def run(inputs, tmp_path: Path, **kw):
+    return split(inputs, tmp_path / "export", tmp_path / "onshore", kw.pop("scenario", "rnd"),
+                 key=KEY, catalogue=MINI_CATALOGUE, **kw)
+
+
+def test_split_publishes_both_outputs_with_manifests(batch_file: Path, batch, tmp_path) -> None:
+    result = run(batch_file, tmp_path)
+    export, onshore = read_manifest(tmp_path / "export"), read_manifest(tmp_path / "onshore")
+    assert export["run_id"] == onshore["run_id"]
+    assert export["rows"] == onshore["rows"] == batch.height == result.rows
+    assert export["inputs"][0]["sha256"] == sha256_file(batch_file)
+    assert export["inputs"][0]["rows"] == batch.height
+    assert export["catalogue"]["id"] == "mini" and export["scenario"] == "rnd"
+    for manifest, directory in ((export, tmp_path / "export"), (onshore, tmp_path / "onshore")):
+        assert manifest["schema_version"] == 1
+        names = sorted(p.name for p in directory.iterdir())
+        assert names == ["_manifest.json", "part-00000.parquet"]
+        (part,) = manifest["files"]
+        assert part["sha256"] == sha256_file(directory / part["name"])
+        assert part["rows"] == pq.read_metadata(directory / part["name"]).num_rows
+    export_cols = {c["name"]: c for c in export["columns"]}
+    assert "vin" not in export_cols
+    assert export_cols["Vehicle.Speed"]["class"] == "test"
+    assert export_cols["Vehicle.Speed"]["basis"] == "test basis: test"
+    onshore_cols = {c["name"]: c for c in onshore["columns"]}
+    assert onshore_cols["x_debug_counter"]["class"] == "unclassified"
+    assert onshore["class_counts"]["location"] == 3
+    # Nothing but the published directories beside them: staging is gone.
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_outputs_reconstruct_the_input_file(batch_file: Path, batch, tmp_path) -> None:
+    run(batch_file, tmp_path, scenario="after-sales")
+    export = pl.read_parquet(tmp_path / "export" / "part-00000.parquet")
+    onshore = pl.read_parquet(tmp_path / "onshore" / "part-00000.parquet")
+    assert_frame_equal(reconstruct(export, onshore, batch.schema), batch)
+    assert "vin" not in export.columns
+    strings = [c for c, t in export.schema.items() if t == pl.String]
+    exported_values = set(export.select(strings).unpivot()["value"])
+    assert not set(batch["vin"]) & exported_values
+
+
+def test_many_inputs_directories_and_globs(batch, tmp_path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    batch.head(50).write_parquet(src / "a.parquet")
+    batch.slice(50, 30).write_parquet(src / "sub" / "b.parquet")
+    batch.tail(40).write_parquet(tmp_path / "c.parquet")
+    (src / "_ignored.parquet").write_bytes(b"not parquet")
+    result = run([src, str(tmp_path / "c*.parquet")], tmp_path)
+    manifest = result.export_manifest
+    assert [i["rows"] for i in manifest["inputs"]] == [50, 30, 40]
+    assert [f["name"] for f in manifest["files"]] == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert [f["rows"] for f in result.onshore_manifest["files"]] == [50, 30, 40]
+
+
+def test_schema_mismatch_between_inputs_is_refused(batch, tmp_path) -> None:
+    batch.write_parquet(tmp_path / "a.parquet")
+    batch.drop("x_debug_counter").write_parquet(tmp_path / "b.parquet")
+    with pytest.raises(InputError, match=r"b\.parquet: schema differs.*x_debug_counter"):
+        run([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path)
+    assert not (tmp_path / "export").exists()
+
+
+def test_non_empty_target_needs_overwrite(batch_file: Path, tmp_path) -> None:
+    first = run(batch_file, tmp_path)
+    with pytest.raises(OutputError, match=r"not empty.*--overwrite"):
+        run(batch_file, tmp_path)
+    second = run(batch_file, tmp_path, overwrite=True)
+    assert second.export_manifest["run_id"] != first.export_manifest["run_id"]
+    assert read_manifest(tmp_path / "export")["run_id"] == second.export_manifest["run_id"]
+
+
+def test_corrupt_input_publishes_nothing(batch_file: Path, batch, tmp_path) -> None:
+    good = tmp_path / "good.parquet"
+    batch.write_parquet(good)
+    data = bytearray(batch_file.read_bytes())
+    # Overwrite the middle of the file (data pages), leaving the footer intact.
+    mid = len(data) // 2
+    data[mid - 2000 : mid + 2000] = b"\xff" * 4000
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"bad\.parquet"):
+        run([good, bad], tmp_path)
+    assert not (tmp_path / "export").exists() and not (tmp_path / "onshore").exists()
+    assert not [p for p in tmp_path.iterdir() if ".vtx-" in p.name]
+
+
+def test_truncated_input(batch_file: Path, tmp_path) -> None:
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(batch_file.read_bytes()[:-100])
+    with pytest.raises(InputError, match=r"truncated\.parquet: not a readable Parquet file"):
+        run(truncated, tmp_path)
+    assert not (tmp_path / "export").exists()
+
+
+def test_missing_input_and_empty_glob(tmp_path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        run(tmp_path / "absent.parquet", tmp_path)
+    with pytest.raises(InputError, match="matches no files"):
+        run(str(tmp_path / "*.parquet"), tmp_path)
+
+
+def test_stale_staging_of_a_dead_run_is_removed(batch_file: Path, tmp_path) -> None:
+    stale = tmp_path / f".export.vtx-staging-{_host()}-999999999-deadbeef"
+    stale.mkdir()
+    (stale / "part-00000.parquet").write_bytes(b"half")
+    run(batch_file, tmp_path)
+    assert not stale.exists()
+
+
+def test_targets_must_be_apart(batch_file: Path, tmp_path) -> None:
+    with pytest.raises(OutputError, match="separate directories"):
+        split(batch_file, tmp_path / "out", tmp_path / "out" / "onshore", "rnd", key=KEY,
+              catalogue=MINI_CATALOGUE)
+
+
+def test_empty_input_file_gives_empty_parts(batch, tmp_path) -> None:
+    empty = tmp_path / "empty.parquet"
+    batch.clear().write_parquet(empty)
+    result = run(empty, tmp_path)
+    assert result.rows == 0
+    assert pl.read_parquet(tmp_path / "export" / "part-00000.parquet").height == 0
+
+
+def test_manifest_is_valid_json_without_values(batch_file: Path, batch, tmp_path) -> None:
+    run(batch_file, tmp_path)
+    text = (tmp_path / "onshore" / "_manifest.json").read_text()
+    json.loads(text)
+    assert batch["vin"][0] not in text
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname().replace("-", "_") or "host"
