@@ -22,7 +22,7 @@ from filter.errors import (
 from filter.manifest import read_manifest
 from filter.plan import ExportPlan, FieldDecision, plan
 from filter.pseudonym import load_key, vehicle_token
-from filter.split import SplitResult, split, split_frame
+from filter.splitter import SplitResult, split, split_frame
 
 __all__ = [
     "Catalogue",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from filter.split import SplitResult, split
+from filter.splitter import SplitResult, split
 
 DEMO_SCENARIO = "after-sales"
 _DTCS = ["P0A80", "P0420", "C0035", "B1318", "U0100", "P0300"]

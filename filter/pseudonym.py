@@ -63,14 +63,12 @@ def token_mapping(key: bytes, distinct_vins: pl.Series) -> dict[str, str]:
 def token_expr(column: str, mapping: dict[str, str], name: str) -> pl.Expr:
     """An expression mapping `column` (cast to string) to its token; null stays null.
 
-    `replace_strict` raises on a VIN missing from `mapping`, so a row can never be exported
-    with a wrong or missing token.
+    The VINs are cast to an `Enum` of the distinct VINs, whose physical codes index the token
+    list: a gather, which streams in constant memory (a `replace_strict` of strings buffered
+    the whole column). The cast is strict, so a VIN missing from `mapping` fails the run rather
+    than leaving a row without its token.
     """
-    return (
-        pl.col(column)
-        .cast(pl.String)
-        .replace_strict(
-            list(mapping), list(mapping.values()), return_dtype=pl.String
-        )
-        .alias(name)
-    )
+    vins = pl.Enum(list(mapping))
+    tokens = pl.Series(name, list(mapping.values()), dtype=pl.String)
+    codes = pl.col(column).cast(pl.String).cast(vins).to_physical()
+    return pl.lit(tokens).gather(codes).alias(name)

@@ -12,7 +12,7 @@ from rich.table import Table
 from filter.cli.options import catalogue_option, format_option, on_unknown_option, scenario_option
 from filter.plan import ExportPlan, plan
 from filter.readers.parquet import expand_inputs, inspect_batch
-from filter.split import resolve_catalogue
+from filter.splitter import resolve_catalogue
 
 _STYLE = {"export": "green", "onshore": "red", "both": "cyan"}
 

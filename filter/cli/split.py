@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from filter.cli.options import catalogue_option, on_unknown_option, scenario_option
 from filter.cli.summary import print_summary
 from filter.pseudonym import load_key
-from filter.split import ProgressCallback, resolve_catalogue, split
+from filter.splitter import ProgressCallback, resolve_catalogue, split
 
 
 @click.command("split")
@@ -62,14 +62,15 @@ def _progress(*, enabled: bool) -> Iterator[ProgressCallback | None]:
         yield None
         return
     bar = Progress(
-        TextColumn("splitting"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} rows"),
+        TextColumn("splitting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
         TextColumn("file {task.fields[file]}"), TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
     )
-    task = bar.add_task("split", total=None, file="")
+    task = bar.add_task("split", total=None, rows="0", file="0")
 
     def update(done_files: int, files: int, done_rows: int, rows: int) -> None:
-        bar.update(task, completed=done_rows, total=rows, file=f"{done_files}/{files}")
+        bar.update(task, completed=done_rows, total=rows, rows=f"{done_rows:,}/{rows:,}",
+                   file=f"{done_files}/{files}")
 
     with bar:
         yield update

@@ -6,7 +6,7 @@ from collections import Counter
 
 import click
 
-from filter.split import SplitResult
+from filter.splitter import SplitResult
 
 
 def print_summary(result: SplitResult) -> None:

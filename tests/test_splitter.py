@@ -1,4 +1,4 @@
-"""Splitting files into published outputs (filter/split.py, publish.py, manifest.py)."""
+"""Splitting files into published outputs (filter/splitter.py, publish.py, manifest.py)."""
 
 from __future__ import annotations
 
@@ -154,3 +154,12 @@ def _host() -> str:
     import socket
 
     return socket.gethostname().replace("-", "_") or "host"
+
+
+def test_progress_is_reported_per_file(batch, tmp_path) -> None:
+    batch.head(70).write_parquet(tmp_path / "a.parquet")
+    batch.tail(50).write_parquet(tmp_path / "b.parquet")
+    events: list[tuple[int, int, int, int]] = []
+    run([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path,
+        progress=lambda *event: events.append(event))
+    assert events == [(1, 2, 70, 120), (2, 2, 120, 120)]

@@ -13,8 +13,8 @@ published and the staging directories are removed.
 How: the plan is compiled once from the batch's schema; the distinct VINs of the batch are read
 (one column) and tokenised once each; then every input file is streamed by Polars through both
 projections in a single pass (`sink_parquet(lazy=True)` + `collect_all`), so memory is bounded
-by Polars' batch size, not the input. Input and output files are hashed in background threads
-while Polars works.
+by Polars' batch size, not the input. Inputs are hashed in a background thread while Polars
+works; outputs are hashed as Polars writes them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from filter.catalogue import Catalogue, load_catalogue
 from filter.engine import split_lazy
 from filter.errors import InputError, OutputError, first_line
 from filter.manifest import FileRecord, build_manifest, sha256_file, write_manifest
+from filter.part_writer import HashingFile
 from filter.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
 from filter.pseudonym import token_mapping
 from filter.publish import StagedOutput, stage
@@ -121,24 +122,23 @@ def split(
 
     run_id = uuid.uuid4().hex
     staged: list[StagedOutput] = []
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vtx-hash") as hasher:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-hash") as hasher:
         try:
             staged.append(stage(onshore_target, run_id, overwrite=overwrite))
             staged.append(stage(export_target, run_id, overwrite=overwrite))
             onshore_stage, export_stage = staged
             input_hashes = [hasher.submit(sha256_file, s.path) for s in sources]
             tokens = _batch_tokens(sources, export_plan, key)
-            parts: list[tuple[Future[FileRecord], Future[FileRecord]]] = []
+            export_files: list[FileRecord] = []
+            onshore_files: list[FileRecord] = []
             rows_done = 0
             total_rows = sum(s.rows for s in sources)
             for index, source in enumerate(sources):
                 name = f"part-{index:05d}.parquet"
-                _split_file(source, export_plan, tokens,
-                            export_stage.staging / name, onshore_stage.staging / name)
-                parts.append((
-                    hasher.submit(_describe, export_stage.staging / name),
-                    hasher.submit(_describe, onshore_stage.staging / name),
-                ))
+                written = _split_file(source, export_plan, tokens,
+                                      export_stage.staging / name, onshore_stage.staging / name)
+                export_files.append(written[0])
+                onshore_files.append(written[1])
                 rows_done += source.rows
                 if progress is not None:
                     progress(index + 1, len(sources), rows_done, total_rows)
@@ -146,8 +146,6 @@ def split(
                 FileRecord(s.path, s.rows, s.bytes, h.result())
                 for s, h in zip(sources, input_hashes, strict=True)
             ]
-            export_files = [e.result() for e, _ in parts]
-            onshore_files = [o.result() for _, o in parts]
             _reconcile(input_records, export_files, onshore_files)
             manifests = {}
             for destination, files, own, other in (
@@ -223,24 +221,27 @@ def _split_file(
     tokens: dict[str, str],
     export_path: Path,
     onshore_path: Path,
-) -> None:
+) -> tuple[FileRecord, FileRecord]:
     """Stream one input through both projections into its two part files, in one pass."""
     export, onshore = split_lazy(scan(source), export_plan, tokens)
     try:
-        pl.collect_all([
-            export.sink_parquet(export_path, lazy=True),
-            onshore.sink_parquet(onshore_path, lazy=True),
-        ])
+        with HashingFile(export_path) as export_file, HashingFile(onshore_path) as onshore_file:
+            pl.collect_all([
+                export.sink_parquet(export_file, lazy=True),
+                onshore.sink_parquet(onshore_file, lazy=True),
+            ])
     except OSError as exc:
         raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
     except pl.exceptions.PolarsError as exc:
         if _is_disk_error(exc):
             raise OutputError(f"cannot write output: {first_line(exc)}") from None
         raise locate_corruption(source, exc) from None
+    return _written(export_file), _written(onshore_file)
 
 
-def _describe(path: Path) -> FileRecord:
-    return FileRecord(path, pq.read_metadata(path).num_rows, path.stat().st_size, sha256_file(path))
+def _written(part: HashingFile) -> FileRecord:
+    """The record of a finished part file; rows come from its footer."""
+    return FileRecord(part.path, pq.read_metadata(part.path).num_rows, part.size, part.sha256)
 
 
 def _reconcile(
