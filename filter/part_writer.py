@@ -27,7 +27,7 @@ class HashingFile(io.RawIOBase):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
-        self._file = path.open("wb")
+        self._file = path.open("wb", buffering=0)  # Polars writes large buffers already
         self._digest = hashlib.sha256()
         self.size = 0
         self._flushed_to = 0
@@ -36,13 +36,15 @@ class HashingFile(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
         self._digest.update(view)
-        written = self._file.write(view)
+        done = 0
+        while done < view.nbytes:  # a raw write may take less than it was given
+            done += self._file.write(view[done:])
         self.size += view.nbytes
         if self.size - self._flushed_to >= _WRITEBACK_BYTES:
             self._start_writeback()
-        return written
+        return view.nbytes
 
     def _start_writeback(self) -> None:
         """Ask the kernel to start writing what we wrote so far (without waiting for it).
@@ -50,7 +52,6 @@ class HashingFile(io.RawIOBase):
         On Linux, POSIX_FADV_DONTNEED on dirty pages starts their writeback; the final fsync
         then has little left to wait for, instead of the whole file.
         """
-        self._file.flush()
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(
                 self._file.fileno(), self._flushed_to, self.size - self._flushed_to,
@@ -58,14 +59,9 @@ class HashingFile(io.RawIOBase):
             )
         self._flushed_to = self.size
 
-    def flush(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
-
     def close(self) -> None:
         """Flush, fsync and close the file (once)."""
         if not self._file.closed:
-            self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
         super().close()

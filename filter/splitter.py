@@ -46,6 +46,10 @@ from filter.readers.parquet import (
     scan,
 )
 
+#: Output encoding. zstd level 1 rather than Polars' default 3: on fleet telemetry (mostly
+#: floats) the files were 0.1% larger and the split used 0.8 CPU-seconds less per 5M rows.
+_PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+
 #: Called after each input file with (files done, files in all, rows done, rows in all).
 ProgressCallback = Callable[[int, int, int, int], None]
 
@@ -227,8 +231,8 @@ def _split_file(
     try:
         with HashingFile(export_path) as export_file, HashingFile(onshore_path) as onshore_file:
             pl.collect_all([
-                export.sink_parquet(export_file, lazy=True),
-                onshore.sink_parquet(onshore_file, lazy=True),
+                export.sink_parquet(export_file, lazy=True, **_PARQUET_OPTIONS),
+                onshore.sink_parquet(onshore_file, lazy=True, **_PARQUET_OPTIONS),
             ])
     except OSError as exc:
         raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
