@@ -163,3 +163,25 @@ def test_progress_is_reported_per_file(batch, tmp_path) -> None:
     run([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path,
         progress=lambda *event: events.append(event))
     assert events == [(1, 2, 70, 120), (2, 2, 120, 120)]
+
+
+def test_maps_and_lists_are_classified_whole(tmp_path) -> None:
+    import pyarrow as pa
+
+    table = pa.table({
+        "vin": ["LSV00000000000001", "LSV00000000000002"],
+        "ts": [1, 2],
+        "Vehicle.Diagnostics.DTCList": [["P0420"], []],
+        "Vehicle.Service.Notes": pa.array([[("a", 1)], []], type=pa.map_(pa.string(), pa.int64())),
+        "Vehicle.Cabin.Extras": pa.array([[("b", 2)], None],
+                                         type=pa.map_(pa.string(), pa.int64())),
+    })
+    pq.write_table(table, tmp_path / "maps.parquet")
+    result = run(tmp_path / "maps.parquet", tmp_path, scenario="after-sales")
+    fields = {f.path: f.destination for f in result.plan.fields}
+    assert fields["Vehicle.Diagnostics.DTCList"] == "export"
+    assert fields["Vehicle.Service.Notes"] == "export"
+    assert fields["Vehicle.Cabin.Extras"] == "onshore"
+    export = pl.read_parquet(tmp_path / "export" / "part-00000.parquet")
+    assert "Vehicle.Cabin.Extras" not in export.columns
+    assert export["Vehicle.Service.Notes"].to_list()[0] == [{"key": "a", "value": 1}]
