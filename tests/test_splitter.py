@@ -184,4 +184,5 @@ def test_maps_and_lists_are_classified_whole(tmp_path) -> None:
     assert fields["Vehicle.Cabin.Extras"] == "onshore"
     export = pl.read_parquet(tmp_path / "export" / "part-00000.parquet")
     assert "Vehicle.Cabin.Extras" not in export.columns
-    assert export["Vehicle.Service.Notes"].to_list()[0] == [{"key": "a", "value": 1}]
+    stored = pl.read_parquet(tmp_path / "maps.parquet")
+    assert export["Vehicle.Service.Notes"].equals(stored["Vehicle.Service.Notes"])
