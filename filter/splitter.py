@@ -133,19 +133,9 @@ def split(
             onshore_stage, export_stage = staged
             input_hashes = [hasher.submit(sha256_file, s.path) for s in sources]
             tokens = _batch_tokens(sources, export_plan, key)
-            export_files: list[FileRecord] = []
-            onshore_files: list[FileRecord] = []
-            rows_done = 0
-            total_rows = sum(s.rows for s in sources)
-            for index, source in enumerate(sources):
-                name = f"part-{index:05d}.parquet"
-                written = _split_file(source, export_plan, tokens,
-                                      export_stage.staging / name, onshore_stage.staging / name)
-                export_files.append(written[0])
-                onshore_files.append(written[1])
-                rows_done += source.rows
-                if progress is not None:
-                    progress(index + 1, len(sources), rows_done, total_rows)
+            export_files, onshore_files = _write_parts(
+                sources, export_plan, tokens, export_stage.staging, onshore_stage.staging, progress
+            )
             input_records = [
                 FileRecord(s.path, s.rows, s.bytes, h.result())
                 for s, h in zip(sources, input_hashes, strict=True)
@@ -176,6 +166,32 @@ def split(
         plan=export_plan,
         seconds=time.perf_counter() - started,
     )
+
+
+def _write_parts(
+    sources: Sequence[ParquetInput],
+    export_plan: ExportPlan,
+    tokens: dict[str, str],
+    export_dir: Path,
+    onshore_dir: Path,
+    progress: ProgressCallback | None,
+) -> tuple[list[FileRecord], list[FileRecord]]:
+    """Split every input into its pair of part files, ``part-NNNNN.parquet`` on both sides."""
+    export_files: list[FileRecord] = []
+    onshore_files: list[FileRecord] = []
+    rows_done = 0
+    total_rows = sum(s.rows for s in sources)
+    for index, source in enumerate(sources):
+        name = f"part-{index:05d}.parquet"
+        export_file, onshore_file = _split_file(
+            source, export_plan, tokens, export_dir / name, onshore_dir / name
+        )
+        export_files.append(export_file)
+        onshore_files.append(onshore_file)
+        rows_done += source.rows
+        if progress is not None:
+            progress(index + 1, len(sources), rows_done, total_rows)
+    return export_files, onshore_files
 
 
 def _check_targets(
