@@ -34,9 +34,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,10 +52,39 @@ UNCLASSIFIED = "unclassified"
 KEY_ROLES = ("vehicle_id", "timestamp")
 
 _TOP_KEYS = {"id", "version", "description", "keys", "classes", "scenarios", "rules"}
-_KEY_KEYS = {"aliases", "basis", "description"}
+_KEY_KEYS = {"aliases", "basis", "description", "actions"}
 _CLASS_KEYS = {"kind", "description"}
-_SCENARIO_KEYS = {"classes", "description"}
-_RULE_KEYS = {"id", "class", "patterns", "basis", "note"}
+_SCENARIO_KEYS = {"classes", "description", "origins"}
+_RULE_KEYS = {"id", "class", "patterns", "basis", "note", "actions"}
+_ACTION_KEYS = {"coarsen", "round"}
+#: Where a batch comes from; a scenario may accept only some (`origins`).
+ORIGINS = ("test-fleet", "customer")
+#: Scenario key of an action that applies under every scenario.
+ANY_SCENARIO = "*"
+_DURATION = re.compile(r"^[1-9]\d*(?:us|ms|s|m|h|d|w|mo|y)$")
+
+
+@dataclass(frozen=True)
+class Action:
+    """How an exported value is transformed: coarsened in time, or rounded.
+
+    The export gets the transformed value; the onshore output keeps the original, so nothing
+    is lost. `coarsen` truncates timestamps to a Polars duration (``"1h"``, ``"15m"``, ``"1d"``);
+    `round` rounds numbers to `digits` decimals (negative: to tens, hundreds, ...).
+    """
+
+    kind: Literal["coarsen", "round"]
+    every: str | None = None
+    digits: int | None = None
+
+    def describe(self) -> str:
+        """Short text for manifests and `vtx explain`."""
+        return f"coarsen to {self.every}" if self.kind == "coarsen" else f"round to {self.digits}"
+
+
+def action_for(actions: Mapping[str, Action], scenario: str) -> Action | None:
+    """The action of `scenario`, else the one for every scenario (``"*"``), else None."""
+    return actions.get(scenario) or actions.get(ANY_SCENARIO)
 
 
 @dataclass(frozen=True)
@@ -64,6 +94,7 @@ class KeyColumn:
     role: str
     aliases: tuple[str, ...]
     basis: str = ""
+    actions: Mapping[str, Action] = field(default_factory=dict)
 
     def find(self, columns: Iterable[str]) -> str | None:
         """The first column (in alias order) whose name equals an alias, case-insensitively."""
@@ -90,6 +121,11 @@ class Scenario:
     name: str
     classes: frozenset[str]
     description: str = ""
+    origins: frozenset[str] | None = None  # None: batches of any origin
+
+    def refuses(self, origin: str | None) -> bool:
+        """Whether this scenario refuses a batch of `origin` (None: origin not stated)."""
+        return self.origins is not None and origin not in self.origins
 
 
 @dataclass(frozen=True)
@@ -102,6 +138,7 @@ class Rule:
     basis: str
     note: str = ""
     index: int = 0  # position in the file, for messages and stable tie-breaking
+    actions: Mapping[str, Action] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,10 +242,10 @@ def catalogue_from_mapping(
     ident = _required_str(data, "id", "id", problem)
     version = _required_str(data, "version", "version", problem)
     description = _optional_str(data, "description", "description", problem)
-    keys = _parse_keys(data.get("keys"), problem)
     classes = _parse_classes(data.get("classes"), problem)
     scenarios = _parse_scenarios(data.get("scenarios"), classes, problem)
-    rules = _parse_rules(data.get("rules"), classes, problem)
+    keys = _parse_keys(data.get("keys"), set(scenarios), problem)
+    rules = _parse_rules(data.get("rules"), classes, set(scenarios), problem)
     _check_ties(rules, problem)
 
     if problems:
@@ -270,7 +307,7 @@ def _unknown_keys(entry: Mapping[str, Any], allowed: set[str], where: str, p: Pr
         p(f"{where}.{key}", f"unknown key{_did_you_mean(key, allowed)}")
 
 
-def _parse_keys(value: Any, problem: Problem) -> dict[str, KeyColumn]:
+def _parse_keys(value: Any, scenario_names: set[str], problem: Problem) -> dict[str, KeyColumn]:
     keys: dict[str, KeyColumn] = {}
     table = _table(value, "keys", problem)
     for role in sorted(set(table) - set(KEY_ROLES)):
@@ -292,7 +329,8 @@ def _parse_keys(value: Any, problem: Problem) -> dict[str, KeyColumn]:
             problem(f"{where}.aliases", "required, a non-empty list of column names")
             continue
         basis = _optional_str(entry, "basis", f"{where}.basis", problem)
-        keys[role] = KeyColumn(role=role, aliases=tuple(aliases), basis=basis)
+        actions = _parse_actions(entry.get("actions"), f"{where}.actions", scenario_names, problem)
+        keys[role] = KeyColumn(role=role, aliases=tuple(aliases), basis=basis, actions=actions)
     if "vehicle_id" in keys and "timestamp" in keys:
         shared = {a.casefold() for a in keys["vehicle_id"].aliases} & {
             a.casefold() for a in keys["timestamp"].aliases
@@ -348,11 +386,22 @@ def _parse_scenarios(
             elif classes[cls].kind != "ordinary":
                 problem(f"{where}.classes", f"class {cls!r} is withheld and cannot be exported")
         desc = _optional_str(entry, "description", f"{where}.description", problem)
-        scenarios[name] = Scenario(name=name, classes=frozenset(names), description=desc)
+        origins = entry.get("origins")
+        if origins is not None and (
+            not isinstance(origins, list) or not origins or not set(origins) <= set(ORIGINS)
+        ):
+            problem(f"{where}.origins", f"must be a non-empty list of: {', '.join(ORIGINS)}")
+            origins = None
+        scenarios[name] = Scenario(
+            name=name, classes=frozenset(names), description=desc,
+            origins=frozenset(origins) if origins is not None else None,
+        )
     return scenarios
 
 
-def _parse_rules(value: Any, classes: Mapping[str, DataClass], problem: Problem) -> list[Rule]:
+def _parse_rules(
+    value: Any, classes: Mapping[str, DataClass], scenario_names: set[str], problem: Problem
+) -> list[Rule]:
     rules: list[Rule] = []
     if value is None:
         problem("rules", "required, an array of [[rules]] tables")
@@ -391,9 +440,43 @@ def _parse_rules(value: Any, classes: Mapping[str, DataClass], problem: Problem)
             problem(f"{where}.note", "must be a string")
             note = ""
         patterns = _parse_patterns(entry.get("patterns"), f"{where}.patterns", problem)
+        actions = _parse_actions(entry.get("actions"), f"{where}.actions", scenario_names, problem)
         if data_class is not None and patterns and isinstance(basis, str) and basis.strip():
-            rules.append(Rule(rule_id, data_class, patterns, basis, note, index))
+            rules.append(Rule(rule_id, data_class, patterns, basis, note, index, actions))
     return rules
+
+
+def _parse_actions(
+    value: Any, where: str, scenario_names: set[str], problem: Problem
+) -> dict[str, Action]:
+    """``{scenario or "*" = {coarsen = "1h"} | {round = 2}}``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problem(where, 'must be a table of scenario (or "*") = {coarsen = "1h"} or {round = N}')
+        return {}
+    actions: dict[str, Action] = {}
+    for scenario, spec in value.items():
+        here = f"{where}.{scenario}"
+        if scenario != ANY_SCENARIO and scenario not in scenario_names:
+            problem(here, f"no such scenario{_did_you_mean(scenario, scenario_names)}")
+            continue
+        if not isinstance(spec, Mapping) or len(spec) != 1 or not set(spec) <= _ACTION_KEYS:
+            problem(here, 'must be {coarsen = "DURATION"} or {round = DIGITS}')
+            continue
+        if "coarsen" in spec:
+            every = spec["coarsen"]
+            if not isinstance(every, str) or not _DURATION.match(every):
+                problem(f"{here}.coarsen", f'a duration such as "1h", "15m" or "1d", not {every!r}')
+                continue
+            actions[scenario] = Action("coarsen", every=every)
+        else:
+            digits = spec["round"]
+            if not isinstance(digits, int) or isinstance(digits, bool) or not -9 <= digits <= 9:
+                problem(f"{here}.round", f"whole number of digits from -9 to 9, not {digits!r}")
+                continue
+            actions[scenario] = Action("round", digits=digits)
+    return actions
 
 
 def _parse_patterns(value: Any, where: str, problem: Problem) -> tuple[PathPattern, ...]:

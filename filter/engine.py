@@ -1,16 +1,22 @@
 """Apply an `ExportPlan` to data with Polars expressions: the split mechanism.
 
-In: an `ExportPlan` and a mapping of distinct VINs to tokens.
-Out: two lists of column expressions, one per output, that work on a `LazyFrame` of the planned
-schema (the readers stream it from files; `split_frame` takes it from memory). Both outputs keep
-every row in input order, so they line up row for row; both carry the token and the timestamp.
+In: a `LazyFrame` of the planned schema (the readers stream it from files; `split_frame` takes
+it from memory), the `ExportPlan`, and a mapping of distinct VINs to tokens.
+Out: `SplitQueries`: the export and onshore `LazyFrame`s, and, when any exported field is a
+string, a one-row `LazyFrame` of detector hit counts. Nothing is computed until the caller
+collects or sinks them (all three in one `collect_all`, so the input is read once).
 May fail: nothing of its own; Polars raises on data that does not fit the planned schema.
 
 Layout of the outputs:
 - export: ``vehicle_token``, timestamp, then the exported fields in input order;
-- onshore: vehicle identifier, ``vehicle_token``, timestamp, then the withheld fields.
+- onshore: vehicle identifier, ``vehicle_token``, timestamp, then the withheld fields and,
+  under the same names, the exported fields whose values the export changed: where a detector
+  hit, the value moves here (and is null in the export); where an action coarsened or rounded
+  it, the exact value is kept here. So every input value is in exactly one output, or exact
+  here and transformed there.
 A struct whose leaves go to both sides is rebuilt on each side with only its own leaves; where
 the input struct is null, both rebuilt structs are null, so the two halves reconstruct it.
+Both outputs keep every row in input order, so they line up row for row.
 """
 
 from __future__ import annotations
@@ -19,71 +25,152 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from filter.catalogue import Action
+from filter.detectors import detector_hits
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan, FieldDecision
 from filter.pseudonym import token_expr
 
+#: Separates the field path from the detector name in the names of hit-count columns.
+COUNT_SEPARATOR = "\x1f"
+#: The pseudo-detector counting values moved by any detector.
+MOVED = "moved"
+_HIT_PREFIX = "__vtx_hit_"
+
 
 @dataclass(frozen=True)
-class SplitExpressions:
-    """The column expressions of both outputs."""
+class SplitQueries:
+    """The lazy queries of one split."""
 
-    export: list[pl.Expr]
-    onshore: list[pl.Expr]
+    export: pl.LazyFrame
+    onshore: pl.LazyFrame
+    detections: pl.LazyFrame | None  # one row; columns "<path>\x1f<detector>"; None: no scan
 
 
-def split_expressions(plan: ExportPlan, tokens: dict[str, str]) -> SplitExpressions:
-    """Column expressions that produce the export and onshore outputs of `plan`."""
+def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, tokens: dict[str, str]) -> SplitQueries:
+    """The queries that split `frame` by `plan`."""
+    base = frame
+    hit_of: dict[str, pl.Expr] = {}  # field path -> "any detector hit" column
+    counts: list[pl.Expr] = []
+    hit_columns: list[pl.Expr] = []
+    any_columns: list[pl.Expr] = []
+    for index, decision in enumerate(d for d in plan.fields if d.scanned):
+        value, dtype = _leaf(plan, decision)
+        names = []
+        for detector, hit in detector_hits(value, dtype).items():
+            name = f"{_HIT_PREFIX}{index}_{detector}"
+            hit_columns.append(hit.fill_null(False).alias(name))
+            counts.append(pl.col(name).sum().alias(f"{decision.path}{COUNT_SEPARATOR}{detector}"))
+            names.append(name)
+        any_name = f"{_HIT_PREFIX}{index}"
+        any_columns.append(pl.any_horizontal(names).alias(any_name))
+        counts.append(pl.col(any_name).sum().alias(f"{decision.path}{COUNT_SEPARATOR}{MOVED}"))
+        hit_of[decision.path] = pl.col(any_name)
+    if hit_columns:
+        base = frame.with_columns(hit_columns).with_columns(any_columns)
+
     token = token_expr(plan.vehicle_id_column, tokens, TOKEN_COLUMN)
-    ts = pl.col(plan.timestamp_column)
-    keys = {plan.vehicle_id_column, plan.timestamp_column}
+    export: list[pl.Expr] = [token]
+    onshore: list[pl.Expr] = [pl.col(plan.vehicle_id_column), token]
     by_column: dict[str, list[FieldDecision]] = {}
     for decision in plan.fields:
-        if decision.column not in keys:
+        if decision.column != plan.vehicle_id_column:
             by_column.setdefault(decision.column, []).append(decision)
-
-    export: list[pl.Expr] = [token, ts]
-    onshore: list[pl.Expr] = [pl.col(plan.vehicle_id_column), token, ts]
-    for column, decisions in by_column.items():
+    # The timestamp leads the data columns on both sides.
+    ordered = [plan.timestamp_column] + [c for c in by_column if c != plan.timestamp_column]
+    for column in ordered:
         for side, exprs in (("export", export), ("onshore", onshore)):
-            expr = _column_for(column, plan.schema[column], decisions, side)
-            if expr is not None:
-                exprs.append(expr)
-    return SplitExpressions(export=export, onshore=onshore)
+            values = {
+                d.inner: v
+                for d in by_column[column]
+                if (v := _side_value(plan, d, side, hit_of.get(d.path))) is not None
+            }
+            if values:
+                exprs.append(_assemble(column, plan.schema[column], by_column[column], values))
+    return SplitQueries(
+        export=base.select(export),
+        onshore=base.select(onshore),
+        detections=base.select(counts) if counts else None,
+    )
 
 
-def split_lazy(
-    frame: pl.LazyFrame, plan: ExportPlan, tokens: dict[str, str]
-) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """The export and onshore `LazyFrame`s of `frame` (nothing is computed yet)."""
-    exprs = split_expressions(plan, tokens)
-    return frame.select(exprs.export), frame.select(exprs.onshore)
+def _leaf(plan: ExportPlan, decision: FieldDecision) -> tuple[pl.Expr, pl.DataType]:
+    """The expression and type of one (possibly nested) leaf field."""
+    expr, dtype = pl.col(decision.column), plan.schema[decision.column]
+    for name in decision.inner:
+        assert isinstance(dtype, pl.Struct)
+        dtype = next(f.dtype for f in dtype.fields if f.name == name)
+        expr = expr.struct.field(name)
+    return expr, dtype
 
 
-def _column_for(
-    column: str, dtype: pl.DataType, decisions: list[FieldDecision], side: Destination
-) -> pl.Expr | None:
-    """The expression for `column` on `side`: whole, pruned to its leaves there, or None."""
-    kept = {d.inner for d in decisions if d.destination == side}
-    if not kept:
-        return None
-    if len(kept) == len(decisions):
-        return pl.col(column)
-    return _pruned_struct(pl.col(column), dtype, (), kept).alias(column)
+@dataclass(frozen=True)
+class _Value:
+    expr: pl.Expr
+    plain: bool  # the leaf as it is in the input, so a whole column can be passed through
 
 
-def _pruned_struct(
-    expr: pl.Expr, dtype: pl.DataType, prefix: tuple[str, ...], kept: set[tuple[str, ...]]
+def _side_value(
+    plan: ExportPlan, decision: FieldDecision, side: Destination, hit: pl.Expr | None
+) -> _Value | None:
+    """What `side` holds of one leaf, or None when the leaf is not there."""
+    leaf, dtype = _leaf(plan, decision)
+    goes_here = decision.destination in (side, "both")
+    if side == "export":
+        if not goes_here:
+            return None
+        value = _apply(leaf, dtype, decision.action) if decision.action else leaf
+        if hit is not None:
+            value = pl.when(hit).then(None).otherwise(value)
+        return _Value(value, plain=decision.action is None and hit is None)
+    if goes_here or decision.action is not None:  # the exact value of a transformed export
+        return _Value(leaf, plain=True)
+    if hit is not None:  # the values the detectors moved out of the export
+        return _Value(pl.when(hit).then(leaf).otherwise(None), plain=False)
+    return None
+
+
+def _apply(value: pl.Expr, dtype: pl.DataType, action: Action) -> pl.Expr:
+    """The exported form of a value under `action` (the plan checked it fits the type)."""
+    if action.kind == "coarsen":
+        return value.dt.truncate(action.every or "1h")
+    digits = action.digits or 0
+    if dtype.is_float():
+        if digits >= 0:
+            return value.round(digits)
+        scale = 10.0 ** (-digits)
+        return ((value / scale).round(0) * scale).cast(dtype)
+    if digits >= 0:
+        return value  # integers have no decimals to round
+    scale = 10 ** (-digits)
+    return ((value / scale).round(0) * scale).cast(dtype)
+
+
+def _assemble(
+    column: str,
+    dtype: pl.DataType,
+    decisions: list[FieldDecision],
+    values: dict[tuple[str, ...], _Value],
 ) -> pl.Expr:
-    """Rebuild struct `expr` with only the leaves in `kept` (paths relative to the column)."""
+    """One output column from the leaf values a side holds."""
+    if () in values:  # not a struct: the column is its only leaf
+        return values[()].expr.alias(column)
+    if len(values) == len(decisions) and all(v.plain for v in values.values()):
+        return pl.col(column)
+    return _struct_of(pl.col(column), dtype, (), values).alias(column)
+
+
+def _struct_of(
+    expr: pl.Expr, dtype: pl.DataType, prefix: tuple[str, ...],
+    values: dict[tuple[str, ...], _Value],
+) -> pl.Expr:
+    """Rebuild struct `expr` from the leaf values below `prefix`, keeping its null rows null."""
     assert isinstance(dtype, pl.Struct)
     fields: list[pl.Expr] = []
     for fld in dtype.fields:
         path = (*prefix, fld.name)
-        below = {k for k in kept if k[: len(path)] == path}
-        if not below:
-            continue
-        child = expr.struct.field(fld.name)
-        if path not in below:  # only some leaves of this nested struct stay here
-            child = _pruned_struct(child, fld.dtype, path, kept)
-        fields.append(child.alias(fld.name))
+        if path in values:
+            fields.append(values[path].expr.alias(fld.name))
+        elif any(p[: len(path)] == path for p in values):
+            child = _struct_of(expr.struct.field(fld.name), fld.dtype, path, values)
+            fields.append(child.alias(fld.name))
     return pl.when(expr.is_null()).then(None).otherwise(pl.struct(fields))

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from filter._version import __version__
+from filter.engine import COUNT_SEPARATOR, MOVED
 from filter.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
 from filter.pseudonym import TOKEN_HEX_CHARS
 
@@ -60,8 +61,13 @@ def build_manifest(
     inputs: Iterable[FileRecord],
     files: Iterable[FileRecord],
     counterpart: Path,
+    detections: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of one output directory."""
+    """The manifest of one output directory.
+
+    `detections` are detector hit counts by ``"<field>\x1f<detector>"`` (``moved`` for values
+    moved by any detector); counts only, never values.
+    """
     file_list = list(files)
     columns = _columns(plan, destination)
     return {
@@ -76,6 +82,7 @@ def build_manifest(
             "sha256": plan.catalogue_sha256,
         },
         "scenario": plan.scenario,
+        "origin": plan.origin,
         "keys": {
             "vehicle_id": plan.vehicle_id_column,
             "timestamp": plan.timestamp_column,
@@ -93,6 +100,7 @@ def build_manifest(
         "columns": columns,
         "class_counts": dict(Counter(c["class"] for c in columns)),
         "rows": sum(f.rows for f in file_list),
+        "detections": _detections(detections or {}),
         "counterpart": {
             "destination": "onshore" if destination == "export" else "export",
             "path": str(counterpart),
@@ -112,6 +120,17 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return json.loads((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
 
 
+def _detections(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    by_field: dict[str, dict[str, int]] = {}
+    for name, count in counts.items():
+        path, detector = name.split(COUNT_SEPARATOR)
+        by_field.setdefault(path, {})[detector] = int(count)
+    return [
+        {"field": path, "moved_values": hits.pop(MOVED, 0), "hits": dict(sorted(hits.items()))}
+        for path, hits in by_field.items()
+    ]
+
+
 def _columns(plan: ExportPlan, destination: Destination) -> list[dict[str, Any]]:
     token = {
         "name": TOKEN_COLUMN,
@@ -127,6 +146,7 @@ def _columns(plan: ExportPlan, destination: Destination) -> list[dict[str, Any]]
             "rule": d.rule,
             "basis": d.basis,
             "reason": d.reason,
+            **({"action": d.action.describe()} if d.action else {}),
         }
         for d in plan.decisions_for(destination)
     ]

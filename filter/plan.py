@@ -20,8 +20,9 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from filter.catalogue import UNCLASSIFIED, Catalogue
-from filter.errors import InputError, UnclassifiedFieldsError
+from filter.catalogue import UNCLASSIFIED, Action, Catalogue, action_for
+from filter.detectors import is_scannable
+from filter.errors import InputError, ScenarioError, UnclassifiedFieldsError
 
 Destination = Literal["export", "onshore", "both"]
 OnUnknown = Literal["withhold", "fail"]
@@ -45,6 +46,8 @@ class FieldDecision:
     rule: str | None
     basis: str
     reason: str
+    action: Action | None = None  # applied to the exported value; onshore keeps the original
+    scanned: bool = False  # value detectors run on it (an exported string field)
 
     def as_dict(self) -> dict[str, Any]:
         """The decision as plain JSON-able data (what `vtx explain --format json` prints)."""
@@ -56,6 +59,8 @@ class FieldDecision:
             "basis": self.basis,
             "reason": self.reason,
             "dtype": self.dtype,
+            "action": self.action.describe() if self.action else None,
+            "detectors": self.scanned,
         }
 
 
@@ -67,6 +72,7 @@ class ExportPlan:
     catalogue_version: str
     catalogue_sha256: str
     scenario: str
+    origin: str | None
     vehicle_id_column: str
     timestamp_column: str
     fields: tuple[FieldDecision, ...]
@@ -92,16 +98,26 @@ def plan(
     scenario: str,
     *,
     on_unknown: OnUnknown = "withhold",
+    origin: str | None = None,
 ) -> ExportPlan:
     """Decide every field of `schema` for `scenario` under `catalogue`.
 
     Unclassified fields are withheld (reason recorded), or with ``on_unknown="fail"`` raise
-    `UnclassifiedFieldsError` listing them all.
+    `UnclassifiedFieldsError` listing them all. `origin` ("test-fleet", "customer") is checked
+    against the scenario's gate: a scenario that accepts only some origins refuses the others,
+    and refuses a batch whose origin is not stated.
     """
     if on_unknown not in ("withhold", "fail"):
         raise ValueError(f"on_unknown must be 'withhold' or 'fail', not {on_unknown!r}")
     pl_schema = as_polars_schema(schema)
     chosen = catalogue.scenario(scenario)
+    if chosen.refuses(origin):
+        allowed = ", ".join(sorted(chosen.origins or ()))
+        stated = f"this batch is {origin!r}" if origin else "give the batch's origin with --origin"
+        raise ScenarioError(
+            f"scenario {scenario!r} takes only data from {allowed}; {stated}",
+            hint=f"catalogue {catalogue.id!r}, scenarios.{scenario}.origins",
+        )
     columns = list(pl_schema.names())
     if TOKEN_COLUMN in {c.casefold() for c in columns}:
         raise InputError(
@@ -116,7 +132,7 @@ def plan(
     for column, dtype in pl_schema.items():
         if column in (vin_col, ts_col):
             role = "vehicle_id" if column == vin_col else "timestamp"
-            decisions.append(_key_decision(catalogue, role, column, dtype))
+            decisions.append(_key_decision(catalogue, role, column, dtype, scenario))
             continue
         for inner, leaf_dtype in _leaves(dtype):
             path = ".".join((column, *inner))
@@ -136,6 +152,7 @@ def plan(
         catalogue_version=catalogue.version,
         catalogue_sha256=catalogue.sha256,
         scenario=scenario,
+        origin=origin,
         vehicle_id_column=vin_col,
         timestamp_column=ts_col,
         fields=tuple(decisions),
@@ -179,14 +196,23 @@ def _key_column(catalogue: Catalogue, role: str, columns: list[str]) -> str:
 
 
 def _key_decision(
-    catalogue: Catalogue, role: str, column: str, dtype: pl.DataType
+    catalogue: Catalogue, role: str, column: str, dtype: pl.DataType, scenario: str
 ) -> FieldDecision:
+    action = None
     if role == "vehicle_id":
         destination: Destination = "onshore"
         reason = f"vehicle identifier: stays onshore; the export carries {TOKEN_COLUMN} instead"
     else:
         destination = "both"
         reason = "record timestamp: kept in both outputs so they line up"
+        action = action_for(catalogue.keys[role].actions, scenario)
+        if action is not None:
+            if not _applies(action, dtype):
+                raise InputError(
+                    f"timestamp column {column!r} is {dtype}: the catalogue's "
+                    f"{action.describe()} under {scenario!r} needs a date or datetime"
+                )
+            reason += f"; the export's is coarsened ({action.describe()}), onshore keeps it exact"
     return FieldDecision(
         path=column,
         column=column,
@@ -197,6 +223,7 @@ def _key_decision(
         rule=f"keys.{role}",
         basis=catalogue.keys[role].basis,
         reason=reason,
+        action=action,
     )
 
 
@@ -217,15 +244,33 @@ def _decide(
         )
     rule = match.rule
     cls = rule.data_class
+    action = None
     if catalogue.kind_of(cls) == "withheld":
         destination: Destination = "onshore"
         reason = f"withheld class {cls!r} (pattern {match.pattern.text!r})"
-    elif cls in allowed:
-        destination = "export"
-        reason = f"ordinary class {cls!r} allowed in scenario {scenario!r}"
-    else:
+    elif cls not in allowed:
         destination = "onshore"
         reason = f"not in scenario: ordinary class {cls!r} is not exported under {scenario!r}"
+    elif dtype == pl.Binary:
+        destination = "onshore"
+        reason = f"binary data is never exported (media and blobs), whatever its class {cls!r}"
+    else:
+        destination = "export"
+        reason = f"ordinary class {cls!r} allowed in scenario {scenario!r}"
+        action = action_for(rule.actions, scenario)
+        if action is not None and not _applies(action, dtype):
+            destination, action = "onshore", None
+            reason = (f"the catalogue's action for rule {rule.id!r} cannot apply to {dtype}, "
+                      "so the field is withheld")
+        elif action is not None:
+            reason += f"; exported value {action.describe()}, onshore keeps it exact"
     return FieldDecision(
-        path, column, inner, str(dtype), cls, destination, rule.id, rule.basis, reason
+        path, column, inner, str(dtype), cls, destination, rule.id, rule.basis, reason,
+        action=action, scanned=destination == "export" and is_scannable(dtype),
     )
+
+
+def _applies(action: Action, dtype: pl.DataType) -> bool:
+    if action.kind == "coarsen":
+        return dtype.is_temporal() and dtype != pl.Time and not isinstance(dtype, pl.Duration)
+    return dtype.is_numeric()

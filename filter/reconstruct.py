@@ -2,8 +2,10 @@
 
 In: the export and onshore frames of one part (same rows, same order) and the input's schema
 (an `ExportPlan.schema`, or the schema of the original file).
-Out: a frame equal to the input: each column from the side that holds it; a struct split between
-the sides rebuilt from both halves, field order as in the input; ``vehicle_token`` dropped.
+Out: a frame equal to the input: each column from the side that holds it (the onshore value
+first where both hold one: an exact value beside a coarsened one, or a value a detector moved);
+a struct split between the sides rebuilt from both halves, field order as in the input;
+``vehicle_token`` dropped.
 May fail: `InputError` when the two frames do not line up (row counts or tokens differ) or a
 column of the schema is in neither.
 
@@ -45,8 +47,12 @@ def reconstruct(
         ]
         if not sides:
             raise InputError(f"column {name!r} is in neither output")
-        if len(sides) == 1 or not isinstance(dtype, pl.Struct):
-            exprs.append(sides[0][0].alias(name))  # keys are in both and equal: take one
+        if len(sides) == 1:
+            exprs.append(sides[0][0].alias(name))
+        elif not isinstance(dtype, pl.Struct):
+            # In both: a key, a value the export transformed (exact onshore), or a value a
+            # detector moved (onshore where it hit, export elsewhere): onshore first.
+            exprs.append(pl.coalesce(sides[1][0], sides[0][0]).alias(name))
         else:
             exprs.append(_merge_struct(sides, dtype).alias(name))
     return both.select(exprs)
@@ -63,6 +69,8 @@ def _merge_struct(halves: list[tuple[pl.Expr, pl.DataType]], dtype: pl.Struct) -
         ]
         if len(pieces) > 1 and isinstance(fld.dtype, pl.Struct):
             fields.append(_merge_struct(pieces, fld.dtype).alias(fld.name))
+        elif len(pieces) > 1:  # onshore half first, as for whole columns
+            fields.append(pl.coalesce([p for p, _ in reversed(pieces)]).alias(fld.name))
         else:
             fields.append(pieces[0][0].alias(fld.name))
     all_null = pl.all_horizontal([expr.is_null() for expr, _ in halves])

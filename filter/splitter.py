@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 
 from filter.catalogue import Catalogue, load_catalogue
 from filter.engine import split_lazy
-from filter.errors import InputError, OutputError, first_line
+from filter.errors import CatalogueError, InputError, OutputError, first_line
 from filter.manifest import FileRecord, build_manifest, sha256_file, write_manifest
 from filter.part_writer import HashingFile
 from filter.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
@@ -71,6 +72,16 @@ class SplitResult:
         return int(self.export_manifest["rows"])
 
 
+def check_pin(catalogue: Catalogue, sha256: str | None) -> None:
+    """Refuse `catalogue` unless its SHA-256 is `sha256` (when one is given)."""
+    if sha256 is not None and sha256.strip().lower() != catalogue.sha256:
+        raise CatalogueError(
+            [f"{catalogue.source}: catalogue sha256 is {catalogue.sha256}, "
+             f"not the pinned {sha256.strip().lower()}"],
+            hint="the catalogue changed since it was pinned; review it with `vtx catalogue diff`",
+        )
+
+
 def resolve_catalogue(catalogue: Catalogue | str | Path | None) -> Catalogue:
     """A `Catalogue` from an object, a file path, or None for the shipped default."""
     return catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
@@ -83,6 +94,7 @@ def split_frame(
     *,
     key: bytes,
     on_unknown: OnUnknown = "withhold",
+    origin: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame] | tuple[pl.LazyFrame, pl.LazyFrame]:
     """Split a frame in memory into (export, onshore), for pipelines.
 
@@ -91,13 +103,13 @@ def split_frame(
     """
     cat = resolve_catalogue(catalogue)
     lazy = frame.lazy()
-    export_plan = plan(lazy.collect_schema(), cat, scenario, on_unknown=on_unknown)
+    export_plan = plan(lazy.collect_schema(), cat, scenario, on_unknown=on_unknown, origin=origin)
     vins = lazy.select(pl.col(export_plan.vehicle_id_column).cast(pl.String).unique()).collect()
     tokens = token_mapping(key, vins.to_series())
-    export, onshore = split_lazy(lazy, export_plan, tokens)
+    queries = split_lazy(lazy, export_plan, tokens)
     if isinstance(frame, pl.LazyFrame):
-        return export, onshore
-    out_export, out_onshore = pl.collect_all([export, onshore])
+        return queries.export, queries.onshore
+    out_export, out_onshore = pl.collect_all([queries.export, queries.onshore])
     return out_export, out_onshore
 
 
@@ -110,18 +122,25 @@ def split(
     key: bytes,
     catalogue: Catalogue | str | Path | None = None,
     on_unknown: OnUnknown = "withhold",
+    origin: str | None = None,
+    catalogue_sha256: str | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> SplitResult:
-    """Split Parquet `inputs` into published export and onshore directories."""
+    """Split Parquet `inputs` into published export and onshore directories.
+
+    `origin` is where the batch comes from (a scenario may accept only some origins);
+    `catalogue_sha256` pins the catalogue: any other catalogue is refused.
+    """
     started = time.perf_counter()
     cat = resolve_catalogue(catalogue)
+    check_pin(cat, catalogue_sha256)
     cat.scenario(scenario)  # fail on a bad scenario before touching any file
     paths = expand_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
     if not paths:
         raise InputError("no input files given")
     sources = inspect_batch(paths)
-    export_plan = plan(sources[0].schema, cat, scenario, on_unknown=on_unknown)
+    export_plan = plan(sources[0].schema, cat, scenario, on_unknown=on_unknown, origin=origin)
     export_target, onshore_target = _check_targets(export_dir, onshore_dir, paths)
 
     run_id = uuid.uuid4().hex
@@ -133,7 +152,7 @@ def split(
             onshore_stage, export_stage = staged
             input_hashes = [hasher.submit(sha256_file, s.path) for s in sources]
             tokens = _batch_tokens(sources, export_plan, key)
-            export_files, onshore_files = _write_parts(
+            export_files, onshore_files, detections = _write_parts(
                 sources, export_plan, tokens, export_stage.staging, onshore_stage.staging, progress
             )
             input_records = [
@@ -149,6 +168,7 @@ def split(
                 manifests[destination] = build_manifest(
                     destination=destination, plan=export_plan, run_id=run_id,
                     inputs=input_records, files=files, counterpart=other,
+                    detections=detections,
                 )
                 write_manifest(own.staging, manifests[destination])
             # Onshore first: an export never stands published without its onshore half.
@@ -175,23 +195,28 @@ def _write_parts(
     export_dir: Path,
     onshore_dir: Path,
     progress: ProgressCallback | None,
-) -> tuple[list[FileRecord], list[FileRecord]]:
-    """Split every input into its pair of part files, ``part-NNNNN.parquet`` on both sides."""
+) -> tuple[list[FileRecord], list[FileRecord], Counter[str]]:
+    """Split every input into its pair of part files, ``part-NNNNN.parquet`` on both sides.
+
+    Also returns the detector hit counts over the whole batch, by ``path\x1fdetector``.
+    """
     export_files: list[FileRecord] = []
     onshore_files: list[FileRecord] = []
+    detections: Counter[str] = Counter()
     rows_done = 0
     total_rows = sum(s.rows for s in sources)
     for index, source in enumerate(sources):
         name = f"part-{index:05d}.parquet"
-        export_file, onshore_file = _split_file(
+        export_file, onshore_file, counts = _split_file(
             source, export_plan, tokens, export_dir / name, onshore_dir / name
         )
         export_files.append(export_file)
         onshore_files.append(onshore_file)
+        detections.update(counts)
         rows_done += source.rows
         if progress is not None:
             progress(index + 1, len(sources), rows_done, total_rows)
-    return export_files, onshore_files
+    return export_files, onshore_files, detections
 
 
 def _check_targets(
@@ -229,8 +254,9 @@ def _batch_tokens(
         for source in sources:
             try:
                 pl.scan_parquet(source.path).select(pl.col(column)).collect()
-            except pl.exceptions.PolarsError as exc:
-                raise locate_corruption(source, exc) from None
+            except pl.exceptions.PolarsError:
+                if (found := locate_corruption(source)) is not None:
+                    raise found from None
         raise
     return token_mapping(key, distinct)
 
@@ -241,22 +267,26 @@ def _split_file(
     tokens: dict[str, str],
     export_path: Path,
     onshore_path: Path,
-) -> tuple[FileRecord, FileRecord]:
+) -> tuple[FileRecord, FileRecord, dict[str, int]]:
     """Stream one input through both projections into its two part files, in one pass."""
-    export, onshore = split_lazy(scan(source), export_plan, tokens)
+    queries = split_lazy(scan(source), export_plan, tokens)
     try:
         with HashingFile(export_path) as export_file, HashingFile(onshore_path) as onshore_file:
-            pl.collect_all([
-                export.sink_parquet(export_file, lazy=True, **_PARQUET_OPTIONS),
-                onshore.sink_parquet(onshore_file, lazy=True, **_PARQUET_OPTIONS),
+            done = pl.collect_all([
+                queries.export.sink_parquet(export_file, lazy=True, **_PARQUET_OPTIONS),
+                queries.onshore.sink_parquet(onshore_file, lazy=True, **_PARQUET_OPTIONS),
+                *([queries.detections] if queries.detections is not None else []),
             ])
     except OSError as exc:
         raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
     except pl.exceptions.PolarsError as exc:
         if _is_disk_error(exc):
             raise OutputError(f"cannot write output: {first_line(exc)}") from None
-        raise locate_corruption(source, exc) from None
-    return _written(export_file), _written(onshore_file)
+        if (found := locate_corruption(source)) is not None:
+            raise found from None
+        raise  # not the input's fault: report it as the error it is
+    counts = done[2].row(0, named=True) if queries.detections is not None else {}
+    return _written(export_file), _written(onshore_file), counts
 
 
 def _written(part: HashingFile) -> FileRecord:

@@ -204,3 +204,26 @@ def test_installed_vtx_runs_as_a_subprocess(batch_file, key_file, tmp_path) -> N
     assert failed.returncode == 2
     assert failed.stderr.startswith("vtx: error: no pseudonymisation key")
     assert "Traceback" not in failed.stderr
+
+
+def test_rnd_refuses_customer_telemetry(runner, batch_file, key_file, tmp_path) -> None:
+    args = ["split", str(batch_file), "--export", str(tmp_path / "export"), "--onshore",
+            str(tmp_path / "onshore"), "--scenario", "rnd", "--key-file", str(key_file)]
+    assert_one_line_error(runner.invoke(vtx, [*args, "--origin", "customer"]), 2,
+                          "scenario 'rnd' takes only data from test-fleet")
+    assert_nothing_published(tmp_path)
+    assert_one_line_error(runner.invoke(vtx, args), 2, "--origin")
+    ok = runner.invoke(vtx, [*args, "--origin", "test-fleet", "-q"])
+    assert ok.exit_code == 0, ok.output
+    manifest = json.loads((tmp_path / "export" / "_manifest.json").read_text())
+    assert manifest["origin"] == "test-fleet"
+
+
+def test_catalogue_pin(runner, batch_file, key_file, tmp_path) -> None:
+    from filter import load_catalogue
+
+    args = keyed_args(batch_file, tmp_path, key_file)
+    pinned = load_catalogue(MINI_CATALOGUE).sha256
+    assert runner.invoke(vtx, [*args, "--catalogue-sha256", pinned.upper(), "-q"]).exit_code == 0
+    result = runner.invoke(vtx, [*args, "--catalogue-sha256", "0" * 64, "--overwrite"])
+    assert_one_line_error(result, 2, f"catalogue sha256 is {pinned}, not the pinned 000")

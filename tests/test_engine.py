@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import tomllib
+from datetime import datetime
+
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from filter import plan, split_frame, vehicle_token
+from filter import catalogue_from_mapping, plan, split_frame, vehicle_token
 from filter.reconstruct import reconstruct
 
-from .conftest import KEY
+from .conftest import KEY, MINI_CATALOGUE
 
 
 def test_export_holds_only_exported_fields(batch: pl.DataFrame, mini_catalogue) -> None:
@@ -69,3 +73,80 @@ def test_plan_is_applied_not_rematched(batch: pl.DataFrame, mini_catalogue) -> N
     export, _ = split_frame(batch.head(5), mini_catalogue, "rnd", key=KEY)
     exported = {f.column for f in p.fields if f.destination in ("export", "both")}
     assert set(export.columns) - {"vehicle_token"} == exported
+
+
+# --- value detectors and actions -------------------------------------------------------------
+
+SENSITIVE = ["31.230416, 121.473701", "沪A12345", "1HGCM82633A004352", "13812345678",
+             "11010519491231002X", "zhang@example.cn", "/9j/4AAQSkZJRg"]
+
+
+def notes_frame() -> pl.DataFrame:
+    clean = ["P0420 cleared", None, "tyre check ok"]
+    return pl.DataFrame({
+        "vin": ["LSV00000000000001"] * 10,
+        "ts": list(range(10)),
+        "Vehicle.Service.Notes": [*SENSITIVE, *clean],
+        "Vehicle.Diagnostics.DTCList": [["P0420", "13812345678"], ["P0300"]] * 5,
+    })
+
+
+def test_detected_values_move_onshore(mini_catalogue) -> None:
+    frame = notes_frame()
+    export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    notes = export["Vehicle.Service.Notes"].to_list()
+    assert notes == [None] * 7 + ["P0420 cleared", None, "tyre check ok"]
+    assert onshore["Vehicle.Service.Notes"].to_list() == [*SENSITIVE, None, None, None]
+    assert export["Vehicle.Diagnostics.DTCList"].to_list() == [None, ["P0300"]] * 5
+    assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)
+
+
+def test_detection_counts_reach_the_manifest(tmp_path, mini_catalogue) -> None:
+    from filter import split
+
+    notes_frame().write_parquet(tmp_path / "notes.parquet")
+    result = split(tmp_path / "notes.parquet", tmp_path / "e", tmp_path / "o", "after-sales",
+                   key=KEY, catalogue=mini_catalogue)
+    found = {d["field"]: d for d in result.export_manifest["detections"]}
+    notes = found["Vehicle.Service.Notes"]
+    assert notes["moved_values"] == 7
+    assert notes["hits"]["vin"] == 1 and notes["hits"]["media"] == 1
+    assert found["Vehicle.Diagnostics.DTCList"]["hits"]["mobile_number"] == 5
+    text = "".join((tmp_path / d / "_manifest.json").read_text() for d in ("e", "o"))
+    assert not any(value in text for value in SENSITIVE)  # counts, never values
+
+
+def with_actions(mini_catalogue_data: dict) -> dict:
+    data = copy.deepcopy(mini_catalogue_data)
+    data["keys"]["timestamp"]["actions"] = {"after-sales": {"coarsen": "1h"}}
+    for rule in data["rules"]:
+        if rule["id"] == "powertrain":
+            rule["actions"] = {"*": {"round": 0}}
+    return data
+
+
+def test_actions_transform_the_export_and_keep_the_exact_value_onshore() -> None:
+    data = with_actions(tomllib.loads(MINI_CATALOGUE.read_text()))
+    catalogue = catalogue_from_mapping(data)
+    frame = pl.DataFrame({
+        "vin": ["LSV00000000000001", "LSV00000000000002"],
+        "timestamp": [datetime(2026, 11, 2, 8, 41, 7), datetime(2026, 11, 2, 9, 5, 0)],
+        "Vehicle.Powertrain.TractionBattery.StateOfHealth": [91.46, 87.51],
+        "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure": [231, 244],
+    })
+    export, onshore = split_frame(frame, catalogue, "after-sales", key=KEY)
+    assert export["timestamp"].to_list() == [datetime(2026, 11, 2, 8), datetime(2026, 11, 2, 9)]
+    assert onshore["timestamp"].equals(frame["timestamp"])
+    assert export["Vehicle.Powertrain.TractionBattery.StateOfHealth"].to_list() == [91.0, 88.0]
+    assert onshore["Vehicle.Powertrain.TractionBattery.StateOfHealth"].to_list() == [91.46, 87.51]
+    assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)
+    # Under rnd the timestamp is not coarsened.
+    export_rnd, _ = split_frame(frame, catalogue, "rnd", key=KEY)
+    assert export_rnd["timestamp"].equals(frame["timestamp"])
+
+
+def test_binary_fields_are_never_exported(mini_catalogue) -> None:
+    frame = pl.DataFrame({"vin": ["A" * 17], "ts": [1], "Vehicle.Service.Snapshot": [b"\xff\xd8"]})
+    export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    assert "Vehicle.Service.Snapshot" not in export.columns
+    assert onshore["Vehicle.Service.Snapshot"].to_list() == [b"\xff\xd8"]

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import polars as pl
 import pyarrow as pa
 import pytest
 
-from filter import InputError, UnclassifiedFieldsError, plan
+from filter import (
+    CatalogueError,
+    InputError,
+    ScenarioError,
+    UnclassifiedFieldsError,
+    catalogue_from_mapping,
+    plan,
+)
+
+from .conftest import MINI_CATALOGUE
 
 SCHEMA = pl.Schema({
     "VIN": pl.String,
@@ -100,3 +111,44 @@ def test_two_fields_with_one_dotted_path_are_refused(mini_catalogue) -> None:
     schema = {"vin": pl.String, "ts": pl.Int64, "a.b": pl.Int8, "a": pl.Struct({"B": pl.Int8})}
     with pytest.raises(InputError, match="same dotted path"):
         plan(schema, mini_catalogue, "rnd")
+
+
+def test_origin_gate(mini_catalogue) -> None:
+    data = tomllib.loads(MINI_CATALOGUE.read_text())
+    data["scenarios"]["rnd"]["origins"] = ["test-fleet"]
+    gated = catalogue_from_mapping(data)
+    assert plan(SCHEMA, gated, "rnd", origin="test-fleet").origin == "test-fleet"
+    with pytest.raises(ScenarioError, match="only data from test-fleet; this batch is 'customer'"):
+        plan(SCHEMA, gated, "rnd", origin="customer")
+    with pytest.raises(ScenarioError, match="--origin"):
+        plan(SCHEMA, gated, "rnd")
+    assert plan(SCHEMA, gated, "after-sales", origin="customer").scenario == "after-sales"
+
+
+def test_bad_origins_and_actions_are_catalogue_errors() -> None:
+    data = tomllib.loads(MINI_CATALOGUE.read_text())
+    data["scenarios"]["rnd"]["origins"] = ["lab"]
+    data["rules"][0]["actions"] = {"rnd": {"coarsen": "hourly"}, "nope": {"round": 1},
+                                   "*": {"round": 1, "coarsen": "1h"}}
+    with pytest.raises(CatalogueError) as info:
+        catalogue_from_mapping(data)
+    text = "\n".join(info.value.problems)
+    assert "origins: must be a non-empty list of: test-fleet, customer" in text
+    assert "actions.rnd.coarsen" in text and "actions.nope: no such scenario" in text
+    assert "actions.*: must be" in text
+
+
+def test_action_that_does_not_fit_the_type_withholds_the_field() -> None:
+    data = tomllib.loads(MINI_CATALOGUE.read_text())
+    for rule in data["rules"]:
+        if rule["id"] == "speed":
+            rule["actions"] = {"rnd": {"coarsen": "1h"}}
+    decided = by_path(plan(SCHEMA, catalogue_from_mapping(data), "rnd"))
+    speed = decided["Vehicle.Speed"]
+    assert speed.destination == "onshore" and "cannot apply" in speed.reason
+
+
+def test_exported_strings_are_scanned(mini_catalogue) -> None:
+    decided = by_path(plan(SCHEMA, mini_catalogue, "after-sales"))
+    assert decided["Vehicle.Diagnostics.DTCList"].scanned
+    assert not decided["Vehicle.Cabin.HVAC.AmbientAirTemperature"].scanned  # not exported

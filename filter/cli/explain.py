@@ -9,7 +9,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from filter.cli.options import catalogue_option, format_option, on_unknown_option, scenario_option
+from filter.cli.options import (
+    catalogue_option,
+    format_option,
+    on_unknown_option,
+    origin_option,
+    scenario_option,
+)
 from filter.plan import ExportPlan, plan
 from filter.readers.parquet import expand_inputs, inspect_batch
 from filter.splitter import resolve_catalogue
@@ -20,12 +26,14 @@ _STYLE = {"export": "green", "onshore": "red", "both": "cyan"}
 @click.command("explain")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @scenario_option
+@origin_option
 @catalogue_option
 @format_option
 @on_unknown_option
 def command(
     inputs: tuple[str, ...],
     scenario: str,
+    origin: str | None,
     catalogue_path: Path | None,
     output_format: str,
     on_unknown: str,
@@ -34,7 +42,10 @@ def command(
     catalogue = resolve_catalogue(catalogue_path)
     catalogue.scenario(scenario)
     sources = inspect_batch(expand_inputs(inputs))
-    decided = plan(sources[0].schema, catalogue, scenario, on_unknown=on_unknown)  # type: ignore[arg-type]
+    decided = plan(
+        sources[0].schema, catalogue, scenario, on_unknown=on_unknown,  # type: ignore[arg-type]
+        origin=origin,
+    )
     if output_format == "json":
         click.echo(json.dumps([f.as_dict() for f in decided.fields], indent=2, ensure_ascii=False))
     else:

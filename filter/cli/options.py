@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from filter.catalogue import ORIGINS
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -52,4 +54,15 @@ def format_option(func: F) -> F:
         default="table",
         show_default=True,
         help="Human-readable table or JSON.",
+    )(func)
+
+
+def origin_option(func: F) -> F:
+    """``--origin test-fleet|customer``: where the batch comes from (some scenarios require it)."""
+    return click.option(
+        "--origin",
+        type=click.Choice(list(ORIGINS)),
+        default=None,
+        help="Where the batch comes from; required by scenarios that accept only some origins "
+        "(the shipped rnd scenario takes test-fleet data only).",
     )(func)

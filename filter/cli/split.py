@@ -11,10 +11,15 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from filter.cli.options import catalogue_option, on_unknown_option, scenario_option
+from filter.cli.options import (
+    catalogue_option,
+    on_unknown_option,
+    origin_option,
+    scenario_option,
+)
 from filter.cli.summary import print_summary
 from filter.pseudonym import load_key
-from filter.splitter import ProgressCallback, resolve_catalogue, split
+from filter.splitter import ProgressCallback, check_pin, resolve_catalogue, split
 
 
 @click.command("split")
@@ -24,7 +29,10 @@ from filter.splitter import ProgressCallback, resolve_catalogue, split
 @click.option("--onshore", "onshore_dir", required=True, type=click.Path(path_type=Path),
               help="Directory to publish the onshore set in.")
 @scenario_option
+@origin_option
 @catalogue_option
+@click.option("--catalogue-sha256", metavar="HEX", default=None,
+              help="Refuse any catalogue whose SHA-256 is not HEX (pin a reviewed version).")
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Secret key for vehicle tokens (default: the file named by VTX_KEY_FILE).")
 @on_unknown_option
@@ -35,7 +43,9 @@ def command(
     export_dir: Path,
     onshore_dir: Path,
     scenario: str,
+    origin: str | None,
     catalogue_path: Path | None,
+    catalogue_sha256: str | None,
     key_file: Path | None,
     on_unknown: str,
     overwrite: bool,
@@ -43,13 +53,14 @@ def command(
 ) -> None:
     """Split Parquet INPUT files, directories or globs into an export and an onshore set."""
     catalogue = resolve_catalogue(catalogue_path)
+    check_pin(catalogue, catalogue_sha256)
     catalogue.scenario(scenario)
     key = load_key(key_file)
     with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
         result = split(
             list(inputs), export_dir, onshore_dir, scenario,
             key=key, catalogue=catalogue, on_unknown=on_unknown,  # type: ignore[arg-type]
-            overwrite=overwrite, progress=progress,
+            origin=origin, overwrite=overwrite, progress=progress,
         )
     if not quiet:
         print_summary(result)

@@ -101,8 +101,11 @@ def scan(source: ParquetInput) -> pl.LazyFrame:
     return pl.scan_parquet(source.path)
 
 
-def locate_corruption(source: ParquetInput, error: BaseException) -> InputError:
-    """An `InputError` for a read that failed mid-file, naming the first unreadable row group."""
+def locate_corruption(source: ParquetInput) -> InputError | None:
+    """An `InputError` naming the first unreadable row group of `source`, if one is unreadable.
+
+    None when every row group reads: the failure was not in the input.
+    """
     try:
         reader = pq.ParquetFile(source.path)
         for index in range(reader.num_row_groups):
@@ -115,7 +118,7 @@ def locate_corruption(source: ParquetInput, error: BaseException) -> InputError:
                 )
     except Exception as exc:  # the file went bad beyond the footer read earlier
         return InputError(f"{source.path}: cannot read: {first_line(exc)}")
-    return InputError(f"{source.path}: cannot read: {first_line(error)}")
+    return None
 
 
 def _schema_diff(a: ParquetInput, b: ParquetInput) -> str:
