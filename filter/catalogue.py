@@ -162,9 +162,18 @@ class Catalogue:
     rules: tuple[Rule, ...]
     source: str
     sha256: str
+    # Decisions already made, by path: plans and diffs ask for the same paths many times.
+    _classified: dict[str, RuleMatch | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def classify(self, path: str) -> RuleMatch | None:
         """The most specific rule matching the dotted `path`, or None when none does."""
+        if path not in self._classified:
+            self._classified[path] = self._best_match(path)
+        return self._classified[path]
+
+    def _best_match(self, path: str) -> RuleMatch | None:
         best: RuleMatch | None = None
         for rule in self.rules:
             for pattern in rule.patterns:

@@ -15,9 +15,9 @@ then fewer ``*``. Two patterns of equal rank that can match a common path are a 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
-
 ANY_ONE = "*"
 ANY_MANY = "**"
 
@@ -32,6 +32,7 @@ class PathPattern:
 
     text: str
     segments: tuple[str, ...] = field(repr=False)
+    regex: re.Pattern[str] = field(repr=False, compare=False)
 
     @property
     def rank(self) -> tuple[int, int, int]:
@@ -43,16 +44,11 @@ class PathPattern:
 
     def matches(self, path: str) -> bool:
         """Whether the dotted `path` matches this pattern."""
-        return _match(self.segments, split_path(path))
+        return self.regex.fullmatch("." + path.casefold()) is not None
 
     def overlaps(self, other: PathPattern) -> bool:
         """Whether some path matches both this pattern and `other`."""
         return _overlap(self.segments, other.segments)
-
-
-def split_path(path: str) -> tuple[str, ...]:
-    """Split a dotted path into case-folded segments."""
-    return tuple(s.casefold() for s in path.split("."))
 
 
 def compile_pattern(text: str) -> PathPattern:
@@ -76,21 +72,20 @@ def compile_pattern(text: str) -> PathPattern:
         if seg == ANY_MANY and segments and segments[-1] == ANY_MANY:
             continue
         segments.append(seg if seg in (ANY_ONE, ANY_MANY) else seg.casefold())
-    return PathPattern(text=text, segments=tuple(segments))
+    return PathPattern(text=text, segments=tuple(segments), regex=_regex(segments))
 
 
-@cache
-def _match(pat: tuple[str, ...], path: tuple[str, ...]) -> bool:
-    if not pat:
-        return not path
-    head, rest = pat[0], pat[1:]
-    if head == ANY_MANY:
-        return any(_match(rest, path[i:]) for i in range(len(path) + 1))
-    if not path:
-        return False
-    if head == ANY_ONE or head == path[0]:
-        return _match(rest, path[1:])
-    return False
+def _regex(segments: list[str]) -> re.Pattern[str]:
+    """A regular expression over "." + the case-folded path: one `\\.segment` per segment."""
+    parts = []
+    for seg in segments:
+        if seg == ANY_MANY:
+            parts.append(r"(?:\.[^.]*)*")
+        elif seg == ANY_ONE:
+            parts.append(r"\.[^.]*")
+        else:
+            parts.append(r"\." + re.escape(seg))
+    return re.compile("".join(parts))
 
 
 @cache

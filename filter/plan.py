@@ -227,6 +227,15 @@ def _key_decision(
     )
 
 
+def decide_path(catalogue: Catalogue, scenario: str, path: str) -> FieldDecision:
+    """The decision for a dotted `path` of unknown type (as `vtx catalogue diff` compares them).
+
+    Type-dependent outcomes (binary data, an action that does not fit) are not considered.
+    """
+    chosen = catalogue.scenario(scenario)
+    return _decide(catalogue, chosen.classes, scenario, path, path, (), None)
+
+
 def _decide(
     catalogue: Catalogue,
     allowed: frozenset[str],
@@ -234,12 +243,12 @@ def _decide(
     path: str,
     column: str,
     inner: tuple[str, ...],
-    dtype: pl.DataType,
+    dtype: pl.DataType | None,
 ) -> FieldDecision:
     match = catalogue.classify(path)
     if match is None:
         return FieldDecision(
-            path, column, inner, str(dtype), UNCLASSIFIED, "onshore", None, "",
+            path, column, inner, str(dtype or "-"), UNCLASSIFIED, "onshore", None, "",
             "unclassified: no catalogue rule matches this field, so it is withheld",
         )
     rule = match.rule
@@ -258,15 +267,16 @@ def _decide(
         destination = "export"
         reason = f"ordinary class {cls!r} allowed in scenario {scenario!r}"
         action = action_for(rule.actions, scenario)
-        if action is not None and not _applies(action, dtype):
+        if action is not None and dtype is not None and not _applies(action, dtype):
             destination, action = "onshore", None
             reason = (f"the catalogue's action for rule {rule.id!r} cannot apply to {dtype}, "
                       "so the field is withheld")
         elif action is not None:
             reason += f"; exported value {action.describe()}, onshore keeps it exact"
     return FieldDecision(
-        path, column, inner, str(dtype), cls, destination, rule.id, rule.basis, reason,
-        action=action, scanned=destination == "export" and is_scannable(dtype),
+        path, column, inner, str(dtype or "-"), cls, destination, rule.id, rule.basis, reason,
+        action=action,
+        scanned=destination == "export" and dtype is not None and is_scannable(dtype),
     )
 
 

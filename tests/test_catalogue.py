@@ -201,4 +201,57 @@ def test_shipped_catalogue_withholds_generic_coordinates(shipped) -> None:
 
 def test_shipped_catalogue_classifies_every_vss_leaf(shipped) -> None:
     unclassified = [p for p in vss_paths() if shipped.classify(p) is None]
+    assert len(vss_paths()) == 1367
     assert unclassified == []
+
+
+def fleet_keys() -> list[str]:
+    # Copied from ../shared/reference/fleet-telemetry-fields.csv: tests/data/README.md
+    with (DATA / "fleet-telemetry-fields.csv").open() as fh:
+        return [row["name"] for row in csv.DictReader(fh)]
+
+
+def test_shipped_catalogue_classifies_every_fleet_key_by_its_own_name(shipped) -> None:
+    keys = fleet_keys()
+    assert len(keys) == 260
+    for key in keys:
+        match = shipped.classify(f"fleet.{key}")
+        assert match is not None, f"fleet.{key} is unclassified"
+        # Deliberately: by a literal pattern naming the key, not by a generic rule.
+        assert match.pattern.text.casefold() in (f"fleet.{key}".casefold(),
+                                                 f"fleet.{key}.**".casefold()), key
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [("Location", "withheld"), ("GpsHeading", "withheld"), ("DestinationName", "withheld"),
+     ("RouteLine", "withheld"), ("LocatedAtHome", "withheld"), ("VehicleName", "withheld"),
+     ("MediaNowPlayingTitle", "withheld"), ("DriverSeatOccupied", "withheld"),
+     ("GuestModeEnabled", "withheld"), ("Soc", "ordinary"), ("PackVoltage", "ordinary"),
+     ("TpmsPressureFl", "ordinary"), ("DiStatorTempR", "ordinary"), ("Odometer", "ordinary"),
+     ("ServiceMode", "ordinary"), ("DCChargingPower", "ordinary")],
+)
+def test_fleet_keys_land_where_they_belong(shipped, key: str, kind: str) -> None:
+    match = shipped.classify(f"fleet.{key}")
+    assert shipped.kind_of(match.rule.data_class) == kind
+
+
+def test_new_firmware_keys_stay_unclassified(shipped) -> None:
+    assert shipped.classify("fleet.SomeKeyFromNewFirmware") is None
+
+
+def test_shipped_catalogue_has_no_typo_warnings(shipped) -> None:
+    from filter.vocabulary import unmatched_patterns
+
+    assert unmatched_patterns(shipped) == []
+
+
+def test_typo_guard_warns_about_unmatched_vocabulary_patterns() -> None:
+    from filter.vocabulary import unmatched_patterns
+
+    data = mini()
+    data["rules"].append({"id": "typo", "class": "cabin", "basis": "b",
+                          "patterns": ["Vehicle.Cabn.**", "**.Whatever", "camera.*.**"]})
+    warnings = unmatched_patterns(catalogue_from_mapping(data, source="cat.toml"))
+    assert len(warnings) == 1
+    assert "rules[5] (id 'typo'): pattern 'Vehicle.Cabn.**' matches no known field" in warnings[0]

@@ -162,3 +162,35 @@ def test_published_outputs_reconcile_and_reconstruct(schema, data, rows) -> None
         onshore = pl.read_parquet(root / "o" / "part-00000.parquet")
         stored = pl.read_parquet(root / "in.parquet")
         assert_frame_equal(reconstruct(export, onshore, stored.schema), stored)
+
+
+# Values every detector must catch, to plant in ordinary string fields: anywhere in the text,
+# or (media bytes) at its start.
+SENSITIVE = ["31.230416, 121.473701", "(37.412374 N, 122.145867 W)", "沪A12345",
+             "1HGCM82633A004352", "13812345678", "11010519491231002X", "zhang@example.cn"]
+MEDIA = ["/9j/4AAQSkZJRg", "\x00\x00\x00\x01gd", "data:image/png;base64,iVBORw0KGgo"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.filter_too_much])
+@given(schema=schemas().filter(unique_paths), data=catalogues(), rows=st.data())
+def test_sensitive_values_in_ordinary_strings_never_reach_the_export(schema, data, rows) -> None:
+    catalogue = build(data)
+    frame = rows.draw(frames(schema))
+    planted = []
+    for name, dtype in schema.items():
+        if dtype == pl.String and name not in ("vin", "ts") and frame.height:
+            prefix = rows.draw(st.sampled_from(["", "note: ", "x "]))
+            plantable = [*SENSITIVE, *([] if prefix else MEDIA)]
+            picks = rows.draw(st.lists(st.sampled_from([None, *plantable]),
+                                       min_size=frame.height, max_size=frame.height))
+            values = [f"{prefix}{p}" if p else v for p, v in zip(picks, frame[name], strict=True)]
+            frame = frame.with_columns(pl.Series(name, values, dtype=pl.String))
+            planted += [v for v, p in zip(values, picks, strict=True) if p]
+    export, onshore = split_frame(frame, catalogue, "s", key=KEY)
+    exported = set()
+    for name, dtype in export.schema.items():
+        if dtype == pl.String:
+            exported |= set(export[name].drop_nulls())
+    assert not exported & set(planted)
+    assert_frame_equal(reconstruct(export, onshore, schema), frame)

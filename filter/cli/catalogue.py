@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from filter.catalogue import Catalogue, load_catalogue
+from filter.catalogue_diff import CatalogueDiff, diff_catalogues
 from filter.cli.options import format_option
 from filter.errors import EXIT_USAGE, CatalogueError
+from filter.vocabulary import unmatched_patterns
 
 _FILE = click.argument(
     "file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[FILE]"
@@ -20,24 +22,80 @@ _FILE = click.argument(
 
 @click.group("catalogue")
 def command() -> None:
-    """Validate or show a catalogue (the shipped one when FILE is not given)."""
+    """Validate, show or compare catalogues (the shipped one when FILE is not given)."""
 
 
 @command.command("validate")
 @_FILE
 def validate(file: Path | None) -> int:
-    """Check a catalogue and report every problem at once."""
+    """Check a catalogue and report every problem at once.
+
+    Also warns about rule patterns under the VSS or fleet-telemetry roots that match no known
+    field (likely typos); warnings do not fail validation.
+    """
     try:
         cat = load_catalogue(file)
     except CatalogueError as exc:
         for problem in exc.problems:
             click.echo(f"vtx: error: {problem}", err=True)
         return EXIT_USAGE
+    warnings = unmatched_patterns(cat)
+    for warning in warnings:
+        click.echo(f"vtx: warning: {warning}", err=True)
     click.echo(
         f"{cat.source}: valid: catalogue {cat.id} {cat.version}, {len(cat.rules)} rules, "
         f"{len(cat.classes)} classes, {len(cat.scenarios)} scenarios, sha256 {cat.sha256}"
+        + (f", {len(warnings)} warning(s)" if warnings else "")
     )
     return 0
+
+
+@command.command("diff")
+@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--field", "fields", multiple=True, metavar="PATH",
+              help="Compare on these field paths (repeatable) instead of the shipped "
+              "vocabularies (all VSS leaves and fleet-telemetry keys).")
+@format_option
+def diff(old: Path, new: Path, fields: tuple[str, ...], output_format: str) -> None:
+    """Show what changes from catalogue OLD to NEW: rules, scenarios, and field decisions."""
+    result = diff_catalogues(load_catalogue(old), load_catalogue(new), fields or None)
+    if output_format == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    _print_diff(result)
+
+
+def _print_diff(result: CatalogueDiff) -> None:
+    console = Console(width=max(Console().width, 140))
+    console.print(f"[bold]{result.old}[/] -> [bold]{result.new}[/]")
+    if result.empty:
+        console.print("no changes")
+        return
+    for label, items in (("rules added", result.rules_added),
+                         ("rules removed", result.rules_removed),
+                         ("scenarios added", result.scenarios_added),
+                         ("scenarios removed", result.scenarios_removed)):
+        if items:
+            console.print(f"{label}: {', '.join(items)}")
+    for change in result.rules_changed + result.scenarios_changed:
+        name = change.get("id") or change.get("scenario")
+        parts = [f"{k}: {v[0]} -> {v[1]}" for k, v in change.items() if k not in ("id", "scenario")]
+        console.print(f"changed {name}: " + "; ".join(parts))
+    if result.fields:
+        table = Table("scenario", "field", "class", "destination", "rule", "action",
+                      title=f"{len(result.fields)} field decision(s) change", title_justify="left")
+        for f in result.fields:
+            table.add_row(
+                f.scenario, f.field, _arrow(f.old_class, f.new_class),
+                _arrow(f.old_destination, f.new_destination), _arrow(f.old_rule, f.new_rule),
+                _arrow(f.old_action, f.new_action),
+            )
+        console.print(table)
+
+
+def _arrow(old: object, new: object) -> str:
+    return str(old or "-") if old == new else f"{old or '-'} -> {new or '-'}"
 
 
 @command.command("show")
