@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
+
 ANY_ONE = "*"
 ANY_MANY = "**"
 

@@ -22,13 +22,19 @@ def new_version(tmp_path: Path) -> Path:
     a body rule arrives, rnd also exports after_sales, and after-sales rounds battery data."""
     text = MINI_CATALOGUE.read_text()
     text = text.replace('version = "1"', 'version = "2"')
-    text = text.replace('classes = ["design", "test"]', 'classes = ["design", "test", "after_sales"]')
-    text = text.replace('[[rules]]\nid = "cabin"\nclass = "cabin"\npatterns = ["Vehicle.Cabin.**"]\n'
-                        'basis = "test basis: cabin"\n', "")
-    text = text.replace('id = "speed"\nclass = "test"', 'id = "speed"\nclass = "after_sales"')
-    text = text.replace('basis = "test basis: after-sales"',
-                        'basis = "test basis: after-sales"\nactions = { "after-sales" = { round = 1 } }')
-    text += '\n[[rules]]\nid = "body"\nclass = "design"\npatterns = ["Vehicle.Body.**"]\nbasis = "b"\n'
+    edits = [
+        ('classes = ["design", "test"]', 'classes = ["design", "test", "after_sales"]'),
+        ('[[rules]]\nid = "cabin"\nclass = "cabin"\npatterns = ["Vehicle.Cabin.**"]\n'
+         'basis = "test basis: cabin"\n', ""),
+        ('id = "speed"\nclass = "test"', 'id = "speed"\nclass = "after_sales"'),
+        ('basis = "test basis: after-sales"',
+         'basis = "test basis: after-sales"\nactions = { "after-sales" = { round = 1 } }'),
+    ]
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    text += '\n[[rules]]\nid = "body"\nclass = "design"\npatterns = ["Vehicle.Body.**"]\n'
+    text += 'basis = "b"\n'
     path = tmp_path / "v2.toml"
     path.write_text(text)
     return path
