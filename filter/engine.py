@@ -1,7 +1,8 @@
 """Apply an `ExportPlan` to data with Polars expressions: the split mechanism.
 
 In: a `LazyFrame` of the planned schema (the readers stream it from files; `split_frame` takes
-it from memory), the `ExportPlan`, and a mapping of distinct VINs to tokens.
+it from memory), the `ExportPlan`, and the batch's `Lookups` (tokens of its distinct VINs,
+detector verdicts of the distinct values of low-cardinality string fields).
 Out: `SplitQueries`: the export and onshore `LazyFrame`s, and, when any exported field is a
 string, a one-row `LazyFrame` of detector hit counts. Nothing is computed until the caller
 collects or sinks them (all three in one `collect_all`, so the input is read once).
@@ -29,6 +30,7 @@ from filter.catalogue import Action
 from filter.detectors import detector_hits
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan, FieldDecision
 from filter.pseudonym import token_expr
+from filter.value_tables import ValueTable, table_hits
 
 #: Separates the field path from the detector name in the names of hit-count columns.
 COUNT_SEPARATOR = "\x1f"
@@ -38,25 +40,46 @@ _HIT_PREFIX = "__vtx_hit_"
 
 
 @dataclass(frozen=True)
+class Lookups:
+    """What the split looks up by distinct value, computed once per batch."""
+
+    tokens: dict[str, str]  # VIN -> vehicle token
+    tables: dict[str, ValueTable]  # field path -> detector verdicts of its distinct values
+
+
+@dataclass(frozen=True)
 class SplitQueries:
     """The lazy queries of one split."""
 
     export: pl.LazyFrame
     onshore: pl.LazyFrame
     detections: pl.LazyFrame | None  # one row; columns "<path>\x1f<detector>"; None: no scan
+    known_counts: dict[str, int]  # counts known without a scan: fields none of whose values hit
 
 
-def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, tokens: dict[str, str]) -> SplitQueries:
-    """The queries that split `frame` by `plan`."""
+def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> SplitQueries:
+    """The queries that split `frame` by `plan`.
+
+    Scanned fields with a value table are tested by code; the others row by row.
+    """
+    tables = lookups.tables
     base = frame
     hit_of: dict[str, pl.Expr] = {}  # field path -> "any detector hit" column
     counts: list[pl.Expr] = []
+    known_counts: dict[str, int] = {}
     hit_columns: list[pl.Expr] = []
     any_columns: list[pl.Expr] = []
     for index, decision in enumerate(d for d in plan.fields if d.scanned):
-        value, dtype = _leaf(plan, decision)
+        value, dtype = plan.leaf(decision)
+        table = tables.get(decision.path)
+        if table is not None and not any(table.hit_codes.values()):
+            # None of the field's distinct values hits: nothing to move, nothing to test.
+            for detector in (*table.hit_codes, MOVED):
+                known_counts[f"{decision.path}{COUNT_SEPARATOR}{detector}"] = 0
+            continue
+        hits = table_hits(value, dtype, table) if table else detector_hits(value, dtype)
         names = []
-        for detector, hit in detector_hits(value, dtype).items():
+        for detector, hit in hits.items():
             name = f"{_HIT_PREFIX}{index}_{detector}"
             hit_columns.append(hit.fill_null(False).alias(name))
             counts.append(pl.col(name).sum().alias(f"{decision.path}{COUNT_SEPARATOR}{detector}"))
@@ -68,7 +91,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, tokens: dict[str, str]) ->
     if hit_columns:
         base = frame.with_columns(hit_columns).with_columns(any_columns)
 
-    token = token_expr(plan.vehicle_id_column, tokens, TOKEN_COLUMN)
+    token = token_expr(plan.vehicle_id_column, lookups.tokens, TOKEN_COLUMN)
     export: list[pl.Expr] = [token]
     onshore: list[pl.Expr] = [pl.col(plan.vehicle_id_column), token]
     by_column: dict[str, list[FieldDecision]] = {}
@@ -90,17 +113,8 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, tokens: dict[str, str]) ->
         export=base.select(export),
         onshore=base.select(onshore),
         detections=base.select(counts) if counts else None,
+        known_counts=known_counts,
     )
-
-
-def _leaf(plan: ExportPlan, decision: FieldDecision) -> tuple[pl.Expr, pl.DataType]:
-    """The expression and type of one (possibly nested) leaf field."""
-    expr, dtype = pl.col(decision.column), plan.schema[decision.column]
-    for name in decision.inner:
-        assert isinstance(dtype, pl.Struct)
-        dtype = next(f.dtype for f in dtype.fields if f.name == name)
-        expr = expr.struct.field(name)
-    return expr, dtype
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,7 @@ def _side_value(
     plan: ExportPlan, decision: FieldDecision, side: Destination, hit: pl.Expr | None
 ) -> _Value | None:
     """What `side` holds of one leaf, or None when the leaf is not there."""
-    leaf, dtype = _leaf(plan, decision)
+    leaf, dtype = plan.leaf(decision)
     goes_here = decision.destination in (side, "both")
     if side == "export":
         if not goes_here:

@@ -82,6 +82,15 @@ class ExportPlan:
         """The decisions whose field goes to `destination` (key columns go to both)."""
         return [f for f in self.fields if f.destination in (destination, "both")]
 
+    def leaf(self, decision: FieldDecision) -> tuple[pl.Expr, pl.DataType]:
+        """The expression and type of one (possibly nested) leaf field."""
+        expr, dtype = pl.col(decision.column), self.schema[decision.column]
+        for name in decision.inner:
+            assert isinstance(dtype, pl.Struct)
+            dtype = next(f.dtype for f in dtype.fields if f.name == name)
+            expr = expr.struct.field(name)
+        return expr, dtype
+
     def class_counts(self, destination: Destination) -> dict[str, int]:
         """How many leaf fields of each class go to `destination`."""
         return dict(Counter(f.data_class for f in self.decisions_for(destination)))

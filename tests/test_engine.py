@@ -150,3 +150,15 @@ def test_binary_fields_are_never_exported(mini_catalogue) -> None:
     export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
     assert "Vehicle.Service.Snapshot" not in export.columns
     assert onshore["Vehicle.Service.Snapshot"].to_list() == [b"\xff\xd8"]
+
+
+def test_row_by_row_scan_agrees_with_distinct_value_tables(mini_catalogue, monkeypatch) -> None:
+    from filter import value_tables
+
+    frame = notes_frame()
+    by_table = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    monkeypatch.setattr(value_tables, "DISTINCT_LIMIT", 0)  # every field counts as free text
+    by_row = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    for table_side, row_side in zip(by_table, by_row, strict=True):
+        assert_frame_equal(table_side, row_side)
+    assert by_row[0]["Vehicle.Service.Notes"].null_count() == 8
