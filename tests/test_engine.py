@@ -162,3 +162,24 @@ def test_row_by_row_scan_agrees_with_distinct_value_tables(mini_catalogue, monke
     for table_side, row_side in zip(by_table, by_row, strict=True):
         assert_frame_equal(table_side, row_side)
     assert by_row[0]["Vehicle.Service.Notes"].null_count() == 8
+
+
+def test_detectors_reach_string_leaves_inside_structs(mini_catalogue) -> None:
+    frame = pl.DataFrame({
+        "vin": ["LSV00000000000001"] * 3,
+        "ts": [1, 2, 3],
+        "Vehicle": [
+            {"Service": {"Note": "沪A12345 towed", "Code": 1}, "CurrentLocation": {"Latitude": 1.0}},
+            {"Service": {"Note": "all fine", "Code": 2}, "CurrentLocation": {"Latitude": 2.0}},
+            None,
+        ],
+    })
+    export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    assert export["Vehicle"].to_list() == [
+        {"Service": {"Note": None, "Code": 1}},
+        {"Service": {"Note": "all fine", "Code": 2}},
+        None,
+    ]
+    assert onshore["Vehicle"].to_list()[0] == {
+        "Service": {"Note": "沪A12345 towed"}, "CurrentLocation": {"Latitude": 1.0}}
+    assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)

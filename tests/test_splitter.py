@@ -186,3 +186,10 @@ def test_maps_and_lists_are_classified_whole(tmp_path) -> None:
     assert "Vehicle.Cabin.Extras" not in export.columns
     stored = pl.read_parquet(tmp_path / "maps.parquet")
     assert export["Vehicle.Service.Notes"].equals(stored["Vehicle.Service.Notes"])
+
+
+def test_scanned_fields_without_hits_are_reported_with_zero_counts(batch_file, tmp_path) -> None:
+    result = run(batch_file, tmp_path, scenario="after-sales")
+    (dtcs,) = result.export_manifest["detections"]
+    assert dtcs["field"] == "Vehicle.Diagnostics.DTCList"
+    assert dtcs["moved_values"] == 0 and set(dtcs["hits"].values()) == {0}
