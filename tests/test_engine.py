@@ -169,8 +169,10 @@ def test_detectors_reach_string_leaves_inside_structs(mini_catalogue) -> None:
         "vin": ["LSV00000000000001"] * 3,
         "ts": [1, 2, 3],
         "Vehicle": [
-            {"Service": {"Note": "沪A12345 towed", "Code": 1}, "CurrentLocation": {"Latitude": 1.0}},
-            {"Service": {"Note": "all fine", "Code": 2}, "CurrentLocation": {"Latitude": 2.0}},
+            {"Service": {"Note": "沪A12345 towed", "Code": 1},
+             "CurrentLocation": {"Latitude": 1.0}},
+            {"Service": {"Note": "all fine", "Code": 2},
+             "CurrentLocation": {"Latitude": 2.0}},
             None,
         ],
     })
