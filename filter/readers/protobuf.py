@@ -1,0 +1,458 @@
+"""Protobuf input: descriptor sets, message framing, and messages to Polars frames.
+
+In: protobuf files (a stream of varint-length-delimited messages, one message per file, or a
+directory of single-message files), a `FileDescriptorSet` (as ``protoc --include_imports -o``
+writes it; vtx's own schemas in ``proto/vtx/telemetry/v1`` are used when none is given) and the
+full name of the message type. Messages are built dynamically: no generated code is needed.
+Out: Polars `DataFrame`s in batches of messages, either
+- *plain*: one row per message, one column per top-level field, nested messages as structs,
+  repeated fields as lists, field names as their JSON names (``currentLocation``) so paths match
+  the catalogue's VSS rules case-insensitively; or
+- *key/value* (an envelope whose repeated entries hold an enum ``key`` and a ``value`` message
+  with a oneof, as in the widely used fleet-telemetry schema): one row per entry, with the
+  envelope's fields (by their proto names: ``vin``, ``created_at``), ``message_index``,
+  ``entry_index``, ``key`` (the enum value's name, or the number when the descriptor does not
+  know it), ``member`` (the oneof member set) and typed
+  value columns (``value_string``, ``value_int``, ``value_double``, ``value_bool``,
+  ``value_enum``, and one struct column per message-typed member, e.g. ``value_location_value``).
+Fields the descriptor does not know (unknown fields on the wire) are never dropped silently:
+the message's raw bytes go to an ``unknown_fields`` column, which no catalogue rule exports.
+May fail: `InputError` naming the file, the byte offset and the message index: a truncated
+varint, a length past the end of the file, a message larger than `MAX_MESSAGE_BYTES` (checked
+before anything is allocated), bytes that do not parse, nesting deeper than `MAX_DEPTH`; and for
+a descriptor set that cannot be read or lacks the named type.
+
+This is the plain-protobuf path: clear and checked, but it touches every field in Python. A
+compiled decoder will replace it on the hot path and be tested against it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import mmap
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from filter.errors import InputError, first_line
+from filter.resources import shipped_dir
+
+Framing = Literal["delimited", "single"]
+
+#: Largest message accepted; a length prefix above it is refused before any allocation.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Deepest nesting of messages decoded (a recursive schema stops here with an error).
+MAX_DEPTH = 32
+#: Column holding the raw bytes of messages that carry fields the descriptor does not know.
+UNKNOWN_FIELDS = "unknown_fields"
+_TIMESTAMP = "google.protobuf.Timestamp"
+_SHIPPED_DESCRIPTORS = "vtx/telemetry/v1/telemetry.binpb"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_SCALARS: dict[int, pl.DataType] = {
+    FieldDescriptor.TYPE_DOUBLE: pl.Float64(),
+    FieldDescriptor.TYPE_FLOAT: pl.Float32(),
+    FieldDescriptor.TYPE_INT64: pl.Int64(),
+    FieldDescriptor.TYPE_SINT64: pl.Int64(),
+    FieldDescriptor.TYPE_SFIXED64: pl.Int64(),
+    FieldDescriptor.TYPE_UINT64: pl.UInt64(),
+    FieldDescriptor.TYPE_FIXED64: pl.UInt64(),
+    FieldDescriptor.TYPE_INT32: pl.Int32(),
+    FieldDescriptor.TYPE_SINT32: pl.Int32(),
+    FieldDescriptor.TYPE_SFIXED32: pl.Int32(),
+    FieldDescriptor.TYPE_UINT32: pl.UInt32(),
+    FieldDescriptor.TYPE_FIXED32: pl.UInt32(),
+    FieldDescriptor.TYPE_BOOL: pl.Boolean(),
+    FieldDescriptor.TYPE_STRING: pl.String(),
+    FieldDescriptor.TYPE_BYTES: pl.Binary(),
+    FieldDescriptor.TYPE_ENUM: pl.String(),  # the value's name; its number if unknown
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One framed message: its index in the file, byte offset, and bytes."""
+
+    index: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class KeyValueLayout:
+    """Where the entries, their keys and their values are in a key/value envelope."""
+
+    entries: FieldDescriptor  # repeated message field of the envelope
+    key: FieldDescriptor  # enum field of the entry
+    value: FieldDescriptor  # message field of the entry, holding a oneof
+    oneof_name: str
+
+
+@dataclass(frozen=True)
+class ProtoSchema:
+    """A message type resolved from a descriptor set, and how to read it."""
+
+    source: str  # the descriptor set's path, or "shipped"
+    descriptor: Descriptor
+    message_class: type[Message]
+    key_value: KeyValueLayout | None
+
+    @property
+    def name(self) -> str:
+        """The message type's full name."""
+        return self.descriptor.full_name
+
+
+# --- descriptors --------------------------------------------------------------------------------
+
+
+def load_schema(
+    descriptor_set: str | Path | None, message: str, *, kv_field: str | None = None
+) -> ProtoSchema:
+    """Resolve `message` in `descriptor_set` (None: vtx's shipped schemas).
+
+    A key/value envelope is detected automatically, or named by its entries field (`kv_field`).
+    """
+    path = Path(descriptor_set) if descriptor_set is not None else (
+        shipped_dir("proto") / _SHIPPED_DESCRIPTORS
+    )
+    source = str(descriptor_set) if descriptor_set is not None else "shipped vtx schemas"
+    try:
+        files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read descriptor set: {exc.strerror or exc}") from None
+    except DecodeError as exc:
+        raise InputError(
+            f"{path}: not a FileDescriptorSet ({first_line(exc)})",
+            hint="write one with `protoc --include_imports -o FILE.binpb your.proto`",
+        ) from None
+    pool = descriptor_pool.DescriptorPool()
+    try:
+        for file in files.file:
+            pool.Add(file)
+        descriptor = pool.FindMessageTypeByName(message)
+    except KeyError:
+        names = [m for f in files.file for m in _message_names(f)]
+        close = difflib.get_close_matches(message, names, n=1)
+        raise InputError(
+            f"{source}: no message type {message!r}",
+            hint=f"did you mean {close[0]!r}?" if close else None,
+        ) from None
+    except TypeError as exc:  # inconsistent or incomplete files (a missing import)
+        raise InputError(f"{source}: descriptor set is incomplete: {first_line(exc)}") from None
+    layout = detect_key_value(descriptor, kv_field)
+    return ProtoSchema(source, descriptor, message_factory.GetMessageClass(descriptor), layout)
+
+
+def _message_names(file: descriptor_pb2.FileDescriptorProto) -> Iterator[str]:
+    prefix = f"{file.package}." if file.package else ""
+    for msg in file.message_type:
+        yield prefix + msg.name
+
+
+def detect_key_value(descriptor: Descriptor, kv_field: str | None = None) -> KeyValueLayout | None:
+    """The key/value layout of `descriptor`, if it is an envelope (or `kv_field` names one)."""
+    candidates = [
+        f for f in descriptor.fields
+        if f.is_repeated and f.message_type is not None
+        and (kv_field is None or f.name == kv_field)
+    ]
+    if kv_field is not None and not candidates:
+        raise InputError(f"message {descriptor.full_name!r} has no repeated message field "
+                         f"{kv_field!r} (--kv-field)")
+    for entries in candidates:
+        entry = entries.message_type
+        key = entry.fields_by_name.get("key")
+        value = entry.fields_by_name.get("value")
+        if (
+            key is not None and key.enum_type is not None
+            and value is not None and value.message_type is not None
+            and value.message_type.oneofs
+        ):
+            return KeyValueLayout(entries, key, value, value.message_type.oneofs[0].name)
+    if kv_field is not None:
+        raise InputError(f"{descriptor.full_name}.{kv_field}: entries need an enum 'key' and a "
+                         "'value' message with a oneof (--kv-field)")
+    return None
+
+
+# --- framing ------------------------------------------------------------------------------------
+
+
+def iter_frames(path: Path, framing: Framing) -> Iterator[Frame]:
+    """The messages of one file: varint-delimited, or the whole file as one message.
+
+    The file is memory-mapped, so a large stream costs page cache, not process memory.
+    """
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            data: bytes | mmap.mmap = (
+                mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            )
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        yield from _frames(path, data, framing)
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
+
+
+def _frames(path: Path, data: bytes | mmap.mmap, framing: Framing) -> Iterator[Frame]:
+    if framing == "single":
+        _check_size(path, 0, 0, len(data))
+        yield Frame(0, 0, bytes(data))
+        return
+    offset, index, end = 0, 0, len(data)
+    while offset < end:
+        length, start = _read_varint(path, data, offset, index)
+        _check_size(path, offset, index, length)
+        if start + length > end:
+            raise InputError(
+                f"{path}: message {index} at byte {offset}: length {length} runs past the end "
+                f"of the file ({end - start} bytes left)"
+            )
+        yield Frame(index, offset, data[start : start + length])
+        offset, index = start + length, index + 1
+
+
+def iter_directory(directory: Path) -> Iterator[tuple[Path, Frame]]:
+    """A topic dump: every regular file of `directory` (sorted) as one message."""
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    for path in files:
+        for frame in iter_frames(path, "single"):
+            yield path, frame
+
+
+def _read_varint(
+    path: Path, data: bytes | mmap.mmap, offset: int, index: int
+) -> tuple[int, int]:
+    result, shift, pos = 0, 0, offset
+    while True:
+        if pos >= len(data):
+            raise InputError(f"{path}: message {index} at byte {offset}: truncated length prefix")
+        byte = data[pos]
+        result |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 64:
+            raise InputError(f"{path}: message {index} at byte {offset}: bad length prefix "
+                             "(varint longer than 10 bytes)")
+
+
+def _check_size(path: Path, offset: int, index: int, length: int) -> None:
+    if length > MAX_MESSAGE_BYTES:
+        raise InputError(
+            f"{path}: message {index} at byte {offset}: {length} bytes is larger than the "
+            f"{MAX_MESSAGE_BYTES} vtx accepts"
+        )
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def parse(schema: ProtoSchema, path: Path, frame: Frame) -> Message:
+    """Parse one framed message, or raise `InputError` naming the place."""
+    try:
+        return schema.message_class.FromString(frame.data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InputError(
+            f"{path}: message {frame.index} at byte {frame.offset}: does not parse as "
+            f"{schema.name}: {first_line(exc)}"
+        ) from None
+
+
+def iter_batches(
+    schema: ProtoSchema, path: Path, framing: Framing, batch_size: int = 10_000
+) -> Iterator[pl.DataFrame]:
+    """Rows of `path` in frames of at most `batch_size` messages: plain or key/value rows."""
+    frames: list[Frame] = []
+    for frame in iter_frames(path, framing):
+        frames.append(frame)
+        if len(frames) == batch_size:
+            yield _rows(schema, path, frames)
+            frames = []
+    if frames or not schema.key_value:
+        yield _rows(schema, path, frames)
+
+
+def _rows(schema: ProtoSchema, path: Path, frames: list[Frame]) -> pl.DataFrame:
+    messages = [parse(schema, path, f) for f in frames]
+    if schema.key_value is not None:
+        return key_value_frame(schema, messages, [f.index for f in frames])
+    return plain_frame(schema, messages, [f.data for f in frames])
+
+
+def polars_schema(schema: ProtoSchema) -> pl.Schema:
+    """The Polars schema of plain rows of `schema`'s message."""
+    columns = {f.json_name: _dtype(f, 0) for f in schema.descriptor.fields}
+    columns[UNKNOWN_FIELDS] = pl.Binary()
+    return pl.Schema(columns)
+
+
+def plain_frame(schema: ProtoSchema, messages: list[Message], raw: list[bytes]) -> pl.DataFrame:
+    """One row per message (the plain path; `raw` are the messages' bytes)."""
+    fields = schema.descriptor.fields
+    rows = []
+    for message, data in zip(messages, raw, strict=True):
+        row = {f.json_name: _value(message, f, 0) for f in fields}
+        row[UNKNOWN_FIELDS] = data if _has_unknown(message, 0) else None
+        rows.append(row)
+    return pl.DataFrame(rows, schema=polars_schema(schema), orient="row")
+
+
+def key_value_schema(schema: ProtoSchema) -> pl.Schema:
+    """The Polars schema of key/value rows of `schema`'s envelope."""
+    layout = schema.key_value
+    assert layout is not None
+    columns: dict[str, pl.DataType] = {"message_index": pl.Int64(), "entry_index": pl.Int64()}
+    for f in schema.descriptor.fields:
+        if f is not layout.entries:
+            columns[f.name] = _dtype(f, 0)
+    columns.update({"key": pl.String(), "key_number": pl.Int32(), "member": pl.String()})
+    columns.update(_VALUE_COLUMNS)
+    for member in _message_members(layout):
+        columns[f"value_{member.name}"] = _dtype(member, 1)
+    columns[UNKNOWN_FIELDS] = pl.Binary()
+    return pl.Schema(columns)
+
+
+_VALUE_COLUMNS: dict[str, pl.DataType] = {
+    "value_string": pl.String(),
+    "value_int": pl.Int64(),
+    "value_double": pl.Float64(),
+    "value_bool": pl.Boolean(),
+    "value_enum": pl.String(),
+    "value_bytes": pl.Binary(),
+}
+
+
+def key_value_frame(
+    schema: ProtoSchema, messages: list[Message], indexes: list[int]
+) -> pl.DataFrame:
+    """One row per entry of each envelope (the plain path)."""
+    layout = schema.key_value
+    assert layout is not None
+    envelope_fields = [f for f in schema.descriptor.fields if f is not layout.entries]
+    key_enum: EnumDescriptor = layout.key.enum_type
+    rows = []
+    for message, message_index in zip(messages, indexes, strict=True):
+        envelope = {f.name: _value(message, f, 0) for f in envelope_fields}
+        for entry_index, entry in enumerate(getattr(message, layout.entries.name)):
+            number = getattr(entry, layout.key.name)
+            known = key_enum.values_by_number.get(number)
+            row: dict[str, Any] = {
+                "message_index": message_index,
+                "entry_index": entry_index,
+                **envelope,
+                "key": known.name if known is not None else str(number),
+                "key_number": number,
+            }
+            value = getattr(entry, layout.value.name)
+            member_name = value.WhichOneof(layout.oneof_name)
+            row["member"] = member_name
+            if member_name is not None:
+                member = value.DESCRIPTOR.fields_by_name[member_name]
+                row[_value_column(member)] = _value(value, member, 1)
+            unknown = _has_unknown(entry, 0)
+            row[UNKNOWN_FIELDS] = entry.SerializeToString() if unknown else None
+            rows.append(row)
+    return pl.DataFrame(rows, schema=key_value_schema(schema), orient="row")
+
+
+def _message_members(layout: KeyValueLayout) -> list[FieldDescriptor]:
+    oneof = layout.value.message_type.oneofs_by_name[layout.oneof_name]
+    return [m for m in oneof.fields if m.message_type is not None]
+
+
+def _value_column(member: FieldDescriptor) -> str:
+    if member.message_type is not None:
+        return f"value_{member.name}"
+    if member.type == FieldDescriptor.TYPE_ENUM:
+        return "value_enum"
+    dtype = _SCALARS[member.type]
+    if dtype == pl.String:
+        return "value_string"
+    if dtype == pl.Binary:
+        return "value_bytes"
+    if dtype == pl.Boolean:
+        return "value_bool"
+    return "value_double" if dtype.is_float() else "value_int"
+
+
+def _dtype(field: FieldDescriptor, depth: int) -> pl.DataType:
+    if depth > MAX_DEPTH:
+        raise InputError(f"{field.full_name}: messages nest deeper than {MAX_DEPTH} levels")
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        key, value = field.message_type.fields
+        entry = {"key": _dtype(key, depth + 1), "value": _dtype(value, depth + 1)}
+        return pl.List(pl.Struct(entry))
+    if field.message_type is not None and field.message_type.full_name == _TIMESTAMP:
+        inner: pl.DataType = pl.Datetime("us", "UTC")
+    elif field.message_type is not None:
+        inner = pl.Struct({f.json_name: _dtype(f, depth + 1) for f in field.message_type.fields})
+    else:
+        inner = _SCALARS[field.type]
+    return pl.List(inner) if field.is_repeated else inner
+
+
+def _value(message: Message, field: FieldDescriptor, depth: int) -> Any:
+    """The Python value of `field` in `message`, shaped for `_dtype(field)`."""
+    if depth > MAX_DEPTH:
+        raise InputError(f"{field.full_name}: messages nest deeper than {MAX_DEPTH} levels")
+    raw = getattr(message, field.name)
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        value_field = field.message_type.fields_by_name["value"]
+        return [{"key": k, "value": _single(raw[k], value_field, depth)} for k in raw]
+    if field.is_repeated:
+        return [_single(item, field, depth) for item in raw]
+    if field.message_type is not None and not message.HasField(field.name):
+        return None
+    if field.has_presence and field.message_type is None and not message.HasField(field.name):
+        return None  # an explicit-presence scalar that was not sent
+    return _single(raw, field, depth)
+
+
+def _single(raw: Any, field: FieldDescriptor, depth: int) -> Any:
+    if field.message_type is None:
+        if field.type == FieldDescriptor.TYPE_ENUM:
+            known = field.enum_type.values_by_number.get(raw)
+            return known.name if known is not None else str(raw)
+        return raw
+    if field.message_type.full_name == _TIMESTAMP:
+        micros = raw.seconds * 1_000_000 + raw.nanos // 1000
+        return _EPOCH + timedelta(microseconds=micros)
+    return {f.json_name: _value(raw, f, depth + 1) for f in field.message_type.fields}
+
+
+def _has_unknown(message: Message, depth: int) -> bool:
+    """Whether `message` or any message inside it carries fields its descriptor does not know."""
+    if depth > MAX_DEPTH:
+        return True
+    if len(UnknownFieldSet(message)):
+        return True
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            items = [value[k] for k in value] if field.message_type.fields_by_name[
+                "value"].message_type is not None else []
+        elif field.is_repeated:
+            items = list(value)
+        else:
+            items = [value]
+        if any(isinstance(i, Message) and _has_unknown(i, depth + 1) for i in items):
+            return True
+    return False
