@@ -1,0 +1,124 @@
+"""Key/value splitting (filter/kv_engine.py) on streams of the test fleet schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from filter import load_catalogue
+from filter.kv_engine import split_key_values
+from filter.pseudonym import token_mapping
+from filter.readers import protobuf as pb
+
+from .conftest import DATA, KEY
+from .test_readers_protobuf import delimited, make_payload
+
+KEY_NUMBERS = [0, 4, 5, 8, 10, 21, 23, 64, 69, 248, 300, 999]
+
+
+@pytest.fixture(scope="module")
+def payload() -> pb.ProtoSchema:
+    return pb.load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_catalogue()
+
+
+def split(schema: pb.ProtoSchema, path: Path, catalogue, scenario: str = "after-sales"):
+    rows = pl.concat(list(pb.iter_batches(schema, path, "delimited")))
+    tokens = token_mapping(KEY, rows["vin"].unique())
+    queries = split_key_values(rows.lazy(), catalogue, scenario, tokens)
+    export, onshore, counts = pl.collect_all([queries.export, queries.onshore, queries.counts])
+    return rows, export, onshore, counts.row(0, named=True)
+
+
+def test_entries_go_where_their_keys_belong(payload, shipped, tmp_path: Path) -> None:
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(make_payload(payload)))
+    rows, export, onshore, counts = split(payload, path, shipped)
+    assert export["key"].to_list() == ["Soc"]  # battery: ordinary in after-sales
+    assert sorted(onshore["key"]) == ["999", "Gear", "Location", "VehicleName"]
+    assert "vin" not in export.columns and "vehicle_token" in export.columns
+    assert export.height + onshore.height == rows.height == counts["entries"]
+    assert counts == {"entries": 5, "exported": 1, "unknown_keys": 1, "unknown_fields": 0,
+                      "detected": 0}
+
+
+def test_location_text_under_an_ordinary_key_is_withheld(payload, shipped, tmp_path) -> None:
+    msg = payload.message_class(vin="LSV1")
+    msg.data.add(key=8).value.string_value = "(37.412374 N, 122.145867 W)"
+    msg.data.add(key=8).value.double_value = 55.0
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(msg.SerializeToString()))
+    _, export, onshore, counts = split(payload, path, shipped)
+    assert export["value_double"].to_list() == [55.0]
+    assert onshore["value_string"].to_list() == ["(37.412374 N, 122.145867 W)"]
+    assert counts["detected"] == 1
+
+
+def test_message_value_under_a_scalar_key_is_withheld(payload, shipped, tmp_path) -> None:
+    msg = payload.message_class(vin="LSV1")
+    msg.data.add(key=8).value.location_value.latitude = 31.2  # a location under "Soc"
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(msg.SerializeToString()))
+    _, export, onshore, _ = split(payload, path, shipped)
+    assert export.height == 0 and onshore["key"].to_list() == ["Soc"]
+
+
+def test_unknown_fields_keep_the_entry_onshore(payload, shipped, tmp_path) -> None:
+    datum = payload.message_class().data.add(key=8)
+    datum.value.double_value = 55.0
+    # The entry (field 1 of the envelope) with an unknown field 9 (varint 1) appended.
+    entry = datum.SerializeToString() + b"\x48\x01"
+    raw = b"\x0a" + bytes([len(entry)]) + entry + payload.message_class(vin="V").SerializeToString()
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(raw))
+    _, export, onshore, counts = split(payload, path, shipped)
+    assert export.height == 0 and counts["unknown_fields"] == 1
+    assert onshore["unknown_fields"].to_list() == [entry]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entries=st.lists(st.lists(st.tuples(st.sampled_from(KEY_NUMBERS),
+                                           st.sampled_from(["double", "string", "location",
+                                                            "none", "sensitive"])),
+                                 max_size=6), min_size=1, max_size=5),
+       scenario=st.sampled_from(["after-sales", "used-car", "manufacturing"]))
+def test_no_withheld_key_in_the_export_and_entries_reconcile(payload, shipped, entries,
+                                                              scenario, tmp_path_factory) -> None:
+    messages = []
+    for i, datums in enumerate(entries):
+        msg = payload.message_class(vin=f"LSV{i:014d}")
+        for number, kind in datums:
+            value = msg.data.add(key=number).value
+            if kind == "double":
+                value.double_value = 1.5
+            elif kind == "string":
+                value.string_value = "ok"
+            elif kind == "sensitive":
+                value.string_value = "call 13812345678"
+            elif kind == "location":
+                value.location_value.latitude = 31.2
+        messages.append(msg.SerializeToString())
+    path = tmp_path_factory.mktemp("kv") / "s.bin"
+    path.write_bytes(delimited(*messages))
+    rows, export, onshore, counts = split(payload, path, shipped, scenario)
+    allowed = shipped.scenario(scenario).classes
+    for key in export["key"]:
+        match = shipped.classify(f"fleet.{key}")
+        assert match is not None and match.rule.data_class in allowed, key
+    assert "call 13812345678" not in set(export["value_string"].drop_nulls())
+    assert export["value_location_value"].drop_nulls().len() == 0 or all(
+        shipped.classify(f"fleet.{k}.location_value") is not None
+        for k in export.filter(pl.col("value_location_value").is_not_null())["key"])
+    assert export.height + onshore.height == rows.height == counts["entries"]
+    assert counts["exported"] == export.height
+    merged = pl.concat([export.select("message_index", "entry_index"),
+                        onshore.select("message_index", "entry_index")]).sort(pl.all())
+    assert merged.equals(rows.select("message_index", "entry_index").sort(pl.all()))
