@@ -188,3 +188,21 @@ def test_batches_cover_every_message(payload: pb.ProtoSchema, sample, tmp_path: 
     empty.write_bytes(b"")
     (plain,) = pb.iter_batches(sample, empty, "delimited")
     assert plain.height == 0 and plain.schema == pb.polars_schema(sample)
+
+
+def test_bad_records_go_to_the_callback_and_reading_goes_on(payload, tmp_path: Path) -> None:
+    good = make_payload(payload)
+    path = tmp_path / "stream.bin"
+    path.write_bytes(delimited(good, b"\x0a\xff\xff", good) + b"\x40abc")  # bad, good, truncated
+    bad: list[tuple[int, int, str, bytes]] = []
+    batches = list(pb.iter_batches(
+        payload, path, "delimited",
+        on_bad=lambda r: bad.append((r.index, r.offset, r.reason, bytes(r.data))),
+    ))
+    assert sorted(set(batches[0]["message_index"])) == [0, 2]
+    assert [b[0] for b in bad] == [1, 3]
+    assert "does not parse" in bad[0][2] and "runs past the end" in bad[1][2]
+    assert bad[0][3] == b"\x0a\xff\xff"
+    assert bad[1][3] == b"\x40abc" and bad[1][1] == len(delimited(good, b"\x0a\xff\xff", good))
+    with pytest.raises(InputError, match="message 1 at byte"):
+        list(pb.iter_batches(payload, path, "delimited"))

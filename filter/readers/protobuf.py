@@ -31,7 +31,7 @@ from __future__ import annotations
 import difflib
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,9 +218,9 @@ def _frames(path: Path, data: bytes | mmap.mmap, framing: Framing) -> Iterator[F
         length, start = _read_varint(path, data, offset, index)
         _check_size(path, offset, index, length)
         if start + length > end:
-            raise InputError(
+            raise _FramingError(
                 f"{path}: message {index} at byte {offset}: length {length} runs past the end "
-                f"of the file ({end - start} bytes left)"
+                f"of the file ({end - start} bytes left)", index, offset
             )
         yield Frame(index, offset, data[start : start + length])
         offset, index = start + length, index + 1
@@ -240,7 +240,9 @@ def _read_varint(
     result, shift, pos = 0, 0, offset
     while True:
         if pos >= len(data):
-            raise InputError(f"{path}: message {index} at byte {offset}: truncated length prefix")
+            raise _FramingError(
+                f"{path}: message {index} at byte {offset}: truncated length prefix", index, offset
+            )
         byte = data[pos]
         result |= (byte & 0x7F) << shift
         pos += 1
@@ -248,15 +250,15 @@ def _read_varint(
             return result, pos
         shift += 7
         if shift >= 64:
-            raise InputError(f"{path}: message {index} at byte {offset}: bad length prefix "
-                             "(varint longer than 10 bytes)")
+            raise _FramingError(f"{path}: message {index} at byte {offset}: bad length prefix "
+                                "(varint longer than 10 bytes)", index, offset)
 
 
 def _check_size(path: Path, offset: int, index: int, length: int) -> None:
     if length > MAX_MESSAGE_BYTES:
-        raise InputError(
+        raise _FramingError(
             f"{path}: message {index} at byte {offset}: {length} bytes is larger than the "
-            f"{MAX_MESSAGE_BYTES} vtx accepts"
+            f"{MAX_MESSAGE_BYTES} vtx accepts", index, offset
         )
 
 
@@ -274,22 +276,81 @@ def parse(schema: ProtoSchema, path: Path, frame: Frame) -> Message:
         ) from None
 
 
+@dataclass(frozen=True)
+class BadRecord:
+    """A message that could not be read: where it was, why, and its raw bytes.
+
+    After a framing error (a broken length prefix) nothing later in the file can be framed, so
+    `data` is the rest of the file. `data` is only valid during the callback that receives it.
+    """
+
+    path: Path
+    index: int
+    offset: int
+    reason: str
+    data: memoryview | bytes
+
+
+OnBadRecord = Callable[[BadRecord], None]
+
+
+class _FramingError(InputError):
+    def __init__(self, message: str, index: int, offset: int) -> None:
+        super().__init__(message)
+        self.index, self.offset = index, offset
+
+
 def iter_batches(
-    schema: ProtoSchema, path: Path, framing: Framing, batch_size: int = 10_000
+    schema: ProtoSchema,
+    source: Path,
+    framing: Framing,
+    *,
+    batch_size: int = 10_000,
+    on_bad: OnBadRecord | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Rows of `path` in frames of at most `batch_size` messages: plain or key/value rows."""
-    frames: list[Frame] = []
-    for frame in iter_frames(path, framing):
-        frames.append(frame)
-        if len(frames) == batch_size:
-            yield _rows(schema, path, frames)
-            frames = []
-    if frames or not schema.key_value:
-        yield _rows(schema, path, frames)
+    """Rows of `source` in frames of at most `batch_size` messages: plain or key/value rows.
+
+    `source` is a file (`framing` "delimited" or "single") or a directory of single-message
+    files. Without `on_bad` the first bad record raises `InputError`; with it, bad records are
+    handed to `on_bad` and skipped.
+    """
+    batch: list[tuple[Frame, Message]] = []
+    for path, frame in _source_frames(source, framing, on_bad):
+        try:
+            batch.append((frame, parse(schema, path, frame)))
+        except InputError as exc:
+            if on_bad is None:
+                raise
+            on_bad(BadRecord(path, frame.index, frame.offset, exc.message, frame.data))
+            continue
+        if len(batch) == batch_size:
+            yield _rows(schema, batch)
+            batch = []
+    if batch or not schema.key_value:
+        yield _rows(schema, batch)
 
 
-def _rows(schema: ProtoSchema, path: Path, frames: list[Frame]) -> pl.DataFrame:
-    messages = [parse(schema, path, f) for f in frames]
+def _source_frames(
+    source: Path, framing: Framing, on_bad: OnBadRecord | None
+) -> Iterator[tuple[Path, Frame]]:
+    if source.is_dir():
+        yield from iter_directory(source)
+        return
+    try:
+        for frame in iter_frames(source, framing):
+            yield source, frame
+    except _FramingError as exc:
+        if on_bad is None:
+            raise
+        with source.open("rb") as fh:
+            fh.seek(exc.offset)
+            rest = fh.read()  # what cannot be framed: kept whole for the onshore quarantine
+        on_bad(BadRecord(source, exc.index, exc.offset, exc.message, rest))
+
+
+def _rows(schema: ProtoSchema, batch: list[tuple[Frame, Message]]) -> pl.DataFrame:
+    frames = [f for f, _ in batch]
+    messages = [m for _, m in batch]
     if schema.key_value is not None:
         return key_value_frame(schema, messages, [f.index for f in frames])
     return plain_frame(schema, messages, [f.data for f in frames])
