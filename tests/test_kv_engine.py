@@ -31,7 +31,7 @@ def shipped():
 
 
 def split(schema: pb.ProtoSchema, path: Path, catalogue, scenario: str = "after-sales"):
-    rows = pl.concat(list(pb.iter_batches(schema, path, "delimited")))
+    rows = pl.concat([b.rows for b in pb.iter_batches(schema, path, "delimited")])
     tokens = token_mapping(KEY, rows["vin"].unique())
     queries = split_key_values(rows.lazy(), catalogue, scenario, tokens)
     export, onshore, counts = pl.collect_all([queries.export, queries.onshore, queries.counts])

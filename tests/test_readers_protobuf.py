@@ -182,12 +182,13 @@ def test_batches_cover_every_message(payload: pb.ProtoSchema, sample, tmp_path: 
     path = tmp_path / "stream.bin"
     path.write_bytes(delimited(*[make_payload(payload, f"V{i}") for i in range(7)]))
     batches = list(pb.iter_batches(payload, path, "delimited", batch_size=3))
-    assert [b["message_index"].n_unique() for b in batches] == [3, 3, 1]
-    assert sum(b.height for b in batches) == 35
+    assert [b.rows["message_index"].n_unique() for b in batches] == [3, 3, 1]
+    assert [b.messages for b in batches] == [3, 3, 1]
+    assert sum(b.rows.height for b in batches) == 35
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
     (plain,) = pb.iter_batches(sample, empty, "delimited")
-    assert plain.height == 0 and plain.schema == pb.polars_schema(sample)
+    assert plain.rows.height == 0 and plain.rows.schema == pb.polars_schema(sample)
 
 
 def test_bad_records_go_to_the_callback_and_reading_goes_on(payload, tmp_path: Path) -> None:
@@ -199,7 +200,7 @@ def test_bad_records_go_to_the_callback_and_reading_goes_on(payload, tmp_path: P
         payload, path, "delimited",
         on_bad=lambda r: bad.append((r.index, r.offset, r.reason, bytes(r.data))),
     ))
-    assert sorted(set(batches[0]["message_index"])) == [0, 2]
+    assert sorted(set(batches[0].rows["message_index"])) == [0, 2]
     assert [b[0] for b in bad] == [1, 3]
     assert "does not parse" in bad[0][2] and "runs past the end" in bad[1][2]
     assert bad[0][3] == b"\x0a\xff\xff"

@@ -300,6 +300,14 @@ class _FramingError(InputError):
         self.index, self.offset = index, offset
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The rows of a batch of messages, and how many messages they came from."""
+
+    rows: pl.DataFrame
+    messages: int  # key/value: envelopes without entries give no row but still count
+
+
 def iter_batches(
     schema: ProtoSchema,
     source: Path,
@@ -307,8 +315,8 @@ def iter_batches(
     *,
     batch_size: int = 10_000,
     on_bad: OnBadRecord | None = None,
-) -> Iterator[pl.DataFrame]:
-    """Rows of `source` in frames of at most `batch_size` messages: plain or key/value rows.
+) -> Iterator[Batch]:
+    """Rows of `source` in batches of at most `batch_size` messages: plain or key/value rows.
 
     `source` is a file (`framing` "delimited" or "single") or a directory of single-message
     files. Without `on_bad` the first bad record raises `InputError`; with it, bad records are
@@ -348,12 +356,12 @@ def _source_frames(
         on_bad(BadRecord(source, exc.index, exc.offset, exc.message, rest))
 
 
-def _rows(schema: ProtoSchema, batch: list[tuple[Frame, Message]]) -> pl.DataFrame:
+def _rows(schema: ProtoSchema, batch: list[tuple[Frame, Message]]) -> Batch:
     frames = [f for f, _ in batch]
     messages = [m for _, m in batch]
     if schema.key_value is not None:
-        return key_value_frame(schema, messages, [f.index for f in frames])
-    return plain_frame(schema, messages, [f.data for f in frames])
+        return Batch(key_value_frame(schema, messages, [f.index for f in frames]), len(batch))
+    return Batch(plain_frame(schema, messages, [f.data for f in frames]), len(batch))
 
 
 def polars_schema(schema: ProtoSchema) -> pl.Schema:
