@@ -8,6 +8,9 @@ alternating the order of the methods from one repeat to the next:
 
 * ``vtx``  -- ``python -m filter split INPUT --export DIR --onshore DIR
   --scenario after-sales --key-file KEY --overwrite --quiet``;
+* ``vtx-ray`` -- the same with ``--engine ray``: a local Ray cluster started and stopped by
+  the run, so its start-up is in the time (needs ``pip install -e ".[ray]"``). Its peak RSS
+  and CPU time are the driver process's: Ray's workers are not its children;
 * ``copy`` -- ``pl.scan_parquet(INPUT).sink_parquet(OUTPUT)``, the floor for any
   single streaming pass over the file.
 
@@ -43,7 +46,7 @@ from benchmarks.generate import generate, schema
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_WORK_DIR = BENCH_DIR / ".data"
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"
-METHODS = ("vtx", "copy")
+METHODS = ("vtx", "vtx-ray", "copy")
 
 COPY_SNIPPET = "import sys, polars as pl; pl.scan_parquet(sys.argv[1]).sink_parquet(sys.argv[2])"
 
@@ -127,14 +130,15 @@ def machine_info() -> dict[str, Any]:
 
 def method_command(method: str, src: Path, out: Path, key_file: Path) -> list[str]:
     """Return the child command line for ``method`` reading ``src`` and writing under ``out``."""
-    if method == "vtx":
+    if method in ("vtx", "vtx-ray"):
+        engine = ["--engine", "ray"] if method == "vtx-ray" else []
         return [
             sys.executable, "-m", "filter", "split", str(src),
             "--export", str(out / "export"),
             "--onshore", str(out / "onshore"),
             "--scenario", "after-sales",
             "--key-file", str(key_file),
-            "--overwrite", "--quiet",
+            "--overwrite", "--quiet", *engine,
         ]  # fmt: skip
     if method == "copy":
         return [sys.executable, "-c", COPY_SNIPPET, str(src), str(out / "copy.parquet")]
@@ -191,7 +195,7 @@ def bench_one(
             result = measure(cmd, work_dir / f"{method}.log", cwd=repo_root)
             runs[method].append(result)
             print(
-                f"  [{i + 1}/{repeat}] {method:5s} {result.wall_s:7.2f} s  "
+                f"  [{i + 1}/{repeat}] {method:7s} {result.wall_s:7.2f} s  "
                 f"{result.peak_rss_mb:8.1f} MB peak  {result.cpu_s:7.2f} s CPU",
                 flush=True,
             )
@@ -231,6 +235,10 @@ def bench_one(
         vtx, copy = summary["vtx"], summary["copy"]
         record["ratio_wall_vtx_over_copy"] = vtx["median_wall_s"] / copy["median_wall_s"]
         record["ratio_rss_vtx_over_copy"] = vtx["median_peak_rss_mb"] / copy["median_peak_rss_mb"]
+    if "vtx" in summary and "vtx-ray" in summary:
+        # The Ray engine's overhead on this one machine: start-up, scheduling, a second pass.
+        ray_wall = summary["vtx-ray"]["median_wall_s"]
+        record["ratio_wall_ray_over_vtx"] = ray_wall / summary["vtx"]["median_wall_s"]
     return record
 
 
@@ -243,14 +251,14 @@ def results_table(results_dir: Path) -> str:
     """Return a markdown table with one row per ``split-*.json`` file in ``results_dir``."""
     header = (
         "| rows | cols | input MB | vtx s | copy s | vtx/copy | vtx RSS MB | copy RSS MB "
-        "| vtx CPU s | nproc | RAM GB | polars | vtx | date |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n"
+        "| vtx CPU s | vtx-ray s | ray/vtx | nproc | RAM GB | polars | vtx | date |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n"
     )
     records = [json.loads(p.read_text()) for p in results_dir.glob("split-*.json")]
     lines = []
     for rec in sorted(records, key=lambda r: r["input"]["rows"]):
         m, inp, mach = rec["methods"], rec["input"], rec["machine"]
-        vtx, copy = m.get("vtx", {}), m.get("copy", {})
+        vtx, copy, on_ray = m.get("vtx", {}), m.get("copy", {}), m.get("vtx-ray", {})
         lines.append(
             f"| {inp['rows']:,} | {inp['columns']} | {inp['bytes'] / 1e6:,.0f} "
             f"| {_fmt(vtx.get('median_wall_s'), '.2f')} | {_fmt(copy.get('median_wall_s'), '.2f')} "
@@ -258,6 +266,8 @@ def results_table(results_dir: Path) -> str:
             f"| {_fmt(vtx.get('median_peak_rss_mb'), ',.0f')} "
             f"| {_fmt(copy.get('median_peak_rss_mb'), ',.0f')} "
             f"| {_fmt(vtx.get('median_cpu_s'), '.1f')} "
+            f"| {_fmt(on_ray.get('median_wall_s'), '.2f')} "
+            f"| {_fmt(rec.get('ratio_wall_ray_over_vtx'), '.2f')} "
             f"| {mach['nproc']} | {mach['ram_gb']} | {mach['polars']} | {mach['vtx'] or '-'} "
             f"| {rec['date'][:10]} |"
         )
@@ -291,8 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument(
         "--methods",
-        default=",".join(METHODS),
-        help="comma-separated subset of vtx,copy (default both)",
+        default="vtx,copy",
+        help="comma-separated subset of vtx,vtx-ray,copy (default vtx,copy)",
     )
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="cached inputs")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
@@ -307,7 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = bench_one(rows, args.repeat, methods, args.vehicles, args.seed, args.work_dir)
         path = write_results(record, args.results_dir)
         ratio = record.get("ratio_wall_vtx_over_copy")
-        print(f"  -> {path}" + (f"  (vtx/copy {ratio:.2f}x)" if ratio else ""), flush=True)
+        ray_ratio = record.get("ratio_wall_ray_over_vtx")
+        print(f"  -> {path}" + (f"  (vtx/copy {ratio:.2f}x)" if ratio else "")
+              + (f"  (ray/vtx {ray_ratio:.2f}x)" if ray_ratio else ""), flush=True)
     print()
     print(results_table(args.results_dir), end="")
     return 0

@@ -6,7 +6,13 @@ Public API for pipelines::
 
 `load_catalogue` reads the policy, `plan` decides every field of a schema, `split` publishes
 export and onshore outputs from Parquet files, `split_frame` splits a frame in memory.
+`split_dataset` splits a Ray Dataset (``vtx[ray]``); it is loaded on first use, so
+``import filter`` does not import Ray.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from filter._version import __version__
 from filter.catalogue import Catalogue, catalogue_from_mapping, load_catalogue
@@ -43,6 +49,16 @@ __all__ = [
     "plan",
     "read_manifest",
     "split",
+    "split_dataset",
     "split_frame",
     "vehicle_token",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load `split_dataset` (and with it the Ray adapter) on first use."""
+    if name == "split_dataset":
+        from filter.ray_split import split_dataset
+
+        return split_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

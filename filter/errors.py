@@ -11,6 +11,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_DATA = 1  # bad input or data
 EXIT_USAGE = 2  # usage, key or catalogue error
+EXIT_VERIFY = 3  # `vtx verify` found the output does not hold what its manifest promises
 
 
 class VtxError(Exception):

@@ -24,6 +24,7 @@ from typing import Any
 
 from filter._version import __version__
 from filter.engine import COUNT_SEPARATOR, MOVED
+from filter.errors import OutputError
 from filter.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
 from filter.pseudonym import TOKEN_HEX_CHARS
 
@@ -62,15 +63,19 @@ def build_manifest(
     files: Iterable[FileRecord],
     counterpart: Path,
     detections: Mapping[str, int] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one output directory.
+
+    `extra` adds reader-specific sections (a protobuf input's format, key/value entry counts,
+    quarantined records); it cannot replace the common keys.
 
     `detections` are detector hit counts by ``"<field>\x1f<detector>"`` (``moved`` for values
     moved by any detector); counts only, never values.
     """
     file_list = list(files)
     columns = _columns(plan, destination)
-    return {
+    common = {
         "schema_version": SCHEMA_VERSION,
         "vtx_version": __version__,
         "run_id": run_id,
@@ -106,12 +111,17 @@ def build_manifest(
             "path": str(counterpart),
         },
     }
+    return {**common, **{k: v for k, v in (extra or {}).items() if k not in common}}
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
-    """Write `manifest` as `_manifest.json` in `directory`."""
+    """Write `manifest` as `_manifest.json` in `directory` (`OutputError` if it cannot)."""
     path = directory / MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+    except OSError as exc:  # disk full or gone while publishing: nothing will be published
+        raise OutputError(f"{path}: cannot write manifest: {exc.strerror or exc}") from None
     return path
 
 

@@ -14,6 +14,7 @@ removes staging directories whose owning process is gone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -53,6 +54,12 @@ class StagedOutput:
             os.rename(self.staging, self.target)
             _fsync_dir(self.target.parent)
         except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and not self.replace:
+                # Another run published between our check and our rename; rename(2) refuses
+                # to replace a non-empty directory, so theirs stands whole.
+                raise OutputError(
+                    f"{self.target}: target appeared and is not empty", hint="use --overwrite"
+                ) from None
             raise OutputError(f"{self.target}: cannot publish: {exc.strerror or exc}") from None
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
@@ -86,8 +93,11 @@ def _remove_stale(parent: Path, name: str) -> None:
     for entry in parent.glob(f".{glob.escape(name)}.vtx-*"):
         if not entry.is_dir():
             continue
-        if _STAGING in entry.name and _owner_alive(entry.name.split(_STAGING, 1)[1]):
-            continue  # a concurrent run is still writing there
+        marker = _STAGING if _STAGING in entry.name else _RETIRED
+        if marker in entry.name and _owner_alive(entry.name.split(marker, 1)[1]):
+            # A concurrent run is still writing there, or is swapping its output in: a retired
+            # directory is the old output until that run's rename succeeds, so it must stay.
+            continue
         shutil.rmtree(entry, ignore_errors=True)
 
 

@@ -3,7 +3,7 @@
 Every command calls the Python API; this package only parses options, shows progress and
 results, and translates errors: one line ``vtx: error: ...`` on stderr, no traceback unless
 ``--debug`` (or ``VTX_DEBUG=1``), and the exit code of the error (0 ok, 1 bad input or data,
-2 usage, key or catalogue error).
+2 usage, key or catalogue error; `vtx verify` exits 3 when an output fails its checks).
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ class VtxGroup(click.Group):
             result = super().main(args=argv, prog_name=prog_name or "vtx", **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `vtx` or `vtx catalogue` alone
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_help())
+            where = exc.ctx.command_path if exc.ctx else "vtx"
+            _fail(f"missing command (see '{where} --help')", EXIT_USAGE)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "vtx"
             _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_USAGE)
@@ -42,8 +47,8 @@ class VtxGroup(click.Group):
             if debug:
                 raise
             _fail(str(exc), exc.exit_code)
-        except Exception as exc:
-            if debug:
+        except BaseException as exc:  # Exception, and pyo3's PanicException (a BaseException)
+            if debug or not (isinstance(exc, Exception) or type(exc).__name__ == "PanicException"):
                 raise
             _fail(
                 f"unexpected {type(exc).__name__}: {first_line(exc)} "
@@ -67,9 +72,9 @@ def vtx(debug: bool) -> None:
 
 
 def _register() -> None:
-    from filter.cli import catalogue, demo, explain, split
+    from filter.cli import catalogue, demo, explain, report, split, verify
 
-    for module in (split, explain, catalogue, demo):
+    for module in (split, explain, verify, report, catalogue, demo):
         vtx.add_command(module.command)
 
 

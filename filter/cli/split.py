@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,8 +19,11 @@ from filter.cli.options import (
     scenario_option,
 )
 from filter.cli.summary import print_summary
+from filter.errors import InputError
 from filter.pseudonym import load_key
 from filter.splitter import ProgressCallback, check_pin, resolve_catalogue, split
+
+PARQUET_MAGIC = b"PAR1"
 
 
 @click.command("split")
@@ -38,6 +42,31 @@ from filter.splitter import ProgressCallback, check_pin, resolve_catalogue, spli
 @on_unknown_option
 @click.option("--overwrite", is_flag=True, help="Replace non-empty targets.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Split on this machine, or on a Ray cluster (needs vtx[ray]).")
+@click.option("--ray-address", metavar="ADDR", default=None,
+              help="Ray cluster to run on ('auto': the one `ray start` runs here); "
+                   "default a local one for the run.")
+@click.option("--format", "input_format", type=click.Choice(["auto", "parquet", "protobuf"]),
+              default="auto", show_default=True,
+              help="Input format; auto: protobuf when --message is given, else Parquet.")
+@click.option("--message", metavar="FULL.NAME", default=None,
+              help="Protobuf message type of the input, e.g. vtx.telemetry.v1.Envelope.")
+@click.option("--descriptor-set", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="FileDescriptorSet with the message type (protoc --include_imports -o); "
+                   "default: vtx's shipped schemas.")
+@click.option("--framing", type=click.Choice(["delimited", "single"]), default="delimited",
+              show_default=True,
+              help="Protobuf files: varint-length-delimited messages, or one message per file "
+                   "(a directory input is a topic dump of single-message files).")
+@click.option("--kv-field", metavar="NAME", default=None,
+              help="The repeated entries field of a key/value envelope (default: detected).")
+@click.option("--kv-namespace", metavar="NAME", default="fleet", show_default=True,
+              help="Catalogue namespace of key/value keys: key K is classified as NAME.K.")
+@click.option("--on-bad-record", type=click.Choice(["fail", "quarantine"]), default="fail",
+              show_default=True,
+              help="Protobuf: stop on a bad record, or keep it raw under the onshore "
+                   "output's quarantine/ and go on.")
 def command(
     inputs: tuple[str, ...],
     export_dir: Path,
@@ -50,20 +79,74 @@ def command(
     on_unknown: str,
     overwrite: bool,
     quiet: bool,
+    engine: str,
+    ray_address: str | None,
+    input_format: str,
+    message: str | None,
+    descriptor_set: Path | None,
+    framing: str,
+    kv_field: str | None,
+    kv_namespace: str,
+    on_bad_record: str,
 ) -> None:
-    """Split Parquet INPUT files, directories or globs into an export and an onshore set."""
+    """Split INPUT files, directories or globs (Parquet or protobuf) into an export and an
+    onshore set."""
     catalogue = resolve_catalogue(catalogue_path)
     check_pin(catalogue, catalogue_sha256)
     catalogue.scenario(scenario)
+    if ray_address is not None and engine != "ray":
+        raise click.UsageError("--ray-address needs --engine ray")
+    protobuf = _is_protobuf(input_format, message, descriptor_set, inputs)
+    if protobuf and message is None:
+        raise click.UsageError("protobuf input needs --message FULL.NAME")
+    if protobuf and engine == "ray":
+        raise click.UsageError("--engine ray reads Parquet only for now")
     key = load_key(key_file)
+    run = split
+    if protobuf:
+        from filter.protobuf_split import split_protobuf
+
+        run = functools.partial(
+            split_protobuf, message=message, descriptor_set=descriptor_set, framing=framing,
+            kv_field=kv_field, namespace=kv_namespace, on_bad_record=on_bad_record,
+        )
+    elif engine == "ray":
+        from filter.ray_split import split_ray
+
+        run = functools.partial(split_ray, address=ray_address)
     with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
-        result = split(
+        result = run(
             list(inputs), export_dir, onshore_dir, scenario,
             key=key, catalogue=catalogue, on_unknown=on_unknown,  # type: ignore[arg-type]
             origin=origin, overwrite=overwrite, progress=progress,
         )
     if not quiet:
         print_summary(result)
+
+
+def _is_protobuf(
+    input_format: str, message: str | None, descriptor_set: Path | None, inputs: tuple[str, ...]
+) -> bool:
+    """Resolve ``--format auto``: protobuf when a message type or descriptor set is named.
+
+    Otherwise Parquet, checked by its magic bytes so that a protobuf file given without
+    --message gets a message saying so rather than a Parquet error.
+    """
+    if input_format != "auto":
+        return input_format == "protobuf"
+    if message is not None or descriptor_set is not None:
+        return True
+    for item in inputs:
+        path = Path(item)
+        if path.is_file():
+            with path.open("rb") as fh:
+                if fh.read(4) != PARQUET_MAGIC:
+                    raise InputError(
+                        f"{path}: not a Parquet file (no PAR1 magic bytes)",
+                        hint="for protobuf input give --message FULL.NAME "
+                        "(and --descriptor-set FILE)",
+                    )
+    return False
 
 
 @contextmanager

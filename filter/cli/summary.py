@@ -21,5 +21,15 @@ def print_summary(result: SplitResult) -> None:
         parts = [f"{cls} {n}" for (dest, cls), n in sorted(counts.items()) if dest == destination]
         if parts:
             click.echo(f"  {destination:<8} fields: " + ", ".join(parts))
+    entries = result.export_manifest.get("entries")
+    if entries:  # key/value input: entries were routed one by one
+        click.echo(
+            f"  entries: {entries['entries']:,} read, {entries['exported']:,} exported; "
+            f"unknown keys {entries['unknown_keys']:,}, unknown fields "
+            f"{entries['unknown_fields']:,}, detector hits {entries['detected']:,}"
+        )
+    quarantined = result.onshore_manifest.get("quarantined")
+    if quarantined:
+        click.echo(f"  quarantined records: {len(quarantined):,} (onshore quarantine/)")
     click.echo(f"  export:  {result.export_dir}")
     click.echo(f"  onshore: {result.onshore_dir}")

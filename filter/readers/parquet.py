@@ -21,6 +21,9 @@ import pyarrow.parquet as pq
 from filter.errors import InputError, first_line
 
 _GLOB_CHARS = set("*?[")
+#: What reading a damaged file can raise: library errors, and pyo3's `PanicException` (a
+#: `BaseException`, raised when Polars' native code panics on data it did not expect).
+READ_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,48 @@ def inspect_parquet(path: Path) -> ParquetInput:
         meta = pq.read_metadata(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except Exception as exc:  # pyarrow raises ArrowInvalid and others for bad footers
+    except READ_ERRORS as exc:  # pyarrow raises ArrowInvalid and others for bad footers
         raise InputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
+    _check_chunk_ranges(path, size, meta)
     try:
         schema = pl.scan_parquet(path).collect_schema()
-    except Exception as exc:  # polars raises ComputeError and others for unsupported schemas
+    except READ_ERRORS as exc:  # polars raises ComputeError and others for unsupported schemas
         raise InputError(f"{path}: schema cannot be read: {first_line(exc)}") from None
     return ParquetInput(path, size, meta.num_rows, meta.num_row_groups, schema)
+
+
+def _check_chunk_ranges(path: Path, size: int, meta: pq.FileMetaData) -> None:
+    """Every column chunk the footer describes must lie inside the file.
+
+    A footer that points past the end (a truncated or damaged file whose footer still parses)
+    would make Polars' reader panic; the footer alone tells, so refuse such a file up front.
+    """
+    try:
+        with path.open("rb") as fh:
+            fh.seek(size - 8)
+            footer = int.from_bytes(fh.read(4), "little")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    limit = size - 8 - footer  # column chunks end where the footer begins
+    try:
+        for index in range(meta.num_row_groups):
+            group = meta.row_group(index)
+            for column in range(group.num_columns):
+                chunk = group.column(column)
+                start = chunk.data_page_offset
+                if chunk.has_dictionary_page and chunk.dictionary_page_offset:
+                    start = min(start, chunk.dictionary_page_offset)
+                end = start + chunk.total_compressed_size
+                if start < 4 or chunk.total_compressed_size < 0 or end > limit:
+                    raise InputError(
+                        f"{path}: row group {index} of {meta.num_row_groups}, column "
+                        f"{chunk.path_in_schema!r}: bytes {start}-{end} lie outside the file "
+                        f"({size} bytes); the file is truncated or corrupt"
+                    )
+    except InputError:
+        raise
+    except READ_ERRORS as exc:  # a footer field pyarrow cannot decode
+        raise InputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
 
 
 def inspect_batch(paths: Sequence[Path]) -> list[ParquetInput]:
@@ -111,12 +149,12 @@ def locate_corruption(source: ParquetInput) -> InputError | None:
         for index in range(reader.num_row_groups):
             try:
                 reader.read_row_group(index)
-            except Exception as exc:  # the first failing row group is the place to name
+            except READ_ERRORS as exc:  # the first failing row group is the place to name
                 return InputError(
                     f"{source.path}: row group {index} of {reader.num_row_groups} is corrupt: "
                     f"{first_line(exc)}"
                 )
-    except Exception as exc:  # the file went bad beyond the footer read earlier
+    except READ_ERRORS as exc:  # the file went bad beyond the footer read earlier
         return InputError(f"{source.path}: cannot read: {first_line(exc)}")
     return None
 

@@ -1,0 +1,346 @@
+"""Run a split on protobuf input: one more reader in front of the same plan and publishing.
+
+In: protobuf inputs (files, globs; a directory is a topic dump of single-message files), the
+message type (from a descriptor set, or vtx's shipped schemas), the framing, and the options of
+`filter.splitter.split`.
+Out: both targets published atomically with Parquet part files and manifests, as for Parquet
+input. Plain messages give one row per message, split column by column with the same engine
+(`filter.engine`); key/value envelopes give one row per entry, routed entry by entry
+(`filter.kv_engine`). Each batch of messages becomes a pair of part files
+(``part-<input>-<batch>.parquet``, the same names on both sides).
+May fail: what `split` may, plus `InputError` for a bad record (file, byte offset and message
+index). With ``on_bad_record="quarantine"`` bad records are kept instead, raw, under the onshore
+output's ``quarantine/`` with their offsets, counted in the manifests, and the run goes on.
+
+Streaming: messages are decoded in batches; memory is bounded by the batch, not the stream.
+This is the plain-protobuf decoding path (`filter.readers.protobuf`).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from filter.catalogue import Catalogue
+from filter.engine import Lookups
+from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
+from filter.kv_engine import split_key_values
+from filter.manifest import FileRecord, sha256_file
+from filter.part_writer import HashingFile
+from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
+from filter.pseudonym import token_mapping
+from filter.readers import protobuf as pb
+from filter.splitter import (
+    PARQUET_OPTIONS,
+    ProgressCallback,
+    SplitResult,
+    check_pin,
+    check_targets,
+    is_disk_error,
+    publish_outputs,
+    resolve_catalogue,
+    staged_outputs,
+    write_pair,
+)
+
+OnBadRecord = Literal["fail", "quarantine"]
+#: Messages decoded per batch (and per pair of part files).
+BATCH_MESSAGES = 50_000
+QUARANTINE_DIR = "quarantine"
+
+
+@dataclass
+class _Tally:
+    """What the run saw, for the manifests and the reconciliation."""
+
+    messages: Counter[Path] = field(default_factory=Counter)
+    entries: Counter[str] = field(default_factory=Counter)
+    detections: Counter[str] = field(default_factory=Counter)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+
+
+def split_protobuf(
+    inputs: str | Path | Sequence[str | Path],
+    export_dir: str | Path,
+    onshore_dir: str | Path,
+    scenario: str,
+    *,
+    key: bytes,
+    message: str,
+    descriptor_set: str | Path | None = None,
+    framing: pb.Framing = "delimited",
+    kv_field: str | None = None,
+    namespace: str = "fleet",
+    catalogue: Catalogue | str | Path | None = None,
+    on_unknown: OnUnknown = "withhold",
+    on_bad_record: OnBadRecord = "fail",
+    origin: str | None = None,
+    catalogue_sha256: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> SplitResult:
+    """Split protobuf `inputs` of type `message` into published export and onshore outputs."""
+    started = time.perf_counter()
+    cat = resolve_catalogue(catalogue)
+    check_pin(cat, catalogue_sha256)
+    cat.scenario(scenario)
+    schema = pb.load_schema(descriptor_set, message, kv_field=kv_field)
+    sources = expand_protobuf_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
+    export_plan = _plan(schema, cat, scenario, on_unknown, origin, namespace)
+    export_target, onshore_target = check_targets(export_dir, onshore_dir, sources)
+
+    run_id = uuid.uuid4().hex
+    tally = _Tally()
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-hash") as hasher,
+        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
+    ):
+        export_stage, onshore_stage = stages
+        hashes = [hasher.submit(_source_digest, s) for s in sources]
+        export_files, onshore_files = [], []
+        tokens: dict[str, str] = {}
+        for index, source in enumerate(sources):
+            quarantine = _quarantine(onshore_stage.staging, source, tally, on_bad_record)
+            batches = pb.iter_batches(
+                schema, source, framing, batch_size=BATCH_MESSAGES, on_bad=quarantine
+            )
+            for number, batch in enumerate(_read(source, batches)):
+                rows = batch.rows
+                tally.messages[source] += batch.messages
+                vins = rows[export_plan.vehicle_id_column].cast(pl.String).unique()
+                tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
+                name = f"part-{index:05d}-{number:05d}.parquet"
+                pair = _write_batch(
+                    schema, rows, export_plan, cat, scenario, namespace, tokens, tally,
+                    export_stage.staging / name, onshore_stage.staging / name,
+                )
+                export_files.append(pair[0])
+                onshore_files.append(pair[1])
+            if progress is not None:
+                progress(index + 1, len(sources), sum(tally.messages.values()), 0)
+        inputs_done = [
+            FileRecord(s, tally.messages[s], _source_bytes(s), h.result())
+            for s, h in zip(sources, hashes, strict=True)
+        ]
+        _reconcile(schema, tally, export_files, onshore_files)
+        decided = _manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
+        extra = _manifest_extra(schema, message, framing, tally)
+        manifests = publish_outputs(
+            decided, run_id, inputs_done, stages, export_files, onshore_files,
+            tally.detections, extra=extra,
+        )
+    return SplitResult(
+        export_dir=export_target,
+        onshore_dir=onshore_target,
+        export_manifest=manifests["export"],
+        onshore_manifest=manifests["onshore"],
+        plan=decided,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _plan(
+    schema: pb.ProtoSchema,
+    catalogue: Catalogue,
+    scenario: str,
+    on_unknown: OnUnknown,
+    origin: str | None,
+    namespace: str,
+) -> ExportPlan:
+    """The plan of the rows: per column for plain messages, the key columns for key/value.
+
+    Under ``on_unknown="fail"`` the fields that no rule classifies (plain: columns; key/value:
+    the names of the key enum) stop the run. Fields the descriptor does not know can only be
+    found in the data: they are withheld, never a reason to stop.
+    """
+    if schema.key_value is None:
+        decided = plan(pb.polars_schema(schema), catalogue, scenario, origin=origin)
+        unknown = [p for p in decided.unclassified if p != pb.UNKNOWN_FIELDS]
+    else:
+        decided = plan(pb.key_value_schema(schema), catalogue, scenario, origin=origin)
+        names = [v.name for v in schema.key_value.key.enum_type.values]
+        unknown = [f"{namespace}.{n}" for n in names
+                   if catalogue.classify(f"{namespace}.{n}") is None]
+    if on_unknown == "fail" and unknown:
+        raise UnclassifiedFieldsError(unknown, catalogue.id)
+    return decided
+
+
+def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given, glob patterns expanded, directories kept whole (topic dumps)."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.exists():
+            found.append(path)
+        elif set("*?[") & set(str(item)):
+            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True))
+            if not matches:
+                raise InputError(f"{item}: pattern matches no files")
+            found.extend(matches)
+        else:
+            raise InputError(f"{path}: no such file or directory")
+    if not found:
+        raise InputError("no input files given")
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def _read(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Batch]:
+    try:
+        yield from batches
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+
+
+def _write_batch(
+    schema: pb.ProtoSchema,
+    rows: pl.DataFrame,
+    export_plan: ExportPlan,
+    catalogue: Catalogue,
+    scenario: str,
+    namespace: str,
+    tokens: dict[str, str],
+    tally: _Tally,
+    export_path: Path,
+    onshore_path: Path,
+) -> tuple[FileRecord, FileRecord]:
+    try:
+        if schema.key_value is None:
+            export_file, onshore_file, counts = write_pair(
+                rows.lazy(), export_plan, Lookups(tokens, {}), export_path, onshore_path
+            )
+            tally.detections.update(counts)
+            return export_file, onshore_file
+        queries = split_key_values(rows.lazy(), catalogue, scenario, tokens, namespace=namespace)
+        with HashingFile(export_path) as export_out, HashingFile(onshore_path) as onshore_out:
+            *_, counts = pl.collect_all([
+                queries.export.sink_parquet(export_out, lazy=True, **PARQUET_OPTIONS),
+                queries.onshore.sink_parquet(onshore_out, lazy=True, **PARQUET_OPTIONS),
+                queries.counts,
+            ])
+        tally.entries.update(counts.row(0, named=True))
+        tally.keys.update(rows["key"].drop_nulls().unique())
+        return _record(export_out), _record(onshore_out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
+    except pl.exceptions.PolarsError as exc:
+        if is_disk_error(exc):
+            raise OutputError(f"cannot write output: {first_line(exc)}") from None
+        raise
+
+
+def _record(part: HashingFile) -> FileRecord:
+    return FileRecord(part.path, pq.read_metadata(part.path).num_rows, part.size, part.sha256)
+
+
+def _quarantine(
+    onshore_staging: Path, source: Path, tally: _Tally, on_bad_record: OnBadRecord
+) -> pb.OnBadRecord | None:
+    """A bad-record handler that keeps the raw bytes onshore, or None to fail on the first."""
+    if on_bad_record == "fail":
+        return None
+    directory = onshore_staging / QUARANTINE_DIR
+
+    def keep(record: pb.BadRecord) -> None:
+        directory.mkdir(exist_ok=True)
+        name = f"{record.path.stem}-{record.index:08d}-{record.offset}.bin"
+        data = bytes(record.data)
+        (directory / name).write_bytes(data)
+        tally.quarantined.append({
+            "file": f"{QUARANTINE_DIR}/{name}", "input": str(record.path),
+            "message_index": record.index, "byte_offset": record.offset,
+            "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "reason": record.reason.split(": ", 1)[-1],
+        })
+
+    return keep
+
+
+def _source_digest(source: Path) -> str:
+    if not source.is_dir():
+        return sha256_file(source)
+    digest = hashlib.sha256()  # a topic dump: its files' names and digests, in order
+    for path in sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(f"{path.name}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def _source_bytes(source: Path) -> int:
+    if not source.is_dir():
+        return source.stat().st_size
+    return sum(p.stat().st_size for p in source.iterdir() if p.is_file())
+
+
+def _reconcile(
+    schema: pb.ProtoSchema,
+    tally: _Tally,
+    export_files: list[FileRecord],
+    onshore_files: list[FileRecord],
+) -> None:
+    """Every message (plain) or entry (key/value) is in the outputs exactly once."""
+    if schema.key_value is None:
+        for export, onshore in zip(export_files, onshore_files, strict=True):
+            if export.rows != onshore.rows:
+                raise OutputError(f"{export.path.name}: rows do not reconcile: export "
+                                  f"{export.rows}, onshore {onshore.rows}; nothing was published")
+        if sum(f.rows for f in export_files) != sum(tally.messages.values()):
+            raise OutputError("messages do not reconcile with the rows written; "
+                              "nothing was published")
+        return
+    written = sum(f.rows for f in export_files) + sum(f.rows for f in onshore_files)
+    if written != tally.entries["entries"] or sum(f.rows for f in export_files) != (
+        tally.entries["exported"]
+    ):
+        raise OutputError(f"entries do not reconcile: read {tally.entries['entries']}, written "
+                          f"{written}; nothing was published")
+
+
+def _manifest_plan(
+    export_plan: ExportPlan,
+    schema: pb.ProtoSchema,
+    catalogue: Catalogue,
+    scenario: str,
+    namespace: str,
+    tally: _Tally,
+) -> ExportPlan:
+    """The plan the manifests list: for key/value input, one decision per key seen."""
+    if schema.key_value is None:
+        return export_plan
+    keys = [f for f in export_plan.fields if f.data_class == KEY_CLASS]
+    decided = [
+        decide_path(catalogue, scenario, f"{namespace}.{name}") for name in sorted(tally.keys)
+    ]
+    return ExportPlan(**{
+        **export_plan.__dict__,
+        "fields": tuple(keys) + tuple(_as_entry(d) for d in decided),
+    })
+
+
+def _as_entry(decision: FieldDecision) -> FieldDecision:
+    return FieldDecision(**{**decision.__dict__, "dtype": "entry"})
+
+
+def _manifest_extra(
+    schema: pb.ProtoSchema, message: str, framing: str, tally: _Tally
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "input_format": {"format": "protobuf", "message": message, "framing": framing,
+                         "descriptor_set": schema.source,
+                         "layout": "key_value" if schema.key_value else "plain"},
+        "quarantined": tally.quarantined,
+    }
+    if schema.key_value is not None:
+        extra["entries"] = {k: int(v) for k, v in tally.entries.items()}
+    return extra

@@ -1,0 +1,558 @@
+"""Run the split on Ray Data: the same `ExportPlan`, applied block by block on a Ray cluster.
+
+In (`split_dataset`): a `ray.data.Dataset` of the batch, a catalogue, a scenario and the key.
+Out: two lazy Datasets, (export, onshore), for pipelines.
+In (`split_ray`, behind ``vtx split --engine ray``): what `filter.splitter.split` takes, plus
+the address of a Ray cluster (none: a local one, started for the run and shut down after).
+Out: the same published outputs and `SplitResult` as the local engine, except that the part
+files follow Ray's blocks instead of the input files: ``part-NNNNN.parquet`` is the N-th block
+in Ray's order, on both sides with the same rows in the same order, and the manifests'
+``files`` list them. Together the parts hold every input row once, but not necessarily in
+input order: Ray's Parquet reader groups row groups into read tasks by size (deterministic
+for the same inputs and cluster). Each manifest reconciles the inputs' rows with its own.
+May fail: `RayUnavailableError` (exit 2) when Ray is not installed; the local engine's
+errors (`InputError` naming the file and row group of a corrupt input, `OutputError`, ...);
+`RayEngineError` for a task that failed for another reason. As with the local engine, a
+failed or interrupted run publishes nothing.
+
+How: the driver plans from the inputs' footers. A first Ray pass over the VIN and the
+scanned string columns gathers their distinct values (`dataset_lookups`); the driver
+tokenises each VIN once, so the key never leaves the driver, and runs the detectors once per
+distinct value of each low-cardinality field, as the local engine does. Then one
+`map_batches` turns each Arrow block into a Polars frame, splits it with
+`filter.engine.split_lazy` and writes both halves as a pair of part files into the two
+staging directories, returning one small stats row (rows, bytes and SHA-256 of each side,
+detector hit counts); the driver numbers the parts, reconciles the rows, sums the hit
+counts, writes both manifests and publishes onshore first, as `filter.splitter.split` does
+(the same `staged_outputs`, `write_pair` and `publish_outputs`). Inputs are hashed by Ray
+tasks beside the split.
+
+Ray is imported lazily, here only: ``import filter`` never imports it. On a real cluster the
+inputs and both targets must be on a file system every node and the driver see at the same
+path, and vtx must be installed on every node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+import filter.value_tables as value_tables_module
+from filter.catalogue import Catalogue
+from filter.engine import Lookups, split_lazy
+from filter.errors import EXIT_DATA, EXIT_USAGE, InputError, OutputError, VtxError, first_line
+from filter.manifest import FileRecord, sha256_file
+from filter.plan import ExportPlan, OnUnknown, plan
+from filter.pseudonym import token_mapping
+from filter.readers.parquet import (
+    ParquetInput,
+    expand_inputs,
+    inspect_batch,
+    locate_corruption,
+)
+from filter.splitter import (
+    ProgressCallback,
+    SplitResult,
+    check_pin,
+    check_targets,
+    is_disk_error,
+    publish_outputs,
+    resolve_catalogue,
+    staged_outputs,
+    write_pair,
+)
+from filter.value_tables import ValueTable, value_tables
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
+
+_INSTALL_HINT = "the ray engine needs the ray extra: pip install 'vtx[ray]'"
+#: Name of a part file while its block is in flight; the driver renames it ``part-NNNNN``.
+_PENDING = ".pending-"
+
+
+class RayEngineError(VtxError):
+    """The Ray engine failed for a reason that is not the input's or the target's."""
+
+    exit_code = EXIT_DATA
+
+
+class RayUnavailableError(RayEngineError):
+    """Ray is not installed (the ``ray`` extra)."""
+
+    exit_code = EXIT_USAGE
+
+
+def import_ray() -> ModuleType:
+    """The `ray` module, with `ray.data` loaded; `RayUnavailableError` without the extra."""
+    try:
+        import ray
+        import ray.data  # loads the submodule: ray.data.read_parquet, DataContext
+    except ImportError:
+        raise RayUnavailableError(_INSTALL_HINT) from None
+    return ray
+
+
+# --- in-memory: Dataset in, two Datasets out -------------------------------------------------
+
+
+def split_dataset(
+    ds: Dataset,
+    catalogue: Catalogue | str | Path | None,
+    scenario: str,
+    *,
+    key: bytes,
+    on_unknown: OnUnknown = "withhold",
+    origin: str | None = None,
+) -> tuple[Dataset, Dataset]:
+    """Split a Ray `Dataset` into lazy (export, onshore) Datasets, for pipelines.
+
+    The plan comes from the Dataset's schema; its distinct VINs and scanned strings are read
+    now, in one pass over those columns (`dataset_lookups`); the rest is lazy. Each side is
+    its own `map_batches` over `ds` (Arrow blocks in, Polars inside): consuming both runs the
+    split twice, each time computing only its side, which costs less than materialising a
+    combined block and keeps each Dataset independent. Both hold one row per input row and,
+    with ``DataContext.execution_options.preserve_order``, in the same order; otherwise pair
+    them by ``vehicle_token`` and the timestamp. Detector hit counts are not reported here
+    (`split_ray` writes them to the manifests).
+    """
+    import_ray()
+    cat = resolve_catalogue(catalogue)
+    schema = ds.schema()
+    if schema is None:
+        raise InputError("the dataset has no schema (is it empty?)")
+    base = schema.base_schema if hasattr(schema, "base_schema") else schema
+    export_plan = plan(base, cat, scenario, on_unknown=on_unknown, origin=origin)
+    lookups = dataset_lookups(ds, export_plan, key)
+    sides: list[Dataset] = [
+        ds.map_batches(
+            _split_side, batch_format="pyarrow", batch_size=None,
+            fn_kwargs={"export_plan": export_plan, "lookups": lookups, "side": side},
+        )
+        for side in ("export", "onshore")
+    ]
+    return sides[0], sides[1]
+
+
+def dataset_lookups(ds: Dataset, export_plan: ExportPlan, key: bytes) -> Lookups:
+    """What the split looks up by distinct value, from one Ray pass over the VIN and the
+    scanned string columns of `ds`, as `filter.splitter.batch_lookups` gets it locally.
+
+    Each block reports its distinct VINs and, per scanned field, its distinct strings (or that
+    it has more than `filter.value_tables.DISTINCT_LIMIT`); the driver unions them, tokenises
+    each VIN once and runs the detectors once per distinct value of each field that stays
+    within the limit (`filter.value_tables.value_tables`). Fields over the limit get no table:
+    the engine scans them row by row. The limit is counted exactly here, where the local
+    engine uses an approximate count, so a field within a percent or so of it may be scanned
+    the other way (same values moved; the onshore side may then hold the field's column).
+    """
+    limit = value_tables_module.DISTINCT_LIMIT  # read now: tests lower it
+    scanned = [d for d in export_plan.fields if d.scanned]
+    columns = list(dict.fromkeys([export_plan.vehicle_id_column, *(d.column for d in scanned)]))
+    blocks = ds.select_columns(columns).map_batches(
+        _block_distincts, batch_format="pyarrow", batch_size=None,
+        fn_kwargs={"export_plan": export_plan, "limit": limit},
+    )
+    distinct = pl.DataFrame(schema={"field": pl.String, "value": pl.String})
+    over: set[str] = set()
+    for batch in blocks.iter_batches(batch_format="pyarrow", batch_size=None):
+        block = pl.from_arrow(batch)
+        assert isinstance(block, pl.DataFrame)
+        over.update(block.filter("overflow")["field"])
+        distinct = pl.concat([
+            distinct,
+            block.filter(~pl.col("field").is_in(over))
+            .explode("values").select("field", value="values").drop_nulls("value"),
+        ]).unique()
+        sizes = distinct.group_by("field").len()
+        over.update(sizes.filter(pl.col("len") > limit, pl.col("field") != _VIN)["field"])
+        distinct = distinct.filter(~pl.col("field").is_in(over))
+    tables: dict[str, ValueTable] = {}
+    for decision in scanned:
+        if decision.path in over:
+            continue
+        values = distinct.filter(pl.col("field") == decision.path).select("value")
+        # The field's distinct strings as a one-column batch, planned as that column: the
+        # detectors then run on them exactly as `value_tables` runs them on a local batch.
+        alone = replace(
+            export_plan, fields=(replace(decision, column="value", inner=()),),
+            schema=pl.Schema({"value": pl.String}),
+        )
+        tables.update(value_tables(values.lazy(), alone, {decision.path: values.height}))
+    vins = distinct.filter(pl.col("field") == _VIN)["value"]
+    return Lookups(tokens=token_mapping(key, vins), tables=tables)
+
+
+#: The name under which a block reports its distinct VINs (no field path can be it).
+_VIN = "\x00vin"
+
+
+def _block_distincts(batch: pa.Table, *, export_plan: ExportPlan, limit: int) -> pa.Table:
+    """One block's distinct VINs and distinct strings per scanned field (runs on a worker).
+
+    Rows: field, values (a list; empty when over `limit`), overflow.
+    """
+    exprs = [
+        pl.col(export_plan.vehicle_id_column).cast(pl.String).unique().drop_nulls()
+        .implode().alias(_VIN)
+    ]
+    for decision in (d for d in export_plan.fields if d.scanned):
+        value, dtype = export_plan.leaf(decision)
+        strings = value if dtype == pl.String else value.explode()
+        exprs.append(strings.unique().drop_nulls().implode().alias(decision.path))
+    found = _as_frame(batch, export_plan).select(exprs).collect()
+    over = (pl.col("values").list.len() > limit) & (pl.col("field") != _VIN)
+    return found.unpivot(variable_name="field", value_name="values").select(
+        "field",
+        pl.when(over).then(pl.lit([], dtype=pl.List(pl.String))).otherwise("values")
+        .alias("values"),
+        over.alias("overflow"),
+    ).to_arrow()
+
+
+def _split_side(
+    batch: pa.Table, *, export_plan: ExportPlan, lookups: Lookups,
+    side: Literal["export", "onshore"],
+) -> pa.Table:
+    """One side of one block (runs on a worker)."""
+    queries = split_lazy(_as_frame(batch, export_plan), export_plan, lookups)
+    return (queries.export if side == "export" else queries.onshore).collect().to_arrow()
+
+
+def _as_frame(batch: pa.Table, export_plan: ExportPlan) -> pl.LazyFrame:
+    """A block as a Polars frame of exactly the planned types (strict: no silent change).
+
+    A block may hold only some of the planned columns (a projection); a column the split
+    needs and the block lacks fails the split, naming it.
+    """
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    differ = {
+        c: t for c, t in export_plan.schema.items() if c in frame.schema and frame.schema[c] != t
+    }
+    return (frame.cast(differ) if differ else frame).lazy()
+
+
+# --- files in, two published directories out ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What a worker wrote for one block (its stats row)."""
+
+    name: str
+    rows: int
+    export: FileRecord
+    onshore: FileRecord
+    detections: dict[str, int]
+
+
+def split_ray(
+    inputs: str | Path | Sequence[str | Path],
+    export_dir: str | Path,
+    onshore_dir: str | Path,
+    scenario: str,
+    *,
+    key: bytes,
+    catalogue: Catalogue | str | Path | None = None,
+    on_unknown: OnUnknown = "withhold",
+    origin: str | None = None,
+    catalogue_sha256: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    address: str | None = None,
+) -> SplitResult:
+    """Split Parquet `inputs` on Ray into published export and onshore directories.
+
+    Takes what `filter.splitter.split` takes, plus `address`: when Ray is not initialised
+    yet, connect to the cluster there (``"auto"``: the one ``ray start`` runs on this machine;
+    None: start a local one) for the run and disconnect after; when it is, use that session.
+    `progress` is called per block written, with (blocks done, blocks done, rows done, rows).
+    """
+    ray = import_ray()
+    started = time.perf_counter()
+    cat = resolve_catalogue(catalogue)
+    check_pin(cat, catalogue_sha256)
+    cat.scenario(scenario)  # fail on a bad scenario before touching any file
+    paths = expand_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
+    if not paths:
+        raise InputError("no input files given")
+    sources = inspect_batch(paths)
+    export_plan = plan(sources[0].schema, cat, scenario, on_unknown=on_unknown, origin=origin)
+    export_target, onshore_target = check_targets(export_dir, onshore_dir, paths)
+
+    run_id = uuid.uuid4().hex
+    with (
+        ray_session(address),
+        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
+    ):
+        export_stage, onshore_stage = stages
+        hash_file = ray.remote(sha256_file)
+        input_hashes = [hash_file.remote(s.path) for s in sources]
+        with _translated_errors(sources):
+            ds = ray.data.read_parquet(
+                [str(s.path) for s in sources], partitioning=None, file_extensions=None
+            )
+            # Same part numbers on every run (older Ray: the context current at execution).
+            context = getattr(ds, "context", None) or ray.data.DataContext.get_current()
+            context.execution_options.preserve_order = True
+            lookups = dataset_lookups(ds, export_plan, key)
+            parts = _write_parts(
+                ds, export_plan, lookups, export_stage.staging, onshore_stage.staging,
+                progress, sum(s.rows for s in sources),
+            )
+            input_records = [
+                FileRecord(s.path, s.rows, s.bytes, digest)
+                for s, digest in zip(sources, ray.get(input_hashes), strict=True)
+            ]
+        export_files, onshore_files = _number_parts(
+            parts, export_stage.staging, onshore_stage.staging
+        )
+        _reconcile(input_records, parts)
+        detections: Counter[str] = Counter()
+        for part in parts:
+            detections.update(part.detections)
+        manifests = publish_outputs(
+            export_plan, run_id, input_records, stages, export_files, onshore_files, detections
+        )
+    return SplitResult(
+        export_dir=export_target,
+        onshore_dir=onshore_target,
+        export_manifest=manifests["export"],
+        onshore_manifest=manifests["onshore"],
+        plan=export_plan,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Use the running Ray session, or start one (local, or connected to `address`) for the
+    block, with Ray's logging kept to errors and Ray Data's progress output off, and shut it
+    down after."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    # Workers print nothing of ours; streaming their logs would only add Ray's own lines
+    # (e.g. at shutdown) to the one-line output of the CLI.
+    options: dict[str, Any] = {
+        # "local": a new cluster even when `ray start` runs one here or RAY_ADDRESS is set.
+        "address": address or "local", "logging_level": logging.ERROR, "log_to_driver": False,
+    }
+    if address is None:
+        options["include_dashboard"] = False
+    context = ray.data.DataContext.get_current()
+    saved = (context.enable_progress_bars, context.print_on_execution_start)
+    data_logger = logging.getLogger("ray.data")
+    saved_level = data_logger.level
+    try:
+        ray.init(**options)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise RayEngineError(
+            f"cannot start or reach the Ray cluster at {address or 'a new local cluster'}: "
+            f"{first_line(exc)}",
+            hint="start one with `ray start --head`, then use --ray-address auto",
+        ) from None
+    try:
+        # Our own errors name the file; Ray Data's progress lines and its copies of a task's
+        # traceback would break the one-line error of the CLI.
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        data_logger.setLevel(logging.CRITICAL)
+        yield
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved
+        data_logger.setLevel(saved_level)
+        ray.shutdown()
+
+
+def _write_parts(
+    ds: Dataset,
+    export_plan: ExportPlan,
+    lookups: Lookups,
+    export_dir: Path,
+    onshore_dir: Path,
+    progress: ProgressCallback | None,
+    total_rows: int,
+) -> list[_Part]:
+    """Map every block to its pair of part files; the stats rows, in the Dataset's order."""
+    stats = ds.map_batches(
+        _split_block, batch_format="pyarrow", batch_size=None,
+        fn_kwargs={
+            "export_plan": export_plan, "lookups": lookups,
+            "export_dir": str(export_dir), "onshore_dir": str(onshore_dir),
+        },
+    )
+    parts: list[_Part] = []
+    rows_done = 0
+    rows = iter(stats.iter_rows())
+    try:
+        for row in rows:
+            if row["error"]:
+                error = OutputError if row["error"] == "output" else InputError
+                raise error(row["message"])
+            parts.append(_Part(
+                name=row["name"],
+                rows=row["rows"],
+                export=FileRecord(
+                    export_dir / row["name"], row["export_rows"], row["export_bytes"],
+                    row["export_sha256"],
+                ),
+                onshore=FileRecord(
+                    onshore_dir / row["name"], row["onshore_rows"], row["onshore_bytes"],
+                    row["onshore_sha256"],
+                ),
+                detections=json.loads(row["detections"]),
+            ))
+            rows_done += row["rows"]
+            if progress is not None:
+                progress(len(parts), len(parts), rows_done, total_rows)
+    finally:
+        # On failure, stop the blocks still running before the caller discards the staging.
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    return parts
+
+
+#: The stats row a worker returns for a block.
+_STATS = pa.schema([
+    ("error", pa.string()),  # None, "input" or "output"
+    ("message", pa.string()),
+    ("name", pa.string()),
+    ("rows", pa.int64()),
+    ("export_rows", pa.int64()),
+    ("export_bytes", pa.int64()),
+    ("export_sha256", pa.string()),
+    ("onshore_rows", pa.int64()),
+    ("onshore_bytes", pa.int64()),
+    ("onshore_sha256", pa.string()),
+    ("detections", pa.string()),  # JSON: {"<path>\x1f<detector>": count}
+])
+
+
+def _split_block(
+    batch: pa.Table, *, export_plan: ExportPlan, lookups: Lookups, export_dir: str,
+    onshore_dir: str,
+) -> pa.Table:
+    """Split one block into a pair of part files; return its stats row (runs on a worker).
+
+    Errors vtx can name are returned in the row, not raised: Ray Data would wrap them and
+    lose their type. A retried block writes under a fresh name; the driver drops the
+    leftovers.
+    """
+    name = f"{_PENDING}{uuid.uuid4().hex}.parquet"
+    row: dict[str, Any] = dict.fromkeys(_STATS.names)
+    row.update(name=name, rows=batch.num_rows)
+    try:
+        out_e, out_o, counts = write_pair(
+            _as_frame(batch, export_plan), export_plan, lookups,
+            Path(export_dir) / name, Path(onshore_dir) / name,
+        )
+    except OSError as exc:
+        row.update(error="output", message=f"cannot write {export_dir}: {exc.strerror or exc}")
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
+        if is_disk_error(exc):
+            row.update(error="output", message=f"cannot write output: {first_line(exc)}")
+        else:  # the block was read, so it is data the plan does not fit
+            row.update(error="input", message=f"a block of the input: {first_line(exc)}")
+    else:
+        row.update(
+            export_rows=out_e.rows, export_bytes=out_e.bytes, export_sha256=out_e.sha256,
+            onshore_rows=out_o.rows, onshore_bytes=out_o.bytes, onshore_sha256=out_o.sha256,
+            detections=json.dumps({k: int(v) for k, v in counts.items()}),
+        )
+    return pa.Table.from_pylist([row], schema=_STATS)
+
+
+def _number_parts(
+    parts: Sequence[_Part], export_dir: Path, onshore_dir: Path
+) -> tuple[list[FileRecord], list[FileRecord]]:
+    """Rename the parts ``part-NNNNN.parquet`` in block order; remove leftovers of retries."""
+    kept = {p.name for p in parts}
+    for directory in (export_dir, onshore_dir):
+        for leftover in directory.glob(f"{_PENDING}*"):
+            if leftover.name not in kept:
+                leftover.unlink()
+    export_files: list[FileRecord] = []
+    onshore_files: list[FileRecord] = []
+    for index, part in enumerate(parts):
+        final = f"part-{index:05d}.parquet"
+        for record, files in ((part.export, export_files), (part.onshore, onshore_files)):
+            try:
+                record.path.rename(record.path.with_name(final))
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot rename {record.path}: {exc.strerror or exc}"
+                ) from None
+            files.append(FileRecord(record.path.with_name(final), record.rows, record.bytes,
+                                    record.sha256))
+    return export_files, onshore_files
+
+
+def _reconcile(inputs: Sequence[FileRecord], parts: Sequence[_Part]) -> None:
+    """Every block's rows must be in both of its parts, and the blocks must hold the inputs'
+    rows; else nothing publishes."""
+    for part in parts:
+        if not part.rows == part.export.rows == part.onshore.rows:
+            raise OutputError(
+                f"{part.export.path.name}: rows do not reconcile: block {part.rows}, "
+                f"export {part.export.rows}, onshore {part.onshore.rows}; nothing was published"
+            )
+    expected, got = sum(i.rows for i in inputs), sum(p.rows for p in parts)
+    if expected != got:
+        raise OutputError(
+            f"rows do not reconcile: inputs {expected}, outputs {got}; nothing was published"
+        )
+
+
+@contextmanager
+def _translated_errors(sources: Sequence[ParquetInput]) -> Iterator[None]:
+    """Turn a failed Ray task into the error vtx would report: a corrupt input names its file
+    and row group (found by reading the inputs again on the driver), else `RayEngineError`."""
+    try:
+        yield
+    except VtxError:
+        raise
+    except Exception as exc:
+        for source in sources:
+            if (found := locate_corruption(source)) is not None:
+                raise found from None
+        raise RayEngineError(
+            f"a Ray task failed: {_worker_error(exc)}; nothing was published",
+            hint="run with --debug for the traceback",
+        ) from exc
+
+
+def _worker_error(exc: BaseException) -> str:
+    """The worker's own error line from a Ray error's text (its last ``Name: message`` line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        name, sep, _ = line.partition(": ")
+        if sep and name.replace(".", "").isidentifier() and name[:1].isupper():
+            return line
+    return first_line(exc)
+
+
+__all__ = [
+    "RayEngineError",
+    "RayUnavailableError",
+    "dataset_lookups",
+    "import_ray",
+    "ray_session",
+    "split_dataset",
+    "split_ray",
+]

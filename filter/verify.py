@@ -1,0 +1,462 @@
+"""Check a published output against its manifest, its catalogue and its counterpart.
+
+In: an export directory, optionally its onshore counterpart, and a catalogue (object, path, or
+None for the shipped one).
+Out: a `VerifyReport` whose `failures` list every problem found, each naming the directory or
+file, and the column and detector where one applies; never a data value. Checks:
+
+- **Integrity**, each directory: the manifest parses and has a known `schema_version`; every
+  file it lists exists with the listed SHA-256 and, from the Parquet footer, the listed row
+  count; no file in the directory besides `_manifest.json` is unlisted.
+- **Policy**, the export: the catalogue's SHA-256 equals the manifest's; the scenario exists and
+  accepts the manifest's origin; every leaf column of every part is a key column (the
+  vehicle token, the manifest's timestamp) or is classified by the catalogue into an ordinary
+  class the scenario exports (`filter.plan.decide_path`); no binary column; the parts' columns
+  are the manifest's.
+- **Values**, the export: no string value (string and list-of-string leaves other than the
+  keys) hits a value detector (`filter.detectors`); with the onshore side given, no export
+  string (the token included) holds a VIN of the onshore VIN column.
+- **Reconciliation**, with the onshore side: both manifests name the same `run_id`, list the
+  same file names with equal row counts, and every part pair holds the same `vehicle_token`
+  column, row by row.
+
+Parts are streamed (Polars' streaming engine, one query per part); only the distinct VINs of
+the onshore side are held in memory. A part whose hash does not match its manifest is reported
+and not read further (its content cannot be trusted, and may not even parse).
+May fail: `CatalogueError` for a catalogue that cannot be loaded, `InputError` for an export or
+onshore path that is not a directory. Everything wrong *inside* an output is a failure in the
+report, not an exception.
+
+Part formats are looked up by file suffix in `PART_FORMATS`; Parquet is the only output format
+today. A reader for another format adds an entry there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from filter.catalogue import Catalogue
+from filter.detectors import detector_hits, is_scannable
+from filter.errors import InputError, first_line
+from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
+from filter.plan import TOKEN_COLUMN, decide_path
+from filter.readers.parquet import READ_ERRORS
+from filter.splitter import resolve_catalogue
+
+#: Manifest schema versions this verifier understands.
+KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+#: VINs at least this long are also looked for inside export strings, not only as whole values.
+_MIN_EMBEDDED_VIN = 10
+_SEP = "\x1f"
+
+
+@dataclass(frozen=True)
+class PartFormat:
+    """How the verifier reads one kind of part file: its row count, schema and a lazy scan."""
+
+    rows: Callable[[Path], int]
+    schema: Callable[[Path], pl.Schema]
+    scan: Callable[[Path], pl.LazyFrame]
+
+
+PART_FORMATS: dict[str, PartFormat] = {
+    ".parquet": PartFormat(
+        rows=lambda p: pq.read_metadata(p).num_rows,
+        schema=lambda p: pl.Schema(pl.read_parquet_schema(p)),
+        scan=pl.scan_parquet,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One problem: where (a directory, or a file with a column) and what."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What `verify_output` checked and found."""
+
+    export_dir: Path
+    onshore_dir: Path | None
+    run_id: str | None
+    files: int  # part files checked, both sides
+    rows: int  # rows of the export, as its footers give them
+    failures: tuple[Failure, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failures
+
+    def summary(self) -> str:
+        """One line: what was checked and the verdict."""
+        sides = f"{self.export_dir} and {self.onshore_dir}" if self.onshore_dir else (
+            str(self.export_dir))
+        verdict = "ok" if self.ok else f"{len(self.failures)} failure(s)"
+        return (f"{sides}: {verdict}: run {self.run_id or '?'}, {self.files} file(s), "
+                f"{self.rows:,} rows")
+
+
+@dataclass
+class OutputCheck:
+    """One output directory as read and checked: its manifest and its trustworthy parts."""
+
+    directory: Path
+    manifest: dict[str, Any] | None = None
+    intact: dict[str, Path] = field(default_factory=dict)  # name -> part whose hash matches
+    rows: dict[str, int] = field(default_factory=dict)  # name -> footer rows
+    failures: list[Failure] = field(default_factory=list)
+
+    def fail(self, where: str | Path, message: str) -> None:
+        self.failures.append(Failure(str(where), message))
+
+
+def verify_output(
+    export_dir: str | Path,
+    onshore_dir: str | Path | None = None,
+    catalogue: Catalogue | str | Path | None = None,
+) -> VerifyReport:
+    """Check a published export (and its onshore counterpart, when given); see the module doc."""
+    cat = resolve_catalogue(catalogue)
+    export = check_directory(export_dir, "export")
+    onshore = check_directory(onshore_dir, "onshore") if onshore_dir is not None else None
+    found: list[Failure] = []
+    if export.manifest is not None and export.manifest["destination"] == "export":
+        schemas = _schemas(export)
+        found += _check_policy(export, schemas, cat)
+        vins = _onshore_vins(onshore) if onshore is not None else None
+        found += _check_values(export, schemas, vins)
+    if onshore is not None and export.manifest is not None and onshore.manifest is not None:
+        found += _reconcile(export, onshore)
+    failures = [*export.failures, *(onshore.failures if onshore else []), *found]
+    return VerifyReport(
+        export_dir=export.directory,
+        onshore_dir=onshore.directory if onshore else None,
+        run_id=(export.manifest or {}).get("run_id"),
+        files=len(export.rows) + (len(onshore.rows) if onshore else 0),
+        rows=sum(export.rows.values()),
+        failures=tuple(failures),
+    )
+
+
+def check_directory(directory: str | Path, destination: str | None = None) -> OutputCheck:
+    """Integrity of one output directory: manifest, hashes, footer row counts, no stray files.
+
+    `destination` ("export" or "onshore"), when given, must be the manifest's. The result's
+    `failures` list what is wrong; `intact` the parts whose content can be trusted.
+    """
+    side = OutputCheck(Path(directory).absolute())
+    if not side.directory.is_dir():
+        raise InputError(f"{side.directory}: not a directory (give a published vtx output)")
+    manifest_path = side.directory / MANIFEST_NAME
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        side.fail(side.directory, f"no {MANIFEST_NAME}: not a published vtx output")
+        return side
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        side.fail(manifest_path, f"cannot be read: {first_line(exc)}")
+        return side
+    if (problem := manifest_problem(manifest)) is not None:
+        side.fail(manifest_path, problem)
+        return side
+    side.manifest = manifest
+    if manifest["schema_version"] not in KNOWN_SCHEMA_VERSIONS:
+        side.fail(manifest_path, f"unknown schema_version {manifest['schema_version']!r} "
+                  f"(this vtx reads {', '.join(map(str, sorted(KNOWN_SCHEMA_VERSIONS)))})")
+    if destination is not None and manifest["destination"] != destination:
+        side.fail(manifest_path, f"destination is {manifest['destination']!r}, "
+                  f"not {destination!r}: is this the {destination} directory?")
+    listed = {f["name"]: f for f in manifest["files"]}
+    present = {p.name for p in side.directory.iterdir()} - {MANIFEST_NAME}
+    for name in sorted(present - set(listed)):
+        side.fail(side.directory / name, "not listed in the manifest")
+    for name, record in listed.items():
+        _check_file(side, name, record, present)
+    if sum(f["rows"] for f in manifest["files"]) != manifest["rows"]:
+        side.fail(manifest_path, f"rows {manifest['rows']} is not the sum of its files' rows")
+    return side
+
+
+def _check_file(side: OutputCheck, name: str, record: Mapping[str, Any], present: set[str]) -> None:
+    path = side.directory / name
+    if name not in present:
+        side.fail(path, "listed in the manifest but missing")
+        return
+    fmt = PART_FORMATS.get(path.suffix)
+    if fmt is None or not path.is_file():
+        side.fail(path, "not a part file vtx writes")
+        return
+    if sha256_file(path) != record["sha256"]:
+        side.fail(path, "sha256 differs from the manifest's (the file changed since it was "
+                  "published)")
+        return
+    try:
+        rows = fmt.rows(path)
+    except READ_ERRORS as exc:  # pyarrow raises several types for a bad footer
+        side.fail(path, f"footer cannot be read: {first_line(exc)}")
+        return
+    side.rows[name] = rows
+    if rows != record["rows"]:
+        side.fail(path, f"holds {rows} rows, the manifest says {record['rows']}")
+        return
+    side.intact[name] = path
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """What makes a parsed manifest unusable, or None: the fields verify and report rely on."""
+    if not isinstance(manifest, dict):
+        return "malformed: not a JSON object"
+    expected: dict[str, type | tuple[type, ...]] = {
+        "schema_version": int, "run_id": str, "destination": str, "catalogue": dict,
+        "scenario": str, "keys": dict, "files": list, "columns": list, "rows": int,
+    }
+    for key, kind in expected.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"malformed: {key} is missing or not {_kind_name(kind)}"
+    if not isinstance(manifest["catalogue"].get("sha256"), str):
+        return "malformed: catalogue.sha256 is missing or not a string"
+    for role in ("vehicle_id", "timestamp"):
+        if not isinstance(manifest["keys"].get(role), str):
+            return f"malformed: keys.{role} is missing or not a string"
+    if manifest.get("origin") is not None and not isinstance(manifest["origin"], str):
+        return "malformed: origin is not a string"
+    names: set[str] = set()
+    for index, record in enumerate(manifest["files"]):
+        if not (isinstance(record, dict) and isinstance(record.get("name"), str)
+                and isinstance(record.get("rows"), int) and isinstance(record.get("sha256"), str)):
+            return f"malformed: files[{index}] needs name, rows and sha256"
+        name = record["name"]
+        if name in names or name in ("", ".", "..", MANIFEST_NAME) or "/" in name or "\\" in name:
+            return f"malformed: files[{index}].name {name!r} is not a plain, unique file name"
+        names.add(name)
+    for index, column in enumerate(manifest["columns"]):
+        if not (isinstance(column, dict) and isinstance(column.get("name"), str)):
+            return f"malformed: columns[{index}] needs a name"
+    return None
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return {int: "an integer", str: "a string", dict: "an object", list: "a list"}.get(
+        kind, str(kind))  # type: ignore[call-overload]
+
+
+def _leaves(name: str, dtype: pl.DataType) -> list[tuple[str, pl.Expr, pl.DataType]]:
+    """(dotted path, expression, type) of every leaf below a column; structs are walked."""
+    out: list[tuple[str, pl.Expr, pl.DataType]] = []
+    stack: list[tuple[str, pl.Expr, pl.DataType]] = [(name, pl.col(name), dtype)]
+    while stack:
+        path, expr, current = stack.pop()
+        if isinstance(current, pl.Struct) and current.fields:
+            stack.extend((f"{path}.{f.name}", expr.struct.field(f.name), f.dtype)
+                         for f in reversed(current.fields))
+        else:
+            out.append((path, expr, current))
+    return out
+
+
+def _schemas(side: OutputCheck) -> dict[str, pl.Schema]:
+    """The schema of every intact part (a part whose schema cannot be read fails and is dropped)."""
+    schemas: dict[str, pl.Schema] = {}
+    for name, path in list(side.intact.items()):
+        try:
+            schemas[name] = PART_FORMATS[path.suffix].schema(path)
+        except READ_ERRORS as exc:  # polars/pyarrow errors on a part that hashes right
+            side.fail(path, f"schema cannot be read: {first_line(exc)}")
+            del side.intact[name]
+    return schemas
+
+
+def _check_policy(
+    export: OutputCheck, schemas: Mapping[str, pl.Schema], cat: Catalogue
+) -> list[Failure]:
+    """Every export column allowed by the manifest's catalogue and scenario."""
+    manifest = export.manifest
+    assert manifest is not None
+    where = str(export.directory / MANIFEST_NAME)
+    failures: list[Failure] = []
+    recorded = manifest["catalogue"]["sha256"]
+    if recorded != cat.sha256:
+        return [Failure(where, f"catalogue sha256 is {recorded}, but {cat.source} is "
+                        f"{cat.sha256}: give the catalogue the output was split with "
+                        "(--catalogue); columns not checked")]
+    scenario = manifest["scenario"]
+    if scenario not in cat.scenarios:
+        return [Failure(where, f"scenario {scenario!r} is not in catalogue {cat.id!r}")]
+    if cat.scenario(scenario).refuses(manifest.get("origin")):
+        failures.append(Failure(where, f"scenario {scenario!r} refuses origin "
+                                f"{manifest.get('origin')!r}"))
+    timestamp, vin = manifest["keys"]["timestamp"], manifest["keys"]["vehicle_id"]
+    listed = {c["name"] for c in manifest["columns"]}
+    checked: dict[str, list[Failure]] = {}  # by the schema's text: parts share one schema
+    for name, schema in schemas.items():
+        part = export.directory / name
+        known = repr(schema)
+        if known not in checked:
+            checked[known] = _check_columns(schema, cat, scenario, timestamp, vin, listed)
+        failures += [Failure(f"{part}: column {f.where}", f.message) for f in checked[known]]
+    return failures
+
+
+def _check_columns(
+    schema: pl.Schema, cat: Catalogue, scenario: str, timestamp: str, vin: str, listed: set[str]
+) -> list[Failure]:
+    """Problems of one export schema, as (column path, message) failures."""
+    failures: list[Failure] = []
+    paths: set[str] = set()
+    for column, dtype in schema.items():
+        if column == vin:
+            failures.append(Failure(repr(column), "the raw vehicle identifier is in the export"))
+            continue
+        if column in (TOKEN_COLUMN, timestamp):
+            paths.add(column)
+            continue
+        for path, _expr, leaf in _leaves(column, dtype):
+            paths.add(path)
+            if leaf == pl.Binary:
+                failures.append(Failure(repr(path), "binary data is never exported"))
+                continue
+            decision = decide_path(cat, scenario, path)
+            if decision.destination != "export":
+                failures.append(Failure(repr(path), f"not allowed: {decision.reason}"))
+    for missing in (TOKEN_COLUMN, timestamp):
+        if missing not in schema:
+            failures.append(Failure(repr(missing), "key column missing"))
+    for path in sorted(paths - listed):
+        failures.append(Failure(repr(path), "in the part but not in the manifest's columns"))
+    for path in sorted(listed - paths):
+        failures.append(Failure(repr(path), "in the manifest's columns but not in the part"))
+    return failures
+
+
+def _onshore_vins(onshore: OutputCheck) -> list[str] | None:
+    """The distinct raw VINs of the onshore side's intact parts (None when none can be read)."""
+    if onshore.manifest is None or onshore.manifest["destination"] != "onshore":
+        return None
+    vin = onshore.manifest["keys"]["vehicle_id"]
+    values: set[str] = set()
+    for name, path in onshore.intact.items():
+        try:
+            found = (PART_FORMATS[path.suffix].scan(path)
+                     .select(pl.col(vin).cast(pl.String).drop_nulls().unique())
+                     .collect(engine="streaming"))
+        except READ_ERRORS as exc:  # a missing VIN column, or a part polars cannot read
+            onshore.fail(onshore.directory / name,
+                         f"VIN column {vin!r} cannot be read: {first_line(exc)}")
+            continue
+        values.update(found.to_series())
+    return sorted(values)
+
+
+def _check_values(
+    export: OutputCheck, schemas: Mapping[str, pl.Schema], vins: Sequence[str] | None
+) -> list[Failure]:
+    """Detector hits and onshore VINs in the export's string values, per part and column."""
+    manifest = export.manifest
+    assert manifest is not None
+    keys = {TOKEN_COLUMN, manifest["keys"]["timestamp"]}
+    failures: list[Failure] = []
+    for name, schema in schemas.items():
+        path = export.intact[name]
+        counts: list[pl.Expr] = []
+        for column, dtype in schema.items():
+            for leaf_path, expr, leaf in _leaves(column, dtype):
+                if not is_scannable(leaf):
+                    continue
+                if column not in keys:
+                    counts += [hit.sum().alias(f"{leaf_path}{_SEP}detector {detector!r}")
+                               for detector, hit in detector_hits(expr, leaf).items()]
+                if vins:
+                    counts.append(_vin_hits(expr, leaf, vins).sum()
+                                  .alias(f"{leaf_path}{_SEP}a raw VIN of the onshore output"))
+        if not counts:
+            continue
+        try:
+            row = (PART_FORMATS[path.suffix].scan(path).select(counts)
+                   .collect(engine="streaming").row(0, named=True))
+        except READ_ERRORS as exc:  # polars errors on content that hashes right but will not read
+            failures.append(Failure(str(path), f"values cannot be read: {first_line(exc)}"))
+            continue
+        for label, count in row.items():
+            if count:
+                column, what = label.split(_SEP)
+                failures.append(Failure(f"{path}: column {column!r}",
+                                        f"{count} value(s) hit {what}"))
+    return failures
+
+
+def _vin_hits(expr: pl.Expr, dtype: pl.DataType, vins: Sequence[str]) -> pl.Expr:
+    """True where a string (or any element of a list of strings) is or holds an onshore VIN."""
+    long = [v for v in vins if len(v) >= _MIN_EMBEDDED_VIN]
+
+    def hit(value: pl.Expr) -> pl.Expr:
+        found = value.is_in(list(vins))
+        return found | value.str.contains_any(long) if long else found
+
+    if dtype == pl.String:
+        return hit(expr)
+    return expr.list.eval(hit(pl.element())).list.any()
+
+
+def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
+    """Both sides of one run: run id, file names and rows, and the token column row by row."""
+    e, o = export.manifest, onshore.manifest
+    assert e is not None and o is not None
+    where = f"{export.directory} and {onshore.directory}"
+    if e["run_id"] != o["run_id"]:
+        return [Failure(where, f"different runs: export {e['run_id']}, onshore {o['run_id']}")]
+    failures: list[Failure] = []
+    e_rows = {f["name"]: f["rows"] for f in e["files"]}
+    o_rows = {f["name"]: f["rows"] for f in o["files"]}
+    if list(e_rows) != list(o_rows):
+        failures.append(Failure(where, "the manifests list different part files"))
+    for name in e_rows.keys() & o_rows.keys():
+        if e_rows[name] != o_rows[name]:
+            failures.append(Failure(f"{where}: {name}", f"rows do not reconcile: export "
+                                    f"{e_rows[name]}, onshore {o_rows[name]}"))
+        elif name in export.intact and name in onshore.intact:
+            failures += _same_tokens(export.intact[name], onshore.intact[name])
+    return failures
+
+
+def _same_tokens(export_part: Path, onshore_part: Path) -> list[Failure]:
+    """The two parts' `vehicle_token` columns, streamed side by side, must be equal."""
+    scans = [PART_FORMATS[p.suffix].scan(p).select(pl.col(TOKEN_COLUMN).alias(side))
+             for p, side in ((export_part, "e"), (onshore_part, "o"))]
+    try:
+        differ = (pl.concat(scans, how="horizontal")
+                  .select(pl.col("e").ne_missing(pl.col("o")).sum())
+                  .collect(engine="streaming").item())
+    except READ_ERRORS as exc:  # a missing token column, or a part polars cannot read
+        return [Failure(f"{export_part}", f"{TOKEN_COLUMN} cannot be compared with "
+                        f"{onshore_part}: {first_line(exc)}")]
+    if differ:
+        return [Failure(f"{export_part}", f"{differ} row(s) carry a different {TOKEN_COLUMN} "
+                        f"than {onshore_part}")]
+    return []
+
+
+__all__ = [
+    "KNOWN_SCHEMA_VERSIONS",
+    "PART_FORMATS",
+    "Failure",
+    "OutputCheck",
+    "VerifyReport",
+    "check_directory",
+    "manifest_problem",
+    "verify_output",
+]

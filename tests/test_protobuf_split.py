@@ -1,0 +1,150 @@
+"""Splitting protobuf streams into published outputs (filter/protobuf_split.py, `vtx split`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from filter import InputError, UnclassifiedFieldsError, read_manifest
+from filter.cli import vtx
+from filter.protobuf_split import split_protobuf
+from filter.readers import protobuf as pb
+
+from .conftest import DATA, KEY
+from .test_readers_protobuf import delimited, make_payload
+
+TEST_SET = DATA / "fleet_test.binpb"
+
+
+@pytest.fixture(scope="module")
+def payload() -> pb.ProtoSchema:
+    return pb.load_schema(TEST_SET, "testfleet.Payload")
+
+
+def record_stream(path: Path, count: int = 5) -> Path:
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    messages = []
+    for i in range(count):
+        msg = record.message_class(vin=f"LSV{i % 3:014d}")
+        msg.timestamp.seconds = 1_790_000_000 + i
+        msg.vehicle.speed = 10.0 + i
+        msg.vehicle.traveled_distance = 1000 * i
+        msg.vehicle.current_location.latitude = 31.2
+        msg.vehicle.powertrain.traction_battery.state_of_health = 95.5
+        msg.vehicle.diagnostics.dtc_list.extend(["P0420"] if i % 2 else [])
+        messages.append(msg.SerializeToString())
+    path.write_bytes(delimited(*messages))
+    return path
+
+
+def test_plain_records_split_by_column(tmp_path: Path) -> None:
+    stream = record_stream(tmp_path / "records.bin")
+    result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message="vtx.telemetry.v1.Record")
+    export = pl.read_parquet(tmp_path / "e" / "part-00000-00000.parquet")
+    onshore = pl.read_parquet(tmp_path / "o" / "part-00000-00000.parquet")
+    assert export.height == onshore.height == 5 == result.rows
+    assert "vin" not in export.columns
+    vehicle = export["vehicle"].struct.fields
+    assert "currentLocation" not in vehicle and "traveledDistance" in vehicle
+    assert "currentLocation" in onshore["vehicle"].struct.fields
+    manifest = read_manifest(tmp_path / "e")
+    assert manifest["input_format"]["layout"] == "plain"
+    assert manifest["inputs"][0]["rows"] == 5
+    assert manifest["quarantined"] == []
+
+
+def test_key_value_entries_split_by_key(payload, tmp_path: Path) -> None:
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
+    result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message="testfleet.Payload", descriptor_set=TEST_SET)
+    export = pl.read_parquet(tmp_path / "e" / "part-00000-00000.parquet")
+    onshore = pl.read_parquet(tmp_path / "o" / "part-00000-00000.parquet")
+    assert export["key"].to_list() == ["Soc", "Soc"]
+    assert export.columns[:3] == ["vehicle_token", "created_at", "message_index"]
+    assert onshore.height == 8
+    entries = result.export_manifest["entries"]
+    assert entries == {"entries": 10, "exported": 2, "unknown_keys": 2, "unknown_fields": 0,
+                       "detected": 0}
+    fields = {c["name"]: c for c in result.onshore_manifest["columns"]}
+    assert fields["fleet.Location"]["class"] == "location"
+    assert result.export_manifest["inputs"][0]["rows"] == 2
+
+
+def test_bad_record_fails_and_publishes_nothing(payload, tmp_path: Path) -> None:
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload), b"\x0a\xff\xff"))
+    with pytest.raises(InputError, match=r"kv\.bin: message 1 at byte \d+: does not parse"):
+        split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                       message="testfleet.Payload", descriptor_set=TEST_SET)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+
+
+def test_quarantine_keeps_bad_records_onshore(payload, tmp_path: Path) -> None:
+    good = make_payload(payload)
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(good, b"\x0a\xff\xff", good) + b"\x40abc")
+    result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message="testfleet.Payload", descriptor_set=TEST_SET,
+                            on_bad_record="quarantine")
+    kept = result.onshore_manifest["quarantined"]
+    assert [(q["message_index"], q["bytes"]) for q in kept] == [(1, 3), (3, 4)]
+    for q in kept:
+        assert (tmp_path / "o" / q["file"]).stat().st_size == q["bytes"]
+    assert result.export_manifest["inputs"][0]["rows"] == 2
+    assert not (tmp_path / "e" / "quarantine").exists()
+
+
+def test_topic_dump_directory(payload, tmp_path: Path) -> None:
+    dump = tmp_path / "topic"
+    dump.mkdir()
+    for i in range(3):
+        (dump / f"{i:04d}.bin").write_bytes(make_payload(payload, f"LSV{i}"))
+    result = split_protobuf(dump, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message="testfleet.Payload", descriptor_set=TEST_SET)
+    assert result.export_manifest["entries"]["entries"] == 15
+    assert result.export_manifest["inputs"][0]["rows"] == 3
+
+
+def test_on_unknown_fail_lists_unclassified_keys(tmp_path: Path) -> None:
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(b"")
+    mini = tmp_path / "mini.toml"
+    mini.write_text((DATA / "mini-catalogue.toml").read_text().replace(
+        'aliases = ["timestamp", "ts"]', 'aliases = ["timestamp", "ts", "created_at"]'))
+    with pytest.raises(UnclassifiedFieldsError, match=r"fleet\.Unknown"):
+        split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                       message="testfleet.Payload", descriptor_set=TEST_SET, catalogue=mini,
+                       on_unknown="fail")
+
+
+def test_cli_protobuf_split(payload, tmp_path: Path) -> None:
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload)))
+    key_file = tmp_path / "key"
+    key_file.write_bytes(KEY)
+    args = ["split", str(stream), "--export", str(tmp_path / "e"), "--onshore",
+            str(tmp_path / "o"), "--scenario", "after-sales", "--key-file", str(key_file),
+            "--descriptor-set", str(TEST_SET), "--message", "testfleet.Payload"]
+    result = CliRunner().invoke(vtx, args)
+    assert result.exit_code == 0, result.output
+    assert "entries" in result.stdout
+    bad = CliRunner().invoke(vtx, [*args[:-4], "--format", "protobuf", "--message", "nope.X",
+                                   "--overwrite"])
+    assert bad.exit_code == 1 and "no message type 'nope.X'" in bad.stderr
+
+
+def test_cli_auto_detects_parquet_and_refuses_unknown_bytes(tmp_path: Path) -> None:
+    junk = tmp_path / "data.bin"
+    junk.write_bytes(b"\x08\x01")
+    key_file = tmp_path / "key"
+    key_file.write_bytes(KEY)
+    result = CliRunner().invoke(vtx, [
+        "split", str(junk), "--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o"),
+        "--scenario", "after-sales", "--key-file", str(key_file)])
+    assert result.exit_code == 1
+    assert "not a Parquet file" in result.stderr and "--message" in result.stderr

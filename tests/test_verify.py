@@ -1,0 +1,174 @@
+"""Verifying published outputs (filter/verify.py, filter/cli/verify.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from filter import InputError, split
+from filter.cli import vtx
+from filter.manifest import sha256_file
+from filter.verify import check_directory, verify_output
+
+from .conftest import KEY, MINI_CATALOGUE
+
+PART = "part-00000.parquet"
+
+
+@pytest.fixture
+def outputs(batch_file: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A published after-sales split of the sample batch (it exports a list-of-string field)."""
+    split(batch_file, tmp_path / "export", tmp_path / "onshore", "after-sales", key=KEY,
+          catalogue=MINI_CATALOGUE)
+    return tmp_path / "export", tmp_path / "onshore"
+
+
+def verify(export: Path, onshore: Path | None = None) -> list[str]:
+    return [str(f) for f in verify_output(export, onshore, MINI_CATALOGUE).failures]
+
+
+def edit_manifest(directory: Path, change) -> None:
+    path = directory / "_manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def replace_part(directory: Path, frame: pl.DataFrame) -> None:
+    """Write `frame` as the part and make the manifest agree (hash, rows, bytes)."""
+    frame.write_parquet(directory / PART)
+
+    def refresh(manifest) -> None:
+        record = manifest["files"][0]
+        record.update(sha256=sha256_file(directory / PART), rows=frame.height,
+                      bytes=(directory / PART).stat().st_size)
+        manifest["rows"] = frame.height
+
+    edit_manifest(directory, refresh)
+
+
+def test_a_fresh_output_verifies(outputs) -> None:
+    export, onshore = outputs
+    report = verify_output(export, onshore, MINI_CATALOGUE)
+    assert report.ok, report.failures
+    assert report.files == 2 and report.rows == 120
+    assert "ok" in report.summary()
+    assert verify(export) == []
+
+
+def test_a_flipped_bit_is_caught(outputs) -> None:
+    export, onshore = outputs
+    data = bytearray((export / PART).read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (export / PART).write_bytes(bytes(data))
+    (failure,) = verify(export, onshore)
+    assert PART in failure and "sha256 differs" in failure
+
+
+def test_extra_and_missing_files_are_caught(outputs) -> None:
+    export, onshore = outputs
+    (export / "part-00001.parquet").write_bytes((export / PART).read_bytes())
+    (onshore / PART).unlink()
+    failures = verify(export, onshore)
+    assert any("part-00001.parquet: not listed in the manifest" in f for f in failures)
+    assert any(f"onshore/{PART}: listed in the manifest but missing" in f for f in failures)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda m: m["files"][0].update(rows=121), "holds 120 rows, the manifest says 121"),
+        (lambda m: m["files"][0].update(sha256="0" * 64), "sha256 differs"),
+        (lambda m: m.update(schema_version=99), "unknown schema_version 99"),
+        (lambda m: m["catalogue"].update(sha256="f" * 64), "catalogue sha256 is ffff"),
+        (lambda m: m.update(scenario="rnd"), "not in scenario"),
+        (lambda m: m["columns"].pop(), "in the part but not in the manifest's columns"),
+        (lambda m: m.update(rows="many"), "malformed: rows"),
+        (lambda m: m["files"][0].update(name="../onshore/part-00000.parquet"), "plain, unique"),
+        (lambda m: m.update(run_id="another"), "different runs"),
+    ],
+)
+def test_an_edited_manifest_is_caught(outputs, change, fragment) -> None:
+    export, onshore = outputs
+    edit_manifest(export, change)
+    failures = verify(export, onshore)
+    assert any(fragment in f for f in failures), failures
+
+
+def test_an_unreadable_manifest_is_a_failure(outputs) -> None:
+    export, _ = outputs
+    (export / "_manifest.json").write_text("{not json")
+    (failure,) = verify(export)
+    assert "_manifest.json: cannot be read" in failure
+    (export / "_manifest.json").unlink()
+    assert "no _manifest.json" in verify(export)[0]
+
+
+def test_a_withheld_column_in_the_export_is_caught(outputs, batch) -> None:
+    export, onshore = outputs
+    part = pl.read_parquet(export / PART)
+    replace_part(export, part.with_columns(batch["Vehicle.Cabin.HVAC.AmbientAirTemperature"]))
+    edit_manifest(export, lambda m: m["columns"].append(
+        {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales"}))
+    failures = verify(export, onshore)
+    assert len(failures) == 1
+    assert "'Vehicle.Cabin.HVAC.AmbientAirTemperature': not allowed: withheld class 'cabin'" in (
+        failures[0])
+
+
+def test_detector_hits_and_onshore_vins_are_caught_without_values(outputs, batch) -> None:
+    export, onshore = outputs
+    part = pl.read_parquet(export / PART)
+    vin = batch["vin"][5]
+    dtcs = [["P0420"]] * part.height
+    dtcs[3] = ["call 13812345678"]
+    dtcs[7] = [f"see {vin}"]
+    replace_part(export, part.with_columns(pl.Series("Vehicle.Diagnostics.DTCList", dtcs)))
+    failures = verify(export, onshore)
+    assert any("'Vehicle.Diagnostics.DTCList': 1 value(s) hit detector 'mobile_number'" in f
+               for f in failures), failures
+    assert any("'Vehicle.Diagnostics.DTCList': 1 value(s) hit a raw VIN of the onshore output"
+               in f for f in failures), failures
+    assert not any("13812345678" in f or vin in f for f in failures)
+    # Without the onshore side, the VIN cannot be known; the detectors still run.
+    assert len(verify(export)) == 1
+
+
+def test_tokens_must_line_up(outputs) -> None:
+    export, onshore = outputs
+    part = pl.read_parquet(export / PART)
+    replace_part(export, part.with_columns(pl.col("vehicle_token").reverse()))
+    (failure,) = verify(export, onshore)
+    assert "row(s) carry a different vehicle_token" in failure
+
+
+def test_sides_swapped_or_missing(outputs, tmp_path) -> None:
+    _export, onshore = outputs
+    assert "destination is 'onshore', not 'export'" in verify(onshore)[0]
+    with pytest.raises(InputError, match="not a directory"):
+        verify_output(tmp_path / "absent")
+    assert check_directory(onshore, "onshore").failures == []
+
+
+def test_cli_verify(outputs, tmp_path) -> None:
+    export, onshore = outputs
+    runner = CliRunner()
+    args = ["verify", str(export), "--onshore", str(onshore), "--catalogue", str(MINI_CATALOGUE)]
+    ok = runner.invoke(vtx, args)
+    assert ok.exit_code == 0, ok.output
+    assert len(ok.stdout.splitlines()) == 1 and ": ok: run " in ok.stdout
+    (export / "stray.txt").write_text("x")
+    (onshore / PART).write_bytes(b"PAR1")
+    bad = runner.invoke(vtx, args)
+    assert bad.exit_code == 3 and bad.stdout == ""
+    lines = bad.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("vtx: verify: ") for line in lines)
+    # The shipped catalogue is not the one the output was split with.
+    shipped = runner.invoke(vtx, ["verify", str(export)])
+    assert shipped.exit_code == 3 and "catalogue sha256 is" in shipped.stderr
+    missing = runner.invoke(vtx, ["verify", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and missing.stderr.startswith("vtx: error: ")
