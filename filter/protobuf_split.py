@@ -136,7 +136,7 @@ def split_protobuf(
         ]
         _reconcile(schema, tally, export_files, onshore_files)
         decided = _manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
-        extra = _manifest_extra(schema, message, framing, tally)
+        extra = _manifest_extra(schema, message, framing, namespace, tally)
         manifests = publish_outputs(
             decided, run_id, inputs_done, stages, export_files, onshore_files,
             tally.detections, extra=extra,
@@ -333,12 +333,13 @@ def _as_entry(decision: FieldDecision) -> FieldDecision:
 
 
 def _manifest_extra(
-    schema: pb.ProtoSchema, message: str, framing: str, tally: _Tally
+    schema: pb.ProtoSchema, message: str, framing: str, namespace: str, tally: _Tally
 ) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "input_format": {"format": "protobuf", "message": message, "framing": framing,
                          "descriptor_set": schema.source,
-                         "layout": "key_value" if schema.key_value else "plain"},
+                         "layout": "key_value" if schema.key_value else "plain",
+                         **({"namespace": namespace} if schema.key_value else {})},
         "quarantined": tally.quarantined,
     }
     if schema.key_value is not None:

@@ -48,6 +48,7 @@ from filter.errors import InputError, first_line
 from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
 from filter.plan import TOKEN_COLUMN, decide_path
 from filter.readers.parquet import READ_ERRORS
+from filter.readers.protobuf import UNKNOWN_FIELDS
 from filter.splitter import resolve_catalogue
 
 #: Manifest schema versions this verifier understands.
@@ -301,6 +302,9 @@ def _check_policy(
         failures.append(Failure(where, f"scenario {scenario!r} refuses origin "
                                 f"{manifest.get('origin')!r}"))
     timestamp, vin = manifest["keys"]["timestamp"], manifest["keys"]["vehicle_id"]
+    layout = manifest.get("input_format", {})
+    if layout.get("layout") == "key_value":
+        return failures + _check_entries(export, schemas, cat, scenario, layout["namespace"], vin)
     listed = {c["name"] for c in manifest["columns"]}
     checked: dict[str, list[Failure]] = {}  # by the schema's text: parts share one schema
     for name, schema in schemas.items():
@@ -340,6 +344,43 @@ def _check_columns(
         failures.append(Failure(repr(path), "in the part but not in the manifest's columns"))
     for path in sorted(listed - paths):
         failures.append(Failure(repr(path), "in the manifest's columns but not in the part"))
+    return failures
+
+
+def _check_entries(
+    export: OutputCheck,
+    schemas: Mapping[str, pl.Schema],
+    cat: Catalogue,
+    scenario: str,
+    namespace: str,
+    vin: str,
+) -> list[Failure]:
+    """Key/value output: every exported entry's key (and message member) is exported."""
+    failures: list[Failure] = []
+    for name, schema in schemas.items():
+        part = export.directory / name
+        for forbidden in (vin, UNKNOWN_FIELDS):
+            if forbidden in schema:
+                failures.append(Failure(f"{part}: column {forbidden!r}", "never exported"))
+        members = [c for c, t in schema.items() if c.startswith("value_") and
+                   isinstance(t, pl.Struct)]
+        query = PART_FORMATS[part.suffix].scan(part).select(
+            "key", *(pl.col(m).is_not_null().alias(m) for m in members)
+        ).unique()
+        try:
+            seen = query.collect(engine="streaming")
+        except READ_ERRORS as exc:
+            failures.append(Failure(f"{part}", f"entries cannot be read: {first_line(exc)}"))
+            continue
+        for row in seen.iter_rows(named=True):
+            paths = [f"{namespace}.{row['key']}"] + [
+                f"{namespace}.{row['key']}.{m.removeprefix('value_')}" for m in members if row[m]
+            ]
+            for path in paths:
+                decision = decide_path(cat, scenario, path)
+                if decision.destination != "export":
+                    failures.append(Failure(f"{part}: entries of {path!r}",
+                                            f"not allowed: {decision.reason}"))
     return failures
 
 
@@ -419,6 +460,8 @@ def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
     where = f"{export.directory} and {onshore.directory}"
     if e["run_id"] != o["run_id"]:
         return [Failure(where, f"different runs: export {e['run_id']}, onshore {o['run_id']}")]
+    if e.get("input_format", {}).get("layout") == "key_value":
+        return _reconcile_entries(export, onshore)
     failures: list[Failure] = []
     e_rows = {f["name"]: f["rows"] for f in e["files"]}
     o_rows = {f["name"]: f["rows"] for f in o["files"]}
@@ -430,6 +473,33 @@ def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
                                     f"{e_rows[name]}, onshore {o_rows[name]}"))
         elif name in export.intact and name in onshore.intact:
             failures += _same_tokens(export.intact[name], onshore.intact[name])
+    return failures
+
+
+def _reconcile_entries(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
+    """Key/value output: every entry read is on exactly one side, once."""
+    e, o = export.manifest, onshore.manifest
+    assert e is not None and o is not None
+    where = f"{export.directory} and {onshore.directory}"
+    failures: list[Failure] = []
+    read = e.get("entries", {}).get("entries")
+    written = e["rows"] + o["rows"]
+    if read != written:
+        failures.append(Failure(where, f"entries do not reconcile: read {read}, written {written}"))
+    position = ["message_index", "entry_index"]
+    for name in export.intact.keys() & onshore.intact.keys():
+        scans = [PART_FORMATS[p.suffix].scan(p).select(position)
+                 for p in (export.intact[name], onshore.intact[name])]
+        try:
+            both = pl.concat(scans).select(pl.len(), pl.struct(position).n_unique().alias("n"))
+            total, distinct = both.collect(engine="streaming").row(0)
+        except READ_ERRORS as exc:
+            failures.append(Failure(f"{where}: {name}", f"entries cannot be read: "
+                                    f"{first_line(exc)}"))
+            continue
+        if total != distinct:
+            failures.append(Failure(f"{where}: {name}",
+                                    f"{total - distinct} entr(ies) are on both sides"))
     return failures
 
 

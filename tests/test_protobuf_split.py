@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import polars as pl
@@ -148,3 +150,38 @@ def test_cli_auto_detects_parquet_and_refuses_unknown_bytes(tmp_path: Path) -> N
         "--scenario", "after-sales", "--key-file", str(key_file)])
     assert result.exit_code == 1
     assert "not a Parquet file" in result.stderr and "--message" in result.stderr
+
+
+def test_verify_checks_key_value_outputs(payload, tmp_path: Path) -> None:
+    from filter.verify import verify_output
+
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
+    split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                   message="testfleet.Payload", descriptor_set=TEST_SET)
+    report = verify_output(tmp_path / "e", tmp_path / "o")
+    assert report.ok, report.failures
+    # A withheld entry smuggled into the export (manifest rehashed) is caught by key.
+    part = tmp_path / "e" / "part-00000-00000.parquet"
+    onshore = pl.read_parquet(tmp_path / "o" / "part-00000-00000.parquet")
+    smuggled = onshore.filter(pl.col("key") == "Location").select(pl.read_parquet(part).columns)
+    pl.concat([pl.read_parquet(part), smuggled]).write_parquet(part)
+    manifest_path = tmp_path / "e" / "_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    data = part.read_bytes()
+    manifest["files"][0].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
+                                rows=manifest["files"][0]["rows"] + smuggled.height)
+    manifest_path.write_text(json.dumps(manifest))
+    failures = "\n".join(str(f) for f in verify_output(tmp_path / "e", tmp_path / "o").failures)
+    assert "entries of 'fleet.Location'" in failures
+    assert "are on both sides" in failures
+
+
+def test_verify_passes_plain_protobuf_outputs(tmp_path: Path) -> None:
+    from filter.verify import verify_output
+
+    stream = record_stream(tmp_path / "records.bin")
+    split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                   message="vtx.telemetry.v1.Record")
+    report = verify_output(tmp_path / "e", tmp_path / "o")
+    assert report.ok, report.failures
