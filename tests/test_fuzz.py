@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 from filter.cli import vtx
 from filter.demo import sample_batch
 
-from .conftest import KEY, MINI_CATALOGUE
+from .conftest import DATA, KEY, MINI_CATALOGUE
+from .test_readers_protobuf import delimited, make_payload
+
+
+def protobuf_seed(workdir: Path) -> bytes:
+    """A delimited stream of key/value envelopes of the test fleet schema."""
+    from filter.readers.protobuf import load_schema
+
+    payload = load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+    return delimited(*(make_payload(payload, f"LSV{i:014d}") for i in range(4)))
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -93,6 +102,15 @@ def test_damaged_parquet(workdir, mutations) -> None:
     path = workdir / "case.parquet"
     path.write_bytes(mutate((workdir / "seed.parquet").read_bytes(), mutations))
     assert_clean(split(workdir, path, "--catalogue", str(MINI_CATALOGUE)))
+
+
+@FUZZ
+@given(mutations=st.lists(_MUTATION, min_size=1, max_size=3))
+def test_damaged_protobuf_stream(workdir, mutations) -> None:
+    stream = workdir / "case.bin"
+    stream.write_bytes(mutate(protobuf_seed(workdir), mutations))
+    assert_clean(split(workdir, stream, "--message", "testfleet.Payload",
+                       "--descriptor-set", str(DATA / "fleet_test.binpb")))
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)

@@ -49,8 +49,35 @@ def parquet_seed(directory: Path) -> bytes:
     return path.read_bytes()
 
 
-#: Seed file builders by input format (suffix, builder).
-SEEDS: dict[str, tuple[str, Callable[[Path], bytes]]] = {"parquet": (".parquet", parquet_seed)}
+TEST_DESCRIPTORS = ROOT / "tests" / "data" / "fleet_test.binpb"
+
+
+def protobuf_seed(directory: Path) -> bytes:
+    """A small delimited stream of key/value envelopes of the test fleet schema."""
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    from filter.readers.protobuf import load_schema
+
+    payload = load_schema(TEST_DESCRIPTORS, "testfleet.Payload").message_class
+    out = bytearray()
+    for i in range(6):
+        msg = payload(vin=f"LSV{i:014d}")
+        msg.created_at.seconds = 1_790_000_000 + i
+        msg.data.add(key=8).value.double_value = 50.0 + i
+        loc = msg.data.add(key=21).value.location_value
+        loc.latitude, loc.longitude = 31.2, 121.4
+        msg.data.add(key=64).value.string_value = "my car"
+        data = msg.SerializeToString()
+        out += _VarintBytes(len(data)) + data
+    return bytes(out)
+
+
+#: Seed file builders by input format: (suffix, builder, extra `vtx split` arguments).
+SEEDS: dict[str, tuple[str, Callable[[Path], bytes], list[str]]] = {
+    "parquet": (".parquet", parquet_seed, ["--catalogue", str(MINI_CATALOGUE)]),
+    "protobuf": (".bin", protobuf_seed, ["--message", "testfleet.Payload",
+                                          "--descriptor-set", str(TEST_DESCRIPTORS)]),
+}
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -132,12 +159,13 @@ def problems(
     return found
 
 
-def split_case(runner: CliRunner, work: Path, path: Path, key: Path) -> list[str]:
+def split_case(
+    runner: CliRunner, work: Path, path: Path, key: Path, extra: list[str]
+) -> list[str]:
     out = work / "out"
     result, raw = invoke(runner, ["split", str(path), "--export", str(out / "export"),
                                   "--onshore", str(out / "onshore"), "--scenario", "after-sales",
-                                  "--catalogue", str(MINI_CATALOGUE), "--key-file", str(key),
-                                  "--quiet"])
+                                  "--key-file", str(key), "--quiet", *extra])
     found = problems(result, raw, allowed={0, 1})
     if result.exit_code != 0 and out.exists() and any(out.iterdir()):
         found.append(f"published on failure: {sorted(p.name for p in out.iterdir())}")
@@ -169,7 +197,7 @@ def run(cases: int, seed: int) -> int:
         work = Path(tmp)
         key = work / "vtx.key"
         key.write_bytes(KEY)
-        seeds = {fmt: (suffix, build(work)) for fmt, (suffix, build) in SEEDS.items()}
+        seeds = {fmt: (suffix, build(work), extra) for fmt, (suffix, build, extra) in SEEDS.items()}
         # A published split whose export part the verify cases damage.
         published = work / "published"
         clean = published / "input.parquet"
@@ -184,15 +212,16 @@ def run(cases: int, seed: int) -> int:
         for case in range(cases):
             rng = random.Random(f"{seed}-{case}")
             fmt = rng.choice(sorted(seeds))
-            suffix, original = seeds[fmt]
-            kind = rng.choices(["split", "explain", "verify"], weights=[6, 2, 2])[0]
+            suffix, original, extra = seeds[fmt]
+            kind = "split" if fmt != "parquet" else rng.choices(
+                ["split", "explain", "verify"], weights=[6, 2, 2])[0]
             kinds[f"{fmt}/{kind}"] += 1
             if kind == "verify":
                 found = verify_case(runner, published, mutate(export_part, rng))
             else:
                 path = work / f"case{suffix}"
                 path.write_bytes(mutate(original, rng))
-                found = (split_case(runner, work, path, key) if kind == "split"
+                found = (split_case(runner, work, path, key, extra) if kind == "split"
                          else explain_case(runner, path))
             label = f"case {case} (seed {seed}, {fmt}/{kind})"
             for problem in found:
