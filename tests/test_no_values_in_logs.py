@@ -74,3 +74,42 @@ def test_no_marker_leaves_in_logs_manifests_report_or_export(tmp_path, key_file)
     kept = text_of_parts(onshore)
     for marker in (f"{MARK}occupant-0", f"{MARK}cabin-59", f"{MARK}mail@example.com"):
         assert marker in kept
+
+
+def test_no_marker_leaves_a_protobuf_split(tmp_path, key_file) -> None:
+    from filter.readers.protobuf import load_schema
+
+    from .conftest import DATA
+    from .test_readers_protobuf import delimited
+
+    descriptors = DATA / "fleet_test.binpb"
+    payload = load_schema(descriptors, "testfleet.Payload").message_class
+    messages = []
+    for i in range(5):
+        msg = payload(vin=f"LSV{i:014d}")
+        msg.data.add(key=64).value.string_value = f"{MARK}name-{i}"  # VehicleName: personal
+        msg.data.add(key=248).value.string_value = f"{MARK}track-{i}"  # media: cabin
+        msg.data.add(key=8).value.string_value = f"{MARK}x@example.com"  # Soc, but an e-mail
+        msg.data.add(key=8).value.double_value = 50.0
+        messages.append(msg.SerializeToString())
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*messages))
+    export, onshore, html = tmp_path / "export", tmp_path / "onshore", tmp_path / "report.html"
+    runner = CliRunner()
+    for args in (
+        ["split", str(stream), "--export", str(export), "--onshore", str(onshore), "--scenario",
+         "after-sales", "--key-file", str(key_file), "--message", "testfleet.Payload",
+         "--descriptor-set", str(descriptors)],
+        ["verify", str(export), "--onshore", str(onshore)],
+        ["report", str(export), str(onshore), "--html", str(html)],
+    ):
+        result = runner.invoke(vtx, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert MARK not in result.stdout and MARK not in result.stderr, args
+    assert MARK not in html.read_text()
+    for path in export.iterdir():
+        assert MARK.encode() not in path.read_bytes(), path
+    kept = "\n".join(pl.read_parquet(p).select(pl.col(pl.String)).write_ndjson()
+                     for p in sorted(onshore.glob("*.parquet")))
+    for marker in (f"{MARK}name-4", f"{MARK}track-0", f"{MARK}x@example.com"):
+        assert marker in kept
