@@ -186,8 +186,28 @@ def _run_section(run: RunOutputs) -> str:
         f"<h3>Inputs</h3>\n{_inputs(m)}\n"
         f"<h3>Columns by class and destination</h3>\n{_class_table(run)}\n"
         f"<h3>Value detectors</h3>\n{_detections(run)}\n"
+        f"{_protobuf(run)}"
         f"<h3>Every column</h3>\n{_columns(run)}\n"
     )
+
+
+def _protobuf(run: RunOutputs) -> str:
+    """Protobuf input: format, key/value entry counts and quarantined records (counts only)."""
+    fmt = run.any.get("input_format")
+    if not isinstance(fmt, dict):
+        return ""
+    facts = [("format", f"protobuf, {escape(str(fmt.get('layout', '?')))} messages of "
+              f"<code>{escape(str(fmt.get('message', '?')))}</code>, "
+              f"{escape(str(fmt.get('framing', '?')))} framing")]
+    entries = run.any.get("entries")
+    if isinstance(entries, dict):
+        facts.append(("entries", ", ".join(
+            f"{escape(str(k)).replace('_', ' ')} {_int(v):,}" for k, v in entries.items())))
+    quarantined = _records((run.onshore or run.any).get("quarantined"))
+    facts.append(("quarantined records",
+                  f"{len(quarantined):,} (raw bytes under the onshore output's quarantine/)"
+                  if quarantined else "none"))
+    return f"<h3>Protobuf input</h3>\n{_facts(facts)}\n"
 
 
 def _facts(items: Sequence[tuple[str, str]]) -> str:
@@ -219,6 +239,9 @@ def _outputs(run: RunOutputs) -> str:
         rows.append([_badge(side), f"<code>{escape(str(directory))}</code>", f"{len(files):,}",
                      f"{man['rows']:,}", f"{size:,}", f"{len(man['columns']):,}"])
     table = _table(["side", "directory", "files", "rows", "bytes", "columns"], rows, {2, 3, 4, 5})
+    entries = run.any.get("entries")
+    if isinstance(entries, dict):  # key/value input: each entry is on exactly one side
+        return table + _entries_verdict(run, _int(entries.get("entries")))
     inputs_rows = sum(_int(i.get("rows", 0)) for i in _records(run.any.get("inputs")))
     counts = {m["rows"] for m in (run.export, run.onshore) if m} | {inputs_rows}
     verdict = (f'<p class="ok">Rows reconcile: input, and each output given, hold '
@@ -228,6 +251,18 @@ def _outputs(run: RunOutputs) -> str:
                                                             ("onshore", run.onshore)) if m)
                + ".</p>")
     return table + verdict
+
+
+def _entries_verdict(run: RunOutputs, read: int) -> str:
+    if run.export is None or run.onshore is None:
+        return (f'<p class="muted">{read:,} key/value entries read; give both sides to see '
+                "them reconcile.</p>")
+    written = run.export["rows"] + run.onshore["rows"]
+    if written == read:
+        return (f'<p class="ok">Entries reconcile: {read:,} read, {run.export["rows"]:,} '
+                f'exported and {run.onshore["rows"]:,} kept onshore, each once.</p>')
+    return (f'<p class="bad">Entries do not reconcile: {read:,} read, {written:,} '
+            "written.</p>")
 
 
 def _inputs(manifest: dict[str, Any]) -> str:

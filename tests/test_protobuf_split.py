@@ -185,3 +185,20 @@ def test_verify_passes_plain_protobuf_outputs(tmp_path: Path) -> None:
                    message="vtx.telemetry.v1.Record")
     report = verify_output(tmp_path / "e", tmp_path / "o")
     assert report.ok, report.failures
+
+
+def test_report_shows_entries_and_quarantine(payload, tmp_path: Path) -> None:
+    from filter.report import write_report
+
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload), b"\x0a\xff\xff"))
+    split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                   message="testfleet.Payload", descriptor_set=TEST_SET,
+                   on_bad_record="quarantine")
+    write_report([tmp_path / "e", tmp_path / "o"], tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert "Protobuf input" in html and "key_value messages" in html
+    assert "entries 5" in html and "exported 1" in html
+    assert "1 (raw bytes under the onshore output" in html
+    assert "Entries reconcile: 5 read, 1 exported and 4 kept onshore" in html
+    assert "do not reconcile" not in html
