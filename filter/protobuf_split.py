@@ -61,7 +61,7 @@ QUARANTINE_DIR = "quarantine"
 
 
 @dataclass
-class _Tally:
+class Tally:
     """What the run saw, for the manifests and the reconciliation."""
 
     messages: Counter[Path] = field(default_factory=Counter)
@@ -69,6 +69,14 @@ class _Tally:
     detections: Counter[str] = field(default_factory=Counter)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     keys: set[str] = field(default_factory=set)
+
+    def merge(self, other: Tally) -> None:
+        """Add what `other` saw (another part of the run) to this tally."""
+        self.messages.update(other.messages)
+        self.entries.update(other.entries)
+        self.detections.update(other.detections)
+        self.quarantined.extend(other.quarantined)
+        self.keys.update(other.keys)
 
 
 def split_protobuf(
@@ -98,31 +106,31 @@ def split_protobuf(
     cat.scenario(scenario)
     schema = pb.load_schema(descriptor_set, message, kv_field=kv_field)
     sources = expand_protobuf_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
-    export_plan = _plan(schema, cat, scenario, on_unknown, origin, namespace)
+    export_plan = protobuf_plan(schema, cat, scenario, on_unknown, origin, namespace)
     export_target, onshore_target = check_targets(export_dir, onshore_dir, sources)
 
     run_id = uuid.uuid4().hex
-    tally = _Tally()
+    tally = Tally()
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-hash") as hasher,
         staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
     ):
         export_stage, onshore_stage = stages
-        hashes = [hasher.submit(_source_digest, s) for s in sources]
+        hashes = [hasher.submit(source_digest, s) for s in sources]
         export_files, onshore_files = [], []
         tokens: dict[str, str] = {}
         for index, source in enumerate(sources):
-            quarantine = _quarantine(onshore_stage.staging, source, tally, on_bad_record)
+            quarantine = quarantine_handler(onshore_stage.staging, source, tally, on_bad_record)
             batches = pb.iter_batches(
                 schema, source, framing, batch_size=BATCH_MESSAGES, on_bad=quarantine
             )
-            for number, batch in enumerate(_read(source, batches)):
+            for number, batch in enumerate(guarded_batches(source, batches)):
                 rows = batch.rows
                 tally.messages[source] += batch.messages
                 vins = rows[export_plan.vehicle_id_column].cast(pl.String).unique()
                 tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
                 name = f"part-{index:05d}-{number:05d}.parquet"
-                pair = _write_batch(
+                pair = write_batch(
                     schema, rows, export_plan, cat, scenario, namespace, tokens, tally,
                     export_stage.staging / name, onshore_stage.staging / name,
                 )
@@ -131,12 +139,12 @@ def split_protobuf(
             if progress is not None:
                 progress(index + 1, len(sources), sum(tally.messages.values()), 0)
         inputs_done = [
-            FileRecord(s, tally.messages[s], _source_bytes(s), h.result())
+            FileRecord(s, tally.messages[s], source_bytes(s), h.result())
             for s, h in zip(sources, hashes, strict=True)
         ]
-        _reconcile(schema, tally, export_files, onshore_files)
-        decided = _manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
-        extra = _manifest_extra(schema, message, framing, namespace, tally)
+        reconcile_outputs(schema, tally, export_files, onshore_files)
+        decided = manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
+        extra = manifest_extra(schema, message, framing, namespace, tally)
         manifests = publish_outputs(
             decided, run_id, inputs_done, stages, export_files, onshore_files,
             tally.detections, extra=extra,
@@ -151,7 +159,7 @@ def split_protobuf(
     )
 
 
-def _plan(
+def protobuf_plan(
     schema: pb.ProtoSchema,
     catalogue: Catalogue,
     scenario: str,
@@ -197,14 +205,15 @@ def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(p.resolve() for p in found))
 
 
-def _read(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Batch]:
+def guarded_batches(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Batch]:
+    """`batches` of `source`, with a read failure reported as the `InputError` naming it."""
     try:
         yield from batches
     except OSError as exc:
         raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
 
 
-def _write_batch(
+def write_batch(
     schema: pb.ProtoSchema,
     rows: pl.DataFrame,
     export_plan: ExportPlan,
@@ -212,10 +221,15 @@ def _write_batch(
     scenario: str,
     namespace: str,
     tokens: dict[str, str],
-    tally: _Tally,
+    tally: Tally,
     export_path: Path,
     onshore_path: Path,
 ) -> tuple[FileRecord, FileRecord]:
+    """Split one batch of rows into its pair of part files, adding its counts to `tally`.
+
+    Plain rows: the column engine (`write_pair`, tokens only); key/value rows: entry by entry
+    (`split_key_values`). A full or read-only disk is an `OutputError`.
+    """
     try:
         if schema.key_value is None:
             export_file, onshore_file, counts = write_pair(
@@ -245,8 +259,8 @@ def _record(part: HashingFile) -> FileRecord:
     return FileRecord(part.path, pq.read_metadata(part.path).num_rows, part.size, part.sha256)
 
 
-def _quarantine(
-    onshore_staging: Path, source: Path, tally: _Tally, on_bad_record: OnBadRecord
+def quarantine_handler(
+    onshore_staging: Path, source: Path, tally: Tally, on_bad_record: OnBadRecord
 ) -> pb.OnBadRecord | None:
     """A bad-record handler that keeps the raw bytes onshore, or None to fail on the first."""
     if on_bad_record == "fail":
@@ -268,24 +282,26 @@ def _quarantine(
     return keep
 
 
-def _source_digest(source: Path) -> str:
+def source_digest(source: Path) -> str:
+    """The SHA-256 of an input; of a topic dump, over its files' names and digests."""
     if not source.is_dir():
         return sha256_file(source)
     digest = hashlib.sha256()  # a topic dump: its files' names and digests, in order
-    for path in sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")):
+    for path in pb.dump_files(source):
         digest.update(f"{path.name}\0{sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 
-def _source_bytes(source: Path) -> int:
+def source_bytes(source: Path) -> int:
+    """The size of an input in bytes (a topic dump: of all its files)."""
     if not source.is_dir():
         return source.stat().st_size
     return sum(p.stat().st_size for p in source.iterdir() if p.is_file())
 
 
-def _reconcile(
+def reconcile_outputs(
     schema: pb.ProtoSchema,
-    tally: _Tally,
+    tally: Tally,
     export_files: list[FileRecord],
     onshore_files: list[FileRecord],
 ) -> None:
@@ -307,13 +323,13 @@ def _reconcile(
                           f"{written}; nothing was published")
 
 
-def _manifest_plan(
+def manifest_plan(
     export_plan: ExportPlan,
     schema: pb.ProtoSchema,
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
-    tally: _Tally,
+    tally: Tally,
 ) -> ExportPlan:
     """The plan the manifests list: for key/value input, one decision per key seen."""
     if schema.key_value is None:
@@ -332,9 +348,10 @@ def _as_entry(decision: FieldDecision) -> FieldDecision:
     return FieldDecision(**{**decision.__dict__, "dtype": "entry"})
 
 
-def _manifest_extra(
-    schema: pb.ProtoSchema, message: str, framing: str, namespace: str, tally: _Tally
+def manifest_extra(
+    schema: pb.ProtoSchema, message: str, framing: str, namespace: str, tally: Tally
 ) -> dict[str, Any]:
+    """What the manifests record about protobuf input: format, quarantine, entry counts."""
     extra: dict[str, Any] = {
         "input_format": {"format": "protobuf", "message": message, "framing": framing,
                          "descriptor_set": schema.source,

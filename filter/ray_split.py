@@ -27,6 +27,16 @@ counts, writes both manifests and publishes onshore first, as `filter.splitter.s
 (the same `staged_outputs`, `write_pair` and `publish_outputs`). Inputs are hashed by Ray
 tasks beside the split.
 
+Protobuf input (`split_ray_protobuf`, behind ``vtx split --engine ray --message ...``): the
+same result as `filter.protobuf_split.split_protobuf`, the same part names. One Ray task per
+input file (a delimited stream is framed sequentially, so one task reads it whole), or per run
+of up to `BATCH_MESSAGES` files of a topic dump; it decodes with
+`filter.readers.protobuf.iter_batches`. A first pass returns each task's distinct VINs, which
+the driver tokenises; the second decodes again and writes a pair of part files per batch
+(`filter.protobuf_split.write_batch`), keeping bad records under the onshore staging's
+``quarantine/`` when asked; the driver merges the tallies, reconciles and publishes with the
+helpers of the local protobuf split.
+
 Ray is imported lazily, here only: ``import filter`` never imports it. On a real cluster the
 inputs and both targets must be on a file system every node and the driver see at the same
 path, and vtx must be installed on every node.
@@ -34,6 +44,7 @@ path, and vtx must be installed on every node.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -49,13 +60,29 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 import pyarrow as pa
 
+import filter.protobuf_split as protobuf_split_module
 import filter.value_tables as value_tables_module
 from filter.catalogue import Catalogue
 from filter.engine import Lookups, split_lazy
 from filter.errors import EXIT_DATA, EXIT_USAGE, InputError, OutputError, VtxError, first_line
 from filter.manifest import FileRecord, sha256_file
 from filter.plan import ExportPlan, OnUnknown, plan
+from filter.protobuf_split import (
+    OnBadRecord,
+    Tally,
+    expand_protobuf_inputs,
+    guarded_batches,
+    manifest_extra,
+    manifest_plan,
+    protobuf_plan,
+    quarantine_handler,
+    reconcile_outputs,
+    source_bytes,
+    source_digest,
+    write_batch,
+)
 from filter.pseudonym import token_mapping
+from filter.readers import protobuf as pb
 from filter.readers.parquet import (
     ParquetInput,
     expand_inputs,
@@ -520,7 +547,7 @@ def _reconcile(inputs: Sequence[FileRecord], parts: Sequence[_Part]) -> None:
 
 
 @contextmanager
-def _translated_errors(sources: Sequence[ParquetInput]) -> Iterator[None]:
+def _translated_errors(sources: Sequence[ParquetInput] = ()) -> Iterator[None]:
     """Turn a failed Ray task into the error vtx would report: a corrupt input names its file
     and row group (found by reading the inputs again on the driver), else `RayEngineError`."""
     try:
@@ -547,6 +574,284 @@ def _worker_error(exc: BaseException) -> str:
     return first_line(exc)
 
 
+# --- protobuf files in, two published directories out ---------------------------------------
+
+
+@dataclass(frozen=True)
+class _ProtoType:
+    """What a worker needs to rebuild the message type (descriptors do not pickle)."""
+
+    descriptor_set: str | None
+    message: str
+    kv_field: str | None
+
+    def load(self) -> pb.ProtoSchema:
+        """The resolved message type, loaded once per worker process."""
+        return _load_proto(self)
+
+
+@functools.cache
+def _load_proto(proto: _ProtoType) -> pb.ProtoSchema:
+    return pb.load_schema(proto.descriptor_set, proto.message, kv_field=proto.kv_field)
+
+
+def split_ray_protobuf(
+    inputs: str | Path | Sequence[str | Path],
+    export_dir: str | Path,
+    onshore_dir: str | Path,
+    scenario: str,
+    *,
+    key: bytes,
+    message: str,
+    descriptor_set: str | Path | None = None,
+    framing: pb.Framing = "delimited",
+    kv_field: str | None = None,
+    namespace: str = "fleet",
+    catalogue: Catalogue | str | Path | None = None,
+    on_unknown: OnUnknown = "withhold",
+    on_bad_record: OnBadRecord = "fail",
+    origin: str | None = None,
+    catalogue_sha256: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    address: str | None = None,
+) -> SplitResult:
+    """Split protobuf `inputs` on Ray, with the result of `split_protobuf` (same arguments).
+
+    `address` as for `split_ray`. `progress` is called per task done, with (tasks done,
+    tasks, messages done, 0). One task per input file, or per run of a topic dump's files.
+    """
+    ray = import_ray()
+    started = time.perf_counter()
+    cat = resolve_catalogue(catalogue)
+    check_pin(cat, catalogue_sha256)
+    cat.scenario(scenario)
+    proto = _ProtoType(
+        None if descriptor_set is None else str(descriptor_set), message, kv_field
+    )
+    schema = proto.load()
+    sources = expand_protobuf_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
+    export_plan = protobuf_plan(schema, cat, scenario, on_unknown, origin, namespace)
+    export_target, onshore_target = check_targets(export_dir, onshore_dir, sources)
+    batch_size = protobuf_split_module.BATCH_MESSAGES  # read now: tests lower it
+    units = _units(sources, framing, batch_size)
+
+    run_id = uuid.uuid4().hex
+    with (
+        ray_session(address),
+        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
+    ):
+        export_stage, onshore_stage = stages
+        hash_source = ray.remote(source_digest)
+        input_hashes = [hash_source.remote(s) for s in sources]
+        tally = Tally()
+        export_files: list[FileRecord] = []
+        onshore_files: list[FileRecord] = []
+        with _translated_errors():
+            if units:
+                ds = ray.data.from_items(units, override_num_blocks=len(units))
+                context = getattr(ds, "context", None) or ray.data.DataContext.get_current()
+                context.execution_options.preserve_order = True
+                common = {"proto": proto, "batch_size": batch_size}
+                vins = ds.map_batches(
+                    _unit_vins, batch_format="pyarrow", batch_size=1,
+                    fn_kwargs={**common, "vin_column": export_plan.vehicle_id_column,
+                               "skip_bad": on_bad_record == "quarantine"},
+                )
+                distinct: set[str] = set()
+                for row in _checked_rows(vins):
+                    distinct.update(row["vins"])
+                tokens = token_mapping(key, pl.Series("vin", sorted(distinct), pl.String))
+                stats = ds.map_batches(
+                    _split_unit, batch_format="pyarrow", batch_size=1,
+                    fn_kwargs={
+                        **common, "export_plan": export_plan, "catalogue": cat,
+                        "scenario": scenario, "namespace": namespace, "tokens": tokens,
+                        "on_bad_record": on_bad_record,
+                        "export_dir": str(export_stage.staging),
+                        "onshore_dir": str(onshore_stage.staging),
+                    },
+                )
+                for done, row in enumerate(_checked_rows(stats), start=1):
+                    for name, e_rows, e_bytes, e_sha, o_rows, o_bytes, o_sha in json.loads(
+                        row["parts"]
+                    ):
+                        export_files.append(
+                            FileRecord(export_stage.staging / name, e_rows, e_bytes, e_sha))
+                        onshore_files.append(
+                            FileRecord(onshore_stage.staging / name, o_rows, o_bytes, o_sha))
+                    tally.merge(_tally_from(json.loads(row["tally"]), sources))
+                    if progress is not None:
+                        progress(done, len(units), sum(tally.messages.values()), 0)
+            digests = ray.get(input_hashes)
+        input_records = [
+            FileRecord(s, tally.messages[s], source_bytes(s), digest)
+            for s, digest in zip(sources, digests, strict=True)
+        ]
+        reconcile_outputs(schema, tally, export_files, onshore_files)
+        decided = manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
+        extra = manifest_extra(schema, message, framing, namespace, tally)
+        manifests = publish_outputs(
+            decided, run_id, input_records, stages, export_files, onshore_files,
+            tally.detections, extra=extra,
+        )
+    return SplitResult(
+        export_dir=export_target,
+        onshore_dir=onshore_target,
+        export_manifest=manifests["export"],
+        onshore_manifest=manifests["onshore"],
+        plan=decided,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _units(sources: Sequence[Path], framing: pb.Framing, batch_size: int) -> list[dict[str, Any]]:
+    """The tasks' work, in output order: each input file whole (its messages are framed one
+    after another), or a run of up to `batch_size` files of a topic dump (one message each).
+
+    Each unit: the input's index, its files, their framing, whether they are a dump's, and
+    the batch number its first part file takes (a dump's runs number on).
+    """
+    units: list[dict[str, Any]] = []
+    for index, source in enumerate(sources):
+        if not source.is_dir():
+            units.append({"source": index, "paths": [str(source)], "framing": framing,
+                          "dump": False, "first": 0})
+            continue
+        files = [str(p) for p in pb.dump_files(source)]
+        for number, start in enumerate(range(0, len(files), batch_size)):
+            units.append({"source": index, "paths": files[start : start + batch_size],
+                          "framing": "single", "dump": True, "first": number, "start": start})
+    return units
+
+
+def _unit_batches(
+    schema: pb.ProtoSchema, unit: dict[str, Any], batch_size: int,
+    on_bad: pb.OnBadRecord | None,
+) -> Iterator[pb.Batch]:
+    """The batches of one unit: a file's batches; a dump's run of files as one batch."""
+    paths = [Path(p) for p in unit["paths"]]
+    if not unit["dump"]:
+        yield from guarded_batches(paths[0], pb.iter_batches(
+            schema, paths[0], unit["framing"], batch_size=batch_size, on_bad=on_bad))
+        return
+    # The run's files as one batch, indexed by their place in the whole dump, as locally.
+    yield from guarded_batches(paths[0].parent, pb.iter_dump_batches(
+        schema, paths, first_index=unit["start"], batch_size=len(paths), on_bad=on_bad))
+
+
+#: The row a worker returns for a unit: an error, or its VINs (first pass) or its parts and
+#: tally as JSON (second pass).
+_UNIT_ROW = pa.schema([
+    ("error", pa.string()),  # None, "input" or "output"
+    ("message", pa.string()),
+    ("vins", pa.list_(pa.string())),
+    ("parts", pa.string()),  # JSON: [[name, export rows, bytes, sha256, onshore rows, ...]]
+    ("tally", pa.string()),  # JSON: messages, entries, detections, quarantined, keys
+])
+
+
+def _unit_row(**values: Any) -> pa.Table:
+    row: dict[str, Any] = dict.fromkeys(_UNIT_ROW.names)
+    row.update(values)
+    return pa.Table.from_pylist([row], schema=_UNIT_ROW)
+
+
+def _error_row(exc: Exception) -> pa.Table:
+    """What vtx can name about a failure, returned rather than raised (Ray would wrap it)."""
+    if isinstance(exc, InputError):
+        return _unit_row(error="input", message=exc.message)
+    if isinstance(exc, OutputError):
+        return _unit_row(error="output", message=exc.message)
+    assert isinstance(exc, OSError)
+    return _unit_row(error="output", message=f"cannot write output: {exc.strerror or exc}")
+
+
+def _unit_vins(
+    batch: pa.Table, *, proto: _ProtoType, batch_size: int, vin_column: str, skip_bad: bool
+) -> pa.Table:
+    """First pass: the distinct VINs of one unit (runs on a worker); bad records are skipped
+    when they are to be quarantined (the second pass keeps them), else fail the unit."""
+    (unit,) = batch.to_pylist()
+    schema = proto.load()
+    vins: set[str] = set()
+    try:
+        for read in _unit_batches(schema, unit, batch_size, _skip if skip_bad else None):
+            column = read.rows[vin_column].cast(pl.String).unique().drop_nulls()
+            vins.update(column.to_list())
+    except (InputError, OutputError, OSError) as exc:
+        return _error_row(exc)
+    return _unit_row(vins=sorted(vins))
+
+
+def _skip(record: pb.BadRecord) -> None:
+    """A bad-record handler that ignores the record."""
+
+
+def _split_unit(
+    batch: pa.Table, *, proto: _ProtoType, batch_size: int, export_plan: ExportPlan,
+    catalogue: Catalogue, scenario: str, namespace: str, tokens: dict[str, str],
+    on_bad_record: OnBadRecord, export_dir: str, onshore_dir: str,
+) -> pa.Table:
+    """Second pass: split one unit into a pair of part files per batch, keeping bad records
+    under the onshore staging's quarantine when asked (runs on a worker).
+
+    Part names are those of the local split, so a retried task rewrites the same files.
+    """
+    (unit,) = batch.to_pylist()
+    schema = proto.load()
+    tally = Tally()
+    source = Path(unit["paths"][0])
+    keep = quarantine_handler(Path(onshore_dir), source, tally, on_bad_record)
+    parts: list[list[Any]] = []
+    messages = 0
+    try:
+        for number, read in enumerate(_unit_batches(schema, unit, batch_size, keep),
+                                      start=unit["first"]):
+            messages += read.messages
+            name = f"part-{unit['source']:05d}-{number:05d}.parquet"
+            out_e, out_o = write_batch(
+                schema, read.rows, export_plan, catalogue, scenario, namespace, tokens, tally,
+                Path(export_dir) / name, Path(onshore_dir) / name,
+            )
+            parts.append([name, out_e.rows, out_e.bytes, out_e.sha256,
+                          out_o.rows, out_o.bytes, out_o.sha256])
+    except (InputError, OutputError, OSError) as exc:
+        return _error_row(exc)
+    summary = {
+        "source": unit["source"], "messages": messages,
+        "entries": {k: int(v) for k, v in tally.entries.items()},
+        "detections": {k: int(v) for k, v in tally.detections.items()},
+        "quarantined": tally.quarantined, "keys": sorted(tally.keys),
+    }
+    return _unit_row(parts=json.dumps(parts), tally=json.dumps(summary))
+
+
+def _tally_from(summary: dict[str, Any], sources: Sequence[Path]) -> Tally:
+    """A unit's tally from the JSON its worker returned."""
+    return Tally(
+        messages=Counter({sources[summary["source"]]: summary["messages"]}),
+        entries=Counter(summary["entries"]),
+        detections=Counter(summary["detections"]),
+        quarantined=summary["quarantined"],
+        keys=set(summary["keys"]),
+    )
+
+
+def _checked_rows(ds: Dataset) -> Iterator[dict[str, Any]]:
+    """The unit rows of `ds` in order; a worker's error is raised as the error it names."""
+    rows = iter(ds.iter_rows())
+    try:
+        for row in rows:
+            if row["error"]:
+                raise (OutputError if row["error"] == "output" else InputError)(row["message"])
+            yield row
+    finally:
+        # On failure, stop the tasks still running before the caller discards the staging.
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
 __all__ = [
     "RayEngineError",
     "RayUnavailableError",
@@ -555,4 +860,5 @@ __all__ = [
     "ray_session",
     "split_dataset",
     "split_ray",
+    "split_ray_protobuf",
 ]

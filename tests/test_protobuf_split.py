@@ -110,6 +110,9 @@ def test_topic_dump_directory(payload, tmp_path: Path) -> None:
                             message="testfleet.Payload", descriptor_set=TEST_SET)
     assert result.export_manifest["entries"]["entries"] == 15
     assert result.export_manifest["inputs"][0]["rows"] == 3
+    # Each file is one message, indexed by its place in the dump.
+    onshore = pl.read_parquet(tmp_path / "o" / "part-00000-00000.parquet")
+    assert sorted(set(onshore["message_index"])) == [0, 1, 2]
 
 
 def test_on_unknown_fail_lists_unclassified_keys(tmp_path: Path) -> None:

@@ -99,8 +99,6 @@ def command(
     protobuf = _is_protobuf(input_format, message, descriptor_set, inputs)
     if protobuf and message is None:
         raise click.UsageError("protobuf input needs --message FULL.NAME")
-    if protobuf and engine == "ray":
-        raise click.UsageError("--engine ray reads Parquet only for now")
     key = load_key(key_file)
     run = split
     if protobuf:
@@ -110,6 +108,10 @@ def command(
             split_protobuf, message=message, descriptor_set=descriptor_set, framing=framing,
             kv_field=kv_field, namespace=kv_namespace, on_bad_record=on_bad_record,
         )
+        if engine == "ray":
+            from filter.ray_split import split_ray_protobuf
+
+            run = functools.partial(split_ray_protobuf, address=ray_address, **run.keywords)
     elif engine == "ray":
         from filter.ray_split import split_ray
 

@@ -227,11 +227,16 @@ def _frames(path: Path, data: bytes | mmap.mmap, framing: Framing) -> Iterator[F
 
 
 def iter_directory(directory: Path) -> Iterator[tuple[Path, Frame]]:
-    """A topic dump: every regular file of `directory` (sorted) as one message."""
-    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
-    for path in files:
-        for frame in iter_frames(path, "single"):
-            yield path, frame
+    """A topic dump: every regular file of `directory` (sorted) as one message.
+
+    A message's index is its file's position in that order, so indexes are unique in the dump.
+    """
+    yield from _dump_frames(dump_files(directory), 0, None)
+
+
+def dump_files(directory: Path) -> list[Path]:
+    """The message files of a topic dump, in the order they are read."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def _read_varint(
@@ -322,8 +327,34 @@ def iter_batches(
     files. Without `on_bad` the first bad record raises `InputError`; with it, bad records are
     handed to `on_bad` and skipped.
     """
+    frames = (
+        _dump_frames(dump_files(source), 0, on_bad) if source.is_dir()
+        else _file_frames(source, framing, on_bad)
+    )
+    yield from _batched(schema, frames, batch_size, on_bad)
+
+
+def iter_dump_batches(
+    schema: ProtoSchema,
+    files: list[Path],
+    *,
+    first_index: int = 0,
+    batch_size: int = 10_000,
+    on_bad: OnBadRecord | None = None,
+) -> Iterator[Batch]:
+    """Like `iter_batches` over a topic dump, for a run of its files (`dump_files` order)
+    whose first is message `first_index` of the dump: so a dump can be read in pieces."""
+    yield from _batched(schema, _dump_frames(files, first_index, on_bad), batch_size, on_bad)
+
+
+def _batched(
+    schema: ProtoSchema,
+    frames: Iterator[tuple[Path, Frame]],
+    batch_size: int,
+    on_bad: OnBadRecord | None,
+) -> Iterator[Batch]:
     batch: list[tuple[Frame, Message]] = []
-    for path, frame in _source_frames(source, framing, on_bad):
+    for path, frame in frames:
         try:
             batch.append((frame, parse(schema, path, frame)))
         except InputError as exc:
@@ -338,12 +369,23 @@ def iter_batches(
         yield _rows(schema, batch)
 
 
-def _source_frames(
+def _dump_frames(
+    files: list[Path], first_index: int, on_bad: OnBadRecord | None
+) -> Iterator[tuple[Path, Frame]]:
+    """One message per file; its index is its position in the dump."""
+    for ordinal, path in enumerate(files, start=first_index):
+        try:
+            for frame in iter_frames(path, "single"):
+                yield path, Frame(ordinal, frame.offset, frame.data)
+        except _FramingError as exc:  # a file too large to be one message
+            if on_bad is None:
+                raise
+            on_bad(BadRecord(path, ordinal, 0, exc.message, path.read_bytes()))
+
+
+def _file_frames(
     source: Path, framing: Framing, on_bad: OnBadRecord | None
 ) -> Iterator[tuple[Path, Frame]]:
-    if source.is_dir():
-        yield from iter_directory(source)
-        return
     try:
         for frame in iter_frames(source, framing):
             yield source, frame
