@@ -12,13 +12,20 @@ Out: one Parquet file (zstd, row groups of ``--row-group-rows``) holding
   MotionManagement, ADAS, Diagnostics/Service, Speed/TraveledDistance branches
   plus the withheld ones (``CurrentLocation``, ``Cabin``, ``Occupant``);
 * ``location`` -- a struct ``{latitude: f64, longitude: f64, speed: f32}``;
+* ``Vehicle.Service.Notes`` -- free-text workshop notes (English and Chinese, high
+  cardinality, a fifth null); about one row in a thousand (:data:`SENSITIVE_RATE`) holds
+  a sensitive string: a licence plate, a mobile number, coordinates or an e-mail address.
+  The shipped catalogue exports ``Vehicle.Service.**`` under ``after-sales``, so vtx's
+  value detectors run on it;
 * ``x_debug_counter`` -- a ``uint32`` column that is not a VSS signal.
 
 Rows are interleaved by tick: row ``i`` belongs to vehicle ``i % vehicles`` at
 tick ``i // vehicles``. The data are built with numpy a chunk of whole ticks at
 a time and streamed through :class:`pyarrow.parquet.ParquetWriter`, so memory is
-bounded by ``--chunk-rows``. For the same rows, vehicles, seed and chunk size
-the output is identical from run to run.
+bounded by ``--chunk-rows`` (50M rows stream through in the same ~1 GB as 1M). For
+the same rows, vehicles, seed and chunk size the output is identical from run to run;
+:data:`GENERATOR_VERSION` changes whenever the data would, so cached files keyed by it
+are never reused across versions.
 
 Run as ``python -m benchmarks.generate --rows 5000000 --out fleet.parquet``.
 """
@@ -35,7 +42,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+#: Bumped whenever the generated data change (columns, models, draws): part of the cache key.
+GENERATOR_VERSION = 2
 
 # --------------------------------------------------------------------------- #
 # Value models. Each draws a (ticks, vehicles) block; walks keep per-vehicle
@@ -273,6 +284,90 @@ SIGNALS: tuple[tuple[str, pa.DataType, Model], ...] = (
     (_DRV + "MidEyeGaze.Elevation", F32, Noise(-5, 8, -60, 60)),
 )
 
+# --------------------------------------------------------------------------- #
+# Free-text service notes
+# --------------------------------------------------------------------------- #
+
+NOTES_COLUMN = "Vehicle.Service.Notes"
+#: Share of rows whose note is null.
+NOTES_NULL_RATE = 0.2
+#: Share of rows whose note holds a sensitive string (plate, mobile, coordinates, e-mail).
+SENSITIVE_RATE = 0.001
+_CN_COMMA = "\uff0c"  # the full-width comma of Chinese text
+
+
+@dataclass(frozen=True)
+class NoteTemplate:
+    """``prefix + number + suffix``; the number is drawn in ``[lo, hi)`` and zero-padded to
+    ``width`` digits. ``hi == 0`` means no number."""
+
+    prefix: str
+    suffix: str = ""
+    lo: int = 0
+    hi: int = 0
+    width: int = 0
+
+
+#: Harmless workshop notes, drawn uniformly. The numbers make the column high-cardinality
+#: (realistic free text), so vtx scans it row by row rather than once per distinct value.
+HARMLESS_NOTES: tuple[NoteTemplate, ...] = (
+    NoteTemplate("Routine service completed at ", " km", 5_000, 300_000),
+    NoteTemplate("Tyre pressures adjusted to ", " kPa", 220, 261),
+    NoteTemplate("Customer reports rattle from rear left door above ", " km/h", 40, 131),
+    NoteTemplate("DTC P0", " cleared after inspection", 100, 1000),
+    NoteTemplate("Brake pads at ", "% - no action needed", 10, 91),
+    NoteTemplate("Job card ", " closed", 100_000, 1_000_000),
+    NoteTemplate("12V battery health ", "%, recharged overnight", 60, 101),
+    NoteTemplate("Charging session aborted after ", " min, connector reseated", 1, 240),
+    NoteTemplate("Wiper blades replaced"),
+    NoteTemplate("Cabin air filter replaced"),
+    NoteTemplate("No fault found; test drive OK"),
+    NoteTemplate("Washer fluid topped up"),
+    NoteTemplate("Charging port cover sticky, lubricated"),
+    NoteTemplate(f"更换机油和机油滤清器{_CN_COMMA}里程 ", " 公里", 5_000, 300_000),
+    NoteTemplate(f"左前轮胎压偏低{_CN_COMMA}已充气至 ", " kPa", 230, 251),
+    NoteTemplate(f"客户反映空调异响{_CN_COMMA}已检查"),
+    NoteTemplate(f"软件升级完成{_CN_COMMA}工单 ", "", 100_000, 1_000_000),
+)
+
+#: Sensitive notes, one row in a thousand: what vtx's detectors must catch.
+SENSITIVE_NOTES: tuple[NoteTemplate, ...] = (
+    NoteTemplate("车主车牌沪A", f"{_CN_COMMA}预约下周保养", 0, 100_000, 5),  # licence plate
+    NoteTemplate("Call owner on 138", " when the car is ready", 0, 100_000_000, 8),  # mobile
+    NoteTemplate("联系车主 139", " 取车", 0, 100_000_000, 8),  # mobile
+    NoteTemplate("Towed from 31.23", ", 121.473701 to the workshop", 0, 10_000, 4),  # coords
+    NoteTemplate("Send the invoice to owner", "@example.com", 1000, 10_000),  # e-mail
+)
+NOTE_TEMPLATES = HARMLESS_NOTES + SENSITIVE_NOTES
+
+
+def _notes(rng: np.random.Generator, n: int) -> pa.Array:
+    """Draw ``n`` notes: template indices and numbers with numpy, strings joined by Arrow."""
+    harmless, sensitive = len(HARMLESS_NOTES), len(SENSITIVE_NOTES)
+    idx = rng.integers(0, harmless, size=n)
+    u = rng.random(n)
+    is_sensitive = u < SENSITIVE_RATE
+    idx[is_sensitive] = harmless + rng.integers(0, sensitive, size=int(is_sensitive.sum()))
+    lo = np.array([t.lo for t in NOTE_TEMPLATES], dtype=np.int64)[idx]
+    hi = np.array([t.hi for t in NOTE_TEMPLATES], dtype=np.int64)[idx]
+    width = np.array([t.width for t in NOTE_TEMPLATES], dtype=np.int64)[idx]
+    number = lo + np.floor(rng.random(n) * np.maximum(hi - lo, 1)).astype(np.int64)
+    digits = pc.cast(pa.array(number), STR)
+    # Zero-pad to the template's width (widths are few: pad once per distinct width).
+    for w in {t.width for t in NOTE_TEMPLATES if t.width}:
+        digits = pc.if_else(pa.array(width == w), pc.utf8_lpad(digits, w, "0"), digits)
+    digits = pc.if_else(pa.array(hi > 0), digits, pa.scalar("", STR))
+    take = pa.array(idx)
+    notes = pc.binary_join_element_wise(
+        pa.array([t.prefix for t in NOTE_TEMPLATES], STR).take(take),
+        digits,
+        pa.array([t.suffix for t in NOTE_TEMPLATES], STR).take(take),
+        "",
+    )
+    is_null = (u >= SENSITIVE_RATE) & (u < SENSITIVE_RATE + NOTES_NULL_RATE)
+    return pc.if_else(pa.array(is_null), pa.scalar(None, STR), notes)
+
+
 LOCATION_TYPE = pa.struct(
     [("latitude", pa.float64()), ("longitude", pa.float64()), ("speed", pa.float32())]
 )
@@ -284,7 +379,11 @@ def schema() -> pa.Schema:
     """Return the Arrow schema of the generated file (``vin``, ``timestamp``, signals, extras)."""
     fields = [pa.field("vin", STR), pa.field("timestamp", TIMESTAMP_TYPE)]
     fields += [pa.field(name, dtype) for name, dtype, _ in SIGNALS]
-    fields += [pa.field("location", LOCATION_TYPE), pa.field("x_debug_counter", U32)]
+    fields += [
+        pa.field("location", LOCATION_TYPE),
+        pa.field(NOTES_COLUMN, STR),
+        pa.field("x_debug_counter", U32),
+    ]
     return pa.schema(fields)
 
 
@@ -455,7 +554,7 @@ def _chunk(state: _FleetState, tick0: int, ticks: int, keep: int) -> pa.Table:
         fields=list(LOCATION_TYPE),
     )
     debug = ((state.debug0[None, :] + tick) % 2**32).astype(np.uint32).ravel()[:keep]
-    columns += [location, pa.array(debug, U32)]
+    columns += [location, _notes(state.rng, keep), pa.array(debug, U32)]
     return pa.Table.from_arrays(columns, schema=schema())
 
 
