@@ -323,6 +323,29 @@ def reconcile_outputs(
                           f"{written}; nothing was published")
 
 
+def descriptor_plan(
+    schema: pb.ProtoSchema,
+    catalogue: Catalogue,
+    scenario: str,
+    *,
+    on_unknown: OnUnknown = "withhold",
+    origin: str | None = None,
+    namespace: str = "fleet",
+) -> ExportPlan:
+    """The decisions for a message type, from its descriptor alone (what `vtx explain` shows).
+
+    Plain messages: one decision per field, as for Parquet columns. Key/value envelopes: the
+    key columns, then one decision per name of the key enum (``<namespace>.<Key>``); key
+    numbers the enum does not know are withheld when they arrive.
+    """
+    decided = protobuf_plan(schema, catalogue, scenario, on_unknown, origin, namespace)
+    if schema.key_value is None:
+        return decided
+    tally = Tally()
+    tally.keys.update(v.name for v in schema.key_value.key.enum_type.values)
+    return manifest_plan(decided, schema, catalogue, scenario, namespace, tally)
+
+
 def manifest_plan(
     export_plan: ExportPlan,
     schema: pb.ProtoSchema,

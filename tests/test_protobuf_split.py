@@ -205,3 +205,23 @@ def test_report_shows_entries_and_quarantine(payload, tmp_path: Path) -> None:
     assert "1 (raw bytes under the onshore output" in html
     assert "Entries reconcile: 5 read, 1 exported and 4 kept onshore" in html
     assert "do not reconcile" not in html
+
+
+def test_explain_a_message_type() -> None:
+    runner = CliRunner()
+    kv = runner.invoke(vtx, ["explain", "--scenario", "after-sales", "--message",
+                             "testfleet.Payload", "--descriptor-set", str(TEST_SET),
+                             "--format", "json"])
+    assert kv.exit_code == 0, kv.output
+    rows = {r["field"]: r for r in json.loads(kv.stdout)}
+    assert rows["fleet.Soc"]["destination"] == "export"
+    assert rows["fleet.Location"]["destination"] == "onshore"
+    assert rows["vin"]["destination"] == "onshore" and rows["created_at"]["destination"] == "both"
+    assert len([f for f in rows if f.startswith("fleet.")]) == 10
+    plain = runner.invoke(vtx, ["explain", "--scenario", "after-sales", "--message",
+                                "vtx.telemetry.v1.Record", "--format", "json"])
+    fields = {r["field"]: r for r in json.loads(plain.stdout)}
+    assert fields["vehicle.currentLocation.latitude"]["class"] == "location"
+    assert fields["unknown_fields"]["destination"] == "onshore"
+    none = runner.invoke(vtx, ["explain", "--scenario", "after-sales"])
+    assert none.exit_code == 2 and "--message" in none.stderr

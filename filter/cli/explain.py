@@ -24,12 +24,20 @@ _STYLE = {"export": "green", "onshore": "red", "both": "cyan"}
 
 
 @click.command("explain")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @scenario_option
 @origin_option
 @catalogue_option
 @format_option
 @on_unknown_option
+@click.option("--message", metavar="FULL.NAME", default=None,
+              help="Explain a protobuf message type instead of Parquet INPUT (no input needed).")
+@click.option("--descriptor-set", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="FileDescriptorSet with the message type (default: vtx's shipped schemas).")
+@click.option("--kv-field", metavar="NAME", default=None,
+              help="The repeated entries field of a key/value envelope (default: detected).")
+@click.option("--kv-namespace", metavar="NAME", default="fleet", show_default=True,
+              help="Catalogue namespace of key/value keys.")
 def command(
     inputs: tuple[str, ...],
     scenario: str,
@@ -37,15 +45,31 @@ def command(
     catalogue_path: Path | None,
     output_format: str,
     on_unknown: str,
+    message: str | None,
+    descriptor_set: Path | None,
+    kv_field: str | None,
+    kv_namespace: str,
 ) -> None:
-    """Show where every field of INPUT would go under SCENARIO, and why. Writes nothing."""
+    """Show where every field of Parquet INPUT, or of a protobuf --message type, would go
+    under SCENARIO, and why. Writes nothing."""
     catalogue = resolve_catalogue(catalogue_path)
     catalogue.scenario(scenario)
-    sources = inspect_batch(expand_inputs(inputs))
-    decided = plan(
-        sources[0].schema, catalogue, scenario, on_unknown=on_unknown,  # type: ignore[arg-type]
-        origin=origin,
-    )
+    if message is not None:
+        from filter.protobuf_split import descriptor_plan
+        from filter.readers.protobuf import load_schema
+
+        decided = descriptor_plan(
+            load_schema(descriptor_set, message, kv_field=kv_field), catalogue, scenario,
+            on_unknown=on_unknown, origin=origin, namespace=kv_namespace,  # type: ignore[arg-type]
+        )
+    elif not inputs:
+        raise click.UsageError("give Parquet INPUT files, or a protobuf --message type")
+    else:
+        sources = inspect_batch(expand_inputs(inputs))
+        decided = plan(
+            sources[0].schema, catalogue, scenario,
+            on_unknown=on_unknown, origin=origin,  # type: ignore[arg-type]
+        )
     if output_format == "json":
         click.echo(json.dumps([f.as_dict() for f in decided.fields], indent=2, ensure_ascii=False))
     else:
