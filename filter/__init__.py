@@ -5,7 +5,8 @@ Public API for pipelines::
     from filter import load_catalogue, plan, split, split_frame, load_key
 
 `load_catalogue` reads the policy, `plan` decides every field of a schema, `split` publishes
-export and onshore outputs from Parquet files, `split_frame` splits a frame in memory.
+export and onshore outputs from Parquet files, `split_protobuf` from protobuf streams,
+`split_frame` splits a frame in memory, `verify_output` checks a published output.
 `split_dataset` splits a Ray Dataset (``vtx[ray]``); it is loaded on first use, so
 ``import filter`` does not import Ray.
 """
@@ -27,8 +28,10 @@ from filter.errors import (
 )
 from filter.manifest import read_manifest
 from filter.plan import ExportPlan, FieldDecision, plan
+from filter.protobuf_split import split_protobuf
 from filter.pseudonym import load_key, vehicle_token
 from filter.splitter import SplitResult, split, split_frame
+from filter.verify import VerifyReport, verify_output
 
 __all__ = [
     "Catalogue",
@@ -41,6 +44,7 @@ __all__ = [
     "ScenarioError",
     "SplitResult",
     "UnclassifiedFieldsError",
+    "VerifyReport",
     "VtxError",
     "__version__",
     "catalogue_from_mapping",
@@ -51,7 +55,9 @@ __all__ = [
     "split",
     "split_dataset",
     "split_frame",
+    "split_protobuf",
     "vehicle_token",
+    "verify_output",
 ]
 
 
