@@ -227,3 +227,20 @@ def test_catalogue_pin(runner, batch_file, key_file, tmp_path) -> None:
     assert runner.invoke(vtx, [*args, "--catalogue-sha256", pinned.upper(), "-q"]).exit_code == 0
     result = runner.invoke(vtx, [*args, "--catalogue-sha256", "0" * 64, "--overwrite"])
     assert_one_line_error(result, 2, f"catalogue sha256 is {pinned}, not the pinned 000")
+
+
+def test_a_native_panic_report_stays_off_stderr(key_file, tmp_path) -> None:
+    # A Parquet file, damaged by the fuzzer, on which Polars' reader panics: Rust prints a
+    # report with a backtrace to stderr before vtx reports the error in one line.
+    damaged = Path(__file__).parent / "data" / "polars-panics.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "filter", "split", str(damaged), "--export",
+         str(tmp_path / "e"), "--onshore", str(tmp_path / "o"), "--scenario", "after-sales",
+         "--catalogue", str(MINI_CATALOGUE), "--key-file", str(key_file), "--quiet"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if k != "VTX_DEBUG"},
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("vtx: error: ") and "panicked" not in done.stderr
+    assert not (tmp_path / "e").exists()

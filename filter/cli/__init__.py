@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from filter._version import __version__
+from filter.cli.native_stderr import native_panics_filtered
 from filter.errors import EXIT_DATA, EXIT_USAGE, VtxError, first_line
 
 EXIT_INTERRUPTED = 130
@@ -82,5 +83,6 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    vtx.main()
+    """Console-script entry point (and `python -m filter`)."""
+    with native_panics_filtered(enabled="--debug" not in sys.argv[1:]):
+        vtx.main()

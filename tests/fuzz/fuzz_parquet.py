@@ -11,7 +11,8 @@ valid file), a failure prints exactly one ``vtx: error: `` line on stderr (verif
 ``vtx: verify: `` lines) and no traceback, and a failed split publishes nothing. Prints the
 number of cases run and every failing case (with its seed, to replay it); exits 1 on failures.
 Cases where Polars' own panic hook printed to the process's stderr (vtx still exits 1 with one
-error line) are listed apart: that text comes from native code vtx cannot silence.
+error line) are listed apart: the cases run in-process, where that text reaches the real stderr;
+the `vtx` command itself drops such reports (filter/cli/native_stderr.py).
 
 Formats are in `SEEDS`: a new input format adds a seed file builder there.
 """
