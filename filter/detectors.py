@@ -87,6 +87,7 @@ class Detector:
     name: str
     description: str
     build: Callable[[pl.Expr], pl.Expr]  # string expression -> boolean expression
+    pattern: str | None = None  # when the test is one `str.contains`: its regular expression
 
     def hits(self, value: pl.Expr) -> pl.Expr:
         """True where the string `value` holds this kind of value (null where it is null)."""
@@ -133,17 +134,22 @@ def _with_check(pattern: str, valid: Callable[[pl.Expr], pl.Expr]) -> Callable[[
 
 DETECTORS: tuple[Detector, ...] = (
     Detector("coordinates", "geographic coordinates (decimal, hemisphere or DMS forms)",
-             _contains(_COORDINATES)),
-    Detector("licence_plate", "Chinese licence plate", _contains(_PLATE)),
+             _contains(_COORDINATES), _COORDINATES),
+    Detector("licence_plate", "Chinese licence plate", _contains(_PLATE), _PLATE),
     Detector("vin", "vehicle identification number with a valid ISO 3779 check digit",
              _with_check(_VIN, _vin_valid)),
-    Detector("mobile_number", "mainland China mobile number", _contains(_MOBILE)),
+    Detector("mobile_number", "mainland China mobile number", _contains(_MOBILE), _MOBILE),
     Detector("resident_id", "resident identity number with a valid GB 11643 check digit",
              _with_check(_RESIDENT_ID, _resident_id_valid)),
-    Detector("email", "e-mail address", _contains(_EMAIL)),
-    Detector("media", "image, video or point-cloud bytes (raw or base64)", _contains(_MEDIA)),
+    Detector("email", "e-mail address", _contains(_EMAIL), _EMAIL),
+    Detector("media", "image, video or point-cloud bytes (raw or base64)", _contains(_MEDIA),
+             _MEDIA),
 )
 DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
+# The pattern-only detectors as one alternation: one pass of one automaton tells whether any
+# of them hits, which is all the split needs per row (counts per detector are then taken on
+# the few rows that hit).
+_ANY_PATTERN = "|".join(f"(?:{d.pattern})" for d in DETECTORS if d.pattern is not None)
 
 
 def is_scannable(dtype: pl.DataType) -> bool:
@@ -151,6 +157,23 @@ def is_scannable(dtype: pl.DataType) -> bool:
     if dtype == pl.String:
         return True
     return isinstance(dtype, pl.List) and dtype.inner == pl.String
+
+
+def any_hit(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """True per row where any detector hits the value (or any element of the list).
+
+    Equal to OR-ing `detector_hits`, computed with one combined pattern for the detectors that
+    are a single pattern, plus the check-digit detectors.
+    """
+    def one(v: pl.Expr) -> pl.Expr:
+        checked = [d.hits(v) for d in DETECTORS if d.pattern is None]
+        return pl.any_horizontal(v.str.contains(_ANY_PATTERN), *checked)
+
+    if dtype == pl.String:
+        return pl.when(value.is_null()).then(None).otherwise(one(value))
+    return pl.when(value.is_null()).then(None).otherwise(
+        value.list.eval(one(pl.element())).list.any()
+    )
 
 
 def detector_hits(value: pl.Expr, dtype: pl.DataType) -> dict[str, pl.Expr]:

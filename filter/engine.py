@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from filter.catalogue import Action
-from filter.detectors import detector_hits
+from filter.detectors import any_hit, detector_hits
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan, FieldDecision
 from filter.pseudonym import token_expr
 from filter.value_tables import ValueTable, table_hits
@@ -69,6 +69,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
     known_counts: dict[str, int] = {}
     hit_columns: list[pl.Expr] = []
     any_columns: list[pl.Expr] = []
+    free_text: list[tuple[str, str, pl.Expr, pl.DataType]] = []  # scanned row by row
     for index, decision in enumerate(d for d in plan.fields if d.scanned):
         value, dtype = plan.leaf(decision)
         table = tables.get(decision.path)
@@ -77,19 +78,32 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
             for detector in (*table.hit_codes, MOVED):
                 known_counts[f"{decision.path}{COUNT_SEPARATOR}{detector}"] = 0
             continue
-        hits = table_hits(value, dtype, table) if table else detector_hits(value, dtype)
+        any_name = f"{_HIT_PREFIX}{index}"
+        counts.append(pl.col(any_name).sum().alias(f"{decision.path}{COUNT_SEPARATOR}{MOVED}"))
+        hit_of[decision.path] = pl.col(any_name)
+        if table is None:
+            # Free text: one combined pass per row; which detectors hit is counted afterwards,
+            # on the few rows that hit.
+            any_columns.append(any_hit(value, dtype).fill_null(False).alias(any_name))
+            free_text.append((any_name, decision.path, value, dtype))
+            continue
         names = []
-        for detector, hit in hits.items():
+        for detector, hit in table_hits(value, dtype, table).items():
             name = f"{_HIT_PREFIX}{index}_{detector}"
             hit_columns.append(hit.fill_null(False).alias(name))
             counts.append(pl.col(name).sum().alias(f"{decision.path}{COUNT_SEPARATOR}{detector}"))
             names.append(name)
-        any_name = f"{_HIT_PREFIX}{index}"
         any_columns.append(pl.any_horizontal(names).alias(any_name))
-        counts.append(pl.col(any_name).sum().alias(f"{decision.path}{COUNT_SEPARATOR}{MOVED}"))
-        hit_of[decision.path] = pl.col(any_name)
-    if hit_columns:
+    if hit_columns or any_columns:
         base = frame.with_columns(hit_columns).with_columns(any_columns)
+    detections = [base.select(counts)] if counts else []
+    detections += [
+        base.filter(pl.col(any_name)).select(
+            h.fill_null(False).sum().cast(pl.UInt32).alias(f"{path}{COUNT_SEPARATOR}{d}")
+            for d, h in detector_hits(value, dtype).items()
+        )
+        for any_name, path, value, dtype in free_text
+    ]
 
     token = token_expr(plan.vehicle_id_column, lookups.tokens, TOKEN_COLUMN)
     export: list[pl.Expr] = [token]
@@ -112,7 +126,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
     return SplitQueries(
         export=base.select(export),
         onshore=base.select(onshore),
-        detections=base.select(counts) if counts else None,
+        detections=pl.concat(detections, how="horizontal") if detections else None,
         known_counts=known_counts,
     )
 

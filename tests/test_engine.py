@@ -185,3 +185,22 @@ def test_detectors_reach_string_leaves_inside_structs(mini_catalogue) -> None:
     assert onshore["Vehicle"].to_list()[0] == {
         "Service": {"Note": "沪A12345 towed"}, "CurrentLocation": {"Latitude": 1.0}}
     assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)
+
+
+def test_row_by_row_counts_agree_with_value_table_counts(tmp_path, mini_catalogue,
+                                                         monkeypatch) -> None:
+    from filter import split, value_tables
+
+    notes_frame().write_parquet(tmp_path / "notes.parquet")
+
+    def detections(target: str) -> dict:
+        result = split(tmp_path / "notes.parquet", tmp_path / target / "e",
+                       tmp_path / target / "o", "after-sales", key=KEY,
+                       catalogue=mini_catalogue)
+        return {d["field"]: d for d in result.export_manifest["detections"]}
+
+    by_table = detections("table")
+    monkeypatch.setattr(value_tables, "DISTINCT_LIMIT", 0)
+    by_row = detections("row")
+    assert by_row == by_table
+    assert by_row["Vehicle.Service.Notes"]["moved_values"] == 7
