@@ -244,3 +244,21 @@ def test_a_native_panic_report_stays_off_stderr(key_file, tmp_path) -> None:
     assert done.stderr.splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("vtx: error: ") and "panicked" not in done.stderr
     assert not (tmp_path / "e").exists()
+
+
+def test_stderr_filter_forwards_every_line_before_exit() -> None:
+    # The last line written before the process exits must come through the filter: run the
+    # race many times (each a fresh process, stderr a pipe as in CI).
+    code = (
+        "import os, sys\n"
+        "from filter.cli.native_stderr import native_panics_filtered\n"
+        "with native_panics_filtered():\n"
+        "    os.write(2, b\"\\nthread 'x' (1) panicked at a.rs:1:\\nboom\\n\")\n"
+        "    sys.stderr.write('vtx: error: the one line\\n')\n"
+        "sys.exit(1)\n"
+    )
+    for _ in range(15):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 1
+        assert done.stderr == "vtx: error: the one line\n"

@@ -80,8 +80,12 @@ def _forward(read_end: int, real: int, drained: threading.Event) -> None:
         out = []
         for line in lines:
             if line + b"\n" == _SENTINEL:
+                # Everything before the sentinel is out before the caller takes fd 2 back and
+                # closes `real`; after it, nothing more may be written there.
+                _write(real, b"".join(out))
                 drained.set()
-                continue
+                _discard(read_end)
+                return
             if not line and not dropping:
                 blanks += 1
                 continue
@@ -92,11 +96,23 @@ def _forward(read_end: int, real: int, drained: threading.Event) -> None:
             if not dropping:
                 out.append(b"\n" * blanks + line + b"\n")
                 blanks = 0
-        if out:
-            with suppress(OSError):
-                os.write(real, b"".join(out))
+        _write(real, b"".join(out))
     if (pending or blanks) and not dropping:
-        with suppress(OSError):
-            os.write(real, b"\n" * blanks + pending)
+        _write(real, b"\n" * blanks + pending)
     drained.set()
     os.close(read_end)
+
+
+def _discard(read_end: int) -> None:
+    """Read and drop what child processes still holding the pipe write, until they close it."""
+    with suppress(OSError):
+        while os.read(read_end, 65536):
+            pass
+    os.close(read_end)
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    with suppress(OSError):
+        while view:
+            view = view[os.write(fd, view):]
