@@ -23,7 +23,7 @@ import hashlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +79,42 @@ class Tally:
         self.keys.update(other.keys)
 
 
+@dataclass(frozen=True)
+class ProtobufRun:
+    """What a protobuf split settles before reading any data, whatever the engine."""
+
+    catalogue: Catalogue
+    schema: pb.ProtoSchema
+    sources: list[Path]
+    plan: ExportPlan
+    targets: tuple[Path, Path]  # (export, onshore), absolute
+
+
+def prepare_run(
+    inputs: str | Path | Sequence[str | Path],
+    export_dir: str | Path,
+    onshore_dir: str | Path,
+    scenario: str,
+    *,
+    load: Callable[[], pb.ProtoSchema],
+    catalogue: Catalogue | str | Path | None,
+    catalogue_sha256: str | None,
+    on_unknown: OnUnknown,
+    origin: str | None,
+    namespace: str,
+) -> ProtobufRun:
+    """Check the catalogue (pin, scenario), load the message type with `load`, find the
+    inputs, plan, and check the targets, in that order: the first problem is the one shown."""
+    cat = resolve_catalogue(catalogue)
+    check_pin(cat, catalogue_sha256)
+    cat.scenario(scenario)
+    schema = load()
+    sources = expand_protobuf_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
+    export_plan = protobuf_plan(schema, cat, scenario, on_unknown, origin, namespace)
+    return ProtobufRun(cat, schema, sources, export_plan,
+                       check_targets(export_dir, onshore_dir, sources))
+
+
 def split_protobuf(
     inputs: str | Path | Sequence[str | Path],
     export_dir: str | Path,
@@ -101,13 +137,14 @@ def split_protobuf(
 ) -> SplitResult:
     """Split protobuf `inputs` of type `message` into published export and onshore outputs."""
     started = time.perf_counter()
-    cat = resolve_catalogue(catalogue)
-    check_pin(cat, catalogue_sha256)
-    cat.scenario(scenario)
-    schema = pb.load_schema(descriptor_set, message, kv_field=kv_field)
-    sources = expand_protobuf_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
-    export_plan = protobuf_plan(schema, cat, scenario, on_unknown, origin, namespace)
-    export_target, onshore_target = check_targets(export_dir, onshore_dir, sources)
+    run = prepare_run(
+        inputs, export_dir, onshore_dir, scenario,
+        load=lambda: pb.load_schema(descriptor_set, message, kv_field=kv_field),
+        catalogue=catalogue, catalogue_sha256=catalogue_sha256, on_unknown=on_unknown,
+        origin=origin, namespace=namespace,
+    )
+    cat, schema, sources, export_plan = run.catalogue, run.schema, run.sources, run.plan
+    export_target, onshore_target = run.targets
 
     run_id = uuid.uuid4().hex
     tally = Tally()
@@ -149,13 +186,8 @@ def split_protobuf(
             decided, run_id, inputs_done, stages, export_files, onshore_files,
             tally.detections, extra=extra,
         )
-    return SplitResult(
-        export_dir=export_target,
-        onshore_dir=onshore_target,
-        export_manifest=manifests["export"],
-        onshore_manifest=manifests["onshore"],
-        plan=decided,
-        seconds=time.perf_counter() - started,
+    return SplitResult.published(
+        (export_target, onshore_target), manifests, decided, started
     )
 
 

@@ -70,11 +70,10 @@ from filter.plan import ExportPlan, OnUnknown, plan
 from filter.protobuf_split import (
     OnBadRecord,
     Tally,
-    expand_protobuf_inputs,
     guarded_batches,
     manifest_extra,
     manifest_plan,
-    protobuf_plan,
+    prepare_run,
     quarantine_handler,
     reconcile_outputs,
     source_bytes,
@@ -354,13 +353,8 @@ def split_ray(
         manifests = publish_outputs(
             export_plan, run_id, input_records, stages, export_files, onshore_files, detections
         )
-    return SplitResult(
-        export_dir=export_target,
-        onshore_dir=onshore_target,
-        export_manifest=manifests["export"],
-        onshore_manifest=manifests["onshore"],
-        plan=export_plan,
-        seconds=time.perf_counter() - started,
+    return SplitResult.published(
+        (export_target, onshore_target), manifests, export_plan, started
     )
 
 
@@ -623,16 +617,16 @@ def split_ray_protobuf(
     """
     ray = import_ray()
     started = time.perf_counter()
-    cat = resolve_catalogue(catalogue)
-    check_pin(cat, catalogue_sha256)
-    cat.scenario(scenario)
     proto = _ProtoType(
         None if descriptor_set is None else str(descriptor_set), message, kv_field
     )
-    schema = proto.load()
-    sources = expand_protobuf_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
-    export_plan = protobuf_plan(schema, cat, scenario, on_unknown, origin, namespace)
-    export_target, onshore_target = check_targets(export_dir, onshore_dir, sources)
+    run = prepare_run(
+        inputs, export_dir, onshore_dir, scenario, load=proto.load, catalogue=catalogue,
+        catalogue_sha256=catalogue_sha256, on_unknown=on_unknown, origin=origin,
+        namespace=namespace,
+    )
+    cat, schema, sources, export_plan = run.catalogue, run.schema, run.sources, run.plan
+    export_target, onshore_target = run.targets
     batch_size = protobuf_split_module.BATCH_MESSAGES  # read now: tests lower it
     units = _units(sources, framing, batch_size)
 
@@ -695,13 +689,8 @@ def split_ray_protobuf(
             decided, run_id, input_records, stages, export_files, onshore_files,
             tally.detections, extra=extra,
         )
-    return SplitResult(
-        export_dir=export_target,
-        onshore_dir=onshore_target,
-        export_manifest=manifests["export"],
-        onshore_manifest=manifests["onshore"],
-        plan=decided,
-        seconds=time.perf_counter() - started,
+    return SplitResult.published(
+        (export_target, onshore_target), manifests, decided, started
     )
 
 

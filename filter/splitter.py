@@ -69,6 +69,25 @@ class SplitResult:
     plan: ExportPlan
     seconds: float
 
+    @classmethod
+    def published(
+        cls,
+        targets: tuple[Path, Path],
+        manifests: dict[str, dict[str, Any]],
+        plan: ExportPlan,
+        started: float,
+    ) -> SplitResult:
+        """The result of a run that published (export, onshore) `targets` with `manifests`;
+        `started` is its `time.perf_counter()` at the start."""
+        return cls(
+            export_dir=targets[0],
+            onshore_dir=targets[1],
+            export_manifest=manifests["export"],
+            onshore_manifest=manifests["onshore"],
+            plan=plan,
+            seconds=time.perf_counter() - started,
+        )
+
     @property
     def rows(self) -> int:
         """Rows in each output (equal to the input's)."""
@@ -163,13 +182,8 @@ def split(
         manifests = publish_outputs(
             export_plan, run_id, input_records, stages, export_files, onshore_files, detections
         )
-    return SplitResult(
-        export_dir=export_target,
-        onshore_dir=onshore_target,
-        export_manifest=manifests["export"],
-        onshore_manifest=manifests["onshore"],
-        plan=export_plan,
-        seconds=time.perf_counter() - started,
+    return SplitResult.published(
+        (export_target, onshore_target), manifests, export_plan, started
     )
 
 
