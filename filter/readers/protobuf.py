@@ -22,8 +22,9 @@ varint, a length past the end of the file, a message larger than `MAX_MESSAGE_BY
 before anything is allocated), bytes that do not parse, nesting deeper than `MAX_DEPTH`; and for
 a descriptor set that cannot be read or lacks the named type.
 
-This is the plain-protobuf path: clear and checked, but it touches every field in Python. A
-compiled decoder will replace it on the hot path and be tested against it.
+This is the plain-protobuf path: clear and checked, but it touches every field in Python. Key/value
+stream files go through the compiled decoder (`filter.readers.kv_decoder`) instead, which is
+tested against this path and hands it every message it does not decode itself.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from filter.errors import InputError, first_line
 from filter.resources import shipped_dir
 
 Framing = Literal["delimited", "single"]
+#: "auto": the compiled decoder where it applies (key/value stream files), else the runtime.
+Decoder = Literal["auto", "plain"]
 
 #: Largest message accepted; a length prefix above it is refused before any allocation.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -55,6 +58,8 @@ MAX_DEPTH = 32
 #: Column holding the raw bytes of messages that carry fields the descriptor does not know.
 UNKNOWN_FIELDS = "unknown_fields"
 _TIMESTAMP = "google.protobuf.Timestamp"
+#: The seconds a `Timestamp` may hold (0001-01-01 to 9999-12-31, as its definition says).
+MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS = -62_135_596_800, 253_402_300_799
 _SHIPPED_DESCRIPTORS = "vtx/telemetry/v1/telemetry.binpb"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -188,10 +193,13 @@ def detect_key_value(descriptor: Descriptor, kv_field: str | None = None) -> Key
 # --- framing ------------------------------------------------------------------------------------
 
 
-def iter_frames(path: Path, framing: Framing) -> Iterator[Frame]:
+def iter_frames(
+    path: Path, framing: Framing, *, start: int = 0, first_index: int = 0
+) -> Iterator[Frame]:
     """The messages of one file: varint-delimited, or the whole file as one message.
 
     The file is memory-mapped, so a large stream costs page cache, not process memory.
+    A delimited stream can be framed from byte `start`, where message `first_index` begins.
     """
     try:
         with path.open("rb") as fh:
@@ -202,18 +210,20 @@ def iter_frames(path: Path, framing: Framing) -> Iterator[Frame]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        yield from _frames(path, data, framing)
+        yield from _frames(path, data, framing, start, first_index)
     finally:
         if isinstance(data, mmap.mmap):
             data.close()
 
 
-def _frames(path: Path, data: bytes | mmap.mmap, framing: Framing) -> Iterator[Frame]:
+def _frames(
+    path: Path, data: bytes | mmap.mmap, framing: Framing, start: int, first_index: int
+) -> Iterator[Frame]:
     if framing == "single":
         _check_size(path, 0, 0, len(data))
         yield Frame(0, 0, bytes(data))
         return
-    offset, index, end = 0, 0, len(data)
+    offset, index, end = start, first_index, len(data)
     while offset < end:
         length, start = _read_varint(path, data, offset, index)
         _check_size(path, offset, index, length)
@@ -273,7 +283,17 @@ def _check_size(path: Path, offset: int, index: int, length: int) -> None:
 def parse(schema: ProtoSchema, path: Path, frame: Frame) -> Message:
     """Parse one framed message, or raise `InputError` naming the place."""
     try:
-        return schema.message_class.FromString(frame.data)
+        message = schema.message_class.FromString(frame.data)
+        for field in schema.descriptor.fields:  # a top-level Timestamp the spec rules out
+            if (
+                field.message_type is not None and field.message_type.full_name == _TIMESTAMP
+                and not field.is_repeated and message.HasField(field.name)
+                and not MIN_TIMESTAMP_SECONDS <= getattr(message, field.name).seconds
+                <= MAX_TIMESTAMP_SECONDS
+            ):
+                raise ValueError(f"{field.name} is outside the Timestamp range "
+                                 "(years 1 to 9999)")
+        return message
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise InputError(
             f"{path}: message {frame.index} at byte {frame.offset}: does not parse as "
@@ -320,18 +340,29 @@ def iter_batches(
     *,
     batch_size: int = 10_000,
     on_bad: OnBadRecord | None = None,
+    decoder: Decoder = "auto",
 ) -> Iterator[Batch]:
     """Rows of `source` in batches of at most `batch_size` messages: plain or key/value rows.
 
     `source` is a file (`framing` "delimited" or "single") or a directory of single-message
     files. Without `on_bad` the first bad record raises `InputError`; with it, bad records are
-    handed to `on_bad` and skipped.
+    handed to `on_bad` and skipped. Key/value stream files are read by the compiled decoder
+    (`filter.readers.kv_decoder`) unless `decoder` is "plain"; both give the same rows.
     """
+    if decoder == "auto" and schema.key_value is not None and not source.is_dir():
+        from filter.readers import kv_decoder  # numba: imported only when needed
+
+        tables = kv_decoder.compile_tables(schema)
+        if tables is not None:
+            yield from kv_decoder.iter_kv_batches(
+                schema, tables, source, framing, batch_size=batch_size, on_bad=on_bad
+            )
+            return
     frames = (
         _dump_frames(dump_files(source), 0, on_bad) if source.is_dir()
-        else _file_frames(source, framing, on_bad)
+        else file_frames(source, framing, on_bad)
     )
-    yield from _batched(schema, frames, batch_size, on_bad)
+    yield from batched(schema, frames, batch_size, on_bad)
 
 
 def iter_dump_batches(
@@ -344,15 +375,16 @@ def iter_dump_batches(
 ) -> Iterator[Batch]:
     """Like `iter_batches` over a topic dump, for a run of its files (`dump_files` order)
     whose first is message `first_index` of the dump: so a dump can be read in pieces."""
-    yield from _batched(schema, _dump_frames(files, first_index, on_bad), batch_size, on_bad)
+    yield from batched(schema, _dump_frames(files, first_index, on_bad), batch_size, on_bad)
 
 
-def _batched(
+def batched(
     schema: ProtoSchema,
     frames: Iterator[tuple[Path, Frame]],
     batch_size: int,
     on_bad: OnBadRecord | None,
 ) -> Iterator[Batch]:
+    """Frames parsed with the protobuf runtime, as rows in batches of `batch_size` messages."""
     batch: list[tuple[Frame, Message]] = []
     for path, frame in frames:
         try:
@@ -383,11 +415,18 @@ def _dump_frames(
             on_bad(BadRecord(path, ordinal, 0, exc.message, path.read_bytes()))
 
 
-def _file_frames(
-    source: Path, framing: Framing, on_bad: OnBadRecord | None
+def file_frames(
+    source: Path,
+    framing: Framing,
+    on_bad: OnBadRecord | None,
+    *,
+    start: int = 0,
+    first_index: int = 0,
 ) -> Iterator[tuple[Path, Frame]]:
+    """The frames of one stream file (from byte `start`, message `first_index`); a framing
+    error raises, or with `on_bad` hands the rest of the file over as one bad record."""
     try:
-        for frame in iter_frames(source, framing):
+        for frame in iter_frames(source, framing, start=start, first_index=first_index):
             yield source, frame
     except _FramingError as exc:
         if on_bad is None:
@@ -476,7 +515,10 @@ def key_value_frame(
             row["member"] = member_name
             if member_name is not None:
                 member = value.DESCRIPTOR.fields_by_name[member_name]
-                row[_value_column(member)] = _value(value, member, 1)
+                scalar = _value(value, member, 1)
+                if isinstance(scalar, int) and scalar >= 2**63:
+                    scalar -= 2**64  # a uint64 past Int64 keeps its bits in value_int
+                row[_value_column(member)] = scalar
             unknown = _has_unknown(entry, 0)
             row[UNKNOWN_FIELDS] = entry.SerializeToString() if unknown else None
             rows.append(row)

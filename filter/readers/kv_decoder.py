@@ -1,0 +1,901 @@
+"""Compiled decoding of key/value envelopes: wire bytes straight into column buffers.
+
+In: a `ProtoSchema` whose message is a key/value envelope (`filter.readers.protobuf`), and a
+stream file (varint-delimited messages, or one message per file).
+Out: the same `Batch`es of rows as the plain path (`protobuf.iter_batches`): one row per
+entry, the columns and types of `protobuf.key_value_schema`, row for row identical.
+
+How: the descriptor is compiled once into small tables (`KeyValueTables`: per field number,
+its kind and slot, at each of the four levels envelope / entry / value / value member). Numba
+functions, generated from nothing but those tables, walk the memory-mapped bytes: one pass
+frames the next batch of messages and counts their entries, a second decodes every entry
+into flat NumPy arrays (key number, oneof member, integer, float, and byte spans of strings
+and member messages), a third decodes each message-typed member's leaves. Columns are then
+built from the arrays with NumPy, Arrow buffers and Polars: nothing touches an entry in
+Python.
+
+What the compiled path does not decode it hands to the plain path, message by message, so
+the result never depends on which path ran:
+- a schema it cannot compile (envelope fields other than scalars and `Timestamp`s, members
+  whose messages nest): `compile_tables` returns None and the plain path reads everything;
+- a message with a field the descriptor does not know, a known field with an unexpected wire
+  type, a member message or value sent twice (merge semantics), invalid UTF-8, or bytes that
+  do not parse: flagged, re-read with the protobuf runtime (which gives the ``unknown_fields``
+  column, or the error naming the place; a bad record goes to ``on_bad`` as before);
+- a framing error (a truncated length prefix, a length past the end, an oversized message):
+  the messages before it are decoded, then the plain framing reports or quarantines the rest.
+
+May fail: what the plain path may (`InputError` naming file, byte offset and message index).
+Memory: a batch of messages at a time; the file itself is memory-mapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import mmap
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
+from numba import njit
+from numba.extending import intrinsic
+
+from filter.readers import protobuf as pb
+
+# Field kinds in the tables. The wire type each expects is `_WIRE[kind]`.
+K_NONE, K_INT64, K_INT32, K_UINT32, K_SINT32, K_SINT64, K_BOOL = 0, 1, 2, 3, 4, 5, 6
+K_FIXED64, K_SFIXED64, K_FIXED32, K_SFIXED32, K_DOUBLE, K_FLOAT = 7, 8, 9, 10, 11, 12
+K_STRING, K_BYTES, K_TIMESTAMP, K_MESSAGE = 13, 14, 15, 16
+_WIRE = np.array([-1, 0, 0, 0, 0, 0, 0, 1, 1, 5, 5, 1, 5, 2, 2, 2, 2], dtype=np.int8)
+
+_SCALAR_KIND = {
+    FieldDescriptor.TYPE_INT64: K_INT64, FieldDescriptor.TYPE_UINT64: K_INT64,
+    FieldDescriptor.TYPE_INT32: K_INT32, FieldDescriptor.TYPE_ENUM: K_INT32,
+    FieldDescriptor.TYPE_UINT32: K_UINT32, FieldDescriptor.TYPE_SINT32: K_SINT32,
+    FieldDescriptor.TYPE_SINT64: K_SINT64, FieldDescriptor.TYPE_BOOL: K_BOOL,
+    FieldDescriptor.TYPE_FIXED64: K_FIXED64, FieldDescriptor.TYPE_SFIXED64: K_SFIXED64,
+    FieldDescriptor.TYPE_FIXED32: K_FIXED32, FieldDescriptor.TYPE_SFIXED32: K_SFIXED32,
+    FieldDescriptor.TYPE_DOUBLE: K_DOUBLE, FieldDescriptor.TYPE_FLOAT: K_FLOAT,
+    FieldDescriptor.TYPE_STRING: K_STRING, FieldDescriptor.TYPE_BYTES: K_BYTES,
+}
+#: Field numbers above this are not put in the lookup tables (such a field goes to the plain path).
+_MAX_TABLE_FIELD = 4096
+
+_MIN_SECONDS, _MAX_SECONDS = pb.MIN_TIMESTAMP_SECONDS, pb.MAX_TIMESTAMP_SECONDS
+# Framing stops (the status `frame_messages` returns).
+_FRAMED_ALL, _FRAMED_BATCH, _FRAMING_ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class MessageTable:
+    """One message type's fields, compiled: field number -> slot, and each slot's kind."""
+
+    fields: tuple[FieldDescriptor, ...]
+    slot_of: np.ndarray  # int16[max field number + 1], -1 for numbers the message lacks
+    kinds: np.ndarray  # int8[slots]
+
+    @classmethod
+    def of(cls, fields: list[FieldDescriptor], kinds: list[int]) -> MessageTable:
+        """The table of `fields`, whose kinds are `kinds`."""
+        top = max((f.number for f in fields), default=0)
+        slot_of = np.full(top + 1, -1, dtype=np.int16)
+        for slot, f in enumerate(fields):
+            slot_of[f.number] = slot
+        return cls(tuple(fields), slot_of, np.array(kinds, dtype=np.int8))
+
+
+@dataclass(frozen=True)
+class KeyValueTables:
+    """The compiled layout of one key/value envelope type."""
+
+    envelope: MessageTable  # the envelope's fields but the entries
+    entries_number: int
+    key_number: int
+    value_number: int
+    members: MessageTable  # the oneof's members
+    member_tables: tuple[MessageTable | None, ...]  # per member: its message's leaves, or None
+
+
+def compile_tables(schema: pb.ProtoSchema) -> KeyValueTables | None:
+    """The decoder tables of `schema`, or None when the compiled path cannot read it."""
+    layout = schema.key_value
+    if layout is None:
+        return None
+    envelope_fields = [f for f in schema.descriptor.fields if f is not layout.entries]
+    envelope_kinds = [_envelope_kind(f) for f in envelope_fields]
+    entry = layout.entries.message_type
+    value = layout.value.message_type
+    oneof = value.oneofs_by_name[layout.oneof_name]
+    extra_entry = [f for f in entry.fields if f not in (layout.key, layout.value)]
+    extra_value = [f for f in value.fields if f.containing_oneof is not oneof]
+    numbers = [f.number for f in (*schema.descriptor.fields, *entry.fields, *value.fields)]
+    if (
+        K_NONE in envelope_kinds or extra_entry or extra_value or layout.key.is_repeated
+        or layout.value.is_repeated or max(numbers) > _MAX_TABLE_FIELD
+    ):
+        return None
+    members = list(oneof.fields)
+    member_kinds = [K_MESSAGE if m.message_type is not None else _SCALAR_KIND[m.type]
+                    for m in members]
+    return KeyValueTables(
+        envelope=MessageTable.of(envelope_fields, envelope_kinds),
+        entries_number=layout.entries.number,
+        key_number=layout.key.number,
+        value_number=layout.value.number,
+        members=MessageTable.of(members, member_kinds),
+        member_tables=tuple(_leaf_table(m) for m in members),
+    )
+
+
+def _envelope_kind(field: FieldDescriptor) -> int:
+    if field.is_repeated:
+        return K_NONE
+    if field.message_type is not None:
+        return K_TIMESTAMP if field.message_type.full_name == pb._TIMESTAMP else K_NONE
+    return _SCALAR_KIND[field.type]
+
+
+def _leaf_table(member: FieldDescriptor) -> MessageTable | None:
+    """A message member's leaves, when all are single scalars (else its entries fall back)."""
+    if member.message_type is None:
+        return None
+    leaves = list(member.message_type.fields)
+    if any(f.is_repeated or f.message_type is not None for f in leaves) or any(
+        f.number > _MAX_TABLE_FIELD for f in leaves
+    ):
+        return MessageTable.of([], [])  # empty: any leaf is "unknown", so the entry falls back
+    return MessageTable.of(leaves, [_SCALAR_KIND[f.type] for f in leaves])
+
+
+# --- the compiled functions -------------------------------------------------------------------
+#
+# Conventions: `buf` is the file's bytes (uint8); a function reading a message walks
+# [start, end) and returns False on anything the plain path must handle. Varints decode to
+# int64 (uint64 bit patterns for values >= 2**63, as the runtime stores them).
+
+
+@njit(cache=True, nogil=True, inline="always")
+def varint(buf, pos, end):  # -> (value, next position); next -1 when truncated/too long
+    result = np.int64(0)
+    shift = 0
+    while pos < end:
+        byte = np.int64(buf[pos])
+        pos += 1
+        if shift < 64:
+            result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            return result, -1
+    return result, -1
+
+
+@njit(cache=True, nogil=True)
+def skip(buf, pos, end, wire):  # position after a value of `wire` type, -1 when bad
+    if wire == 0:
+        _, pos = varint(buf, pos, end)
+        return pos
+    if wire == 1:
+        return pos + 8 if pos + 8 <= end else -1
+    if wire == 5:
+        return pos + 4 if pos + 4 <= end else -1
+    if wire == 2:
+        length, pos = varint(buf, pos, end)
+        if pos < 0 or length < 0 or pos + length > end:
+            return -1
+        return pos + length
+    return -1  # groups (3, 4) and the reserved types: the plain path decides
+
+
+@njit(cache=True, nogil=True)
+def valid_utf8(buf, pos, end):
+    while pos < end:
+        c = buf[pos]
+        if c < 0x80:
+            pos += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            n = 1
+        elif 0xE0 <= c <= 0xEF:
+            n = 2
+        elif 0xF0 <= c <= 0xF4:
+            n = 3
+        else:
+            return False
+        if pos + n >= end + 0 and pos + n > end - 1 + 1:
+            return False
+        c1 = buf[pos + 1]
+        if c1 < 0x80 or c1 > 0xBF:
+            return False
+        if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F):
+            return False  # overlong, surrogates
+        if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 > 0x8F):
+            return False  # overlong, above U+10FFFF
+        for k in range(2, n + 1):
+            ck = buf[pos + k]
+            if ck < 0x80 or ck > 0xBF:
+                return False
+        pos += n + 1
+    return True
+
+
+@intrinsic
+def _bitcast(typingctx, value, target):
+    """Reinterpret an integer's bits as the float type `target` (no memory round trip)."""
+    to = target.instance_type if hasattr(target, "instance_type") else target.dtype
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(to))
+
+    return to(value, target), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _as_float64(bits):
+    return _bitcast(np.int64(bits), np.float64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _as_float32(bits):
+    return _bitcast(np.int32(np.uint32(bits & 0xFFFFFFFF)), np.float32)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def scalar(buf, pos, end, kind, out_i, out_f, out_s, out_n, row, slot):
+    """Decode one scalar of `kind` at `pos` into the row's slot; the next position or -1."""
+    if kind <= K_BOOL:
+        value, pos = varint(buf, pos, end)
+        if pos < 0:
+            return -1
+        if kind == K_INT32:
+            value = np.int64(np.int32(value & 0xFFFFFFFF))
+        elif kind == K_UINT32:
+            value = value & 0xFFFFFFFF
+        elif kind == K_SINT32:
+            value = np.int64(np.int32(((value & 0xFFFFFFFF) >> 1) ^ -(value & 1)))
+        elif kind == K_SINT64:
+            value = ((value >> 1) & 0x7FFFFFFFFFFFFFFF) ^ -(value & 1)
+        elif kind == K_BOOL:
+            value = 1 if value != 0 else 0
+        out_i[row, slot] = value
+        return pos
+    if kind in (K_FIXED64, K_SFIXED64, K_DOUBLE):
+        if pos + 8 > end:
+            return -1
+        raw = np.int64(0)
+        for k in range(8):
+            raw |= np.int64(buf[pos + k]) << (8 * k)
+        if kind == K_DOUBLE:
+            out_f[row, slot] = _as_float64(raw)
+        else:
+            out_i[row, slot] = raw
+        return pos + 8
+    if kind in (K_FIXED32, K_SFIXED32, K_FLOAT):
+        if pos + 4 > end:
+            return -1
+        raw32 = np.int64(0)
+        for k in range(4):
+            raw32 |= np.int64(buf[pos + k]) << (8 * k)
+        if kind == K_FLOAT:
+            out_f[row, slot] = np.float64(_as_float32(raw32))
+        elif kind == K_SFIXED32:
+            out_i[row, slot] = np.int64(np.int32(raw32))
+        else:
+            out_i[row, slot] = raw32
+        return pos + 4
+    # K_STRING, K_BYTES: the span; K_TIMESTAMP and K_MESSAGE are the caller's
+    length, pos = varint(buf, pos, end)
+    if pos < 0 or length < 0 or pos + length > end:
+        return -1
+    if kind == K_STRING and not valid_utf8(buf, pos, pos + length):
+        return -1
+    out_s[row, slot] = pos
+    out_n[row, slot] = length
+    return pos + length
+
+
+@njit(cache=True, nogil=True)
+def frame_messages(buf, pos, index, limit, delimited, max_bytes, starts, lengths, offsets):
+    """Frame up to `limit` messages from `pos`: -> (status, count, next position)."""
+    end = len(buf)
+    count = 0
+    if not delimited:
+        if end > max_bytes:
+            return _FRAMING_ERROR, 0, 0
+        starts[0], lengths[0], offsets[0] = 0, end, 0
+        return _FRAMED_ALL, 1, end
+    while pos < end:
+        if count == limit:
+            return _FRAMED_BATCH, count, pos
+        length, body = varint(buf, pos, end)
+        if body < 0 or length < 0 or length > max_bytes or body + length > end:
+            return _FRAMING_ERROR, count, pos
+        starts[count], lengths[count], offsets[count] = body, length, pos
+        count += 1
+        pos = body + length
+    return _FRAMED_ALL, count, pos
+
+
+@njit(cache=True, nogil=True)
+def count_entries(buf, starts, lengths, n, entries_number, counts, bad):
+    """Entries per message (top-level tags only); messages that do not frame are bad."""
+    for m in range(n):
+        pos = starts[m]
+        end = pos + lengths[m]
+        c = 0
+        while pos < end:
+            tag, pos = varint(buf, pos, end)
+            if pos < 0 or (tag >> 3) == 0:
+                bad[m] = 1
+                break
+            wire = tag & 7
+            if (tag >> 3) == entries_number and wire == 2:
+                c += 1
+            pos = skip(buf, pos, end, wire)
+            if pos < 0:
+                bad[m] = 1
+                break
+        counts[m] = c
+
+
+@njit(cache=True, nogil=True)
+def decode_envelopes(
+    buf, starts, lengths, n, base, bad,
+    entries_number, key_number, value_number,
+    env_slot, env_kind, wire_of, env_i, env_f, env_s, env_n, env_seen,
+    member_slot, member_kind,
+    ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n,
+):
+    """Every entry of every message into the entry arrays; envelope fields per message."""
+    for m in range(n):
+        if bad[m]:
+            continue
+        pos = starts[m]
+        end = pos + lengths[m]
+        e = base[m]
+        ok = True
+        while pos < end and ok:
+            tag, pos = varint(buf, pos, end)
+            field = tag >> 3
+            wire = tag & 7
+            if pos < 0 or field == 0:
+                ok = False
+                break
+            if field == entries_number:
+                if wire != 2:
+                    ok = False
+                    break
+                length, pos = varint(buf, pos, end)
+                if pos < 0 or length < 0 or pos + length > end:
+                    ok = False
+                    break
+                stop = pos + length
+                ent_msg[e] = m
+                ent_pos[e] = e - base[m]
+                ent_key[e] = 0
+                ent_member[e] = -1
+                value_seen = False
+                while pos < stop:
+                    tag, pos = varint(buf, pos, stop)
+                    f2 = tag >> 3
+                    w2 = tag & 7
+                    if pos < 0:
+                        ok = False
+                        break
+                    if f2 == key_number and w2 == 0:
+                        key, pos = varint(buf, pos, stop)
+                        if pos < 0:
+                            ok = False
+                            break
+                        ent_key[e] = np.int32(key & 0xFFFFFFFF)
+                    elif f2 == value_number and w2 == 2 and not value_seen:
+                        value_seen = True
+                        vlen, pos = varint(buf, pos, stop)
+                        if pos < 0 or vlen < 0 or pos + vlen > stop:
+                            ok = False
+                            break
+                        vend = pos + vlen
+                        message_members = 0
+                        while pos < vend:
+                            tag, pos = varint(buf, pos, vend)
+                            f3 = tag >> 3
+                            w3 = tag & 7
+                            if pos < 0 or f3 >= len(member_slot) or member_slot[f3] < 0:
+                                ok = False
+                                break
+                            j = member_slot[f3]
+                            kind = member_kind[j]
+                            if w3 != wire_of[kind]:
+                                ok = False
+                                break
+                            if kind == K_MESSAGE:
+                                message_members += 1
+                                if message_members > 1:
+                                    ok = False  # merge semantics: the runtime's job
+                                    break
+                                mlen, pos = varint(buf, pos, vend)
+                                if pos < 0 or mlen < 0 or pos + mlen > vend:
+                                    ok = False
+                                    break
+                                ent_s[e, 0] = pos
+                                ent_n[e, 0] = mlen
+                                pos += mlen
+                            else:
+                                pos = scalar(buf, pos, vend, kind, ent_i, ent_f, ent_s,
+                                             ent_n, e, 0)
+                                if pos < 0:
+                                    ok = False
+                                    break
+                            ent_member[e] = j
+                    else:
+                        ok = False  # unknown, mistyped or repeated value: plain path
+                        break
+                e += 1
+                continue
+            slot = env_slot[field] if field < len(env_slot) else -1
+            if slot < 0 or wire != wire_of[env_kind[slot]]:
+                ok = False
+                break
+            kind = env_kind[slot]
+            if kind == K_TIMESTAMP:
+                if env_seen[m, slot]:
+                    ok = False  # a second Timestamp merges into the first: plain path
+                    break
+                length, pos = varint(buf, pos, end)
+                if pos < 0 or length < 0 or pos + length > end:
+                    ok = False
+                    break
+                stop = pos + length
+                seconds = np.int64(0)
+                nanos = np.int64(0)
+                while pos < stop:
+                    tag, pos = varint(buf, pos, stop)
+                    if pos < 0 or (tag & 7) != 0 or (tag >> 3) < 1 or (tag >> 3) > 2:
+                        ok = False
+                        break
+                    value, pos = varint(buf, pos, stop)
+                    if pos < 0:
+                        ok = False
+                        break
+                    if (tag >> 3) == 1:
+                        seconds = value
+                    else:
+                        nanos = np.int64(np.int32(value & 0xFFFFFFFF))
+                if seconds < _MIN_SECONDS or seconds > _MAX_SECONDS:
+                    ok = False  # out of the Timestamp range: the runtime path reports it
+                    break
+                env_i[m, slot] = seconds * 1_000_000 + nanos // 1000
+            else:
+                pos = scalar(buf, pos, end, kind, env_i, env_f, env_s, env_n, m, slot)
+                if pos < 0:
+                    ok = False
+                    break
+            env_seen[m, slot] = True
+        if not ok or e != base[m + 1]:
+            bad[m] = 1
+
+
+@njit(cache=True, nogil=True)
+def decode_leaves(buf, rows, ent_s, ent_n, slot_of, kinds, wire_of,
+                  out_i, out_f, out_s, out_n, seen, ok):
+    """The leaves of one member message type, for the entries `rows` that hold it."""
+    for r in range(len(rows)):
+        e = rows[r]
+        pos = ent_s[e, 0]
+        end = pos + ent_n[e, 0]
+        while pos < end:
+            tag, pos = varint(buf, pos, end)
+            field = tag >> 3
+            if pos < 0 or field >= len(slot_of) or slot_of[field] < 0:
+                ok[r] = False
+                break
+            slot = slot_of[field]
+            if (tag & 7) != wire_of[kinds[slot]]:
+                ok[r] = False
+                break
+            pos = scalar(buf, pos, end, kinds[slot], out_i, out_f, out_s, out_n, r, slot)
+            if pos < 0:
+                ok[r] = False
+                break
+            seen[r, slot] = True
+
+
+@njit(cache=True, nogil=True)
+def gather_bytes(buf, starts, lengths, valid):
+    """The spans as one Arrow byte buffer and its int64 offsets (invalid rows empty)."""
+    n = len(starts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    total = 0
+    for i in range(n):
+        if valid[i]:
+            total += lengths[i]
+        offsets[i + 1] = total
+    data = np.empty(total, dtype=np.uint8)
+    for i in range(n):
+        if valid[i]:
+            o = offsets[i]
+            s = starts[i]
+            for k in range(lengths[i]):
+                data[o + k] = buf[s + k]
+    return offsets, data
+
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+def iter_kv_batches(
+    schema: pb.ProtoSchema,
+    tables: KeyValueTables,
+    source: Path,
+    framing: pb.Framing,
+    *,
+    batch_size: int,
+    on_bad: pb.OnBadRecord | None,
+) -> Iterator[pb.Batch]:
+    """The key/value rows of the stream file `source`, `batch_size` messages at a time."""
+    try:
+        with source.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+    except OSError as exc:
+        raise pb.InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        buf = np.frombuffer(mapped, dtype=np.uint8) if mapped is not None else np.empty(
+            0, dtype=np.uint8)
+        yield from _batches(schema, tables, source, framing, buf, batch_size, on_bad)
+    finally:
+        buf = None
+        if mapped is not None:
+            # While an error's traceback still holds frames that view the map, it cannot
+            # close; it is then unmapped when the last view goes.
+            with contextlib.suppress(BufferError):
+                mapped.close()
+
+
+def _batches(
+    schema: pb.ProtoSchema,
+    tables: KeyValueTables,
+    source: Path,
+    framing: pb.Framing,
+    buf: np.ndarray,
+    batch_size: int,
+    on_bad: pb.OnBadRecord | None,
+) -> Iterator[pb.Batch]:
+    starts = np.empty(batch_size, dtype=np.int64)
+    lengths = np.empty(batch_size, dtype=np.int64)
+    offsets = np.empty(batch_size, dtype=np.int64)
+    pos, index = 0, 0
+    while True:
+        status, count, next_pos = frame_messages(
+            buf, pos, index, batch_size, framing == "delimited", pb.MAX_MESSAGE_BYTES,
+            starts, lengths, offsets,
+        )
+        if count:
+            batch = _decode(schema, tables, source, buf, starts[:count], lengths[:count],
+                            offsets[:count], index, on_bad)
+            if batch is not None:
+                yield batch
+        index, pos = index + count, next_pos
+        if status == _FRAMED_ALL:
+            return
+        if status == _FRAMING_ERROR:  # the plain framing reports (or quarantines) the rest
+            frames = pb.file_frames(source, framing, on_bad, start=pos, first_index=index)
+            yield from pb.batched(schema, frames, batch_size, on_bad)
+            return
+
+
+def _decode(
+    schema: pb.ProtoSchema,
+    tables: KeyValueTables,
+    source: Path,
+    buf: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    offsets: np.ndarray,
+    first_index: int,
+    on_bad: pb.OnBadRecord | None,
+) -> pb.Batch | None:
+    """One batch of framed messages: compiled rows, plus the plain path's for flagged ones."""
+    n = len(starts)
+    counts = np.zeros(n, dtype=np.int64)
+    bad = np.zeros(n, dtype=np.uint8)
+    count_entries(buf, starts, lengths, n, tables.entries_number, counts, bad)
+    base = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=base[1:])
+    total = int(base[-1])
+    slots = len(tables.envelope.fields)
+    env_i = np.zeros((n, slots), dtype=np.int64)
+    env_f = np.zeros((n, slots), dtype=np.float64)
+    env_s = np.zeros((n, slots), dtype=np.int64)
+    env_n = np.zeros((n, slots), dtype=np.int64)
+    env_seen = np.zeros((n, slots), dtype=np.bool_)
+    ent_msg = np.empty(total, dtype=np.int64)
+    ent_pos = np.empty(total, dtype=np.int64)
+    ent_key = np.empty(total, dtype=np.int32)
+    ent_member = np.empty(total, dtype=np.int16)
+    ent_i = np.zeros((total, 1), dtype=np.int64)
+    ent_f = np.zeros((total, 1), dtype=np.float64)
+    ent_s = np.zeros((total, 1), dtype=np.int64)
+    ent_n = np.zeros((total, 1), dtype=np.int64)
+    decode_envelopes(
+        buf, starts, lengths, n, base, bad,
+        tables.entries_number, tables.key_number, tables.value_number,
+        tables.envelope.slot_of, tables.envelope.kinds, _WIRE, env_i, env_f, env_s, env_n,
+        env_seen, tables.members.slot_of, tables.members.kinds,
+        ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n,
+    )
+    keep = np.repeat(bad == 0, counts)
+    leaves = {}
+    for j, table in enumerate(tables.member_tables):
+        if table is None:
+            continue
+        rows = np.flatnonzero((ent_member == j) & keep)
+        decoded = _decode_leaves(buf, rows, ent_s, ent_n, table)
+        failed = rows[~decoded.ok]
+        if len(failed):
+            bad[ent_msg[failed]] = 1
+        leaves[j] = decoded
+    if bad.any():
+        keep = np.repeat(bad == 0, counts)
+    rows = _columns(schema, tables, buf, keep, first_index, ent_msg, ent_pos, ent_key,
+                    ent_member, ent_i[:, 0], ent_f[:, 0], ent_s[:, 0], ent_n[:, 0],
+                    env_i, env_f, env_s, env_n, env_seen, leaves)
+    flagged = np.flatnonzero(bad)
+    messages = n - len(flagged)
+    if len(flagged):
+        parsed, indexes = [], []
+        for m in flagged.tolist():
+            start = int(starts[m])
+            frame = pb.Frame(first_index + m, int(offsets[m]),
+                             buf[start : start + int(lengths[m])].tobytes())
+            try:
+                parsed.append(pb.parse(schema, source, frame))
+            except pb.InputError as exc:
+                if on_bad is None:
+                    raise
+                on_bad(pb.BadRecord(source, frame.index, frame.offset, exc.message, frame.data))
+                continue
+            indexes.append(frame.index)
+        messages += len(parsed)
+        if parsed:
+            plain = pb.key_value_frame(schema, parsed, indexes)
+            rows = pl.concat([rows, plain]).sort("message_index", "entry_index")
+    if messages == 0:
+        return None
+    return pb.Batch(rows, messages)
+
+
+@dataclass(frozen=True)
+class _Leaves:
+    """The decoded leaves of one member message type, for the entries that hold it."""
+
+    rows: np.ndarray  # entry positions (before bad messages are dropped)
+    ok: np.ndarray
+    ints: np.ndarray
+    floats: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    seen: np.ndarray
+
+
+def _decode_leaves(
+    buf: np.ndarray, rows: np.ndarray, ent_s: np.ndarray, ent_n: np.ndarray, table: MessageTable
+) -> _Leaves:
+    k, slots = len(rows), max(len(table.fields), 1)
+    decoded = _Leaves(
+        rows, np.ones(k, dtype=np.bool_), np.zeros((k, slots), dtype=np.int64),
+        np.zeros((k, slots), dtype=np.float64), np.zeros((k, slots), dtype=np.int64),
+        np.zeros((k, slots), dtype=np.int64), np.zeros((k, slots), dtype=np.bool_),
+    )
+    if k:
+        decode_leaves(buf, rows, ent_s, ent_n, table.slot_of, table.kinds, _WIRE,
+                      decoded.ints, decoded.floats, decoded.starts, decoded.lengths,
+                      decoded.seen, decoded.ok)
+    return decoded
+
+
+# --- columns ------------------------------------------------------------------------------------
+
+
+def _columns(
+    schema: pb.ProtoSchema,
+    tables: KeyValueTables,
+    buf: np.ndarray,
+    keep: np.ndarray,
+    first_index: int,
+    ent_msg: np.ndarray,
+    ent_pos: np.ndarray,
+    ent_key: np.ndarray,
+    ent_member: np.ndarray,
+    ent_i: np.ndarray,
+    ent_f: np.ndarray,
+    ent_s: np.ndarray,
+    ent_n: np.ndarray,
+    env_i: np.ndarray,
+    env_f: np.ndarray,
+    env_s: np.ndarray,
+    env_n: np.ndarray,
+    env_seen: np.ndarray,
+    leaves: dict[int, _Leaves],
+) -> pl.DataFrame:
+    """The rows of the entries `keep` selects, with the plain path's columns and types."""
+    target = pb.key_value_schema(schema)
+    all_kept = bool(keep.all())
+    if not all_kept:
+        position = np.cumsum(keep) - 1  # an entry's row once dropped entries are gone
+        ent_msg, ent_pos, ent_key, ent_member = (
+            a[keep] for a in (ent_msg, ent_pos, ent_key, ent_member))
+        ent_i, ent_f, ent_s, ent_n = (a[keep] for a in (ent_i, ent_f, ent_s, ent_n))
+    height = len(ent_msg)
+    columns: dict[str, pl.Series] = {
+        "message_index": pl.Series("message_index", ent_msg + first_index),
+        "entry_index": pl.Series("entry_index", ent_pos),
+    }
+    envelope = pl.DataFrame([
+        _scalar_series(f.name, tables.envelope.kinds[s], f, buf, env_i[:, s], env_f[:, s],
+                       env_s[:, s], env_n[:, s],
+                       env_seen[:, s] if f.has_presence else np.ones(len(env_i), np.bool_),
+                       target[f.name])
+        for s, f in enumerate(tables.envelope.fields)
+    ])
+    if envelope.width:
+        columns.update({c.name: c for c in envelope[ent_msg]})
+    key_number = pl.Series("key_number", ent_key)
+    columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key")
+    columns["key_number"] = key_number
+    members = tables.members
+    member_index = ent_member.astype(np.int64)
+    member_names = pl.Series([m.name for m in members.fields], dtype=pl.String)
+    where = pl.Series(member_index)
+    columns["member"] = member_names.gather(where.set(where < 0, None))
+    values: dict[str, list[pl.Series]] = {}
+    for j, field in enumerate(members.fields):
+        holds = ent_member == j
+        if not holds.any():
+            continue
+        if field.message_type is not None:
+            decoded = leaves[j]
+            rows = decoded.rows
+            if not all_kept:
+                still = keep[rows]
+                rows = position[rows[still]]
+                decoded = _Leaves(rows, decoded.ok[still], decoded.ints[still],
+                                  decoded.floats[still], decoded.starts[still],
+                                  decoded.lengths[still], decoded.seen[still])
+            name = f"value_{field.name}"
+            columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, rows,
+                                           height, target[name])
+            continue
+        column = pb._value_column(field)
+        series = _scalar_series(column, members.kinds[j], field, buf, ent_i, ent_f, ent_s,
+                                ent_n, holds, target[column])
+        values.setdefault(column, []).append(series)
+    for name in ("value_string", "value_int", "value_double", "value_bool", "value_enum",
+                 "value_bytes"):
+        found = values.get(name, [])
+        if not found:
+            columns[name] = pl.Series(name, dtype=target[name]).extend_constant(None, height)
+        elif len(found) == 1:
+            columns[name] = found[0]
+        else:
+            columns[name] = pl.select(pl.coalesce(found).alias(name)).to_series()
+    frame = pl.DataFrame([
+        columns[name].alias(name) if name in columns
+        else pl.Series(name, dtype=dtype).extend_constant(None, height)
+        for name, dtype in target.items()
+    ])
+    return frame.cast(dict(target))
+
+
+def _names(numbers: pl.Series, enum: EnumDescriptor, name: str) -> pl.Series:
+    """Enum numbers as their value names; a number the enum does not know as its digits."""
+    values = numbers.to_numpy()
+    known = {v.number: v.name for v in enum.values}
+    lookup = _name_lookup(tuple(sorted(known.items())))
+    inside = (values >= 0) & (values < len(lookup.index))
+    index = np.full(len(values), -1, dtype=np.int64)
+    index[inside] = lookup.index[values[inside]]
+    names = lookup.names.gather(pl.Series(index).set(pl.Series(index < 0), None))
+    if (index < 0).any():  # numbers the enum lacks (negative ones too): their digits
+        names = pl.select(pl.coalesce(names, numbers.cast(pl.String))).to_series()
+    return names.alias(name)
+
+
+@dataclass(frozen=True)
+class _NameLookup:
+    index: np.ndarray  # enum number -> position in `names`, -1 when unknown
+    names: pl.Series
+
+
+@functools.cache
+def _name_lookup(known: tuple[tuple[int, str], ...]) -> _NameLookup:
+    non_negative = [(k, v) for k, v in known if 0 <= k <= _MAX_TABLE_FIELD]
+    index = np.full(max((k for k, _ in non_negative), default=0) + 1, -1, dtype=np.int64)
+    for position, (number, _) in enumerate(non_negative):
+        index[number] = position
+    return _NameLookup(index, pl.Series([v for _, v in non_negative], dtype=pl.String))
+
+
+def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> pa.Array:
+    """A primitive Arrow array over `values` (no copy), null where not `valid`."""
+    nulls = 0 if valid is None else len(valid) - int(np.count_nonzero(valid))
+    bitmap = None if nulls == 0 else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    if kind == pa.bool_():
+        values = np.packbits(values, bitorder="little")
+    return pa.Array.from_buffers(
+        kind, len(valid) if valid is not None else len(values),
+        [bitmap, pa.py_buffer(np.ascontiguousarray(values))], null_count=nulls,
+    )
+
+
+def _scalar_series(
+    name: str,
+    kind: int,
+    field: FieldDescriptor,
+    buf: np.ndarray,
+    ints: np.ndarray,
+    floats: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    valid: np.ndarray,
+    dtype: pl.DataType,
+) -> pl.Series:
+    """One scalar column from decoded arrays; rows not `valid` are null."""
+    if kind == K_TIMESTAMP:
+        array = _arrow(ints, valid, pa.timestamp("us", tz="UTC"))
+    elif kind in (K_STRING, K_BYTES):
+        offsets, data = gather_bytes(buf, starts, lengths, valid)
+        nulls = len(valid) - int(np.count_nonzero(valid))
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+        array = pa.Array.from_buffers(
+            pa.large_string() if kind == K_STRING else pa.large_binary(), len(starts),
+            [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls,
+        )
+    elif kind in (K_DOUBLE, K_FLOAT):
+        array = _arrow(floats, valid, pa.float64())
+    elif kind == K_BOOL:
+        array = _arrow(ints != 0, valid, pa.bool_())
+    elif field.type == FieldDescriptor.TYPE_ENUM:
+        names = _names(pl.Series(name, ints.astype(np.int32)), field.enum_type, name)
+        return names if valid.all() else names.set(pl.Series(~valid), None)
+    elif dtype == pl.UInt64:
+        array = _arrow(ints.view(np.uint64), valid, pa.uint64())
+    else:
+        array = _arrow(ints, valid, pa.int64())
+    series = pl.Series(name, array)
+    return series if series.dtype == dtype else series.cast(dtype)
+
+
+def _struct_series(
+    name: str,
+    table: MessageTable,
+    buf: np.ndarray,
+    decoded: _Leaves,
+    rows: np.ndarray,
+    height: int,
+    dtype: pl.DataType,
+) -> pl.Series:
+    """A message member's struct column: its leaves where an entry holds it, null elsewhere."""
+    holds = np.ones(len(rows), dtype=np.bool_)
+    leaf_types = dtype.to_schema()
+    fields = [
+        _scalar_series(
+            leaf.json_name, int(table.kinds[slot]), leaf, buf, decoded.ints[:, slot],
+            decoded.floats[:, slot], decoded.starts[:, slot], decoded.lengths[:, slot],
+            decoded.seen[:, slot] if leaf.has_presence else holds, leaf_types[leaf.json_name],
+        )
+        for slot, leaf in enumerate(table.fields)
+    ]
+    struct = pl.DataFrame(fields, schema=leaf_types).to_struct(name)
+    index = np.full(height, -1, dtype=np.int64)
+    index[rows] = np.arange(len(rows))
+    where = pl.Series(index)
+    return struct.gather(where.set(where < 0, None))
