@@ -22,19 +22,25 @@ put envelopes back together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
-from filter.catalogue import Catalogue
-from filter.detectors import detector_hits
+from filter.catalogue import Catalogue, action_for
+from filter.detectors import any_hit, detector_hits
+from filter.engine import COUNT_SEPARATOR, MOVED
 from filter.errors import InputError
 from filter.plan import TOKEN_COLUMN, decide_path
 from filter.pseudonym import token_expr
-from filter.readers.protobuf import UNKNOWN_FIELDS
+from filter.readers.protobuf import UNKNOWN_FIELDS, DecodedRows
 
 _ROUTE = "__vtx_export"
+_DETECTED = "__vtx_detected"
 _POSITION = ("message_index", "entry_index")
+#: The columns `entry_route` and the counts read.
+_ROUTE_COLUMNS = ("key", "key_number", "member", "value_string", UNKNOWN_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,10 @@ class KeyValueQueries:
 
     export: pl.LazyFrame
     onshore: pl.LazyFrame
-    counts: pl.LazyFrame  # one row: entries, exported, unknown_keys, unknown_fields, detected
+    counts: pl.LazyFrame  # one row: entries, exported, unknown_keys, unknown_fields, detected,
+    # and the list of key names seen
+    detections: pl.LazyFrame  # one row: entries moved by detectors, and per detector its hits
+    # (named as `filter.engine` names them: "value_string<US>detector")
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,121 @@ def split_key_values(
 ) -> KeyValueQueries:
     """The export, onshore and count queries of key/value rows."""
     schema = frame.collect_schema()
+    keys = frame.select(pl.col("key").unique()).collect()["key"].drop_nulls().to_list()
+    route, detected = entry_route(schema, catalogue, scenario, keys, namespace)
+    base = frame.with_columns(route.alias(_ROUTE), detected.alias(_DETECTED))
+    export, onshore = side_projections(schema, catalogue, scenario, tokens)
+    return KeyValueQueries(
+        export=export(base.filter(pl.col(_ROUTE))),
+        onshore=onshore(base.filter(~pl.col(_ROUTE))),
+        counts=base.select(_COUNTS),
+        detections=_detections(base),
+    )
+
+
+def split_decoded(
+    entries: DecodedRows,
+    catalogue: Catalogue,
+    scenario: str,
+    tokens: dict[str, str],
+    *,
+    namespace: str = "fleet",
+) -> KeyValueQueries:
+    """The same queries for entries the compiled decoder holds as arrays.
+
+    The same decisions as `entry_route`, taken on numbers: key numbers, oneof member
+    positions, and the string values for the detectors. Each side's rows are then built from
+    the arrays for its own entries only, so no wide frame is filtered.
+    """
+    narrow = entries.route_frame()  # key_number, member_index (-1: none), value_string
+    names = entries.key_names
+    numbers = narrow["key_number"].to_numpy()
+    member = narrow["member_index"].to_numpy()
+    present = np.unique(numbers).tolist()
+    known = [n for n in present if n in names]
+    members = entries.member_names
+    schema = entries.row_schema
+    message_members = [m for m in members if isinstance(schema.get(f"value_{m}"), pl.Struct)]
+    routes = key_routes(catalogue, scenario, [names[n] for n in known], message_members,
+                        namespace)
+    exported = [n for n in known if names[n] in routes.keys]
+    message_positions = [j for j, m in enumerate(members) if m in message_members]
+    pairs = [n * 65_536 + j for n in exported for j in message_positions
+             if (names[n], members[j]) in routes.members]
+    holds_message = np.isin(member, message_positions)
+    member_ok = ~holds_message
+    member_ok[holds_message] = np.isin(
+        numbers[holds_message].astype(np.int64) * 65_536 + member[holds_message], pairs)
+    # Detectors run on the entries holding a string only.
+    strings = narrow["value_string"]
+    where = np.flatnonzero(strings.is_not_null().to_numpy())
+    detected = np.zeros(len(numbers), np.bool_)
+    detected[where] = pl.select(any_hit(pl.lit(strings.gather(where)), pl.String)
+                                ).to_series().fill_null(False).to_numpy()
+    chosen = np.isin(numbers, exported) & member_ok & ~detected
+    flags = pl.DataFrame({"value_string": strings, _DETECTED: detected})
+    export, onshore = side_projections(schema, catalogue, scenario, tokens)
+    seen = sorted([names[n] for n in known] + [str(n) for n in present if n not in names])
+    counts = pl.DataFrame({
+        "entries": [len(numbers)], "exported": [int(chosen.sum())],
+        "unknown_keys": [int((~np.isin(numbers, list(names))).sum())], "unknown_fields": [0],
+        "detected": [int(detected.sum())], "keys": [seen],
+    }, schema={**dict.fromkeys(("entries", "exported", "unknown_keys", "unknown_fields",
+                                "detected"), pl.UInt32), "keys": pl.List(pl.String)})
+    return KeyValueQueries(
+        export=export(entries.rows(chosen).lazy()),
+        onshore=onshore(entries.rows(~chosen).lazy()),
+        counts=counts.lazy(),
+        detections=_detections(flags.lazy()),
+    )
+
+
+def _detections(flagged: pl.LazyFrame) -> pl.LazyFrame:
+    """Per detector, how many entries it hit: computed on the entries some detector hit."""
+    hits = detector_hits(pl.col("value_string"), pl.String)
+    return flagged.filter(pl.col(_DETECTED)).select(
+        pl.len().alias(f"value_string{COUNT_SEPARATOR}{MOVED}"),
+        *(h.fill_null(False).sum().alias(f"value_string{COUNT_SEPARATOR}{name}")
+          for name, h in hits.items()),
+    )
+
+
+def entry_route(
+    schema: pl.Schema, catalogue: Catalogue, scenario: str, keys: list[str], namespace: str
+) -> tuple[pl.Expr, pl.Expr]:
+    """Whether each entry is exported, and whether a detector hit its string value.
+
+    `keys` are the key names present (each is decided once, with its message members).
+    """
+    message_members = [c.removeprefix("value_") for c, t in schema.items()
+                       if c.startswith("value_") and isinstance(t, pl.Struct)]
+    routes = key_routes(catalogue, scenario, keys, message_members, namespace)
+    # One membership test over "key<NUL>member", not a comparison per exported pair.
+    pairs = [f"{key}\0{member}" for key, member in routes.members]
+    member_ok = pl.col("member").is_null() | ~pl.col("member").is_in(message_members)
+    if pairs:
+        member_ok = member_ok | pl.concat_str(
+            [pl.col("key"), pl.lit("\0"), pl.col("member")]).is_in(pairs)
+    detected = any_hit(pl.col("value_string"), pl.String).fill_null(False)
+    route = (
+        pl.col("key").is_in(list(routes.keys))
+        & (pl.col("key") != pl.col("key_number").cast(pl.String))  # a number the enum lacks
+        & member_ok
+        & ~detected
+        & pl.col(UNKNOWN_FIELDS).is_null()
+    )
+    return route, detected
+
+
+Projection = Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+def side_projections(
+    schema: pl.Schema, catalogue: Catalogue, scenario: str, tokens: dict[str, str]
+) -> tuple[Projection, Projection]:
+    """The columns of each side, given its rows: the export's (the token, no VIN; the
+    timestamp coarsened where the catalogue says so for `scenario`) and the onshore's (VIN,
+    token, every column, exact)."""
     columns = list(schema.names())
     vin = catalogue.keys["vehicle_id"].find(columns)
     created = catalogue.keys["timestamp"].find(columns)
@@ -86,40 +210,24 @@ def split_key_values(
         raise InputError("key/value envelope has no vehicle identifier or timestamp field "
                          f"(looked for {', '.join(catalogue.keys['vehicle_id'].aliases)} and "
                          f"{', '.join(catalogue.keys['timestamp'].aliases)})")
-    message_members = [c.removeprefix("value_") for c, t in schema.items()
-                       if c.startswith("value_") and isinstance(t, pl.Struct)]
-    keys = frame.select(pl.col("key").unique()).collect()["key"].drop_nulls().to_list()
-    routes = key_routes(catalogue, scenario, keys, message_members, namespace)
-
-    member_ok = pl.col("member").is_null() | ~pl.col("member").is_in(message_members)
-    for key, member in routes.members:
-        member_ok = member_ok | ((pl.col("key") == key) & (pl.col("member") == member))
-    hits = detector_hits(pl.col("value_string"), pl.String)
-    detected = pl.any_horizontal(h.fill_null(False) for h in hits.values())
-    route = (
-        pl.col("key").is_in(list(routes.keys))
-        & member_ok
-        & ~detected
-        & pl.col(UNKNOWN_FIELDS).is_null()
-    ).alias(_ROUTE)
-    base = frame.with_columns(route, detected.alias("__vtx_detected"))
-
     token = token_expr(vin, tokens, TOKEN_COLUMN)
     values = [c for c in columns if c.startswith("value_")]
-    export_columns = [token, pl.col(created), *map(pl.col, _POSITION), pl.col("key"),
+    action = action_for(catalogue.keys["timestamp"].actions, scenario)
+    exported_time = pl.col(created)
+    if action is not None and action.kind == "coarsen":
+        exported_time = exported_time.dt.truncate(action.every or "1h")
+    export_columns = [token, exported_time, *map(pl.col, _POSITION), pl.col("key"),
                       pl.col("member"), *map(pl.col, values)]
     onshore_columns = [pl.col(vin), token, pl.col(created), *map(pl.col, _POSITION)]
-    onshore_columns += [pl.col(c) for c in columns
-                        if c not in (vin, created, *_POSITION)]
-    known = pl.col("key") != pl.col("key_number").cast(pl.String)
-    return KeyValueQueries(
-        export=base.filter(pl.col(_ROUTE)).select(export_columns),
-        onshore=base.filter(~pl.col(_ROUTE)).select(onshore_columns),
-        counts=base.select(
-            pl.len().alias("entries"),
-            pl.col(_ROUTE).sum().alias("exported"),
-            (~known).sum().alias("unknown_keys"),
-            pl.col(UNKNOWN_FIELDS).is_not_null().sum().alias("unknown_fields"),
-            pl.col("__vtx_detected").sum().alias("detected"),
-        ),
-    )
+    onshore_columns += [pl.col(c) for c in columns if c not in (vin, created, *_POSITION)]
+    return (lambda rows: rows.select(export_columns)), (lambda rows: rows.select(onshore_columns))
+
+
+_COUNTS = (
+    pl.len().alias("entries"),
+    pl.col(_ROUTE).sum().alias("exported"),
+    (pl.col("key") == pl.col("key_number").cast(pl.String)).sum().alias("unknown_keys"),
+    pl.col(UNKNOWN_FIELDS).is_not_null().sum().alias("unknown_fields"),
+    pl.col(_DETECTED).sum().alias("detected"),
+    pl.col("key").unique().sort().implode().alias("keys"),
+)

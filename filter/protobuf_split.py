@@ -23,7 +23,7 @@ import hashlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +35,11 @@ import pyarrow.parquet as pq
 from filter.catalogue import Catalogue
 from filter.engine import Lookups
 from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
-from filter.kv_engine import split_key_values
+from filter.kv_engine import KeyValueQueries, split_decoded, split_key_values
 from filter.manifest import FileRecord, sha256_file
 from filter.part_writer import HashingFile
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
+from filter.prefetch import prefetched
 from filter.pseudonym import token_mapping
 from filter.readers import protobuf as pb
 from filter.splitter import (
@@ -161,15 +162,26 @@ def split_protobuf(
             batches = pb.iter_batches(
                 schema, source, framing, batch_size=BATCH_MESSAGES, on_bad=quarantine
             )
-            for number, batch in enumerate(guarded_batches(source, batches)):
-                rows = batch.rows
+
+
+            def prepared(
+                source: Path = source, batches: Iterable[pb.Batch] = batches
+            ) -> Iterator[tuple[pb.Batch, dict[str, str], KeyValueQueries | None]]:
+                """Batches with their tokens and queries: built ahead, in the read-ahead
+                thread, while the previous batch is written."""
+                for batch in guarded_batches(source, batches):
+                    vins = batch.distinct(export_plan.vehicle_id_column)
+                    tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
+                    known = dict(tokens)  # this batch's view: the next one may add to it
+                    yield batch, known, batch_queries(schema, batch, cat, scenario, namespace,
+                                                      known)
+
+            for number, (batch, known, queries) in enumerate(prefetched(prepared())):
                 tally.messages[source] += batch.messages
-                vins = rows[export_plan.vehicle_id_column].cast(pl.String).unique()
-                tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
                 name = f"part-{index:05d}-{number:05d}.parquet"
                 pair = write_batch(
-                    schema, rows, export_plan, cat, scenario, namespace, tokens, tally,
-                    export_stage.staging / name, onshore_stage.staging / name,
+                    schema, batch, export_plan, cat, scenario, namespace, known, tally,
+                    export_stage.staging / name, onshore_stage.staging / name, queries=queries,
                 )
                 export_files.append(pair[0])
                 onshore_files.append(pair[1])
@@ -247,7 +259,7 @@ def guarded_batches(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Ba
 
 def write_batch(
     schema: pb.ProtoSchema,
-    rows: pl.DataFrame,
+    batch: pb.Batch,
     export_plan: ExportPlan,
     catalogue: Catalogue,
     scenario: str,
@@ -256,28 +268,35 @@ def write_batch(
     tally: Tally,
     export_path: Path,
     onshore_path: Path,
+    *,
+    queries: KeyValueQueries | None = None,
 ) -> tuple[FileRecord, FileRecord]:
     """Split one batch of rows into its pair of part files, adding its counts to `tally`.
 
     Plain rows: the column engine (`write_pair`, tokens only); key/value rows: entry by entry
-    (`split_key_values`). A full or read-only disk is an `OutputError`.
+    (`batch_queries`, unless already built). A full or read-only disk is an `OutputError`.
     """
     try:
         if schema.key_value is None:
             export_file, onshore_file, counts = write_pair(
-                rows.lazy(), export_plan, Lookups(tokens, {}), export_path, onshore_path
+                batch.rows.lazy(), export_plan, Lookups(tokens, {}), export_path, onshore_path
             )
             tally.detections.update(counts)
             return export_file, onshore_file
-        queries = split_key_values(rows.lazy(), catalogue, scenario, tokens, namespace=namespace)
+        if queries is None:
+            queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens)
+        assert queries is not None
         with HashingFile(export_path) as export_out, HashingFile(onshore_path) as onshore_out:
-            *_, counts = pl.collect_all([
+            *_, counts, detections = pl.collect_all([
                 queries.export.sink_parquet(export_out, lazy=True, **PARQUET_OPTIONS),
                 queries.onshore.sink_parquet(onshore_out, lazy=True, **PARQUET_OPTIONS),
                 queries.counts,
+                queries.detections,
             ])
-        tally.entries.update(counts.row(0, named=True))
-        tally.keys.update(rows["key"].drop_nulls().unique())
+        tally.detections.update({k: v for k, v in detections.row(0, named=True).items() if v})
+        seen = counts.row(0, named=True)
+        tally.keys.update(k for k in seen.pop("keys") if k is not None)
+        tally.entries.update(seen)
         return _record(export_out), _record(onshore_out)
     except OSError as exc:
         raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
@@ -285,6 +304,22 @@ def write_batch(
         if is_disk_error(exc):
             raise OutputError(f"cannot write output: {first_line(exc)}") from None
         raise
+
+
+def batch_queries(
+    schema: pb.ProtoSchema,
+    batch: pb.Batch,
+    catalogue: Catalogue,
+    scenario: str,
+    namespace: str,
+    tokens: dict[str, str],
+) -> KeyValueQueries | None:
+    """The split queries of a key/value batch (None for plain messages)."""
+    if schema.key_value is None:
+        return None
+    if batch.entries is not None:  # the compiled decoder's arrays: each side built apart
+        return split_decoded(batch.entries, catalogue, scenario, tokens, namespace=namespace)
+    return split_key_values(batch.rows.lazy(), catalogue, scenario, tokens, namespace=namespace)
 
 
 def _record(part: HashingFile) -> FileRecord:

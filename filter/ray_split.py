@@ -766,7 +766,7 @@ def _unit_vins(
     vins: set[str] = set()
     try:
         for read in _unit_batches(schema, unit, batch_size, _skip if skip_bad else None):
-            column = read.rows[vin_column].cast(pl.String).unique().drop_nulls()
+            column = read.distinct(vin_column).drop_nulls()
             vins.update(column.to_list())
     except (InputError, OutputError, OSError) as exc:
         return _error_row(exc)
@@ -800,7 +800,7 @@ def _split_unit(
             messages += read.messages
             name = f"part-{unit['source']:05d}-{number:05d}.parquet"
             out_e, out_o = write_batch(
-                schema, read.rows, export_plan, catalogue, scenario, namespace, tokens, tally,
+                schema, read, export_plan, catalogue, scenario, namespace, tokens, tally,
                 Path(export_dir) / name, Path(onshore_dir) / name,
             )
             parts.append([name, out_e.rows, out_e.bytes, out_e.sha256,

@@ -8,9 +8,11 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from filter import load_catalogue
-from filter.kv_engine import split_key_values
+from filter.engine import COUNT_SEPARATOR, MOVED
+from filter.kv_engine import split_decoded, split_key_values
 from filter.pseudonym import token_mapping
 from filter.readers import protobuf as pb
 
@@ -31,11 +33,27 @@ def shipped():
 
 
 def split(schema: pb.ProtoSchema, path: Path, catalogue, scenario: str = "after-sales"):
-    rows = pl.concat([b.rows for b in pb.iter_batches(schema, path, "delimited")])
+    """Split with the frame engine, and check the compiled decoder's arrays split the same."""
+    (batch,) = pb.iter_batches(schema, path, "delimited")
+    rows = batch.rows
     tokens = token_mapping(KEY, rows["vin"].unique())
     queries = split_key_values(rows.lazy(), catalogue, scenario, tokens)
-    export, onshore, counts = pl.collect_all([queries.export, queries.onshore, queries.counts])
-    return rows, export, onshore, counts.row(0, named=True)
+    frames = pl.collect_all(
+        [queries.export, queries.onshore, queries.counts, queries.detections])
+    if batch.entries is not None:
+        decoded = split_decoded(batch.entries, catalogue, scenario, tokens)
+        got = pl.collect_all(
+            [decoded.export, decoded.onshore, decoded.counts, decoded.detections])
+        for mine, want in zip(got, frames, strict=True):
+            assert_frame_equal(mine, want)
+    export, onshore, counts, detections = frames
+    counts = counts.row(0, named=True)
+    assert sorted(counts.pop("keys")) == sorted(rows["key"].unique())
+    found = {k.split(COUNT_SEPARATOR)[1]: v for k, v in detections.row(0, named=True).items()}
+    assert found.pop(MOVED) == counts["detected"]
+    hits = {k: v for k, v in found.items() if v}
+    assert sum(hits.values()) >= counts["detected"] >= (1 if hits else 0)
+    return rows, export, onshore, counts | {"hits": hits}
 
 
 def test_entries_go_where_their_keys_belong(payload, shipped, tmp_path: Path) -> None:
@@ -47,7 +65,7 @@ def test_entries_go_where_their_keys_belong(payload, shipped, tmp_path: Path) ->
     assert "vin" not in export.columns and "vehicle_token" in export.columns
     assert export.height + onshore.height == rows.height == counts["entries"]
     assert counts == {"entries": 5, "exported": 1, "unknown_keys": 1, "unknown_fields": 0,
-                      "detected": 0}
+                      "detected": 0, "hits": {}}
 
 
 def test_location_text_under_an_ordinary_key_is_withheld(payload, shipped, tmp_path) -> None:
@@ -59,7 +77,7 @@ def test_location_text_under_an_ordinary_key_is_withheld(payload, shipped, tmp_p
     _, export, onshore, counts = split(payload, path, shipped)
     assert export["value_double"].to_list() == [55.0]
     assert onshore["value_string"].to_list() == ["(37.412374 N, 122.145867 W)"]
-    assert counts["detected"] == 1
+    assert counts["detected"] == 1 and counts["hits"] == {"coordinates": 1}
 
 
 def test_message_value_under_a_scalar_key_is_withheld(payload, shipped, tmp_path) -> None:
@@ -69,6 +87,37 @@ def test_message_value_under_a_scalar_key_is_withheld(payload, shipped, tmp_path
     path.write_bytes(delimited(msg.SerializeToString()))
     _, export, onshore, _ = split(payload, path, shipped)
     assert export.height == 0 and onshore["key"].to_list() == ["Soc"]
+
+
+def test_key_numbers_the_enum_lacks_stay_onshore_even_under_a_catch_all_rule(
+    payload, tmp_path: Path
+) -> None:
+    text = (DATA / "mini-catalogue.toml").read_text().replace(
+        'aliases = ["timestamp", "ts"]', 'aliases = ["timestamp", "ts", "created_at"]') + (
+        '\n[[rules]]\nid = "all-fleet"\nclass = "after_sales"\npatterns = ["fleet.*"]\n'
+        'basis = "test basis: everything"\n')
+    (tmp_path / "c.toml").write_text(text)
+    catalogue = load_catalogue(tmp_path / "c.toml")
+    msg = payload.message_class(vin="LSV1")
+    msg.data.add(key=8).value.double_value = 55.0
+    msg.data.add(key=999).value.double_value = 7.0  # newer firmware: "fleet.999" matches too
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(msg.SerializeToString()))
+    _, export, onshore, counts = split(payload, path, catalogue)
+    assert export["key"].to_list() == ["Soc"] and onshore["key"].to_list() == ["999"]
+    assert counts["unknown_keys"] == 1
+
+
+def test_used_car_exports_the_day_not_the_time(payload, shipped, tmp_path: Path) -> None:
+    # created_at: 2026-09-21 14:13:20 UTC
+    msg = payload.message_class.FromString(make_payload(payload))
+    msg.data.add(key=5).value.double_value = 48_211.5  # Odometer: condition and history
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(msg.SerializeToString()))
+    _, export, onshore, _ = split(payload, path, shipped, scenario="used-car")
+    assert export.height > 0
+    assert {t.isoformat() for t in export["created_at"]} == {"2026-09-21T00:00:00+00:00"}
+    assert {t.isoformat() for t in onshore["created_at"]} == {"2026-09-21T14:13:20+00:00"}
 
 
 def test_unknown_fields_keep_the_entry_onshore(payload, shipped, tmp_path) -> None:

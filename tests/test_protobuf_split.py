@@ -77,6 +77,20 @@ def test_key_value_entries_split_by_key(payload, tmp_path: Path) -> None:
     assert result.export_manifest["inputs"][0]["rows"] == 2
 
 
+def test_key_value_detections_reach_the_manifests(payload, tmp_path: Path) -> None:
+    msg = payload.message_class(vin="LSV1")
+    msg.created_at.seconds = 1_790_000_000
+    msg.data.add(key=64).value.string_value = "parked at 31.230416, 121.473701"
+    msg.data.add(key=64).value.string_value = "my car"
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(msg.SerializeToString()))
+    result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message="testfleet.Payload", descriptor_set=TEST_SET)
+    assert result.export_manifest["entries"]["detected"] == 1
+    assert result.export_manifest["detections"] == [
+        {"field": "value_string", "moved_values": 1, "hits": {"coordinates": 1}}]
+
+
 def test_bad_record_fails_and_publishes_nothing(payload, tmp_path: Path) -> None:
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(make_payload(payload), b"\x0a\xff\xff"))

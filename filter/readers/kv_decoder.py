@@ -645,11 +645,16 @@ def _decode(
         leaves[j] = decoded
     if bad.any():
         keep = np.repeat(bad == 0, counts)
-    rows = _columns(schema, tables, buf, keep, first_index, ent_msg, ent_pos, ent_key,
-                    ent_member, ent_i[:, 0], ent_f[:, 0], ent_s[:, 0], ent_n[:, 0],
-                    env_i, env_f, env_s, env_n, env_seen, leaves)
+    entries = DecodedEntries(
+        schema, tables, buf, keep, first_index, ent_msg, ent_pos, ent_key, ent_member,
+        ent_i[:, 0], ent_f[:, 0], ent_s[:, 0], ent_n[:, 0], env_i, env_f, env_s, env_n,
+        env_seen, leaves,
+    )
     flagged = np.flatnonzero(bad)
     messages = n - len(flagged)
+    if not len(flagged):
+        return pb.Batch(None, messages, entries) if messages else None
+    rows = entries.rows()
     if len(flagged):
         parsed, indexes = [], []
         for m in flagged.tolist():
@@ -705,61 +710,130 @@ def _decode_leaves(
 # --- columns ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DecodedEntries:
+    """A decoded batch: flat arrays per entry and per message, turned into rows on demand.
+
+    `rows(select)` builds the key/value rows of the selected entries straight from the arrays,
+    so a caller that routes entries builds each side once instead of filtering a whole frame.
+    The arrays view the memory-mapped input (`buf`), which stays mapped while they live.
+    """
+
+    schema: pb.ProtoSchema
+    tables: KeyValueTables
+    buf: np.ndarray
+    keep: np.ndarray  # entries of messages the compiled path read (all, unless some fell back)
+    first_index: int
+    ent_msg: np.ndarray
+    ent_pos: np.ndarray
+    ent_key: np.ndarray
+    ent_member: np.ndarray
+    ent_i: np.ndarray
+    ent_f: np.ndarray
+    ent_s: np.ndarray
+    ent_n: np.ndarray
+    env_i: np.ndarray
+    env_f: np.ndarray
+    env_s: np.ndarray
+    env_n: np.ndarray
+    env_seen: np.ndarray
+    leaves: dict[int, _Leaves]
+
+    @property
+    def row_schema(self) -> pl.Schema:
+        """The columns and types of the rows (`protobuf.key_value_schema`)."""
+        return pb.key_value_schema(self.schema)
+
+    @property
+    def key_names(self) -> dict[int, str]:
+        """The key enum: number -> value name."""
+        return {v.number: v.name for v in self.schema.key_value.key.enum_type.values}
+
+    @property
+    def member_names(self) -> list[str]:
+        """The oneof's members, in the order `route_frame`'s ``member_index`` counts them."""
+        return [m.name for m in self.tables.members.fields]
+
+    def route_frame(self) -> pl.DataFrame:
+        """Per entry: ``key_number``, ``member_index`` (-1: no member) and ``value_string``."""
+        frame = self.rows(columns=("key_number", "value_string"))
+        return frame.with_columns(
+            pl.Series("member_index", self.ent_member[self.keep])).select(
+            "key_number", "member_index", "value_string")
+
+    @property
+    def height(self) -> int:
+        """How many entries the batch holds."""
+        return int(np.count_nonzero(self.keep))
+
+    def envelopes(self) -> pl.DataFrame:
+        """One row per message: its envelope fields (``vin``, ``created_at``, ...)."""
+        return self._envelopes
+
+    @functools.cached_property
+    def _envelopes(self) -> pl.DataFrame:  # built once, for both sides and the VINs
+        target = pb.key_value_schema(self.schema)
+        everyone = np.ones(len(self.env_i), np.bool_)
+        return pl.DataFrame([
+            _scalar_series(f.name, self.tables.envelope.kinds[s], f, self.buf,
+                           self.env_i[:, s], self.env_f[:, s], self.env_s[:, s],
+                           self.env_n[:, s],
+                           self.env_seen[:, s] if f.has_presence else everyone,
+                           target[f.name])
+            for s, f in enumerate(self.tables.envelope.fields)
+        ])
+
+    def rows(
+        self, select: np.ndarray | None = None, columns: tuple[str, ...] | None = None
+    ) -> pl.DataFrame:
+        """The rows of the entries `select` picks (all: None), in entry order, with the
+        plain path's columns and types (only `columns`, in that order, when given)."""
+        keep = self.keep if select is None else self.keep & select
+        return _columns(self, keep, columns)
+
+
 def _columns(
-    schema: pb.ProtoSchema,
-    tables: KeyValueTables,
-    buf: np.ndarray,
-    keep: np.ndarray,
-    first_index: int,
-    ent_msg: np.ndarray,
-    ent_pos: np.ndarray,
-    ent_key: np.ndarray,
-    ent_member: np.ndarray,
-    ent_i: np.ndarray,
-    ent_f: np.ndarray,
-    ent_s: np.ndarray,
-    ent_n: np.ndarray,
-    env_i: np.ndarray,
-    env_f: np.ndarray,
-    env_s: np.ndarray,
-    env_n: np.ndarray,
-    env_seen: np.ndarray,
-    leaves: dict[int, _Leaves],
+    entries: DecodedEntries, keep: np.ndarray, wanted: tuple[str, ...] | None
 ) -> pl.DataFrame:
     """The rows of the entries `keep` selects, with the plain path's columns and types."""
+    schema, tables, buf, leaves = entries.schema, entries.tables, entries.buf, entries.leaves
+    ent_msg, ent_pos, ent_key, ent_member = (
+        entries.ent_msg, entries.ent_pos, entries.ent_key, entries.ent_member)
+    ent_i, ent_f, ent_s, ent_n = entries.ent_i, entries.ent_f, entries.ent_s, entries.ent_n
     target = pb.key_value_schema(schema)
+    if wanted is not None:
+        target = pl.Schema({name: target[name] for name in wanted})
     all_kept = bool(keep.all())
     if not all_kept:
         position = np.cumsum(keep) - 1  # an entry's row once dropped entries are gone
-        ent_msg, ent_pos, ent_key, ent_member = (
-            a[keep] for a in (ent_msg, ent_pos, ent_key, ent_member))
-        ent_i, ent_f, ent_s, ent_n = (a[keep] for a in (ent_i, ent_f, ent_s, ent_n))
+        picked = np.flatnonzero(keep)
+        ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n = (
+            a.take(picked)
+            for a in (ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n)
+        )
     height = len(ent_msg)
     columns: dict[str, pl.Series] = {
-        "message_index": pl.Series("message_index", ent_msg + first_index),
+        "message_index": pl.Series("message_index", ent_msg + entries.first_index),
         "entry_index": pl.Series("entry_index", ent_pos),
     }
-    envelope = pl.DataFrame([
-        _scalar_series(f.name, tables.envelope.kinds[s], f, buf, env_i[:, s], env_f[:, s],
-                       env_s[:, s], env_n[:, s],
-                       env_seen[:, s] if f.has_presence else np.ones(len(env_i), np.bool_),
-                       target[f.name])
-        for s, f in enumerate(tables.envelope.fields)
-    ])
-    if envelope.width:
+    envelope_names = [f.name for f in tables.envelope.fields if f.name in target]
+    if envelope_names:
+        envelope = entries.envelopes().select(envelope_names)
         columns.update({c.name: c for c in envelope[ent_msg]})
     key_number = pl.Series("key_number", ent_key)
-    columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key")
+    if "key" in target:
+        columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key")
     columns["key_number"] = key_number
     members = tables.members
-    member_index = ent_member.astype(np.int64)
-    member_names = pl.Series([m.name for m in members.fields], dtype=pl.String)
-    where = pl.Series(member_index)
-    columns["member"] = member_names.gather(where.set(where < 0, None))
+    if "member" in target:
+        member_names = pl.Series([m.name for m in members.fields], dtype=pl.String)
+        where = pl.Series(ent_member.astype(np.int64))
+        columns["member"] = member_names.gather(where.set(where < 0, None))
     values: dict[str, list[pl.Series]] = {}
     for j, field in enumerate(members.fields):
         holds = ent_member == j
-        if not holds.any():
+        column = f"value_{field.name}" if field.message_type else pb._value_column(field)
+        if column not in target or not holds.any():
             continue
         if field.message_type is not None:
             decoded = leaves[j]
@@ -774,16 +848,11 @@ def _columns(
             columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, rows,
                                            height, target[name])
             continue
-        column = pb._value_column(field)
         series = _scalar_series(column, members.kinds[j], field, buf, ent_i, ent_f, ent_s,
                                 ent_n, holds, target[column])
         values.setdefault(column, []).append(series)
-    for name in ("value_string", "value_int", "value_double", "value_bool", "value_enum",
-                 "value_bytes"):
-        found = values.get(name, [])
-        if not found:
-            columns[name] = pl.Series(name, dtype=target[name]).extend_constant(None, height)
-        elif len(found) == 1:
+    for name, found in values.items():
+        if len(found) == 1:
             columns[name] = found[0]
         else:
             columns[name] = pl.select(pl.coalesce(found).alias(name)).to_series()

@@ -30,14 +30,16 @@ tested against this path and hands it every message it does not decode itself.
 from __future__ import annotations
 
 import difflib
+import functools
 import mmap
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+import numpy as np
 import polars as pl
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
@@ -325,12 +327,53 @@ class _FramingError(InputError):
         self.index, self.offset = index, offset
 
 
+class DecodedRows(Protocol):
+    """Key/value entries decoded into arrays (`kv_decoder.DecodedEntries`): rows on demand."""
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def row_schema(self) -> pl.Schema: ...
+
+    @property
+    def key_names(self) -> dict[int, str]: ...
+
+    @property
+    def member_names(self) -> list[str]: ...
+
+    def route_frame(self) -> pl.DataFrame: ...
+
+    def envelopes(self) -> pl.DataFrame: ...
+
+    def rows(
+        self, select: np.ndarray | None = None, columns: tuple[str, ...] | None = None
+    ) -> pl.DataFrame: ...
+
+
 @dataclass(frozen=True)
 class Batch:
-    """The rows of a batch of messages, and how many messages they came from."""
+    """The rows of a batch of messages, and how many messages they came from.
 
-    rows: pl.DataFrame
+    The compiled decoder gives `entries` instead of a frame; `rows` then builds all of them.
+    """
+
+    frame: pl.DataFrame | None
     messages: int  # key/value: envelopes without entries give no row but still count
+    entries: DecodedRows | None = None
+
+    @functools.cached_property
+    def rows(self) -> pl.DataFrame:
+        """Every row of the batch."""
+        if self.frame is not None:
+            return self.frame
+        assert self.entries is not None
+        return self.entries.rows()
+
+    def distinct(self, column: str) -> pl.Series:
+        """The distinct values of an envelope (or plain) column, as strings."""
+        source = self.entries.envelopes() if self.entries is not None else self.rows
+        return source[column].cast(pl.String).unique()
 
 
 def iter_batches(
