@@ -51,6 +51,7 @@ class KeyValueQueries:
     onshore: pl.LazyFrame
     counts: pl.LazyFrame  # one row: entries, exported, unknown_keys, unknown_fields, detected,
     # and the list of key names seen
+    positions: pl.LazyFrame  # message_index, entry_index of the exported entries
     detections: pl.LazyFrame  # one row: entries moved by detectors, and per detector its hits
     # (named as `filter.engine` names them: "value_string<US>detector")
 
@@ -96,6 +97,7 @@ def split_key_values(
         export=export(base.filter(pl.col(_ROUTE))),
         onshore=onshore(base.filter(~pl.col(_ROUTE))),
         counts=base.select(_COUNTS),
+        positions=base.filter(pl.col(_ROUTE)).select(_POSITION),
         detections=_detections(base),
     )
 
@@ -107,8 +109,12 @@ def split_decoded(
     tokens: dict[str, str],
     *,
     namespace: str = "fleet",
+    build_rows: bool = True,
 ) -> KeyValueQueries:
     """The same queries for entries the compiled decoder holds as arrays.
+
+    With `build_rows` each side's rows are built now (on the caller's thread); without, only
+    when its query is collected (a caller that needs only the positions never pays for them).
 
     The same decisions as `entry_route`, taken on numbers: key numbers, oneof member
     positions, and the string values for the detectors. Each side's rows are then built from
@@ -149,10 +155,16 @@ def split_decoded(
         "detected": [int(detected.sum())], "keys": [seen],
     }, schema={**dict.fromkeys(("entries", "exported", "unknown_keys", "unknown_fields",
                                 "detected"), pl.UInt32), "keys": pl.List(pl.String)})
+    def side(select: np.ndarray) -> pl.LazyFrame:
+        if build_rows:
+            return entries.rows(select).lazy()
+        return pl.defer(lambda: entries.rows(select), schema=schema)
+
     return KeyValueQueries(
-        export=export(entries.rows(chosen).lazy()),
-        onshore=onshore(entries.rows(~chosen).lazy()),
+        export=export(side(chosen)),
+        onshore=onshore(side(~chosen)),
         counts=counts.lazy(),
+        positions=entries.rows(chosen, columns=_POSITION).lazy(),
         detections=_detections(flags.lazy()),
     )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import time
 import uuid
 from collections import Counter
@@ -32,8 +33,10 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow.parquet as pq
 
-from filter.catalogue import Catalogue
-from filter.engine import Lookups
+from filter import protobuf_writer as pbw
+from filter.catalogue import Catalogue, action_for
+from filter.detectors import any_hit, detector_hits
+from filter.engine import COUNT_SEPARATOR, MOVED, Lookups
 from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
 from filter.kv_engine import KeyValueQueries, split_decoded, split_key_values
 from filter.manifest import FileRecord, sha256_file
@@ -56,6 +59,7 @@ from filter.splitter import (
 )
 
 OnBadRecord = Literal["fail", "quarantine"]
+OutputFormat = Literal["parquet", "protobuf"]
 #: Messages decoded per batch (and per pair of part files).
 BATCH_MESSAGES = 50_000
 QUARANTINE_DIR = "quarantine"
@@ -135,8 +139,13 @@ def split_protobuf(
     catalogue_sha256: str | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    output_format: OutputFormat = "parquet",
 ) -> SplitResult:
-    """Split protobuf `inputs` of type `message` into published export and onshore outputs."""
+    """Split protobuf `inputs` of type `message` into published export and onshore outputs.
+
+    `output_format` "protobuf" writes each side as delimited streams of the input's own type
+    (`filter.protobuf_writer`) instead of Parquet.
+    """
     started = time.perf_counter()
     run = prepare_run(
         inputs, export_dir, onshore_dir, scenario,
@@ -157,6 +166,9 @@ def split_protobuf(
         hashes = [hasher.submit(source_digest, s) for s in sources]
         export_files, onshore_files = [], []
         tokens: dict[str, str] = {}
+        streams = output_format == "protobuf"
+        write, suffix = (write_stream_batch, pbw.PART_SUFFIX) if streams else (
+            write_batch, ".parquet")
         for index, source in enumerate(sources):
             quarantine = quarantine_handler(onshore_stage.staging, source, tally, on_bad_record)
             batches = pb.iter_batches(
@@ -174,12 +186,12 @@ def split_protobuf(
                     tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
                     known = dict(tokens)  # this batch's view: the next one may add to it
                     yield batch, known, batch_queries(schema, batch, cat, scenario, namespace,
-                                                      known)
+                                                      known, rows=not streams)
 
             for number, (batch, known, queries) in enumerate(prefetched(prepared())):
                 tally.messages[source] += batch.messages
-                name = f"part-{index:05d}-{number:05d}.parquet"
-                pair = write_batch(
+                name = f"part-{index:05d}-{number:05d}{suffix}"
+                pair = write(
                     schema, batch, export_plan, cat, scenario, namespace, known, tally,
                     export_stage.staging / name, onshore_stage.staging / name, queries=queries,
                 )
@@ -191,9 +203,12 @@ def split_protobuf(
             FileRecord(s, tally.messages[s], source_bytes(s), h.result())
             for s, h in zip(sources, hashes, strict=True)
         ]
-        reconcile_outputs(schema, tally, export_files, onshore_files)
+        reconcile_outputs(schema, tally, export_files, onshore_files, streams=streams)
         decided = manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
         extra = manifest_extra(schema, message, framing, namespace, tally)
+        if streams:
+            extra["output_format"] = {"format": "protobuf", "message": message,
+                                      "framing": "delimited"}
         manifests = publish_outputs(
             decided, run_id, inputs_done, stages, export_files, onshore_files,
             tally.detections, extra=extra,
@@ -293,10 +308,7 @@ def write_batch(
                 queries.counts,
                 queries.detections,
             ])
-        tally.detections.update({k: v for k, v in detections.row(0, named=True).items() if v})
-        seen = counts.row(0, named=True)
-        tally.keys.update(k for k in seen.pop("keys") if k is not None)
-        tally.entries.update(seen)
+        _tally_entries(tally, counts, detections)
         return _record(export_out), _record(onshore_out)
     except OSError as exc:
         raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
@@ -306,6 +318,103 @@ def write_batch(
         raise
 
 
+def write_stream_batch(
+    schema: pb.ProtoSchema,
+    batch: pb.Batch,
+    export_plan: ExportPlan,
+    catalogue: Catalogue,
+    scenario: str,
+    namespace: str,
+    tokens: dict[str, str],
+    tally: Tally,
+    export_path: Path,
+    onshore_path: Path,
+    *,
+    queries: KeyValueQueries | None = None,
+) -> tuple[FileRecord, FileRecord]:
+    """Like `write_batch`, with delimited protobuf streams of the input's type as the part
+    files (`filter.protobuf_writer`): one message per input message on each side."""
+    assert batch.raw is not None
+    raw = batch.raw()
+    messages = len(raw)
+    keys = stream_keys(schema, export_plan, catalogue, scenario)
+    try:
+        with (
+            HashingFile(export_path) as export_file, HashingFile(onshore_path) as onshore_file,
+            io.BufferedWriter(export_file, _STREAM_BUFFER) as export_out,
+            io.BufferedWriter(onshore_file, _STREAM_BUFFER) as onshore_out,
+        ):
+            if schema.key_value is None:
+                detected = _plain_detections(batch.rows, raw, export_plan, tally)
+                pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys,
+                                        export_out, onshore_out)
+            else:
+                if queries is None:
+                    queries = batch_queries(schema, batch, catalogue, scenario, namespace,
+                                            tokens, rows=False)
+                assert queries is not None
+                positions, counts, detections = pl.collect_all(
+                    [queries.positions, queries.counts, queries.detections])
+                _tally_entries(tally, counts, detections)
+                chosen = (positions["message_index"].to_numpy(),
+                          positions["entry_index"].to_numpy())
+                pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_out,
+                                            onshore_out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
+    return (FileRecord(export_path, messages, export_file.size, export_file.sha256),
+            FileRecord(onshore_path, messages, onshore_file.size, onshore_file.sha256))
+
+
+_STREAM_BUFFER = 1 << 20
+
+
+def stream_keys(
+    schema: pb.ProtoSchema, export_plan: ExportPlan, catalogue: Catalogue, scenario: str
+) -> pbw.StreamKeys:
+    """The proto names of the key fields, and the export's timestamp action."""
+    by_column = {(f.name if schema.key_value else f.json_name): f.name
+                 for f in schema.descriptor.fields}
+    return pbw.StreamKeys(
+        vin=by_column[export_plan.vehicle_id_column],
+        timestamp=by_column[export_plan.timestamp_column],
+        coarsen=action_for(catalogue.keys["timestamp"].actions, scenario),
+    )
+
+
+def _plain_detections(
+    rows: pl.DataFrame, raw: pb.RawMessages, export_plan: ExportPlan, tally: Tally
+) -> dict[int, set[str]]:
+    """Per message index, the exported string fields a detector hit (counted in `tally`)."""
+    scanned = [d for d in export_plan.fields if d.scanned and d.destination == "export"]
+    if not scanned or rows.height == 0:
+        return {}
+    hit = rows.select(
+        any_hit(*export_plan.leaf(d)).fill_null(False).alias(d.path) for d in scanned)
+    found: dict[int, set[str]] = {}
+    for d in scanned:
+        where = hit[d.path].arg_true().to_list()
+        if not where:
+            continue
+        for row in where:
+            found.setdefault(int(raw.indexes[row]), set()).add(d.path)
+        leaf, dtype = export_plan.leaf(d)
+        per = rows[where].select(
+            h.fill_null(False).sum().alias(name) for name, h in detector_hits(leaf, dtype).items())
+        tally.detections[f"{d.path}{COUNT_SEPARATOR}{MOVED}"] += len(where)
+        for name, count in per.row(0, named=True).items():
+            if count:
+                tally.detections[f"{d.path}{COUNT_SEPARATOR}{name}"] += count
+    return found
+
+
+def _tally_entries(tally: Tally, counts: pl.DataFrame, detections: pl.DataFrame) -> None:
+    tally.detections.update({k: v for k, v in detections.row(0, named=True).items() if v})
+    seen = counts.row(0, named=True)
+    tally.keys.update(k for k in seen.pop("keys") if k is not None)
+    tally.entries.update(seen)
+
+
 def batch_queries(
     schema: pb.ProtoSchema,
     batch: pb.Batch,
@@ -313,12 +422,16 @@ def batch_queries(
     scenario: str,
     namespace: str,
     tokens: dict[str, str],
+    *,
+    rows: bool = True,
 ) -> KeyValueQueries | None:
-    """The split queries of a key/value batch (None for plain messages)."""
+    """The split queries of a key/value batch (None for plain messages); without `rows` the
+    sides' rows are only built if their queries are collected."""
     if schema.key_value is None:
         return None
     if batch.entries is not None:  # the compiled decoder's arrays: each side built apart
-        return split_decoded(batch.entries, catalogue, scenario, tokens, namespace=namespace)
+        return split_decoded(batch.entries, catalogue, scenario, tokens, namespace=namespace,
+                             build_rows=rows)
     return split_key_values(batch.rows.lazy(), catalogue, scenario, tokens, namespace=namespace)
 
 
@@ -371,9 +484,14 @@ def reconcile_outputs(
     tally: Tally,
     export_files: list[FileRecord],
     onshore_files: list[FileRecord],
+    *,
+    streams: bool = False,
 ) -> None:
-    """Every message (plain) or entry (key/value) is in the outputs exactly once."""
-    if schema.key_value is None:
+    """Every message (plain) or entry (key/value) is in the outputs exactly once.
+
+    Protobuf streams hold one message per input message on each side (the entries were
+    counted as they were routed)."""
+    if schema.key_value is None or streams:
         for export, onshore in zip(export_files, onshore_files, strict=True):
             if export.rows != onshore.rows:
                 raise OutputError(f"{export.path.name}: rows do not reconcile: export "

@@ -27,12 +27,17 @@ May fail: `CatalogueError` for a catalogue that cannot be loaded, `InputError` f
 onshore path that is not a directory. Everything wrong *inside* an output is a failure in the
 report, not an exception.
 
-Part formats are looked up by file suffix in `PART_FORMATS`; Parquet is the only output format
-today. A reader for another format adds an entry there.
+Part formats are looked up by file suffix in `PART_FORMATS`: Parquet, and delimited protobuf
+streams (`--output-format protobuf`), which are decoded into the rows the same split writes to
+Parquet (the export's vehicle identifier field holds the token). For streams, each side holds
+one message per input message: the part pairs must hold as many messages, and the entries of
+both sides add up to the entries read; in plain streams every field the catalogue withholds
+must be unset in the export.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +52,7 @@ from filter.detectors import detector_hits, is_scannable
 from filter.errors import InputError, first_line
 from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
 from filter.plan import TOKEN_COLUMN, decide_path
+from filter.readers import protobuf as pb
 from filter.readers.parquet import READ_ERRORS
 from filter.readers.protobuf import UNKNOWN_FIELDS
 from filter.splitter import resolve_catalogue
@@ -67,11 +73,52 @@ class PartFormat:
     scan: Callable[[Path], pl.LazyFrame]
 
 
+def _stream_messages(path: Path) -> int:
+    """How many messages a delimited protobuf part holds (the manifest's rows)."""
+    return sum(1 for _ in pb.iter_frames(path, "delimited"))
+
+
+@functools.lru_cache(maxsize=8)
+def _stream_reader(directory: Path) -> tuple[pb.ProtoSchema, bool]:
+    """The message type a directory's protobuf parts hold (from its manifest), and whether it
+    is an export (whose vehicle identifier field holds the token)."""
+    manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    source = manifest["input_format"]
+    descriptor = source.get("descriptor_set")
+    schema = pb.load_schema(
+        None if descriptor in (None, pb.SHIPPED_SOURCE) else descriptor, source["message"],
+        kv_field=None)
+    return schema, manifest["destination"] == "export"
+
+
+def _stream_rows(path: Path) -> pl.DataFrame:
+    """A protobuf part decoded into the rows vtx writes to Parquet for the same input; in an
+    export, the vehicle identifier field is named for what it holds: the token."""
+    schema, export = _stream_reader(path.parent.absolute())
+    batches = [b.rows for b in pb.iter_batches(schema, path, "delimited")]
+    rows = pl.concat(batches) if batches else (
+        pb.key_value_schema(schema) if schema.key_value else pb.polars_schema(schema)
+    ).to_frame()
+    if export:
+        vin = json.loads((path.parent / MANIFEST_NAME).read_text())["keys"]["vehicle_id"]
+        rows = rows.rename({vin: TOKEN_COLUMN})
+        if rows[UNKNOWN_FIELDS].null_count() == rows.height:  # none on the wire: no column
+            rows = rows.drop(UNKNOWN_FIELDS)
+    return rows
+
+
 PART_FORMATS: dict[str, PartFormat] = {
     ".parquet": PartFormat(
         rows=lambda p: pq.read_metadata(p).num_rows,
         schema=lambda p: pl.Schema(pl.read_parquet_schema(p)),
         scan=pl.scan_parquet,
+    ),
+    # Delimited streams of the input's type (`--output-format protobuf`): rows are messages;
+    # the content is checked on the rows they decode to, with the type the manifest names.
+    ".pb": PartFormat(
+        rows=_stream_messages,
+        schema=lambda p: _stream_rows(p).schema,
+        scan=lambda p: _stream_rows(p).lazy(),
     ),
 }
 
@@ -305,6 +352,8 @@ def _check_policy(
     layout = manifest.get("input_format", {})
     if layout.get("layout") == "key_value":
         return failures + _check_entries(export, schemas, cat, scenario, layout["namespace"], vin)
+    if _is_stream(manifest):
+        return failures + _check_plain_stream(export, schemas, cat, scenario, timestamp)
     listed = {c["name"] for c in manifest["columns"]}
     checked: dict[str, list[Failure]] = {}  # by the schema's text: parts share one schema
     for name, schema in schemas.items():
@@ -345,6 +394,51 @@ def _check_columns(
     for path in sorted(listed - paths):
         failures.append(Failure(repr(path), "in the manifest's columns but not in the part"))
     return failures
+
+
+def _is_stream(manifest: Mapping[str, Any]) -> bool:
+    return manifest.get("output_format", {}).get("format") == "protobuf"
+
+
+def _check_plain_stream(
+    export: OutputCheck, schemas: Mapping[str, pl.Schema], cat: Catalogue, scenario: str,
+    timestamp: str,
+) -> list[Failure]:
+    """Plain protobuf export: every leaf the scenario does not export is unset everywhere."""
+    failures: list[Failure] = []
+    for name, schema in schemas.items():
+        part = export.directory / name
+        sent: list[pl.Expr] = []
+        for column, dtype in schema.items():
+            if column in (TOKEN_COLUMN, timestamp):
+                continue
+            for path, expr, leaf in _leaves(column, dtype):
+                if column == UNKNOWN_FIELDS or decide_path(cat, scenario, path).destination \
+                        != "export":
+                    sent.append(_is_set(expr, leaf).sum().alias(path))
+        if not sent:
+            continue
+        try:
+            row = PART_FORMATS[part.suffix].scan(part).select(sent).collect().row(0, named=True)
+        except READ_ERRORS as exc:
+            failures.append(Failure(f"{part}", f"messages cannot be read: {first_line(exc)}"))
+            continue
+        failures += [Failure(f"{part}: field {path!r}", f"set in {count} message(s) but not "
+                             "allowed in the export") for path, count in row.items() if count]
+    return failures
+
+
+def _is_set(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """True where a decoded protobuf leaf holds something other than its default."""
+    if isinstance(dtype, pl.List):
+        return expr.list.len().fill_null(0) > 0
+    if dtype in (pl.String, pl.Binary):
+        return expr.is_not_null() & (expr.cast(pl.Binary).bin.size() > 0)
+    if dtype == pl.Boolean:
+        return expr.fill_null(False)
+    if dtype.is_numeric():
+        return expr.fill_null(0) != 0
+    return expr.is_not_null()
 
 
 def _check_entries(
@@ -462,6 +556,7 @@ def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
         return [Failure(where, f"different runs: export {e['run_id']}, onshore {o['run_id']}")]
     if e.get("input_format", {}).get("layout") == "key_value":
         return _reconcile_entries(export, onshore)
+    streams = _is_stream(e)
     failures: list[Failure] = []
     e_rows = {f["name"]: f["rows"] for f in e["files"]}
     o_rows = {f["name"]: f["rows"] for f in o["files"]}
@@ -471,7 +566,7 @@ def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
         if e_rows[name] != o_rows[name]:
             failures.append(Failure(f"{where}: {name}", f"rows do not reconcile: export "
                                     f"{e_rows[name]}, onshore {o_rows[name]}"))
-        elif name in export.intact and name in onshore.intact:
+        elif name in export.intact and name in onshore.intact and not streams:
             failures += _same_tokens(export.intact[name], onshore.intact[name])
     return failures
 
@@ -483,6 +578,8 @@ def _reconcile_entries(export: OutputCheck, onshore: OutputCheck) -> list[Failur
     where = f"{export.directory} and {onshore.directory}"
     failures: list[Failure] = []
     read = e.get("entries", {}).get("entries")
+    if _is_stream(e):
+        return _reconcile_stream_entries(export, onshore, read)
     written = e["rows"] + o["rows"]
     if read != written:
         failures.append(Failure(where, f"entries do not reconcile: read {read}, written {written}"))
@@ -500,6 +597,32 @@ def _reconcile_entries(export: OutputCheck, onshore: OutputCheck) -> list[Failur
         if total != distinct:
             failures.append(Failure(f"{where}: {name}",
                                     f"{total - distinct} entr(ies) are on both sides"))
+    return failures
+
+
+def _reconcile_stream_entries(
+    export: OutputCheck, onshore: OutputCheck, read: int | None
+) -> list[Failure]:
+    """Key/value streams: part pairs hold as many messages; the entries add up."""
+    e, o = export.manifest, onshore.manifest
+    assert e is not None and o is not None
+    where = f"{export.directory} and {onshore.directory}"
+    failures: list[Failure] = []
+    e_rows = {f["name"]: f["rows"] for f in e["files"]}
+    o_rows = {f["name"]: f["rows"] for f in o["files"]}
+    if e_rows != o_rows:
+        failures.append(Failure(where, "the part files do not hold the same messages"))
+    written = 0
+    for side in (export, onshore):
+        for path in side.intact.values():
+            try:
+                written += _stream_rows(path).height
+            except READ_ERRORS as exc:
+                failures.append(Failure(f"{path}", f"entries cannot be read: {first_line(exc)}"))
+                return failures
+    complete = len(export.intact) == len(e["files"]) and len(onshore.intact) == len(o["files"])
+    if complete and read != written:
+        failures.append(Failure(where, f"entries do not reconcile: read {read}, written {written}"))
     return failures
 
 

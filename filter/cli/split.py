@@ -67,6 +67,11 @@ PARQUET_MAGIC = b"PAR1"
               show_default=True,
               help="Protobuf: stop on a bad record, or keep it raw under the onshore "
                    "output's quarantine/ and go on.")
+@click.option("--output-format", type=click.Choice(["parquet", "protobuf"]), default="parquet",
+              show_default=True,
+              help="Protobuf input: write each side as Parquet, or as a delimited stream of "
+                   "the input's own message type (withheld entries and fields removed from "
+                   "the export, the VIN replaced by the token).")
 def command(
     inputs: tuple[str, ...],
     export_dir: Path,
@@ -88,6 +93,7 @@ def command(
     kv_field: str | None,
     kv_namespace: str,
     on_bad_record: str,
+    output_format: str,
 ) -> None:
     """Split INPUT files, directories or globs (Parquet or protobuf) into an export and an
     onshore set."""
@@ -99,6 +105,10 @@ def command(
     protobuf = _is_protobuf(input_format, message, descriptor_set, inputs)
     if protobuf and message is None:
         raise click.UsageError("protobuf input needs --message FULL.NAME")
+    if output_format == "protobuf" and not protobuf:
+        raise click.UsageError("--output-format protobuf needs protobuf input")
+    if output_format == "protobuf" and engine == "ray":
+        raise click.UsageError("--output-format protobuf runs with --engine local only")
     key = load_key(key_file)
     run = split
     if protobuf:
@@ -108,6 +118,8 @@ def command(
             split_protobuf, message=message, descriptor_set=descriptor_set, framing=framing,
             kv_field=kv_field, namespace=kv_namespace, on_bad_record=on_bad_record,
         )
+        if output_format == "protobuf":
+            run = functools.partial(run, output_format="protobuf")
         if engine == "ray":
             from filter.ray_split import split_ray_protobuf
 

@@ -652,8 +652,15 @@ def _decode(
     )
     flagged = np.flatnonzero(bad)
     messages = n - len(flagged)
+    read = bad == 0  # the messages the batch holds: decoded here, or parsed below
+    spans = (starts.copy(), lengths.copy())  # the caller reuses its framing arrays
+
+    def raw() -> pb.RawMessages:
+        chosen = np.flatnonzero(read)
+        return pb.RawMessages(buf, spans[0][chosen], spans[1][chosen], chosen + first_index)
+
     if not len(flagged):
-        return pb.Batch(None, messages, entries) if messages else None
+        return pb.Batch(None, messages, entries, raw) if messages else None
     rows = entries.rows()
     if len(flagged):
         parsed, indexes = [], []
@@ -669,13 +676,14 @@ def _decode(
                 on_bad(pb.BadRecord(source, frame.index, frame.offset, exc.message, frame.data))
                 continue
             indexes.append(frame.index)
+            read[m] = True
         messages += len(parsed)
         if parsed:
             plain = pb.key_value_frame(schema, parsed, indexes)
             rows = pl.concat([rows, plain]).sort("message_index", "entry_index")
     if messages == 0:
         return None
-    return pb.Batch(rows, messages)
+    return pb.Batch(rows, messages, raw=raw)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ _TIMESTAMP = "google.protobuf.Timestamp"
 #: The seconds a `Timestamp` may hold (0001-01-01 to 9999-12-31, as its definition says).
 MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS = -62_135_596_800, 253_402_300_799
 _SHIPPED_DESCRIPTORS = "vtx/telemetry/v1/telemetry.binpb"
+#: `ProtoSchema.source` (and the manifests' ``descriptor_set``) for vtx's shipped schemas.
+SHIPPED_SOURCE = "shipped vtx schemas"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _SCALARS: dict[int, pl.DataType] = {
@@ -132,7 +134,7 @@ def load_schema(
     path = Path(descriptor_set) if descriptor_set is not None else (
         shipped_dir("proto") / _SHIPPED_DESCRIPTORS
     )
-    source = str(descriptor_set) if descriptor_set is not None else "shipped vtx schemas"
+    source = str(descriptor_set) if descriptor_set is not None else SHIPPED_SOURCE
     try:
         files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
     except OSError as exc:
@@ -327,6 +329,36 @@ class _FramingError(InputError):
         self.index, self.offset = index, offset
 
 
+@dataclass(frozen=True)
+class RawMessages:
+    """The bytes of a batch's messages: spans of one buffer, with their message indexes."""
+
+    data: np.ndarray  # uint8; may view the memory-mapped input
+    starts: np.ndarray  # int64 per message
+    lengths: np.ndarray  # int64 per message
+    indexes: np.ndarray  # int64 per message: its index in the input
+
+    @classmethod
+    def of(cls, messages: list[tuple[int, bytes]]) -> RawMessages:
+        """Messages given as (index, bytes), joined into one buffer."""
+        lengths = np.fromiter((len(d) for _, d in messages), np.int64, count=len(messages))
+        starts = np.zeros(len(messages), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        data = np.frombuffer(b"".join(d for _, d in messages), dtype=np.uint8)
+        indexes = np.fromiter((i for i, _ in messages), np.int64, count=len(messages))
+        return cls(data, starts, lengths, indexes)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def items(self) -> Iterator[tuple[int, bytes]]:
+        """(message index, bytes) of each message, in order."""
+        for index, start, length in zip(
+            self.indexes.tolist(), self.starts.tolist(), self.lengths.tolist(), strict=True
+        ):
+            yield index, self.data[start : start + length].tobytes()
+
+
 class DecodedRows(Protocol):
     """Key/value entries decoded into arrays (`kv_decoder.DecodedEntries`): rows on demand."""
 
@@ -361,6 +393,8 @@ class Batch:
     frame: pl.DataFrame | None
     messages: int  # key/value: envelopes without entries give no row but still count
     entries: DecodedRows | None = None
+    #: The messages read, in order (bad records left out), as they came.
+    raw: Callable[[], RawMessages] | None = None
 
     @functools.cached_property
     def rows(self) -> pl.DataFrame:
@@ -484,8 +518,10 @@ def _rows(schema: ProtoSchema, batch: list[tuple[Frame, Message]]) -> Batch:
     frames = [f for f, _ in batch]
     messages = [m for _, m in batch]
     if schema.key_value is not None:
-        return Batch(key_value_frame(schema, messages, [f.index for f in frames]), len(batch))
-    return Batch(plain_frame(schema, messages, [f.data for f in frames]), len(batch))
+        rows = key_value_frame(schema, messages, [f.index for f in frames])
+    else:
+        rows = plain_frame(schema, messages, [f.data for f in frames])
+    return Batch(rows, len(batch), raw=lambda: RawMessages.of([(f.index, f.data) for f in frames]))
 
 
 def polars_schema(schema: ProtoSchema) -> pl.Schema:

@@ -1,0 +1,257 @@
+"""`--output-format protobuf`: both sides as delimited streams of the input's own type
+(filter/protobuf_writer.py through `split_protobuf` and `vtx split`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from filter import load_catalogue, read_manifest
+from filter.cli import vtx
+from filter.protobuf_split import split_protobuf
+from filter.pseudonym import vehicle_token
+from filter.readers import protobuf as pb
+
+from .conftest import DATA, KEY
+from .test_protobuf_split import record_stream
+from .test_readers_protobuf import delimited, make_payload
+
+TEST_SET = DATA / "fleet_test.binpb"
+
+
+@pytest.fixture(scope="module")
+def payload() -> pb.ProtoSchema:
+    return pb.load_schema(TEST_SET, "testfleet.Payload")
+
+
+def read_stream(schema: pb.ProtoSchema, directory: Path) -> list:
+    parts = sorted(directory.glob("part-*.pb"))
+    return [schema.message_class.FromString(f.data)
+            for part in parts for f in pb.iter_frames(part, "delimited")]
+
+
+def split_streams(schema: pb.ProtoSchema, stream: Path, out: Path, scenario: str = "after-sales",
+                  **options):
+    return split_protobuf(stream, out / "e", out / "o", scenario, key=KEY,
+                          message=schema.name, descriptor_set=schema.source
+                          if schema.source != pb.SHIPPED_SOURCE else None,
+                          output_format="protobuf", **options)
+
+
+def test_key_value_streams_hold_every_entry_once(payload, tmp_path: Path) -> None:
+    inputs = [make_payload(payload, f"LSV{i}") for i in range(3)]
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*inputs))
+    result = split_streams(payload, stream, tmp_path, on_bad_record="fail")
+    export, onshore = read_stream(payload, tmp_path / "e"), read_stream(payload, tmp_path / "o")
+    assert len(export) == len(onshore) == 3
+    for raw, e, o in zip(inputs, export, onshore, strict=True):
+        source = payload.message_class.FromString(raw)
+        assert e.vin == vehicle_token(KEY, source.vin) and o.vin == source.vin
+        assert e.created_at == o.created_at == source.created_at
+        assert [d.key for d in e.data] == [8]  # Soc: the only key after-sales exports here
+        both = sorted(d.SerializeToString() for d in [*e.data, *o.data])
+        assert both == sorted(d.SerializeToString() for d in source.data)
+    manifest = result.export_manifest
+    assert manifest["files"][0]["name"] == "part-00000-00000.pb"
+    assert manifest["rows"] == result.onshore_manifest["rows"] == 3  # messages on each side
+    assert manifest["entries"]["entries"] == 15 and manifest["entries"]["exported"] == 3
+    assert manifest["output_format"] == {"format": "protobuf", "message": "testfleet.Payload",
+                                         "framing": "delimited"}
+
+
+def test_same_entries_exported_as_with_parquet_output(payload, tmp_path: Path) -> None:
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*[make_payload(payload, f"V{i}") for i in range(4)]))
+    split_streams(payload, stream, tmp_path / "pb")
+    split_protobuf(stream, tmp_path / "pq" / "e", tmp_path / "pq" / "o", "after-sales",
+                   key=KEY, message="testfleet.Payload", descriptor_set=TEST_SET)
+    from_streams = pl.concat([b.rows for b in pb.iter_batches(
+        payload, tmp_path / "pb" / "e" / "part-00000-00000.pb", "delimited")])
+    from_parquet = pl.read_parquet(tmp_path / "pq" / "e" / "*.parquet")
+    assert from_streams["key"].to_list() == from_parquet["key"].to_list()
+    assert from_streams["value_double"].to_list() == from_parquet["value_double"].to_list()
+
+
+def test_unknown_fields_and_detected_text_stay_onshore_as_they_came(payload, tmp_path) -> None:
+    datum = payload.message_class().data.add(key=8)
+    datum.value.double_value = 55.0
+    odd = datum.SerializeToString() + b"\x48\x01"  # the entry with an unknown field 9
+    text = payload.message_class(vin="V")
+    text.data.add(key=8).value.string_value = "31.230416, 121.473701"  # Soc sent as text
+    raw = (b"\x0a" + bytes([len(odd)]) + odd + text.SerializeToString())
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(raw))
+    result = split_streams(payload, stream, tmp_path)
+    (export,) = read_stream(payload, tmp_path / "e")
+    (onshore,) = read_stream(payload, tmp_path / "o")
+    assert len(export.data) == 0 and len(onshore.data) == 2
+    assert b"\x48\x01" in onshore.data[0].SerializeToString()
+    assert result.export_manifest["entries"]["unknown_fields"] == 1
+    assert result.export_manifest["detections"][0]["hits"] == {"coordinates": 1}
+
+
+def test_used_car_export_carries_the_day(payload, tmp_path: Path) -> None:
+    msg = payload.message_class.FromString(make_payload(payload))
+    msg.created_at.nanos = 5
+    msg.data.add(key=5).value.double_value = 48_211.5  # Odometer
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(msg.SerializeToString()))
+    split_streams(payload, stream, tmp_path, scenario="used-car")
+    (export,) = read_stream(payload, tmp_path / "e")
+    (onshore,) = read_stream(payload, tmp_path / "o")
+    assert export.created_at.seconds == msg.created_at.seconds // 86_400 * 86_400
+    assert export.created_at.nanos == 0 and onshore.created_at == msg.created_at
+    assert [d.key for d in export.data] == [5]
+
+
+def test_plain_records_lose_withheld_fields_in_the_export(tmp_path: Path) -> None:
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    stream = record_stream(tmp_path / "records.bin")
+    split_streams(record, stream, tmp_path)
+    export, onshore = read_stream(record, tmp_path / "e"), read_stream(record, tmp_path / "o")
+    source = [record.message_class.FromString(f.data) for f in pb.iter_frames(stream, "delimited")]
+    assert len(export) == len(onshore) == len(source) == 5
+    for s, e, o in zip(source, export, onshore, strict=True):
+        assert e.vin == vehicle_token(KEY, s.vin) and o.vin == s.vin
+        assert not e.vehicle.HasField("current_location")  # location: withheld
+        assert e.vehicle.speed == 0 and o.vehicle.speed == s.vehicle.speed  # test data
+        assert e.vehicle.traveled_distance == s.vehicle.traveled_distance  # ordinary
+        assert o.vehicle.current_location == s.vehicle.current_location
+        assert o.vehicle.traveled_distance == 0  # exported exactly: not repeated onshore
+        merged = record.message_class()
+        merged.CopyFrom(o)
+        merged.MergeFrom(e)
+        merged.vin = s.vin
+        assert merged == s  # together they hold the whole message
+
+
+def test_cli_output_format(payload, tmp_path: Path) -> None:
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload)))
+    key_file = tmp_path / "key"
+    key_file.write_bytes(KEY)
+    args = ["split", str(stream), "--export", str(tmp_path / "e"), "--onshore",
+            str(tmp_path / "o"), "--scenario", "after-sales", "--key-file", str(key_file),
+            "--descriptor-set", str(TEST_SET), "--message", "testfleet.Payload",
+            "--output-format", "protobuf"]
+    result = CliRunner().invoke(vtx, args)
+    assert result.exit_code == 0, result.output
+    assert read_manifest(tmp_path / "e")["files"][0]["name"].endswith(".pb")
+    parquet_in = tmp_path / "in.parquet"
+    pl.DataFrame({"vin": ["V"]}).write_parquet(parquet_in)
+    wrong = CliRunner().invoke(vtx, ["split", str(parquet_in), "--export", str(tmp_path / "e2"),
+                                     "--onshore", str(tmp_path / "o2"), "--scenario",
+                                     "after-sales", "--key-file", str(key_file),
+                                     "--output-format", "protobuf"])
+    assert wrong.exit_code == 2 and "needs protobuf input" in wrong.stderr
+
+
+_ENTRY = st.tuples(st.sampled_from([4, 5, 8, 10, 21, 23, 64, 69, 248, 999]),
+                   st.one_of(st.none(), st.floats(allow_nan=False), st.text(max_size=8)))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(st.lists(_ENTRY, max_size=6), min_size=1, max_size=5),
+       scenario=st.sampled_from(["after-sales", "used-car", "manufacturing"]))
+def test_property_streams_reconcile(payload, tmp_path_factory, messages, scenario) -> None:
+    out = tmp_path_factory.mktemp("p")
+    raws = []
+    for i, entries in enumerate(messages):
+        msg = payload.message_class(vin=f"V{i % 2}")
+        msg.created_at.seconds = 1_790_000_000 + 3_601 * i
+        for key, value in entries:
+            datum = msg.data.add(key=key)
+            if isinstance(value, float):
+                datum.value.double_value = value
+            elif isinstance(value, str):
+                datum.value.string_value = value
+        raws.append(msg.SerializeToString())
+    stream = out / "kv.bin"
+    stream.write_bytes(delimited(*raws))
+    result = split_streams(payload, stream, out, scenario=scenario)
+    export, onshore = read_stream(payload, out / "e"), read_stream(payload, out / "o")
+    shipped = load_catalogue()
+    allowed = {k for k in ("VehicleSpeed", "Odometer", "Soc", "Gear", "Location", "GpsHeading",
+                           "VehicleName", "TpmsPressureFl", "MediaNowPlayingTitle")
+               if shipped.classify(f"fleet.{k}") is not None}
+    names = payload.key_value.key.enum_type.values_by_number
+    total = 0
+    for raw, e, o in zip(raws, export, onshore, strict=True):
+        source = payload.message_class.FromString(raw)
+        assert sorted(d.SerializeToString() for d in [*e.data, *o.data]) == sorted(
+            d.SerializeToString() for d in source.data)
+        for d in e.data:  # fail closed: no key the enum lacks, none the catalogue withholds
+            assert d.key in names and names[d.key].name in allowed
+        total += len(source.data)
+    assert len(export) == len(onshore) == len(raws)
+    assert result.export_manifest["entries"]["entries"] == total
+
+
+def test_verify_checks_stream_outputs(payload, tmp_path: Path) -> None:
+    from filter.verify import verify_output
+
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
+    split_streams(payload, stream, tmp_path / "kv")
+    assert verify_output(tmp_path / "kv" / "e", tmp_path / "kv" / "o").ok
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    split_streams(record, record_stream(tmp_path / "records.bin"), tmp_path / "plain")
+    report = verify_output(tmp_path / "plain" / "e", tmp_path / "plain" / "o")
+    assert report.ok, report.failures
+    # A withheld location smuggled into the export stream (manifest rehashed) is caught.
+    part = tmp_path / "plain" / "e" / "part-00000-00000.pb"
+    messages = read_stream(record, tmp_path / "plain" / "e")
+    messages[0].vehicle.current_location.latitude = 31.2
+    part.write_bytes(delimited(*(m.SerializeToString() for m in messages)))
+    rehash(tmp_path / "plain" / "e", part)
+    failures = [str(f) for f in verify_output(tmp_path / "plain" / "e").failures]
+    assert any("vehicle.currentLocation.latitude" in f and "not allowed" in f for f in failures)
+    # A withheld entry moved into a key/value export stream is caught by its key.
+    kv_part = tmp_path / "kv" / "e" / "part-00000-00000.pb"
+    exported = read_stream(payload, tmp_path / "kv" / "e")
+    exported[0].data.add(key=21).value.location_value.latitude = 31.2
+    kv_part.write_bytes(delimited(*(m.SerializeToString() for m in exported)))
+    rehash(tmp_path / "kv" / "e", kv_part)
+    failures = [str(f) for f in verify_output(tmp_path / "kv" / "e", tmp_path / "kv" / "o"
+                                              ).failures]
+    assert any("fleet.Location" in f for f in failures)
+    assert any("entries do not reconcile" in f for f in failures)
+
+
+def rehash(directory: Path, part: Path) -> None:
+    import hashlib
+    import json
+
+    manifest_path = directory / "_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for record in manifest["files"]:
+        if record["name"] == part.name:
+            record["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
+            record["bytes"] = part.stat().st_size
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_plain_detector_hits_stay_onshore(tmp_path: Path) -> None:
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    msg = record.message_class(vin="LSV1")
+    msg.vehicle.traveled_distance = 12
+    msg.vehicle.diagnostics.dtc_list.extend(["P0420", "31.230416, 121.473701"])
+    clean = record.message_class(vin="LSV2")
+    clean.vehicle.diagnostics.dtc_list.append("P0300")
+    stream = tmp_path / "r.bin"
+    stream.write_bytes(delimited(msg.SerializeToString(), clean.SerializeToString()))
+    result = split_streams(record, stream, tmp_path)
+    export, onshore = read_stream(record, tmp_path / "e"), read_stream(record, tmp_path / "o")
+    assert list(export[0].vehicle.diagnostics.dtc_list) == []
+    assert list(onshore[0].vehicle.diagnostics.dtc_list) == ["P0420", "31.230416, 121.473701"]
+    assert list(export[1].vehicle.diagnostics.dtc_list) == ["P0300"]
+    assert export[0].vehicle.traveled_distance == 12
+    (found,) = result.export_manifest["detections"]
+    assert found["field"] == "vehicle.diagnostics.dtcList" and found["moved_values"] == 1
