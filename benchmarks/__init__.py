@@ -1,1 +1,1 @@
-"""Benchmarks for vtx: a synthetic fleet-log generator and a split-vs-copy runner."""
+"""Benchmarks for vtx: synthetic fleet-log generators (Parquet and protobuf) and runners."""

@@ -24,7 +24,8 @@ skipped at the larger sizes too. The other methods carry on.
 Out: per size, ``<results-dir>/split-<rows>.json`` (every run's wall time, peak RSS and CPU
 time, medians, rows/s, MB/s, the ratios to the copy, input and output sizes, the machine and
 library versions, the date), then ``<results-dir>/README.md`` rewritten with a table of every
-result file of the current generator version and ``<results-dir>/split.png`` (wall time and
+result file of the current generator version (followed by the tables of
+:mod:`benchmarks.protobuf_run`'s results, if any) and ``<results-dir>/split.png`` (wall time and
 peak RSS against rows, one line per method). The table is printed at the end.
 
 Run as ``python -m benchmarks --rows 1000000 --rows 10000000`` from the repo root.
@@ -588,7 +589,7 @@ def write_chart(results_dir: Path, path: Path | None = None) -> Path | None:
 
 
 def write_results(record: dict[str, Any], results_dir: Path) -> Path:
-    """Write ``record`` to ``split-<rows>.json``, rewrite ``README.md`` and the chart.
+    """Write ``record`` to ``split-<rows>.json``, rewrite the chart and ``README.md``.
 
     Returns the JSON path.
     """
@@ -596,19 +597,51 @@ def write_results(record: dict[str, Any], results_dir: Path) -> Path:
     rows = record["input"]["rows"]
     path = results_dir / f"split-{rows}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
-    chart = write_chart(results_dir)
-    readme = (
+    write_chart(results_dir)
+    write_readme(results_dir)
+    return path
+
+
+def write_readme(results_dir: Path) -> Path:
+    """Rewrite ``results_dir/README.md`` from every result file there: Parquet, then protobuf.
+
+    Called by both runners, so that each keeps the other's table. Returns the path.
+    """
+    # Imported here: benchmarks.protobuf_run imports this module.
+    from benchmarks import protobuf_run
+
+    parts = [
         "# Benchmark results\n\n"
-        "Written by `python -m benchmarks`; see `benchmarks/README.md` for what each "
-        "method does and what each column means. Times are medians over the repeats, in "
-        "seconds, of whole child processes (start-up included); rows/s and MB/s are input rows "
-        "and input bytes over that time; RSS is the child's peak resident set size. "
-        "The baselines (`duckdb`, `pyarrow`, `pandas`) only project vtx's two column lists: "
-        "no token, no detectors, no manifest; they do less work than vtx.\n\n"
-        + results_table(results_dir)
-        + ("\n![wall time and peak RSS against rows](split.png)\n" if chart else "")
-    )
-    (results_dir / "README.md").write_text(readme)
+        "Written by `python -m benchmarks` (Parquet) and `python -m benchmarks.protobuf_run` "
+        "(protobuf); see `benchmarks/README.md` for what each method does and what each column "
+        "means.\n"
+    ]
+    if load_records(results_dir):
+        chart = results_dir / "split.png"
+        parts.append(
+            "\n## Parquet: `vtx split` against a copy and hand-written baselines\n\n"
+            "Times are medians over the repeats, in seconds, of whole child processes (start-up "
+            "included); rows/s and MB/s are input rows and input bytes over that time; RSS is the "
+            "child's peak resident set size. The baselines (`duckdb`, `pyarrow`, `pandas`) only "
+            "project vtx's two column lists: no token, no detectors, no manifest; they do less "
+            "work than vtx.\n\n"
+            + results_table(results_dir)
+            + ("\n![wall time and peak RSS against rows](split.png)\n" if chart.exists() else "")
+        )
+    protobuf = protobuf_run.results_table(results_dir)
+    if protobuf:
+        parts.append(
+            "\n## Protobuf: `vtx split` against a bare parse of a key/value stream\n\n"
+            "`vtx.telemetry.v1.Envelope` messages of about 20 entries each. Times are medians "
+            "over the repeats, in seconds, of whole child processes (start-up included); msgs/s, "
+            "entries/s and MB/s are input messages, entries and bytes over that time. *loop s* is "
+            "the child's own timed loop: for `bare-parse` reading, framing and parsing, for "
+            "`fromstring` the FromString loop alone over messages framed beforehand. "
+            "*rate / bare-parse* is a method's msgs/s over the bare parse's; the target for vtx "
+            f"is {protobuf_run.TARGET_RATIO}.\n\n" + protobuf
+        )
+    path = results_dir / "README.md"
+    path.write_text("".join(parts))
     return path
 
 
