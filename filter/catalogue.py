@@ -166,6 +166,10 @@ class Catalogue:
     _classified: dict[str, RuleMatch | None] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # Per first path segment, the patterns that can match such a path, in rule order.
+    _candidates: dict[str, tuple[tuple[Rule, PathPattern], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def classify(self, path: str) -> RuleMatch | None:
         """The most specific rule matching the dotted `path`, or None when none does."""
@@ -173,25 +177,35 @@ class Catalogue:
             self._classified[path] = self._best_match(path)
         return self._classified[path]
 
+    def _patterns_for(self, path: str) -> tuple[tuple[Rule, PathPattern], ...]:
+        """The patterns whose first segment is a wildcard or the path's first name."""
+        first = path.split(".", 1)[0].casefold()
+        found = self._candidates.get(first)
+        if found is None:
+            found = self._candidates[first] = tuple(
+                (rule, pattern) for rule in self.rules for pattern in rule.patterns
+                if pattern.segments[0] in ("*", "**", first)
+            )
+        return found
+
     def _best_match(self, path: str) -> RuleMatch | None:
         best: RuleMatch | None = None
-        for rule in self.rules:
-            for pattern in rule.patterns:
-                if not pattern.matches(path):
-                    continue
-                if best is None or pattern.rank > best.pattern.rank:
-                    best = RuleMatch(rule, pattern)
-                elif (
-                    pattern.rank == best.pattern.rank
-                    and rule.data_class != best.rule.data_class
-                ):
-                    # Validation rejects such ties; a hand-built catalogue could still have one.
-                    raise CatalogueError(
-                        [
-                            f"{self.source}: rules {best.rule.id!r} and {rule.id!r} tie on "
-                            f"{path!r} with different classes"
-                        ]
-                    )
+        for rule, pattern in self._patterns_for(path):
+            if not pattern.matches(path):
+                continue
+            if best is None or pattern.rank > best.pattern.rank:
+                best = RuleMatch(rule, pattern)
+            elif (
+                pattern.rank == best.pattern.rank
+                and rule.data_class != best.rule.data_class
+            ):
+                # Validation rejects such ties; a hand-built catalogue could still have one.
+                raise CatalogueError(
+                    [
+                        f"{self.source}: rules {best.rule.id!r} and {rule.id!r} tie on "
+                        f"{path!r} with different classes"
+                    ]
+                )
         return best
 
     def kind_of(self, data_class: str) -> ClassKind:
@@ -501,6 +515,28 @@ def _parse_patterns(value: Any, where: str, problem: Problem) -> tuple[PathPatte
     return tuple(compiled) if len(compiled) == len(value) else ()
 
 
+def _candidate_pairs(patterns: list[PathPattern]) -> list[tuple[int, int]]:
+    """The pairs (i < j) of `patterns` that may overlap, without comparing them all: two
+    patterns of names only overlap when they are the same path; a pattern with a wildcard is
+    compared with every other whose first segment it could match."""
+    exact: dict[tuple[str, ...], list[int]] = {}
+    wild: list[int] = []
+    for index, pattern in enumerate(patterns):
+        if any(seg in ("*", "**") for seg in pattern.segments):
+            wild.append(index)
+        else:
+            exact.setdefault(pattern.segments, []).append(index)
+    pairs = {(a, b) for members in exact.values()
+             for n, a in enumerate(members) for b in members[n + 1 :]}
+    for w in wild:
+        first = patterns[w].segments[0]
+        for other in range(len(patterns)):
+            theirs = patterns[other].segments[0]
+            if other != w and (first in ("*", "**") or theirs in ("*", "**") or first == theirs):
+                pairs.add((min(w, other), max(w, other)))
+    return sorted(pairs)
+
+
 def _check_ties(rules: list[Rule], problem: Problem) -> None:
     """Report pairs of equal-rank patterns that can match a common path with different classes."""
     by_rank: dict[tuple[int, int, int], list[tuple[Rule, PathPattern]]] = {}
@@ -508,12 +544,12 @@ def _check_ties(rules: list[Rule], problem: Problem) -> None:
         for pattern in rule.patterns:
             by_rank.setdefault(pattern.rank, []).append((rule, pattern))
     for group in by_rank.values():
-        for i, (rule_a, pat_a) in enumerate(group):
-            for rule_b, pat_b in group[i + 1 :]:
-                if rule_a.data_class != rule_b.data_class and pat_a.overlaps(pat_b):
-                    problem(
-                        f"rules[{rule_b.index}] (id {rule_b.id!r})",
-                        f"pattern {pat_b.text!r} ({rule_b.data_class}) ties with "
-                        f"{pat_a.text!r} of rule {rule_a.id!r} ({rule_a.data_class}): equally "
-                        "specific and both can match the same path; make one more specific",
-                    )
+        for i, j in _candidate_pairs([pattern for _, pattern in group]):
+            (rule_a, pat_a), (rule_b, pat_b) = group[i], group[j]
+            if rule_a.data_class != rule_b.data_class and pat_a.overlaps(pat_b):
+                problem(
+                    f"rules[{rule_b.index}] (id {rule_b.id!r})",
+                    f"pattern {pat_b.text!r} ({rule_b.data_class}) ties with "
+                    f"{pat_a.text!r} of rule {rule_a.id!r} ({rule_a.data_class}): equally "
+                    "specific and both can match the same path; make one more specific",
+                )

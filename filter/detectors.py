@@ -150,6 +150,8 @@ DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
 # of them hits, which is all the split needs per row (counts per detector are then taken on
 # the few rows that hit).
 _ANY_PATTERN = "|".join(f"(?:{d.pattern})" for d in DETECTORS if d.pattern is not None)
+# Where a check-digit detector could find a candidate (it searches the upper-cased value).
+_ANY_CANDIDATE = f"(?i)(?:{_VIN})|(?:{_RESIDENT_ID})"
 
 
 def is_scannable(dtype: pl.DataType) -> bool:
@@ -166,7 +168,10 @@ def any_hit(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     are a single pattern, plus the check-digit detectors.
     """
     def one(v: pl.Expr) -> pl.Expr:
-        checked = [d.hits(v) for d in DETECTORS if d.pattern is None]
+        # The check-digit detectors upper-case and extract candidates, which costs; they run
+        # only on values where a cheap case-insensitive scan finds a candidate at all.
+        candidate = pl.when(v.str.contains(_ANY_CANDIDATE)).then(v)
+        checked = [d.hits(candidate).fill_null(False) for d in DETECTORS if d.pattern is None]
         return pl.any_horizontal(v.str.contains(_ANY_PATTERN), *checked)
 
     if dtype == pl.String:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from filter import CatalogueError, ScenarioError, catalogue_from_mapping, load_catalogue
 from filter.catalogue import UNCLASSIFIED
@@ -255,3 +257,18 @@ def test_typo_guard_warns_about_unmatched_vocabulary_patterns() -> None:
     warnings = unmatched_patterns(catalogue_from_mapping(data, source="cat.toml"))
     assert len(warnings) == 1
     assert "rules[5] (id 'typo'): pattern 'Vehicle.Cabn.**' matches no known field" in warnings[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "C", "*", "**"]), min_size=1, max_size=4),
+                min_size=2, max_size=12))
+def test_tie_check_compares_every_pair_that_can_overlap(segment_lists) -> None:
+    from filter.catalogue import _candidate_pairs
+    from filter.patterns import compile_pattern
+
+    patterns = [compile_pattern(".".join(s)) for s in segment_lists]
+    candidates = set(_candidate_pairs(patterns))
+    for i, a in enumerate(patterns):
+        for j in range(i + 1, len(patterns)):
+            if a.overlaps(patterns[j]):
+                assert (i, j) in candidates
