@@ -202,7 +202,7 @@ def entry_route(
         & member_ok
         & ~detected
         & pl.col(UNKNOWN_FIELDS).is_null()
-    )
+    ).fill_null(False)  # no key (an envelope's unknown fields): onshore
     return route, detected
 
 

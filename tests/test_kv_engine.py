@@ -48,7 +48,8 @@ def split(schema: pb.ProtoSchema, path: Path, catalogue, scenario: str = "after-
             assert_frame_equal(mine, want)
     export, onshore, counts, detections = frames
     counts = counts.row(0, named=True)
-    assert sorted(counts.pop("keys")) == sorted(rows["key"].unique())
+    keys = [k for k in counts.pop("keys") if k is not None]
+    assert sorted(keys) == sorted(rows["key"].drop_nulls().unique())
     found = {k.split(COUNT_SEPARATOR)[1]: v for k, v in detections.row(0, named=True).items()}
     assert found.pop(MOVED) == counts["detected"]
     hits = {k: v for k, v in found.items() if v}
@@ -118,6 +119,20 @@ def test_used_car_exports_the_day_not_the_time(payload, shipped, tmp_path: Path)
     assert export.height > 0
     assert {t.isoformat() for t in export["created_at"]} == {"2026-09-21T00:00:00+00:00"}
     assert {t.isoformat() for t in onshore["created_at"]} == {"2026-09-21T14:13:20+00:00"}
+
+
+def test_unknown_envelope_fields_get_an_onshore_row(payload, shipped, tmp_path) -> None:
+    msg = payload.message_class(vin="LSV1")
+    msg.data.add(key=8).value.double_value = 55.0
+    raw = msg.SerializeToString() + b"\xa8\x06\x2a"  # envelope field 101: newer firmware
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(raw))
+    _, export, onshore, counts = split(payload, path, shipped)
+    assert export["key"].to_list() == ["Soc"]
+    (kept,) = onshore.rows(named=True)
+    assert kept["entry_index"] == -1 and kept["key"] is None
+    assert kept[pb.UNKNOWN_FIELDS].endswith(b"\xa8\x06\x2a")
+    assert counts["unknown_fields"] == 1 and counts["entries"] == 2
 
 
 def test_unknown_fields_keep_the_entry_onshore(payload, shipped, tmp_path) -> None:

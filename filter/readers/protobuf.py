@@ -16,7 +16,9 @@ Out: Polars `DataFrame`s in batches of messages, either
   value columns (``value_string``, ``value_int``, ``value_double``, ``value_bool``,
   ``value_enum``, and one struct column per message-typed member, e.g. ``value_location_value``).
 Fields the descriptor does not know (unknown fields on the wire) are never dropped silently:
-the message's raw bytes go to an ``unknown_fields`` column, which no catalogue rule exports.
+the message's raw bytes go to an ``unknown_fields`` column, which no catalogue rule exports
+(key/value: the entry's bytes; an envelope's own unknown fields give a row of their own, entry
+index -1 and no key, holding the envelope without its entries).
 May fail: `InputError` naming the file, the byte offset and the message index: a truncated
 varint, a length past the end of the file, a message larger than `MAX_MESSAGE_BYTES` (checked
 before anything is allocated), bytes that do not parse, nesting deeper than `MAX_DEPTH`; and for
@@ -579,6 +581,10 @@ def key_value_frame(
     rows = []
     for message, message_index in zip(messages, indexes, strict=True):
         envelope = {f.name: _value(message, f, 0) for f in envelope_fields}
+        rest = _unknown_envelope(message, layout)
+        if rest is not None:  # kept whole in a row of its own (entry -1), which stays onshore
+            rows.append({"message_index": message_index, "entry_index": -1, **envelope,
+                         UNKNOWN_FIELDS: rest})
         for entry_index, entry in enumerate(getattr(message, layout.entries.name)):
             number = getattr(entry, layout.key.name)
             known = key_enum.values_by_number.get(number)
@@ -602,6 +608,20 @@ def key_value_frame(
             row[UNKNOWN_FIELDS] = entry.SerializeToString() if unknown else None
             rows.append(row)
     return pl.DataFrame(rows, schema=key_value_schema(schema), orient="row")
+
+
+def _unknown_envelope(message: Message, layout: KeyValueLayout) -> bytes | None:
+    """The envelope without its entries, as bytes, when it carries fields the descriptor does
+    not know (newer firmware adding an envelope field): else None."""
+    if not len(UnknownFieldSet(message)) and not any(
+        f.message_type is not None and _has_unknown(v, 1)
+        for f, v in message.ListFields() if f is not layout.entries and not f.is_repeated
+    ):
+        return None
+    rest = type(message)()
+    rest.CopyFrom(message)
+    rest.ClearField(layout.entries.name)
+    return rest.SerializeToString()
 
 
 def _message_members(layout: KeyValueLayout) -> list[FieldDescriptor]:
