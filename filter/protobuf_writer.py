@@ -35,6 +35,7 @@ from numba import njit
 from filter.catalogue import Action
 from filter.plan import ExportPlan, FieldDecision
 from filter.readers import protobuf as pb
+from filter.wire import put_varint, skip, varint, varint_size
 
 #: Suffix of protobuf part files.
 PART_SUFFIX = ".pb"
@@ -250,38 +251,6 @@ def _by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
 # --- splicing envelopes as bytes ----------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _varint(buf, pos, end):  # -> (value, next position); next -1 when truncated
-    result = np.int64(0)
-    shift = 0
-    while pos < end and shift < 70:
-        byte = np.int64(buf[pos])
-        pos += 1
-        if shift < 64:
-            result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    return result, -1
-
-
-@njit(cache=True, nogil=True)
-def _field_end(buf, pos, end, wire):
-    if wire == 0:
-        _, pos = _varint(buf, pos, end)
-        return pos
-    if wire == 1:
-        return pos + 8 if pos + 8 <= end else -1
-    if wire == 5:
-        return pos + 4 if pos + 4 <= end else -1
-    if wire == 2:
-        length, pos = _varint(buf, pos, end)
-        if pos < 0 or length < 0 or pos + length > end:
-            return -1
-        return pos + length
-    return -1
-
-
 @njit(cache=True, nogil=True)
 def envelope_layout(buf, starts, lengths, entries_number, vin_number, counts, vin_spans):
     """Per message: its entries, and the span of its (last) VIN; False where it does not
@@ -291,44 +260,23 @@ def envelope_layout(buf, starts, lengths, entries_number, vin_number, counts, vi
         pos = starts[m]
         end = pos + lengths[m]
         while pos < end:
-            tag, pos = _varint(buf, pos, end)
+            tag, pos = varint(buf, pos, end)
             if pos < 0:
                 ok[m] = False
                 break
             field = tag >> 3
             wire = tag & 7
             if field == vin_number and wire == 2:
-                length, body = _varint(buf, pos, end)
+                length, body = varint(buf, pos, end)
                 vin_spans[m, 0] = body
                 vin_spans[m, 1] = length
             elif field == entries_number and wire == 2:
                 counts[m] += 1
-            pos = _field_end(buf, pos, end, wire)
+            pos = skip(buf, pos, end, wire)
             if pos < 0:
                 ok[m] = False
                 break
     return ok
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _put_varint(out, at, value):
-    bits = np.uint64(value)  # a negative int64 is sent as its 64-bit pattern (10 bytes)
-    while bits >= 0x80:
-        out[at] = (bits & 0x7F) | 0x80
-        bits >>= np.uint64(7)
-        at += 1
-    out[at] = bits
-    return at + 1
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _varint_size(value):
-    bits = np.uint64(value)
-    size = 1
-    while bits >= 0x80:
-        bits >>= np.uint64(7)
-        size += 1
-    return size
 
 
 @njit(cache=True, nogil=True)
@@ -345,13 +293,13 @@ def _timestamp_seconds(buf, start, stop):
     pos = start
     seconds = np.int64(0)
     while pos < stop:
-        tag, pos = _varint(buf, pos, stop)
+        tag, pos = varint(buf, pos, stop)
         if pos < 0:
             break
         if tag == 8:
-            seconds, pos = _varint(buf, pos, stop)
+            seconds, pos = varint(buf, pos, stop)
         else:
-            pos = _field_end(buf, pos, stop, tag & 7)
+            pos = skip(buf, pos, stop, tag & 7)
         if pos < 0:
             break
     return seconds
@@ -369,15 +317,15 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
         start = starts[m]
         end = start + lengths[m]
         # First pass: the sizes of both messages.
-        e_size = 1 + _varint_size(width) + width  # the token in the VIN's field
+        e_size = 1 + varint_size(width) + width  # the token in the VIN's field
         o_size = 0
         entry = base[m]
         pos = start
         while pos < end:
             field_start = pos
-            tag, pos = _varint(buf, pos, end)
+            tag, pos = varint(buf, pos, end)
             field = tag >> 3
-            stop = _field_end(buf, pos, end, tag & 7)
+            stop = skip(buf, pos, end, tag & 7)
             size = stop - field_start
             if field == entries_number and (tag & 7) == 2:
                 if flags[entry]:
@@ -388,21 +336,21 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
             elif field == time_number and (tag & 7) == 2:
                 o_size += size
                 if step > 0:
-                    length, body = _varint(buf, pos, end)
+                    length, body = varint(buf, pos, end)
                     seconds = _timestamp_seconds(buf, body, body + length)
                     seconds -= seconds % step
-                    inner = 1 + _varint_size(seconds) if seconds != 0 else 0
-                    e_size += 1 + _varint_size(inner) + inner
+                    inner = 1 + varint_size(seconds) if seconds != 0 else 0
+                    e_size += 1 + varint_size(inner) + inner
                 else:
                     e_size += size
             else:
                 o_size += size
             pos = stop
         # Second pass: the bytes, each message after its length.
-        e_at = _put_varint(export_out, e_at, e_size)
-        o_at = _put_varint(onshore_out, o_at, o_size)
-        e_at = _put_varint(export_out, e_at, (vin_number << 3) | 2)
-        e_at = _put_varint(export_out, e_at, width)
+        e_at = put_varint(export_out, e_at, e_size)
+        o_at = put_varint(onshore_out, o_at, o_size)
+        e_at = put_varint(export_out, e_at, (vin_number << 3) | 2)
+        e_at = put_varint(export_out, e_at, width)
         for k in range(width):
             export_out[e_at] = token_bytes[m, k]
             e_at += 1
@@ -410,9 +358,9 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
         pos = start
         while pos < end:
             field_start = pos
-            tag, pos = _varint(buf, pos, end)
+            tag, pos = varint(buf, pos, end)
             field = tag >> 3
-            stop = _field_end(buf, pos, end, tag & 7)
+            stop = skip(buf, pos, end, tag & 7)
             if field == entries_number and (tag & 7) == 2:
                 if flags[entry]:
                     e_at = _copy(export_out, e_at, buf, field_start, stop)
@@ -422,15 +370,15 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
             elif field == time_number and (tag & 7) == 2:
                 o_at = _copy(onshore_out, o_at, buf, field_start, stop)
                 if step > 0:
-                    length, body = _varint(buf, pos, end)
+                    length, body = varint(buf, pos, end)
                     seconds = _timestamp_seconds(buf, body, body + length)
                     seconds -= seconds % step
-                    inner = 1 + _varint_size(seconds) if seconds != 0 else 0
-                    e_at = _put_varint(export_out, e_at, (time_number << 3) | 2)
-                    e_at = _put_varint(export_out, e_at, inner)
+                    inner = 1 + varint_size(seconds) if seconds != 0 else 0
+                    e_at = put_varint(export_out, e_at, (time_number << 3) | 2)
+                    e_at = put_varint(export_out, e_at, inner)
                     if seconds != 0:
                         export_out[e_at] = 8
-                        e_at = _put_varint(export_out, e_at + 1, seconds)
+                        e_at = put_varint(export_out, e_at + 1, seconds)
                 else:
                     e_at = _copy(export_out, e_at, buf, field_start, stop)
             else:

@@ -152,6 +152,18 @@ def test_wire_oddities_give_the_plain_rows_or_error(payload, tmp_path: Path, ext
     assert_same(payload, path, batch_size=2)
 
 
+def test_a_string_cut_inside_a_character_is_invalid(payload, tmp_path: Path) -> None:
+    # The VIN is the envelope's last field and ends with the first byte of a two-byte
+    # character; the next message is long, so its length prefix starts with a byte that
+    # would pass for the missing continuation byte.
+    cut = b"\x1a\x01\xc3"  # vin = b"\xc3"
+    long = full_payload(payload, "L" * 120)
+    assert len(long) >= 128
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(cut, long))
+    assert_same(payload, path)
+
+
 @pytest.mark.parametrize(
     "tail",
     [b"\x05abc", b"\x80", b"\xff" * 11, b"\xff\xff\xff\xff\x0f", b"\x0a\xff\xff"],
@@ -333,3 +345,21 @@ def test_property_same_as_the_plain_path(payload, tmp_path: Path, specs, damage,
     path = tmp_path / "p.bin"
     path.write_bytes(bytes(data))
     assert_same(payload, path, batch_size=3)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _VarintBytes(number << 3 | 2) + _VarintBytes(len(payload)) + payload
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(strings=st.lists(st.binary(max_size=6), min_size=1, max_size=4), vin=st.binary(max_size=4),
+       after=st.binary(max_size=3))
+def test_property_any_string_bytes_as_the_runtime(payload, tmp_path: Path, strings, vin,
+                                                  after) -> None:
+    """Arbitrary bytes where strings go: the compiled path takes exactly the valid UTF-8."""
+    entries = b"".join(_field(1, b"\x08\x40" + _field(2, _field(1, s))) for s in strings)
+    message = entries + _field(3, vin)  # the VIN last, so whatever follows is `after`
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(message) + after)
+    assert_same(payload, path)

@@ -47,6 +47,7 @@ from numba import njit
 from numba.extending import intrinsic
 
 from filter.readers import protobuf as pb
+from filter.wire import skip, varint
 
 # Field kinds in the tables. The wire type each expects is `_WIRE[kind]`.
 K_NONE, K_INT64, K_INT32, K_UINT32, K_SINT32, K_SINT64, K_BOOL = 0, 1, 2, 3, 4, 5, 6
@@ -160,40 +161,6 @@ def _leaf_table(member: FieldDescriptor) -> MessageTable | None:
 # int64 (uint64 bit patterns for values >= 2**63, as the runtime stores them).
 
 
-@njit(cache=True, nogil=True, inline="always")
-def varint(buf, pos, end):  # -> (value, next position); next -1 when truncated/too long
-    result = np.int64(0)
-    shift = 0
-    while pos < end:
-        byte = np.int64(buf[pos])
-        pos += 1
-        if shift < 64:
-            result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            return result, -1
-    return result, -1
-
-
-@njit(cache=True, nogil=True)
-def skip(buf, pos, end, wire):  # position after a value of `wire` type, -1 when bad
-    if wire == 0:
-        _, pos = varint(buf, pos, end)
-        return pos
-    if wire == 1:
-        return pos + 8 if pos + 8 <= end else -1
-    if wire == 5:
-        return pos + 4 if pos + 4 <= end else -1
-    if wire == 2:
-        length, pos = varint(buf, pos, end)
-        if pos < 0 or length < 0 or pos + length > end:
-            return -1
-        return pos + length
-    return -1  # groups (3, 4) and the reserved types: the plain path decides
-
-
 @njit(cache=True, nogil=True)
 def valid_utf8(buf, pos, end):
     while pos < end:
@@ -209,7 +176,7 @@ def valid_utf8(buf, pos, end):
             n = 3
         else:
             return False
-        if pos + n >= end + 0 and pos + n > end - 1 + 1:
+        if pos + n >= end:  # the sequence runs past the string
             return False
         c1 = buf[pos + 1]
         if c1 < 0x80 or c1 > 0xBF:
