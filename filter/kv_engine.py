@@ -124,7 +124,7 @@ def split_decoded(
     names = entries.key_names
     numbers = narrow["key_number"].to_numpy()
     member = narrow["member_index"].to_numpy()
-    present = np.unique(numbers).tolist()
+    present = narrow["key_number"].unique().to_list()
     known = [n for n in present if n in names]
     members = entries.member_names
     schema = entries.row_schema
@@ -145,13 +145,14 @@ def split_decoded(
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = pl.select(any_hit(pl.lit(strings.gather(where)), pl.String)
                                 ).to_series().fill_null(False).to_numpy()
-    chosen = np.isin(numbers, exported) & member_ok & ~detected
+    chosen = narrow["key_number"].is_in(exported).to_numpy() & member_ok & ~detected
     flags = pl.DataFrame({"value_string": strings, _DETECTED: detected})
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
     seen = sorted([names[n] for n in known] + [str(n) for n in present if n not in names])
     counts = pl.DataFrame({
         "entries": [len(numbers)], "exported": [int(chosen.sum())],
-        "unknown_keys": [int((~np.isin(numbers, list(names))).sum())], "unknown_fields": [0],
+        "unknown_keys": [int((~narrow["key_number"].is_in(list(names))).sum())],
+        "unknown_fields": [0],
         "detected": [int(detected.sum())], "keys": [seen],
     }, schema={**dict.fromkeys(("entries", "exported", "unknown_keys", "unknown_fields",
                                 "detected"), pl.UInt32), "keys": pl.List(pl.String)})
@@ -164,7 +165,8 @@ def split_decoded(
         export=export(side(chosen)),
         onshore=onshore(side(~chosen)),
         counts=counts.lazy(),
-        positions=entries.rows(chosen, columns=_POSITION).lazy(),
+        positions=pl.defer(lambda: entries.rows(chosen, columns=_POSITION),
+                           schema={c: schema[c] for c in _POSITION}),
         detections=_detections(flags.lazy()),
     )
 

@@ -782,10 +782,10 @@ def _columns(
     if not all_kept:
         position = np.cumsum(keep) - 1  # an entry's row once dropped entries are gone
         picked = np.flatnonzero(keep)
-        ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n = (
-            a.take(picked)
-            for a in (ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n)
-        )
+        ent_msg, ent_pos, ent_key, ent_member = (
+            a.take(picked) for a in (ent_msg, ent_pos, ent_key, ent_member))
+        if any(name.startswith("value_") for name in target):  # only then the values
+            ent_i, ent_f, ent_s, ent_n = (a.take(picked) for a in (ent_i, ent_f, ent_s, ent_n))
     height = len(ent_msg)
     columns: dict[str, pl.Series] = {
         "message_index": pl.Series("message_index", ent_msg + entries.first_index),
