@@ -60,8 +60,11 @@ from filter.splitter import (
 
 OnBadRecord = Literal["fail", "quarantine"]
 OutputFormat = Literal["parquet", "protobuf"]
-#: Messages decoded per batch (and per pair of part files).
-BATCH_MESSAGES = 50_000
+#: Messages decoded per batch (and per pair of part files). Measured on 1M key/value messages:
+#: with Parquet output 25,000 is about 15% faster than 50,000 (and peaks lower), smaller is
+#: slower again; protobuf streams do best at 50,000.
+BATCH_MESSAGES = 25_000
+STREAM_BATCH_MESSAGES = 50_000
 QUARANTINE_DIR = "quarantine"
 
 
@@ -172,7 +175,8 @@ def split_protobuf(
         for index, source in enumerate(sources):
             quarantine = quarantine_handler(onshore_stage.staging, source, tally, on_bad_record)
             batches = pb.iter_batches(
-                schema, source, framing, batch_size=BATCH_MESSAGES, on_bad=quarantine
+                schema, source, framing, on_bad=quarantine,
+                batch_size=STREAM_BATCH_MESSAGES if streams else BATCH_MESSAGES,
             )
 
 
