@@ -255,3 +255,19 @@ def test_plain_detector_hits_stay_onshore(tmp_path: Path) -> None:
     assert export[0].vehicle.traveled_distance == 12
     (found,) = result.export_manifest["detections"]
     assert found["field"] == "vehicle.diagnostics.dtcList" and found["moved_values"] == 1
+
+
+def test_messages_without_entries_get_their_token_in_any_batch(payload, tmp_path) -> None:
+    odd = payload.message_class(vin="V1")
+    odd.data.add(key=8).value.double_value = 1.0
+    unknown = odd.SerializeToString() + b"\xa8\x06\x2a"  # sends the batch through the runtime
+    empty = payload.message_class(vin="NO-ENTRIES").SerializeToString()
+    for messages in ([unknown, empty], [empty]):
+        stream = tmp_path / "kv.bin"
+        stream.write_bytes(delimited(*messages))
+        out = tmp_path / str(len(messages))
+        split_streams(payload, stream, out)
+        export = read_stream(payload, out / "e")
+        assert export[-1].vin == vehicle_token(KEY, "NO-ENTRIES")
+        split_protobuf(stream, out / "pe", out / "po", "after-sales", key=KEY,
+                       message="testfleet.Payload", descriptor_set=TEST_SET)

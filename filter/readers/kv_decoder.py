@@ -629,28 +629,29 @@ def _decode(
     if not len(flagged):
         return pb.Batch(None, messages, entries, raw) if messages else None
     rows = entries.rows()
-    if len(flagged):
-        parsed, indexes = [], []
-        for m in flagged.tolist():
-            start = int(starts[m])
-            frame = pb.Frame(first_index + m, int(offsets[m]),
-                             buf[start : start + int(lengths[m])].tobytes())
-            try:
-                parsed.append(pb.parse(schema, source, frame))
-            except pb.InputError as exc:
-                if on_bad is None:
-                    raise
-                on_bad(pb.BadRecord(source, frame.index, frame.offset, exc.message, frame.data))
-                continue
-            indexes.append(frame.index)
-            read[m] = True
-        messages += len(parsed)
-        if parsed:
-            plain = pb.key_value_frame(schema, parsed, indexes)
-            rows = pl.concat([rows, plain]).sort("message_index", "entry_index")
+    parsed, indexes = [], []
+    for m in flagged.tolist():
+        start = int(starts[m])
+        frame = pb.Frame(first_index + m, int(offsets[m]),
+                         buf[start : start + int(lengths[m])].tobytes())
+        try:
+            parsed.append(pb.parse(schema, source, frame))
+        except pb.InputError as exc:
+            if on_bad is None:
+                raise
+            on_bad(pb.BadRecord(source, frame.index, frame.offset, exc.message, frame.data))
+            continue
+        indexes.append(frame.index)
+        read[m] = True
+    messages += len(parsed)
+    if parsed:
+        plain = pb.key_value_frame(schema, parsed, indexes)
+        rows = pl.concat([rows, plain]).sort("message_index", "entry_index")
     if messages == 0:
         return None
-    return pb.Batch(rows, messages, raw=raw)
+    envelopes = pl.concat([entries.envelopes().filter(pl.Series(bad == 0)),
+                           pb.envelope_frame(schema, parsed)])
+    return pb.Batch(rows, messages, raw=raw, envelopes=envelopes)
 
 
 @dataclass(frozen=True)

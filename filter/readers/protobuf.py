@@ -397,6 +397,9 @@ class Batch:
     entries: DecodedRows | None = None
     #: The messages read, in order (bad records left out), as they came.
     raw: Callable[[], RawMessages] | None = None
+    #: Key/value: one row per message read, its envelope fields (envelopes without entries
+    #: give no entry row, but their VINs still need tokens).
+    envelopes: pl.DataFrame | None = None
 
     @functools.cached_property
     def rows(self) -> pl.DataFrame:
@@ -408,7 +411,10 @@ class Batch:
 
     def distinct(self, column: str) -> pl.Series:
         """The distinct values of an envelope (or plain) column, as strings."""
-        source = self.entries.envelopes() if self.entries is not None else self.rows
+        if self.entries is not None:
+            source = self.entries.envelopes()
+        else:
+            source = self.envelopes if self.envelopes is not None else self.rows
         return source[column].cast(pl.String).unique()
 
 
@@ -519,11 +525,13 @@ def file_frames(
 def _rows(schema: ProtoSchema, batch: list[tuple[Frame, Message]]) -> Batch:
     frames = [f for f, _ in batch]
     messages = [m for _, m in batch]
+    def raw() -> RawMessages:
+        return RawMessages.of([(f.index, f.data) for f in frames])
+
     if schema.key_value is not None:
         rows = key_value_frame(schema, messages, [f.index for f in frames])
-    else:
-        rows = plain_frame(schema, messages, [f.data for f in frames])
-    return Batch(rows, len(batch), raw=lambda: RawMessages.of([(f.index, f.data) for f in frames]))
+        return Batch(rows, len(batch), raw=raw, envelopes=envelope_frame(schema, messages))
+    return Batch(plain_frame(schema, messages, [f.data for f in frames]), len(batch), raw=raw)
 
 
 def polars_schema(schema: ProtoSchema) -> pl.Schema:
@@ -568,6 +576,17 @@ _VALUE_COLUMNS: dict[str, pl.DataType] = {
     "value_enum": pl.String(),
     "value_bytes": pl.Binary(),
 }
+
+
+def envelope_frame(schema: ProtoSchema, messages: list[Message]) -> pl.DataFrame:
+    """One row per key/value envelope: its fields but the entries."""
+    layout = schema.key_value
+    assert layout is not None
+    fields = [f for f in schema.descriptor.fields if f is not layout.entries]
+    return pl.DataFrame(
+        {f.name: [_value(m, f, 0) for m in messages] for f in fields},
+        schema={f.name: _dtype(f, 0) for f in fields},
+    )
 
 
 def key_value_frame(
