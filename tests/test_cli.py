@@ -262,3 +262,12 @@ def test_stderr_filter_forwards_every_line_before_exit() -> None:
                               timeout=60, check=False)
         assert done.returncode == 1
         assert done.stderr == "vtx: error: the one line\n"
+
+
+def test_the_command_loads_numba_only_for_compiled_protobuf_work() -> None:
+    import subprocess
+    import sys
+
+    # Start-up counts on every run: numba (about 0.4 s to import) waits for protobuf input.
+    code = "import sys, filter.cli; assert 'numba' not in sys.modules, 'numba at start-up'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,154 @@
+"""Key/value envelopes spliced as bytes: the compiled half of `filter.protobuf_writer`.
+
+In: a buffer holding a batch's messages (spans), which entries the split exported (one flag
+per entry, in message order), the token bytes of each message's VIN, and the timestamp step.
+Out: both delimited streams, written into preallocated byte arrays: per message, an export
+message (the token in the VIN's field, the timestamp, coarsened when `step` > 0, the flagged
+entries as they came) and an onshore message (every other field as it came). Imported only
+when protobuf output is written, so that other runs do not load numba.
+May fail: nothing; `envelope_layout` reports messages that do not frame at the top level (the
+caller refuses them before splicing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from filter.wire import put_varint, skip, varint, varint_size
+
+
+@njit(cache=True, nogil=True)
+def envelope_layout(buf, starts, lengths, entries_number, vin_number, counts, vin_spans):
+    """Per message: its entries, and the span of its (last) VIN; False where it does not
+    frame at the top level."""
+    ok = np.ones(len(starts), dtype=np.bool_)
+    for m in range(len(starts)):
+        pos = starts[m]
+        end = pos + lengths[m]
+        while pos < end:
+            tag, pos = varint(buf, pos, end)
+            if pos < 0:
+                ok[m] = False
+                break
+            field = tag >> 3
+            wire = tag & 7
+            if field == vin_number and wire == 2:
+                length, body = varint(buf, pos, end)
+                vin_spans[m, 0] = body
+                vin_spans[m, 1] = length
+            elif field == entries_number and wire == 2:
+                counts[m] += 1
+            pos = skip(buf, pos, end, wire)
+            if pos < 0:
+                ok[m] = False
+                break
+    return ok
+
+
+@njit(cache=True, nogil=True)
+def _copy(out, at, buf, start, stop):
+    for k in range(start, stop):
+        out[at] = buf[k]
+        at += 1
+    return at
+
+
+@njit(cache=True, nogil=True)
+def _timestamp_seconds(buf, start, stop):
+    """The seconds of a Timestamp message's bytes (0 when absent)."""
+    pos = start
+    seconds = np.int64(0)
+    while pos < stop:
+        tag, pos = varint(buf, pos, stop)
+        if pos < 0:
+            break
+        if tag == 8:
+            seconds, pos = varint(buf, pos, stop)
+        else:
+            pos = skip(buf, pos, stop, tag & 7)
+        if pos < 0:
+            break
+    return seconds
+
+
+@njit(cache=True, nogil=True)
+def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number, flags, base,
+                   token_bytes, step, export_out, onshore_out):
+    """Both delimited streams: per message, the export (token, timestamp, flagged entries)
+    and the onshore message (everything else, as it came). -> (export bytes, onshore bytes)"""
+    e_at = 0
+    o_at = 0
+    width = token_bytes.shape[1]
+    for m in range(len(starts)):
+        start = starts[m]
+        end = start + lengths[m]
+        # First pass: the sizes of both messages.
+        e_size = 1 + varint_size(width) + width  # the token in the VIN's field
+        o_size = 0
+        entry = base[m]
+        pos = start
+        while pos < end:
+            field_start = pos
+            tag, pos = varint(buf, pos, end)
+            field = tag >> 3
+            stop = skip(buf, pos, end, tag & 7)
+            size = stop - field_start
+            if field == entries_number and (tag & 7) == 2:
+                if flags[entry]:
+                    e_size += size
+                else:
+                    o_size += size
+                entry += 1
+            elif field == time_number and (tag & 7) == 2:
+                o_size += size
+                if step > 0:
+                    length, body = varint(buf, pos, end)
+                    seconds = _timestamp_seconds(buf, body, body + length)
+                    seconds -= seconds % step
+                    inner = 1 + varint_size(seconds) if seconds != 0 else 0
+                    e_size += 1 + varint_size(inner) + inner
+                else:
+                    e_size += size
+            else:
+                o_size += size
+            pos = stop
+        # Second pass: the bytes, each message after its length.
+        e_at = put_varint(export_out, e_at, e_size)
+        o_at = put_varint(onshore_out, o_at, o_size)
+        e_at = put_varint(export_out, e_at, (vin_number << 3) | 2)
+        e_at = put_varint(export_out, e_at, width)
+        for k in range(width):
+            export_out[e_at] = token_bytes[m, k]
+            e_at += 1
+        entry = base[m]
+        pos = start
+        while pos < end:
+            field_start = pos
+            tag, pos = varint(buf, pos, end)
+            field = tag >> 3
+            stop = skip(buf, pos, end, tag & 7)
+            if field == entries_number and (tag & 7) == 2:
+                if flags[entry]:
+                    e_at = _copy(export_out, e_at, buf, field_start, stop)
+                else:
+                    o_at = _copy(onshore_out, o_at, buf, field_start, stop)
+                entry += 1
+            elif field == time_number and (tag & 7) == 2:
+                o_at = _copy(onshore_out, o_at, buf, field_start, stop)
+                if step > 0:
+                    length, body = varint(buf, pos, end)
+                    seconds = _timestamp_seconds(buf, body, body + length)
+                    seconds -= seconds % step
+                    inner = 1 + varint_size(seconds) if seconds != 0 else 0
+                    e_at = put_varint(export_out, e_at, (time_number << 3) | 2)
+                    e_at = put_varint(export_out, e_at, inner)
+                    if seconds != 0:
+                        export_out[e_at] = 8
+                        e_at = put_varint(export_out, e_at + 1, seconds)
+                else:
+                    e_at = _copy(export_out, e_at, buf, field_start, stop)
+            else:
+                o_at = _copy(onshore_out, o_at, buf, field_start, stop)
+            pos = stop
+    return e_at, o_at
