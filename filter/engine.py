@@ -146,7 +146,7 @@ def _side_value(
     if side == "export":
         if not goes_here:
             return None
-        value = _apply(leaf, dtype, decision.action) if decision.action else leaf
+        value = apply_action(leaf, dtype, decision.action) if decision.action else leaf
         if hit is not None:
             value = pl.when(hit).then(None).otherwise(value)
         return _Value(value, plain=decision.action is None and hit is None)
@@ -157,7 +157,7 @@ def _side_value(
     return None
 
 
-def _apply(value: pl.Expr, dtype: pl.DataType, action: Action) -> pl.Expr:
+def apply_action(value: pl.Expr, dtype: pl.DataType, action: Action) -> pl.Expr:
     """The exported form of a value under `action` (the plan checked it fits the type)."""
     if action.kind == "coarsen":
         return value.dt.truncate(action.every or "1h")

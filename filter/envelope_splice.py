@@ -1,10 +1,12 @@
 """Key/value envelopes spliced as bytes: the compiled half of `filter.protobuf_writer`.
 
 In: a buffer holding a batch's messages (spans), which entries the split exported (one flag
-per entry, in message order), the token bytes of each message's VIN, and the timestamp step.
+per entry, in message order), the token bytes of each message's VIN, and, when the export's
+timestamp is coarsened, each message's coarsened timestamp (the caller truncates them with
+Polars, as the Parquet path does).
 Out: both delimited streams, written into preallocated byte arrays: per message, an export
-message (the token in the VIN's field, the timestamp, coarsened when `step` > 0, the flagged
-entries as they came) and an onshore message (every other field as it came). Imported only
+message (the token in the VIN's field, the timestamp, the flagged entries as they came) and an
+onshore message (every other field as it came). Imported only
 when protobuf output is written, so that other runs do not load numba.
 May fail: nothing; `envelope_layout` reports messages that do not frame at the top level (the
 caller refuses them before splicing).
@@ -19,9 +21,11 @@ from filter.wire import put_varint, skip, varint, varint_size
 
 
 @njit(cache=True, nogil=True)
-def envelope_layout(buf, starts, lengths, entries_number, vin_number, counts, vin_spans):
-    """Per message: its entries, and the span of its (last) VIN; False where it does not
-    frame at the top level."""
+def envelope_layout(buf, starts, lengths, entries_number, vin_number, time_number, counts,
+                    vin_spans, seconds, nanos, timed):
+    """Per message: its entries, the span of its (last) VIN, and its timestamp (`timed`; the
+    seconds and nanos as the runtime merges repeated ones); False where it does not frame at
+    the top level."""
     ok = np.ones(len(starts), dtype=np.bool_)
     for m in range(len(starts)):
         pos = starts[m]
@@ -39,11 +43,37 @@ def envelope_layout(buf, starts, lengths, entries_number, vin_number, counts, vi
                 vin_spans[m, 1] = length
             elif field == entries_number and wire == 2:
                 counts[m] += 1
+            elif field == time_number and wire == 2:
+                length, body = varint(buf, pos, end)
+                timed[m] = True
+                if body < 0 or not _timestamp(buf, body, body + length, seconds, nanos, m):
+                    ok[m] = False
+                    break
             pos = skip(buf, pos, end, wire)
             if pos < 0:
                 ok[m] = False
                 break
     return ok
+
+
+@njit(cache=True, nogil=True)
+def _timestamp(buf, start, stop, seconds, nanos, m):
+    """Merge a Timestamp message's seconds (1) and nanos (2) into row `m`; False when bad."""
+    pos = start
+    while pos < stop:
+        tag, pos = varint(buf, pos, stop)
+        if pos < 0:
+            return False
+        if tag == 8:
+            seconds[m], pos = varint(buf, pos, stop)
+        elif tag == 16:
+            value, pos = varint(buf, pos, stop)
+            nanos[m] = np.int32(value & 0xFFFFFFFF)
+        else:
+            pos = skip(buf, pos, stop, tag & 7)
+        if pos < 0:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -54,37 +84,37 @@ def _copy(out, at, buf, start, stop):
     return at
 
 
-@njit(cache=True, nogil=True)
-def _timestamp_seconds(buf, start, stop):
-    """The seconds of a Timestamp message's bytes (0 when absent)."""
-    pos = start
-    seconds = np.int64(0)
-    while pos < stop:
-        tag, pos = varint(buf, pos, stop)
-        if pos < 0:
-            break
-        if tag == 8:
-            seconds, pos = varint(buf, pos, stop)
-        else:
-            pos = skip(buf, pos, stop, tag & 7)
-        if pos < 0:
-            break
-    return seconds
+@njit(cache=True, nogil=True, inline="always")
+def _timestamp_size(seconds, nanos):
+    """The bytes of a Timestamp message holding `seconds` and `nanos` (defaults left out)."""
+    size = 0
+    if seconds != 0:
+        size += 1 + varint_size(seconds)
+    if nanos != 0:
+        size += 1 + varint_size(nanos)
+    return size
 
 
 @njit(cache=True, nogil=True)
 def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number, flags, base,
-                   token_bytes, step, export_out, onshore_out):
+                   token_bytes, coarse, timed, seconds, nanos, export_out, onshore_out):
     """Both delimited streams: per message, the export (token, timestamp, flagged entries)
-    and the onshore message (everything else, as it came). -> (export bytes, onshore bytes)"""
+    and the onshore message (everything else, as it came). With `coarse` the export's
+    timestamp is the given `seconds` and `nanos` (where `timed`), not the message's own.
+    -> (export bytes, onshore bytes)"""
     e_at = 0
     o_at = 0
     width = token_bytes.shape[1]
+    vin_tag = (vin_number << 3) | 2
+    time_tag = (time_number << 3) | 2
     for m in range(len(starts)):
         start = starts[m]
         end = start + lengths[m]
         # First pass: the sizes of both messages.
-        e_size = 1 + varint_size(width) + width  # the token in the VIN's field
+        e_size = varint_size(vin_tag) + varint_size(width) + width  # the token as the VIN
+        inner = _timestamp_size(seconds[m], nanos[m])
+        if coarse and timed[m]:
+            e_size += varint_size(time_tag) + varint_size(inner) + inner
         o_size = 0
         entry = base[m]
         pos = start
@@ -102,13 +132,7 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
                 entry += 1
             elif field == time_number and (tag & 7) == 2:
                 o_size += size
-                if step > 0:
-                    length, body = varint(buf, pos, end)
-                    seconds = _timestamp_seconds(buf, body, body + length)
-                    seconds -= seconds % step
-                    inner = 1 + varint_size(seconds) if seconds != 0 else 0
-                    e_size += 1 + varint_size(inner) + inner
-                else:
+                if not coarse:
                     e_size += size
             else:
                 o_size += size
@@ -116,11 +140,20 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
         # Second pass: the bytes, each message after its length.
         e_at = put_varint(export_out, e_at, e_size)
         o_at = put_varint(onshore_out, o_at, o_size)
-        e_at = put_varint(export_out, e_at, (vin_number << 3) | 2)
+        e_at = put_varint(export_out, e_at, vin_tag)
         e_at = put_varint(export_out, e_at, width)
         for k in range(width):
             export_out[e_at] = token_bytes[m, k]
             e_at += 1
+        if coarse and timed[m]:
+            e_at = put_varint(export_out, e_at, time_tag)
+            e_at = put_varint(export_out, e_at, inner)
+            if seconds[m] != 0:
+                export_out[e_at] = 8
+                e_at = put_varint(export_out, e_at + 1, seconds[m])
+            if nanos[m] != 0:
+                export_out[e_at] = 16
+                e_at = put_varint(export_out, e_at + 1, nanos[m])
         entry = base[m]
         pos = start
         while pos < end:
@@ -136,17 +169,7 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
                 entry += 1
             elif field == time_number and (tag & 7) == 2:
                 o_at = _copy(onshore_out, o_at, buf, field_start, stop)
-                if step > 0:
-                    length, body = varint(buf, pos, end)
-                    seconds = _timestamp_seconds(buf, body, body + length)
-                    seconds -= seconds % step
-                    inner = 1 + varint_size(seconds) if seconds != 0 else 0
-                    e_at = put_varint(export_out, e_at, (time_number << 3) | 2)
-                    e_at = put_varint(export_out, e_at, inner)
-                    if seconds != 0:
-                        export_out[e_at] = 8
-                        e_at = put_varint(export_out, e_at + 1, seconds)
-                else:
+                if not coarse:
                     e_at = _copy(export_out, e_at, buf, field_start, stop)
             else:
                 o_at = _copy(onshore_out, o_at, buf, field_start, stop)

@@ -30,7 +30,7 @@ import polars as pl
 
 from filter.catalogue import Catalogue, action_for
 from filter.detectors import any_hit, detector_hits
-from filter.engine import COUNT_SEPARATOR, MOVED
+from filter.engine import COUNT_SEPARATOR, MOVED, apply_action
 from filter.errors import InputError
 from filter.plan import TOKEN_COLUMN, decide_path
 from filter.pseudonym import token_expr
@@ -39,8 +39,6 @@ from filter.readers.protobuf import UNKNOWN_FIELDS, DecodedRows
 _ROUTE = "__vtx_export"
 _DETECTED = "__vtx_detected"
 _POSITION = ("message_index", "entry_index")
-#: The columns `entry_route` and the counts read.
-_ROUTE_COLUMNS = ("key", "key_number", "member", "value_string", UNKNOWN_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -228,8 +226,8 @@ def side_projections(
     values = [c for c in columns if c.startswith("value_")]
     action = action_for(catalogue.keys["timestamp"].actions, scenario)
     exported_time = pl.col(created)
-    if action is not None and action.kind == "coarsen":
-        exported_time = exported_time.dt.truncate(action.every or "1h")
+    if action is not None:  # as the column engine exports a key column under an action
+        exported_time = apply_action(exported_time, schema[created], action)
     export_columns = [token, exported_time, *map(pl.col, _POSITION), pl.col("key"),
                       pl.col("member"), *map(pl.col, values)]
     onshore_columns = [pl.col(vin), token, pl.col(created), *map(pl.col, _POSITION)]

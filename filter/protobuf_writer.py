@@ -33,6 +33,7 @@ from google.protobuf.internal.encoder import _VarintBytes
 from google.protobuf.message import Message
 
 from filter.catalogue import Action
+from filter.engine import apply_action
 from filter.plan import ExportPlan, FieldDecision
 from filter.readers import protobuf as pb
 
@@ -80,10 +81,14 @@ def write_key_value_streams(
     fields = schema.descriptor.fields_by_name
     vin_number = fields[keys.vin].number
     n = len(raw)
+    time_number = fields[keys.timestamp].number
     counts = np.zeros(n, dtype=np.int64)
     vin_spans = np.zeros((n, 2), dtype=np.int64)
+    seconds = np.zeros(n, dtype=np.int64)
+    nanos = np.zeros(n, dtype=np.int64)
+    timed = np.zeros(n, dtype=np.bool_)
     ok = envelope_layout(raw.data, raw.starts, raw.lengths, layout.entries.number, vin_number,
-                         counts, vin_spans)
+                         time_number, counts, vin_spans, seconds, nanos, timed)
     if not ok.all():  # cannot happen for messages that parsed; kept as a guard
         raise ValueError("a message does not frame at its top level")
     base = np.zeros(n + 1, dtype=np.int64)
@@ -91,13 +96,15 @@ def write_key_value_streams(
     flags = np.zeros(int(base[-1]), dtype=np.bool_)
     flags[base[np.searchsorted(raw.indexes, exported[0])] + exported[1]] = True
     token_bytes = _token_bytes(raw.data, vin_spans, tokens)
-    step = _seconds(keys.coarsen.every or "1h") if keys.coarsen is not None else 0
+    if keys.coarsen is not None:
+        seconds, nanos = coarsened(seconds, nanos, keys.coarsen)
     room = int(raw.lengths.sum()) + n * (token_bytes.shape[1] + 40)
     export_buf = np.empty(room, dtype=np.uint8)
     onshore_buf = np.empty(room, dtype=np.uint8)
     export_len, onshore_len = splice_streams(
-        raw.data, raw.starts, raw.lengths, layout.entries.number, vin_number,
-        fields[keys.timestamp].number, flags, base, token_bytes, step, export_buf, onshore_buf,
+        raw.data, raw.starts, raw.lengths, layout.entries.number, vin_number, time_number,
+        flags, base, token_bytes, keys.coarsen is not None, timed, seconds, nanos, export_buf,
+        onshore_buf,
     )
     export_out.write(memoryview(export_buf[:export_len]))
     onshore_out.write(memoryview(onshore_buf[:onshore_len]))
@@ -168,20 +175,23 @@ def _set_keys(source: Message, export: Message, keys: StreamKeys,
         stamp = getattr(export, keys.timestamp)
         stamp.CopyFrom(getattr(source, keys.timestamp))
         if keys.coarsen is not None:
-            step = _seconds(keys.coarsen.every or "1h")
-            stamp.seconds -= stamp.seconds % step
-            stamp.nanos = 0
+            _coarsen(stamp, keys.coarsen)
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+def coarsened(
+    seconds: np.ndarray, nanos: np.ndarray, action: Action
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps (seconds, nanos) as the Parquet path exports them: `apply_action` on
+    microsecond UTC datetimes (so "1mo" and "15m" mean what they mean there)."""
+    stamps = pl.Series(seconds * 1_000_000 + nanos // 1000).cast(pl.Datetime("us", "UTC"))
+    cut = pl.select(apply_action(pl.lit(stamps), stamps.dtype, action)).to_series()
+    micros = cut.cast(pl.Int64).to_numpy()
+    return micros // 1_000_000, micros % 1_000_000 * 1000
 
 
-def _seconds(every: str) -> int:
-    """A Polars-style fixed duration ("1h", "15m", "1d") in seconds."""
-    number, unit = every[:-1], every[-1]
-    if unit not in _UNITS or not number.isdigit():
-        raise ValueError(f"cannot coarsen a protobuf Timestamp to {every!r}")
-    return int(number) * _UNITS[unit]
+def _coarsen(stamp: Message, action: Action) -> None:
+    seconds, nanos = coarsened(np.array([stamp.seconds]), np.array([stamp.nanos]), action)
+    stamp.seconds, stamp.nanos = int(seconds[0]), int(nanos[0])
 
 
 def _walk(message: Message, decision: FieldDecision) -> tuple[Message, FieldDescriptor] | None:
@@ -216,27 +226,21 @@ def _clear(message: Message, decision: FieldDecision) -> None:
 
 
 def _transform(message: Message, decision: FieldDecision, action: Action) -> None:
+    """Apply `action` to a leaf as the column engine does to the same column."""
     found = _walk(message, decision)
     if found is None:
         return
     holder, field = found
     if field.message_type is not None and field.message_type.full_name == pb._TIMESTAMP:
         if holder.HasField(field.name):
-            stamp = getattr(holder, field.name)
-            stamp.seconds -= stamp.seconds % _seconds(action.every or "1h")
-            stamp.nanos = 0
-    elif action.kind == "round" and field.type in (FieldDescriptor.TYPE_DOUBLE,
-                                                   FieldDescriptor.TYPE_FLOAT):
-        value = getattr(holder, field.name)
-        digits = action.digits or 0
-        setattr(holder, field.name, round(value, digits) if digits >= 0
-                else round(value / 10 ** -digits) * 10 ** -digits)
-    elif action.kind == "round" and field.cpp_type in (
-        FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
-        FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64,
-    ) and (action.digits or 0) < 0:
-        scale = 10 ** -(action.digits or 0)
-        setattr(holder, field.name, round(getattr(holder, field.name) / scale) * scale)
+            _coarsen(getattr(holder, field.name), action)
+        return
+    dtype = pb._SCALARS.get(field.type)
+    if field.message_type is None and not field.is_repeated and dtype is not None \
+            and dtype.is_numeric():
+        value = pl.Series([getattr(holder, field.name)], dtype=dtype)
+        done = pl.select(apply_action(pl.lit(value), dtype, action)).item()
+        setattr(holder, field.name, done)
 
 
 _JSON_NAMES: dict[str, dict[str, FieldDescriptor]] = {}

@@ -271,3 +271,29 @@ def test_messages_without_entries_get_their_token_in_any_batch(payload, tmp_path
         assert export[-1].vin == vehicle_token(KEY, "NO-ENTRIES")
         split_protobuf(stream, out / "pe", out / "po", "after-sales", key=KEY,
                        message="testfleet.Payload", descriptor_set=TEST_SET)
+
+
+def test_streams_coarsen_like_the_parquet_output(payload, tmp_path: Path) -> None:
+    """Any duration the catalogue accepts ("1mo" has no fixed length) truncates as Polars
+    truncates the Parquet output's timestamps."""
+    text = (DATA / "mini-catalogue.toml").read_text().replace(
+        'aliases = ["timestamp", "ts"]',
+        'aliases = ["timestamp", "ts", "created_at"]\nactions = { "*" = { coarsen = "1mo" } }')
+    text += ('\n[[rules]]\nid = "soc"\nclass = "after_sales"\npatterns = ["fleet.Soc"]\n'
+             'basis = "test basis"\n')
+    (tmp_path / "c.toml").write_text(text)
+    msg = payload.message_class.FromString(make_payload(payload))  # 2026-09-21 14:13:20
+    msg.created_at.nanos = 7
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(msg.SerializeToString()))
+    options = {"key": KEY, "message": "testfleet.Payload", "descriptor_set": TEST_SET,
+               "catalogue": tmp_path / "c.toml"}
+    split_protobuf(stream, tmp_path / "s" / "e", tmp_path / "s" / "o", "after-sales",
+                   output_format="protobuf", **options)
+    split_protobuf(stream, tmp_path / "p" / "e", tmp_path / "p" / "o", "after-sales", **options)
+    (export,) = read_stream(payload, tmp_path / "s" / "e")
+    parquet = pl.read_parquet(tmp_path / "p" / "e" / "*.parquet")["created_at"][0]
+    assert parquet.isoformat() == "2026-09-01T00:00:00+00:00"
+    assert export.created_at.seconds == int(parquet.timestamp()) and export.created_at.nanos == 0
+    (onshore,) = read_stream(payload, tmp_path / "s" / "o")
+    assert onshore.created_at == msg.created_at
