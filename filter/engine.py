@@ -98,10 +98,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
         base = frame.with_columns(hit_columns).with_columns(any_columns)
     detections = [base.select(counts)] if counts else []
     detections += [
-        base.filter(pl.col(any_name)).select(
-            h.fill_null(False).sum().cast(pl.UInt32).alias(f"{path}{COUNT_SEPARATOR}{d}")
-            for d, h in detector_hits(value, dtype).items()
-        )
+        base.filter(pl.col(any_name)).select(detector_counts(value, dtype, path))
         for any_name, path, value, dtype in free_text
     ]
 
@@ -155,6 +152,15 @@ def _side_value(
     if hit is not None:  # the values the detectors moved out of the export
         return _Value(pl.when(hit).then(leaf).otherwise(None), plain=False)
     return None
+
+
+def detector_counts(value: pl.Expr, dtype: pl.DataType, path: str) -> list[pl.Expr]:
+    """Per detector, how many rows it hits in the field at `path`, named as the manifests
+    count them ("<path><US><detector>"); select them on the rows some detector hit."""
+    return [
+        h.fill_null(False).sum().cast(pl.UInt32).alias(f"{path}{COUNT_SEPARATOR}{d}")
+        for d, h in detector_hits(value, dtype).items()
+    ]
 
 
 def apply_action(value: pl.Expr, dtype: pl.DataType, action: Action) -> pl.Expr:

@@ -29,8 +29,8 @@ import numpy as np
 import polars as pl
 
 from filter.catalogue import Catalogue, action_for
-from filter.detectors import any_hit, detector_hits
-from filter.engine import COUNT_SEPARATOR, MOVED, apply_action
+from filter.detectors import any_hit
+from filter.engine import COUNT_SEPARATOR, MOVED, apply_action, detector_counts
 from filter.errors import InputError
 from filter.plan import TOKEN_COLUMN, decide_path
 from filter.pseudonym import token_expr
@@ -154,6 +154,7 @@ def split_decoded(
         "detected": [int(detected.sum())], "keys": [seen],
     }, schema={**dict.fromkeys(("entries", "exported", "unknown_keys", "unknown_fields",
                                 "detected"), pl.UInt32), "keys": pl.List(pl.String)})
+
     def side(select: np.ndarray) -> pl.LazyFrame:
         if build_rows:
             return entries.rows(select).lazy()
@@ -171,11 +172,9 @@ def split_decoded(
 
 def _detections(flagged: pl.LazyFrame) -> pl.LazyFrame:
     """Per detector, how many entries it hit: computed on the entries some detector hit."""
-    hits = detector_hits(pl.col("value_string"), pl.String)
     return flagged.filter(pl.col(_DETECTED)).select(
         pl.len().alias(f"value_string{COUNT_SEPARATOR}{MOVED}"),
-        *(h.fill_null(False).sum().alias(f"value_string{COUNT_SEPARATOR}{name}")
-          for name, h in hits.items()),
+        *detector_counts(pl.col("value_string"), pl.String, "value_string"),
     )
 
 

@@ -35,8 +35,8 @@ import pyarrow.parquet as pq
 
 from filter import protobuf_writer as pbw
 from filter.catalogue import Catalogue, action_for
-from filter.detectors import any_hit, detector_hits
-from filter.engine import COUNT_SEPARATOR, MOVED, Lookups
+from filter.detectors import any_hit
+from filter.engine import COUNT_SEPARATOR, MOVED, Lookups, detector_counts
 from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
 from filter.kv_engine import KeyValueQueries, split_decoded, split_key_values
 from filter.manifest import FileRecord, sha256_file
@@ -178,7 +178,6 @@ def split_protobuf(
                 schema, source, framing, on_bad=quarantine,
                 batch_size=STREAM_BATCH_MESSAGES if streams else BATCH_MESSAGES,
             )
-
 
             def prepared(
                 source: Path = source, batches: Iterable[pb.Batch] = batches
@@ -402,13 +401,9 @@ def _plain_detections(
             continue
         for row in where:
             found.setdefault(int(raw.indexes[row]), set()).add(d.path)
-        leaf, dtype = export_plan.leaf(d)
-        per = rows[where].select(
-            h.fill_null(False).sum().alias(name) for name, h in detector_hits(leaf, dtype).items())
         tally.detections[f"{d.path}{COUNT_SEPARATOR}{MOVED}"] += len(where)
-        for name, count in per.row(0, named=True).items():
-            if count:
-                tally.detections[f"{d.path}{COUNT_SEPARATOR}{name}"] += count
+        per = rows[where].select(detector_counts(*export_plan.leaf(d), d.path))
+        tally.detections.update({k: v for k, v in per.row(0, named=True).items() if v})
     return found
 
 

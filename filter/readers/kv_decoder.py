@@ -634,13 +634,10 @@ def _decode(
         start = int(starts[m])
         frame = pb.Frame(first_index + m, int(offsets[m]),
                          buf[start : start + int(lengths[m])].tobytes())
-        try:
-            parsed.append(pb.parse(schema, source, frame))
-        except pb.InputError as exc:
-            if on_bad is None:
-                raise
-            on_bad(pb.BadRecord(source, frame.index, frame.offset, exc.message, frame.data))
+        message = pb.parse_or_report(schema, source, frame, on_bad)
+        if message is None:
             continue
+        parsed.append(message)
         indexes.append(frame.index)
         read[m] = True
     messages += len(parsed)

@@ -307,6 +307,19 @@ def parse(schema: ProtoSchema, path: Path, frame: Frame) -> Message:
         ) from None
 
 
+def parse_or_report(
+    schema: ProtoSchema, path: Path, frame: Frame, on_bad: OnBadRecord | None
+) -> Message | None:
+    """`parse`, except that with `on_bad` a bad record is handed to it (and None returned)."""
+    try:
+        return parse(schema, path, frame)
+    except InputError as exc:
+        if on_bad is None:
+            raise
+        on_bad(BadRecord(path, frame.index, frame.offset, exc.message, frame.data))
+        return None
+
+
 @dataclass(frozen=True)
 class BadRecord:
     """A message that could not be read: where it was, why, and its raw bytes.
@@ -472,13 +485,10 @@ def batched(
     """Frames parsed with the protobuf runtime, as rows in batches of `batch_size` messages."""
     batch: list[tuple[Frame, Message]] = []
     for path, frame in frames:
-        try:
-            batch.append((frame, parse(schema, path, frame)))
-        except InputError as exc:
-            if on_bad is None:
-                raise
-            on_bad(BadRecord(path, frame.index, frame.offset, exc.message, frame.data))
+        message = parse_or_report(schema, path, frame, on_bad)
+        if message is None:
             continue
+        batch.append((frame, message))
         if len(batch) == batch_size:
             yield _rows(schema, batch)
             batch = []
