@@ -734,11 +734,6 @@ class DecodedEntries:
             pl.Series("member_index", self.ent_member[self.keep])).select(
             "key_number", "member_index", "value_string")
 
-    @property
-    def height(self) -> int:
-        """How many entries the batch holds."""
-        return int(np.count_nonzero(self.keep))
-
     def envelopes(self) -> pl.DataFrame:
         """One row per message: its envelope fields (``vin``, ``created_at``, ...)."""
         return self._envelopes

@@ -378,9 +378,6 @@ class DecodedRows(Protocol):
     """Key/value entries decoded into arrays (`kv_decoder.DecodedEntries`): rows on demand."""
 
     @property
-    def height(self) -> int: ...
-
-    @property
     def row_schema(self) -> pl.Schema: ...
 
     @property
