@@ -52,7 +52,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
@@ -99,7 +99,7 @@ from filter.splitter import (
     staged_outputs,
     write_pair,
 )
-from filter.value_tables import ValueTable, value_tables
+from filter.value_tables import ValueTable, value_table
 
 if TYPE_CHECKING:
     from ray.data import Dataset
@@ -180,9 +180,10 @@ def dataset_lookups(ds: Dataset, export_plan: ExportPlan, key: bytes) -> Lookups
     it has more than `filter.value_tables.DISTINCT_LIMIT`); the driver unions them, tokenises
     each VIN once and runs the detectors once per distinct value of each field that stays
     within the limit (`filter.value_tables.value_tables`). Fields over the limit get no table:
-    the engine scans them row by row. The limit is counted exactly here, where the local
-    engine uses an approximate count, so a field within a percent or so of it may be scanned
-    the other way (same values moved; the onshore side may then hold the field's column).
+    the engine scans them row by row. Every field within the limit gets a table here, where the
+    local engine first judges on a sample which fields hold enumerations, so a field may be
+    scanned the other way (same values moved; the onshore side may then hold the field's
+    column).
     """
     limit = value_tables_module.DISTINCT_LIMIT  # read now: tests lower it
     scanned = [d for d in export_plan.fields if d.scanned]
@@ -209,14 +210,9 @@ def dataset_lookups(ds: Dataset, export_plan: ExportPlan, key: bytes) -> Lookups
     for decision in scanned:
         if decision.path in over:
             continue
-        values = distinct.filter(pl.col("field") == decision.path).select("value")
-        # The field's distinct strings as a one-column batch, planned as that column: the
-        # detectors then run on them exactly as `value_tables` runs them on a local batch.
-        alone = replace(
-            export_plan, fields=(replace(decision, column="value", inner=()),),
-            schema=pl.Schema({"value": pl.String}),
-        )
-        tables.update(value_tables(values.lazy(), alone, {decision.path: values.height}))
+        values = distinct.filter(pl.col("field") == decision.path)["value"]
+        if (table := value_table(values)) is not None:
+            tables[decision.path] = table
     vins = distinct.filter(pl.col("field") == _VIN)["value"]
     return Lookups(tokens=token_mapping(key, vins), tables=tables)
 

@@ -1,8 +1,8 @@
 """Detect once per distinct value: detector verdicts for low-cardinality string fields.
 
 In: a `LazyFrame` of the batch (all its files) and the `ExportPlan`.
-Out: for each exported string (or list-of-string) field with at most `DISTINCT_LIMIT` distinct
-values, a `ValueTable`: its distinct values, and per detector the codes of the values that hit.
+Out: for each exported string (or list-of-string) field that holds an enumeration, a
+`ValueTable`: its distinct values, and per detector the codes of the values that hit.
 The engine then casts the field to an `Enum` of those values and tests codes, instead of running
 every regular expression on every row: telemetry strings are mostly enumerations ("Low",
 "Charging"), and this makes detection nearly free. Fields with more distinct values (free text)
@@ -10,7 +10,17 @@ are scanned row by row in the stream. The cast is strict, so a value that was no
 fails the run instead of slipping past the detectors.
 May fail: Polars errors on unreadable input (the caller names the file).
 
-Memory: one approximate distinct count per field, then at most `DISTINCT_LIMIT` values each.
+Which fields hold an enumeration is judged on the first `SAMPLE_ROWS` rows (read from the
+first row groups only, so it costs milliseconds where a count over the whole batch cost a pass
+over its free text): at most `ENUM_SHARE` of them distinct (all of the batch, when it is that
+short: at most `DISTINCT_LIMIT`). Their distinct values are then collected over the whole
+batch, in the same pass as the VINs; a field found to have more than `DISTINCT_LIMIT` gets no
+table and is scanned row by row. The judgement only chooses between two ways of computing the
+same verdicts.
+
+Memory: at most `DISTINCT_LIMIT` values per field kept, after one `unique` of each judged
+enumeration (a field that looked like one in the sample and is not costs its distinct values
+once).
 """
 
 from __future__ import annotations
@@ -20,10 +30,15 @@ from dataclasses import dataclass
 import polars as pl
 
 from filter.detectors import detector_hits
-from filter.plan import ExportPlan
+from filter.plan import ExportPlan, FieldDecision
 
 #: Fields with more distinct values than this are scanned row by row.
 DISTINCT_LIMIT = 50_000
+#: Rows from the start of the batch on which a field is judged an enumeration or free text.
+SAMPLE_ROWS = 100_000
+#: In a full sample, an enumeration has at most this share of its values distinct.
+ENUM_SHARE = 0.01
+_SAMPLED = "\x00rows"  # the sample's height (no field path can be it)
 
 
 @dataclass(frozen=True)
@@ -39,37 +54,39 @@ class ValueTable:
         return pl.Enum(self.values)
 
 
-def estimate_query(frame: pl.LazyFrame, plan: ExportPlan) -> pl.LazyFrame | None:
-    """A one-row query of the approximate distinct count of each scanned field (None: none)."""
+def enumeration_fields(frame: pl.LazyFrame, plan: ExportPlan) -> list[FieldDecision]:
+    """The scanned fields that hold an enumeration, judged on the first `SAMPLE_ROWS` rows."""
     scanned = [d for d in plan.fields if d.scanned]
     if not scanned:
+        return []
+    sample = frame.head(SAMPLE_ROWS).select(
+        pl.len().alias(_SAMPLED),
+        *(_strings(*plan.leaf(d)).n_unique().alias(d.path) for d in scanned),
+    ).collect().row(0, named=True)
+    rows = sample[_SAMPLED]
+    limit = DISTINCT_LIMIT if rows < SAMPLE_ROWS else min(DISTINCT_LIMIT, int(rows * ENUM_SHARE))
+    return [d for d in scanned if sample[d.path] <= limit]
+
+
+def distinct_query(frame: pl.LazyFrame, plan: ExportPlan, decision: FieldDecision) -> pl.LazyFrame:
+    """The distinct non-null strings of a field over the whole batch, as column ``value``."""
+    return frame.select(_strings(*plan.leaf(decision)).unique().drop_nulls().alias("value"))
+
+
+def value_table(values: pl.Series) -> ValueTable | None:
+    """The detectors' verdicts on a field's distinct `values`; None above `DISTINCT_LIMIT`."""
+    if len(values) > DISTINCT_LIMIT:
         return None
-    return frame.select(_strings(*plan.leaf(d)).approx_n_unique().alias(d.path) for d in scanned)
-
-
-def value_tables(
-    frame: pl.LazyFrame, plan: ExportPlan, estimates: dict[str, int]
-) -> dict[str, ValueTable]:
-    """Value tables for the scanned fields whose `estimates` (from `estimate_query`) are small."""
-    few = [d for d in plan.fields if d.scanned and estimates[d.path] <= DISTINCT_LIMIT]
-    if not few:
-        return {}
-    distinct = pl.collect_all(
-        [frame.select(_strings(*plan.leaf(d)).unique().drop_nulls().alias("value")) for d in few]
+    hits = values.to_frame("value").with_row_index("code").select(
+        "code", **detector_hits(pl.col("value"), pl.String)
     )
-    tables = {}
-    for decision, values in zip(few, distinct, strict=True):
-        hits = values.with_row_index("code").select(
-            "code", **detector_hits(pl.col("value"), pl.String)
-        )
-        tables[decision.path] = ValueTable(
-            values=values["value"].to_list(),
-            hit_codes={
-                name: hits.filter(pl.col(name))["code"].to_list()
-                for name in hits.columns if name != "code"
-            },
-        )
-    return tables
+    return ValueTable(
+        values=values.to_list(),
+        hit_codes={
+            name: hits.filter(pl.col(name))["code"].to_list()
+            for name in hits.columns if name != "code"
+        },
+    )
 
 
 def table_hits(value: pl.Expr, dtype: pl.DataType, table: ValueTable) -> dict[str, pl.Expr]:
