@@ -724,15 +724,29 @@ class DecodedEntries:
 
     @property
     def member_names(self) -> list[str]:
-        """The oneof's members, in the order `route_frame`'s ``member_index`` counts them."""
+        """The oneof's members, in the order `routing` numbers them."""
         return [m.name for m in self.tables.members.fields]
 
-    def route_frame(self) -> pl.DataFrame:
-        """Per entry: ``key_number``, ``member_index`` (-1: no member) and ``value_string``."""
-        frame = self.rows(columns=("key_number", "value_string"))
-        return frame.with_columns(
-            pl.Series("member_index", self.ent_member[self.keep])).select(
-            "key_number", "member_index", "value_string")
+    def routing(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per entry (in row order): its key number and its member's index (-1: none)."""
+        if bool(self.keep.all()):
+            return self.ent_key, self.ent_member
+        return self.ent_key[self.keep], self.ent_member[self.keep]
+
+    def strings(self) -> tuple[np.ndarray, pl.Series]:
+        """The rows whose value is a ``value_string`` (ascending) and their strings."""
+        members = [j for j, f in enumerate(self.tables.members.fields)
+                   if f.message_type is None and pb._value_column(f) == "value_string"]
+        _, member = self.routing()
+        holds_string = np.zeros(len(self.tables.members.fields) + 1, dtype=np.bool_)
+        holds_string[[j + 1 for j in members]] = True  # by member position + 1 (-1: none)
+        rows = np.flatnonzero(holds_string[member + 1])
+        picked = rows if bool(self.keep.all()) else np.flatnonzero(self.keep)[rows]
+        everyone = np.ones(len(picked), dtype=np.bool_)
+        offsets, data = gather_bytes(self.buf, self.ent_s[picked], self.ent_n[picked], everyone)
+        array = pa.Array.from_buffers(pa.large_string(), len(picked),
+                                      [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        return rows, pl.Series("value_string", array)
 
     def envelopes(self) -> pl.DataFrame:
         """One row per message: its envelope fields (``vin``, ``created_at``, ...)."""
@@ -773,8 +787,7 @@ def _columns(
         target = pl.Schema({name: target[name] for name in wanted})
     all_kept = bool(keep.all())
     if not all_kept:
-        position = np.cumsum(keep) - 1  # an entry's row once dropped entries are gone
-        picked = np.flatnonzero(keep)
+        picked = np.flatnonzero(keep)  # ascending: an entry's row is its place in it
         ent_msg, ent_pos, ent_key, ent_member = (
             a.take(picked) for a in (ent_msg, ent_pos, ent_key, ent_member))
         if any(name.startswith("value_") for name in target):  # only then the values
@@ -794,9 +807,10 @@ def _columns(
     columns["key_number"] = key_number
     members = tables.members
     if "member" in target:
-        member_names = pl.Series([m.name for m in members.fields], dtype=pl.String)
-        where = pl.Series(ent_member.astype(np.int64))
-        columns["member"] = member_names.gather(where.set(where < 0, None))
+        # The names, then a null that entries without a member (-1) point at.
+        member_names = pl.Series([*(m.name for m in members.fields), None], dtype=pl.String)
+        where = np.where(ent_member < 0, len(members.fields), ent_member)
+        columns["member"] = member_names.gather(where)
     values: dict[str, list[pl.Series]] = {}
     for j, field in enumerate(members.fields):
         holds = ent_member == j
@@ -808,7 +822,7 @@ def _columns(
             rows = decoded.rows
             if not all_kept:
                 still = keep[rows]
-                rows = position[rows[still]]
+                rows = np.searchsorted(picked, rows[still])
                 decoded = _Leaves(rows, decoded.ok[still], decoded.ints[still],
                                   decoded.floats[still], decoded.starts[still],
                                   decoded.lengths[still], decoded.seen[still])
@@ -826,39 +840,43 @@ def _columns(
             columns[name] = pl.select(pl.coalesce(found).alias(name)).to_series()
     frame = pl.DataFrame([
         columns[name].alias(name) if name in columns
-        else pl.Series(name, dtype=dtype).extend_constant(None, height)
+        else pl.Series(name, [None], dtype=dtype).new_from_index(0, height)
         for name, dtype in target.items()
     ])
-    return frame.cast(dict(target))
+    return frame if frame.schema == target else frame.cast(dict(target))
 
 
 def _names(numbers: pl.Series, enum: EnumDescriptor, name: str) -> pl.Series:
     """Enum numbers as their value names; a number the enum does not know as its digits."""
     values = numbers.to_numpy()
-    known = {v.number: v.name for v in enum.values}
-    lookup = _name_lookup(tuple(sorted(known.items())))
-    inside = (values >= 0) & (values < len(lookup.index))
-    index = np.full(len(values), -1, dtype=np.int64)
-    index[inside] = lookup.index[values[inside]]
-    names = lookup.names.gather(pl.Series(index).set(pl.Series(index < 0), None))
-    if (index < 0).any():  # numbers the enum lacks (negative ones too): their digits
+    lookup = _name_lookup(tuple(sorted((v.number, v.name) for v in enum.values)))
+    unknown = len(lookup.names) - 1  # the trailing null
+    if len(values) and (values.min() < 0 or values.max() >= len(lookup.index)):
+        inside = (values >= 0) & (values < len(lookup.index))
+        codes = np.full(len(values), unknown, dtype=np.int64)
+        codes[inside] = lookup.index[values[inside]]
+    else:
+        codes = lookup.index[values]
+    names = lookup.names.gather(codes)
+    if (codes == unknown).any():  # numbers the enum lacks (negative ones too): their digits
         names = pl.select(pl.coalesce(names, numbers.cast(pl.String))).to_series()
     return names.alias(name)
 
 
 @dataclass(frozen=True)
 class _NameLookup:
-    index: np.ndarray  # enum number -> position in `names`, -1 when unknown
-    names: pl.Series
+    index: np.ndarray  # enum number -> position in `names`; unknown numbers -> the last
+    names: pl.Series  # the value names, then a null
 
 
 @functools.cache
 def _name_lookup(known: tuple[tuple[int, str], ...]) -> _NameLookup:
     non_negative = [(k, v) for k, v in known if 0 <= k <= _MAX_TABLE_FIELD]
-    index = np.full(max((k for k, _ in non_negative), default=0) + 1, -1, dtype=np.int64)
+    index = np.full(max((k for k, _ in non_negative), default=0) + 1, len(non_negative),
+                    dtype=np.int64)
     for position, (number, _) in enumerate(non_negative):
         index[number] = position
-    return _NameLookup(index, pl.Series([v for _, v in non_negative], dtype=pl.String))
+    return _NameLookup(index, pl.Series([*(v for _, v in non_negative), None], dtype=pl.String))
 
 
 def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> pa.Array:
@@ -931,8 +949,8 @@ def _struct_series(
         )
         for slot, leaf in enumerate(table.fields)
     ]
-    struct = pl.DataFrame(fields, schema=leaf_types).to_struct(name)
-    index = np.full(height, -1, dtype=np.int64)
+    # The decoded structs, then a null one that the entries without this member point at.
+    struct = pl.DataFrame(fields, schema=leaf_types).to_struct(name).extend_constant(None, 1)
+    index = np.full(height, len(rows), dtype=np.int64)
     index[rows] = np.arange(len(rows))
-    where = pl.Series(index)
-    return struct.gather(where.set(where < 0, None))
+    return struct.gather(index)
