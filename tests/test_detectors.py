@@ -6,8 +6,10 @@ import base64
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from filter.detectors import DETECTOR_NAMES, DETECTORS, detector_hits, is_scannable
+from filter.detectors import DETECTOR_NAMES, DETECTORS, any_hit, detector_hits, is_scannable
 
 CASES: dict[str, tuple[list[str], list[str]]] = {
     "coordinates": (
@@ -86,3 +88,36 @@ def test_lists_hit_when_any_element_hits() -> None:
 def test_scannable_types() -> None:
     assert is_scannable(pl.String) and is_scannable(pl.List(pl.String))
     assert not is_scannable(pl.Int64) and not is_scannable(pl.List(pl.Int64))
+
+
+_EVERY_CASE = [v for positives, negatives in CASES.values() for v in (*positives, *negatives)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.none(),
+    st.sampled_from(_EVERY_CASE),
+    st.lists(st.sampled_from(_EVERY_CASE), min_size=1, max_size=3).map(" ".join),
+    st.text(max_size=30),
+), max_size=20))
+def test_any_hit_is_the_or_of_every_detector(values: list[str | None]) -> None:
+    # `any_hit` takes shortcuts (one combined pattern; candidates first): never other answers.
+    frame = pl.DataFrame({"s": values}, schema={"s": pl.String})
+    one = frame.select(any_hit(pl.col("s"), pl.String)).to_series().to_list()
+    each = frame.select(**detector_hits(pl.col("s"), pl.String))
+    every = each.select(pl.any_horizontal(pl.all().fill_null(False))).to_series().to_list()
+    assert one == [None if v is None else hit for v, hit in zip(values, every, strict=True)]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.one_of(
+    st.none(), st.sampled_from(_EVERY_CASE), st.text(max_size=20)), max_size=4)), max_size=10))
+def test_any_hit_on_lists_is_the_or_of_every_detector(
+    values: list[list[str | None] | None],
+) -> None:
+    dtype = pl.List(pl.String)
+    frame = pl.DataFrame({"s": values}, schema={"s": dtype})
+    one = frame.select(any_hit(pl.col("s"), dtype)).to_series().to_list()
+    each = frame.select(**detector_hits(pl.col("s"), dtype))
+    every = each.select(pl.any_horizontal(pl.all().fill_null(False))).to_series().to_list()
+    assert one == [None if v is None else hit for v, hit in zip(values, every, strict=True)]
