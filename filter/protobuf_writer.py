@@ -231,11 +231,11 @@ def _transform(message: Message, decision: FieldDecision, action: Action) -> Non
     if found is None:
         return
     holder, field = found
-    if field.message_type is not None and field.message_type.full_name == pb._TIMESTAMP:
+    if field.message_type is not None and field.message_type.full_name == pb.TIMESTAMP_TYPE:
         if holder.HasField(field.name):
             _coarsen(getattr(holder, field.name), action)
         return
-    dtype = pb._SCALARS.get(field.type)
+    dtype = pb.SCALAR_TYPES.get(field.type)
     if field.message_type is None and not field.is_repeated and dtype is not None \
             and dtype.is_numeric():
         value = pl.Series([getattr(holder, field.name)], dtype=dtype)

@@ -138,7 +138,7 @@ def _envelope_kind(field: FieldDescriptor) -> int:
     if field.is_repeated:
         return K_NONE
     if field.message_type is not None:
-        return K_TIMESTAMP if field.message_type.full_name == pb._TIMESTAMP else K_NONE
+        return K_TIMESTAMP if field.message_type.full_name == pb.TIMESTAMP_TYPE else K_NONE
     return _SCALAR_KIND[field.type]
 
 
@@ -736,7 +736,7 @@ class DecodedEntries:
     def strings(self) -> tuple[np.ndarray, pl.Series]:
         """The rows whose value is a ``value_string`` (ascending) and their strings."""
         members = [j for j, f in enumerate(self.tables.members.fields)
-                   if f.message_type is None and pb._value_column(f) == "value_string"]
+                   if f.message_type is None and pb.value_column(f) == "value_string"]
         _, member = self.routing()
         holds_string = np.zeros(len(self.tables.members.fields) + 1, dtype=np.bool_)
         holds_string[[j + 1 for j in members]] = True  # by member position + 1 (-1: none)
@@ -814,7 +814,7 @@ def _columns(
     values: dict[str, list[pl.Series]] = {}
     for j, field in enumerate(members.fields):
         holds = ent_member == j
-        column = f"value_{field.name}" if field.message_type else pb._value_column(field)
+        column = f"value_{field.name}" if field.message_type else pb.value_column(field)
         if column not in target or not holds.any():
             continue
         if field.message_type is not None:

@@ -61,7 +61,8 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 32
 #: Column holding the raw bytes of messages that carry fields the descriptor does not know.
 UNKNOWN_FIELDS = "unknown_fields"
-_TIMESTAMP = "google.protobuf.Timestamp"
+#: The well-known type a timestamp field holds (read as a UTC datetime, not a struct).
+TIMESTAMP_TYPE = "google.protobuf.Timestamp"
 #: The seconds a `Timestamp` may hold (0001-01-01 to 9999-12-31, as its definition says).
 MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS = -62_135_596_800, 253_402_300_799
 _SHIPPED_DESCRIPTORS = "vtx/telemetry/v1/telemetry.binpb"
@@ -69,7 +70,8 @@ _SHIPPED_DESCRIPTORS = "vtx/telemetry/v1/telemetry.binpb"
 SHIPPED_SOURCE = "shipped vtx schemas"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-_SCALARS: dict[int, pl.DataType] = {
+#: The column type of each protobuf scalar type.
+SCALAR_TYPES: dict[int, pl.DataType] = {
     FieldDescriptor.TYPE_DOUBLE: pl.Float64(),
     FieldDescriptor.TYPE_FLOAT: pl.Float32(),
     FieldDescriptor.TYPE_INT64: pl.Int64(),
@@ -292,7 +294,7 @@ def parse(schema: ProtoSchema, path: Path, frame: Frame) -> Message:
         message = schema.message_class.FromString(frame.data)
         for field in schema.descriptor.fields:  # a top-level Timestamp the spec rules out
             if (
-                field.message_type is not None and field.message_type.full_name == _TIMESTAMP
+                field.message_type is not None and field.message_type.full_name == TIMESTAMP_TYPE
                 and not field.is_repeated and message.HasField(field.name)
                 and not MIN_TIMESTAMP_SECONDS <= getattr(message, field.name).seconds
                 <= MAX_TIMESTAMP_SECONDS
@@ -631,7 +633,7 @@ def key_value_frame(
                 scalar = _value(value, member, 1)
                 if isinstance(scalar, int) and scalar >= 2**63:
                     scalar -= 2**64  # a uint64 past Int64 keeps its bits in value_int
-                row[_value_column(member)] = scalar
+                row[value_column(member)] = scalar
             unknown = _has_unknown(entry, 0)
             row[UNKNOWN_FIELDS] = entry.SerializeToString() if unknown else None
             rows.append(row)
@@ -657,12 +659,15 @@ def _message_members(layout: KeyValueLayout) -> list[FieldDescriptor]:
     return [m for m in oneof.fields if m.message_type is not None]
 
 
-def _value_column(member: FieldDescriptor) -> str:
+def value_column(member: FieldDescriptor) -> str:
+    """The key/value row column that holds a value member: ``value_<member>`` for a message;
+    for a scalar, one column per kind (``value_string``, ``value_bytes``, ``value_bool``,
+    ``value_enum``, ``value_double`` for floats, ``value_int`` for integers)."""
     if member.message_type is not None:
         return f"value_{member.name}"
     if member.type == FieldDescriptor.TYPE_ENUM:
         return "value_enum"
-    dtype = _SCALARS[member.type]
+    dtype = SCALAR_TYPES[member.type]
     if dtype == pl.String:
         return "value_string"
     if dtype == pl.Binary:
@@ -679,12 +684,12 @@ def _dtype(field: FieldDescriptor, depth: int) -> pl.DataType:
         key, value = field.message_type.fields
         entry = {"key": _dtype(key, depth + 1), "value": _dtype(value, depth + 1)}
         return pl.List(pl.Struct(entry))
-    if field.message_type is not None and field.message_type.full_name == _TIMESTAMP:
+    if field.message_type is not None and field.message_type.full_name == TIMESTAMP_TYPE:
         inner: pl.DataType = pl.Datetime("us", "UTC")
     elif field.message_type is not None:
         inner = pl.Struct({f.json_name: _dtype(f, depth + 1) for f in field.message_type.fields})
     else:
-        inner = _SCALARS[field.type]
+        inner = SCALAR_TYPES[field.type]
     return pl.List(inner) if field.is_repeated else inner
 
 
@@ -711,7 +716,7 @@ def _single(raw: Any, field: FieldDescriptor, depth: int) -> Any:
             known = field.enum_type.values_by_number.get(raw)
             return known.name if known is not None else str(raw)
         return raw
-    if field.message_type.full_name == _TIMESTAMP:
+    if field.message_type.full_name == TIMESTAMP_TYPE:
         micros = raw.seconds * 1_000_000 + raw.nanos // 1000
         return _EPOCH + timedelta(microseconds=micros)
     return {f.json_name: _value(raw, f, depth + 1) for f in field.message_type.fields}
