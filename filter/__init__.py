@@ -7,13 +7,14 @@ Public API for pipelines::
 `load_catalogue` reads the policy, `plan` decides every field of a schema, `split` publishes
 export and onshore outputs from Parquet files, `split_protobuf` from protobuf streams,
 `split_frame` splits a frame in memory, `verify_output` checks a published output.
-`split_dataset` splits a Ray Dataset (``vtx[ray]``); it is loaded on first use, so
-``import filter`` does not import Ray.
+`split_dataset` splits a Ray Dataset (``vtx[ray]``). It, `split_protobuf` and
+`verify_output` (with `VerifyReport`) are loaded on first use: ``import filter`` imports
+neither Ray nor the protobuf runtime, and a Parquet split starts sooner.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filter._version import __version__
 from filter.catalogue import Catalogue, catalogue_from_mapping, load_catalogue
@@ -28,10 +29,13 @@ from filter.errors import (
 )
 from filter.manifest import read_manifest
 from filter.plan import ExportPlan, FieldDecision, plan
-from filter.protobuf_split import split_protobuf
 from filter.pseudonym import load_key, vehicle_token
 from filter.splitter import SplitResult, split, split_frame
-from filter.verify import VerifyReport, verify_output
+
+if TYPE_CHECKING:
+    from filter.protobuf_split import split_protobuf
+    from filter.ray_split import split_dataset
+    from filter.verify import VerifyReport, verify_output
 
 __all__ = [
     "Catalogue",
@@ -61,10 +65,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load `split_dataset` (and with it the Ray adapter) on first use."""
-    if name == "split_dataset":
-        from filter.ray_split import split_dataset
+#: What `__getattr__` loads on first use, and from where.
+_LOADED_ON_USE = {
+    "split_dataset": "filter.ray_split",
+    "split_protobuf": "filter.protobuf_split",
+    "verify_output": "filter.verify",
+    "VerifyReport": "filter.verify",
+}
 
-        return split_dataset
+
+def __getattr__(name: str) -> Any:
+    """Load `split_dataset`, `split_protobuf`, `verify_output` and `VerifyReport` on first use."""
+    if name in _LOADED_ON_USE:
+        import importlib
+
+        return getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

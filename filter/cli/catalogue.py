@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from filter.catalogue import Catalogue, load_catalogue
 from filter.catalogue_diff import CatalogueDiff, diff_catalogues
@@ -67,6 +65,9 @@ def diff(old: Path, new: Path, fields: tuple[str, ...], output_format: str) -> N
 
 
 def _print_diff(result: CatalogueDiff) -> None:
+    from rich.console import Console  # only for tables: `vtx split` never loads rich
+    from rich.table import Table
+
     console = Console(width=max(Console().width, 140))
     console.print(f"[bold]{result.old}[/] -> [bold]{result.new}[/]")
     if result.empty:
@@ -107,6 +108,9 @@ def show(file: Path | None, output_format: str) -> None:
     if output_format == "json":
         click.echo(json.dumps(_as_dict(cat), indent=2, ensure_ascii=False))
         return
+    from rich.console import Console  # only for tables: `vtx split` never loads rich
+    from rich.table import Table
+
     console = Console(width=max(Console().width, 140))
     console.print(f"[bold]{cat.id}[/] {cat.version}  sha256 {cat.sha256}\n{cat.description}\n")
     classes = Table("class", "kind", "description", title="classes", title_justify="left")

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from filter.cli.options import (
     catalogue_option,
@@ -77,6 +75,9 @@ def command(
 
 
 def _print_table(decided: ExportPlan) -> None:
+    from rich.console import Console  # only for tables: `vtx split` never loads rich
+    from rich.table import Table
+
     table = Table(
         title=f"{decided.catalogue_id} {decided.catalogue_version}, scenario {decided.scenario}",
         title_justify="left",

@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from filter.cli.options import (
     catalogue_option,
@@ -169,6 +167,10 @@ def _progress(*, enabled: bool) -> Iterator[ProgressCallback | None]:
     if not enabled:
         yield None
         return
+    # Imported here: a run without a terminal (pipelines, benchmarks) never loads rich.
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn("splitting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
         TextColumn("file {task.fields[file]}"), TimeElapsedColumn(),

@@ -13,7 +13,6 @@ import click
 
 from filter.cli.options import catalogue_option
 from filter.errors import EXIT_OK, EXIT_VERIFY
-from filter.verify import verify_output
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -27,6 +26,8 @@ def command(export_dir: Path, onshore_dir: Path | None, catalogue_path: Path | N
     """Check EXPORT_DIR: hashes, row counts and files against its manifest, every column
     against the catalogue and scenario, every string value against the detectors, and (with
     --onshore) no onshore VIN in the export and both sides reconciling. Exit 3 on failures."""
+    from filter.verify import verify_output  # only for this command: it loads protobuf
+
     report = verify_output(export_dir, onshore_dir, catalogue_path)
     if report.ok:
         click.echo(report.summary())
