@@ -65,3 +65,42 @@ def test_live_runs_staging_is_left_alone(tmp_path: Path) -> None:
     dead.mkdir()
     stage(tmp_path / "out", "run1", overwrite=False).discard()
     assert alive.exists() and not dead.exists()
+
+
+def test_every_published_file_reached_the_disk_before_its_rename(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    # Part files are not fsynced as they are written (that waited for the disk once per
+    # batch); publishing fsyncs each one, and the directory, before the rename.
+    import polars as pl
+
+    import filter.publish as publish
+    from filter import split
+
+    from .conftest import KEY
+
+    synced: list[str] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        synced.append(f"rename {src}")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(publish.os, "fsync", fsync)
+    monkeypatch.setattr(publish.os, "rename", rename)
+    pl.DataFrame({"vin": ["LSV00000000000001"] * 3, "ts": [1, 2, 3],
+                  "Vehicle.Speed": [1.0, 2.0, 3.0]}).write_parquet(tmp_path / "in.parquet")
+    split(tmp_path / "in.parquet", tmp_path / "e", tmp_path / "o", "after-sales", key=KEY)
+    for side in ("e", "o"):
+        staging = next(s[len("rename "):] for s in synced if s.startswith("rename ")
+                       and Path(s[len("rename "):]).name.startswith(f".{side}."))
+        renamed_at = synced.index(f"rename {staging}")
+        before = {Path(s).relative_to(staging).as_posix() for s in synced[:renamed_at]
+                  if s.startswith(staging + "/")}
+        published = {p.relative_to(tmp_path / side).as_posix()
+                     for p in (tmp_path / side).rglob("*") if p.is_file()}
+        assert published and published <= before
+        assert staging in synced[:renamed_at]  # the directory itself
