@@ -152,6 +152,8 @@ DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
 _ANY_PATTERN = "|".join(f"(?:{d.pattern})" for d in DETECTORS if d.pattern is not None)
 # Where a check-digit detector could find a candidate (it searches the upper-cased value).
 _ANY_CANDIDATE = f"(?i)(?:{_VIN})|(?:{_RESIDENT_ID})"
+# Where any detector could hit at all: a pattern, or a check-digit candidate.
+_ANY_SUSPECT = f"(?:{_ANY_PATTERN})|(?i:(?:{_VIN})|(?:{_RESIDENT_ID}))"
 
 
 def is_scannable(dtype: pl.DataType) -> bool:
@@ -159,6 +161,18 @@ def is_scannable(dtype: pl.DataType) -> bool:
     if dtype == pl.String:
         return True
     return isinstance(dtype, pl.List) and dtype.inner == pl.String
+
+
+def suspects_only(value: pl.Expr) -> pl.Expr:
+    """The string `value` where some detector could hit it, "" elsewhere (null stays null).
+
+    One scan of one automaton. `any_hit` of the result equals `any_hit` of `value` (no detector
+    hits "") and costs little, as nearly every value is then "": on 4M free-text notes both
+    take 0.6 s, where `any_hit` of the notes takes 0.95 s. Give the result a column of its own
+    (`with_columns`) before testing it: an expression that used it twice would scan twice.
+    """
+    keep_all = pl.when(value.str.contains(_ANY_SUSPECT)).then(None)
+    return value.str.slice(0, keep_all.otherwise(pl.lit(0, pl.Int64)))
 
 
 def any_hit(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from filter.catalogue import Action
-from filter.detectors import any_hit, detector_hits
+from filter.detectors import any_hit, detector_hits, suspects_only
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan, FieldDecision
 from filter.pseudonym import token_expr
 from filter.value_tables import ValueTable, table_hits
@@ -69,6 +69,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
     known_counts: dict[str, int] = {}
     hit_columns: list[pl.Expr] = []
     any_columns: list[pl.Expr] = []
+    suspects: list[pl.Expr] = []  # free-text strings, cut to what a detector could hit
     free_text: list[tuple[str, str, pl.Expr, pl.DataType]] = []  # scanned row by row
     for index, decision in enumerate(d for d in plan.fields if d.scanned):
         value, dtype = plan.leaf(decision)
@@ -82,9 +83,14 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
         counts.append(pl.col(any_name).sum().alias(f"{decision.path}{COUNT_SEPARATOR}{MOVED}"))
         hit_of[decision.path] = pl.col(any_name)
         if table is None:
-            # Free text: one combined pass per row; which detectors hit is counted afterwards,
-            # on the few rows that hit.
-            any_columns.append(any_hit(value, dtype).fill_null(False).alias(any_name))
+            # Free text: one combined pass per row, on the values some detector could hit
+            # (strings: the others cut to "" first); which detectors hit is counted
+            # afterwards, on the few rows that hit.
+            tested = value
+            if dtype == pl.String:
+                suspects.append(suspects_only(value).alias(f"{any_name}_suspects"))
+                tested = pl.col(f"{any_name}_suspects")
+            any_columns.append(any_hit(tested, dtype).fill_null(False).alias(any_name))
             free_text.append((any_name, decision.path, value, dtype))
             continue
         names = []
@@ -95,7 +101,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
             names.append(name)
         any_columns.append(pl.any_horizontal(names).alias(any_name))
     if hit_columns or any_columns:
-        base = frame.with_columns(hit_columns).with_columns(any_columns)
+        base = frame.with_columns(suspects).with_columns(hit_columns).with_columns(any_columns)
     detections = [base.select(counts)] if counts else []
     detections += [
         base.filter(pl.col(any_name)).select(detector_counts(value, dtype, path))

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from filter.catalogue import Catalogue, action_for
-from filter.detectors import any_hit
+from filter.detectors import any_hit, suspects_only
 from filter.engine import COUNT_SEPARATOR, MOVED, apply_action, detector_counts
 from filter.errors import InputError
 from filter.plan import TOKEN_COLUMN, decide_path
@@ -39,6 +39,7 @@ from filter.readers.protobuf import UNKNOWN_FIELDS, DecodedRows
 
 _ROUTE = "__vtx_export"
 _DETECTED = "__vtx_detected"
+_SUSPECTS = "__vtx_suspects"
 _POSITION = ("message_index", "entry_index")
 
 
@@ -139,7 +140,8 @@ def split_decoded(
         numbers[holds_message].astype(np.int64) * width + member[holds_message], pairs)
     # Detectors run on the entries holding a string only.
     where, strings = entries.strings()
-    hit = strings.to_frame().select(_string_hit()).to_series().to_numpy()
+    hit = strings.to_frame().with_columns(_suspects()).select(_string_hit()).to_series()
+    hit = hit.to_numpy()
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
     chosen = _is_in(numbers, exported) & member_ok & ~detected
@@ -175,10 +177,17 @@ def _detections(flagged: pl.LazyFrame) -> pl.LazyFrame:
 
 
 @functools.cache
+def _suspects() -> pl.Expr:
+    """``value_string`` cut to what a detector could hit (`suspects_only`): built once, as
+    are the expressions below, being the same for every batch."""
+    return suspects_only(pl.col("value_string")).alias(_SUSPECTS)
+
+
+@functools.cache
 def _string_hit() -> pl.Expr:
-    """Whether any detector hits ``value_string`` (false where it is null): built once, as
-    the expression is the same for every batch."""
-    return any_hit(pl.col("value_string"), pl.String).fill_null(False)
+    """Whether any detector hits ``value_string`` (false where it is null), tested on the
+    `_suspects` column."""
+    return any_hit(pl.col(_SUSPECTS), pl.String).fill_null(False)
 
 
 @functools.cache

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filter.detectors import DETECTOR_NAMES, DETECTORS, any_hit, detector_hits, is_scannable
+from filter.detectors import (
+    DETECTOR_NAMES,
+    DETECTORS,
+    any_hit,
+    detector_hits,
+    is_scannable,
+    suspects_only,
+)
 
 CASES: dict[str, tuple[list[str], list[str]]] = {
     "coordinates": (
@@ -121,3 +128,26 @@ def test_any_hit_on_lists_is_the_or_of_every_detector(
     each = frame.select(**detector_hits(pl.col("s"), dtype))
     every = each.select(pl.any_horizontal(pl.all().fill_null(False))).to_series().to_list()
     assert one == [None if v is None else hit for v, hit in zip(values, every, strict=True)]
+
+
+def test_no_detector_hits_the_empty_string() -> None:
+    # `suspects_only` cuts the values no detector could hit to "": that must hit nothing.
+    hits = pl.DataFrame({"s": [""]}).select(**detector_hits(pl.col("s"), pl.String))
+    assert hits.row(0) == (False,) * len(DETECTORS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.none(),
+    st.sampled_from(_EVERY_CASE),
+    st.lists(st.sampled_from(_EVERY_CASE), min_size=1, max_size=3).map(" ".join),
+    st.text(max_size=30),
+), max_size=20))
+def test_cutting_to_suspects_keeps_every_hit(values: list[str | None]) -> None:
+    frame = pl.DataFrame({"s": values}, schema={"s": pl.String})
+    cut = frame.with_columns(suspects_only(pl.col("s")).alias("cut"))
+    assert cut["cut"].is_null().to_list() == frame["s"].is_null().to_list()
+    assert cut.filter(pl.col("cut") != "")["cut"].to_list() == \
+        cut.filter(pl.col("cut") != "")["s"].to_list()  # kept values are kept whole
+    assert cut.select(any_hit(pl.col("cut"), pl.String)).to_series().to_list() == \
+        cut.select(any_hit(pl.col("s"), pl.String)).to_series().to_list()
