@@ -54,6 +54,8 @@ class KeyValueQueries:
     positions: pl.LazyFrame  # message_index, entry_index of the exported entries
     detections: pl.LazyFrame  # one row: entries moved by detectors, and per detector its hits
     # (named as `filter.engine` names them: "value_string<US>detector")
+    exported: np.ndarray | None = None  # per entry, in the order read, whether it is exported
+    # (from the decoder's arrays only: a caller that needs no rows need not collect positions)
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ def split_decoded(
         positions=pl.defer(lambda: entries.rows(chosen, columns=_POSITION),
                            schema={c: schema[c] for c in _POSITION}),
         detections=_detections(flags.lazy()),
+        exported=chosen,
     )
 
 

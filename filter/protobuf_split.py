@@ -356,11 +356,16 @@ def write_stream_batch(
                     queries = batch_queries(schema, batch, catalogue, scenario, namespace,
                                             tokens, rows=False)
                 assert queries is not None
-                positions, counts, detections = pl.collect_all(
-                    [queries.positions, queries.counts, queries.detections])
+                chosen: pbw.EntrySelection
+                if queries.exported is not None:  # the decoder's arrays: a flag per entry
+                    counts, detections = pl.collect_all([queries.counts, queries.detections])
+                    chosen = queries.exported
+                else:
+                    positions, counts, detections = pl.collect_all(
+                        [queries.positions, queries.counts, queries.detections])
+                    chosen = (positions["message_index"].to_numpy(),
+                              positions["entry_index"].to_numpy())
                 _tally_entries(tally, counts, detections)
-                chosen = (positions["message_index"].to_numpy(),
-                          positions["entry_index"].to_numpy())
                 pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_out,
                                             onshore_out)
     except OSError as exc:

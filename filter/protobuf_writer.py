@@ -57,18 +57,22 @@ class StreamKeys:
     coarsen: Action | None  # the catalogue's action on the timestamp for the scenario
 
 
+#: The entries to export: their (message indexes, entry indexes), or a flag per entry of the
+#: batch in the order its messages hold them.
+EntrySelection = tuple[np.ndarray, np.ndarray] | np.ndarray
+
+
 def write_key_value_streams(
     schema: pb.ProtoSchema,
     raw: pb.RawMessages,
-    exported: tuple[np.ndarray, np.ndarray],
+    exported: EntrySelection,
     tokens: Mapping[str, str],
     keys: StreamKeys,
     export_out: BinaryIO,
     onshore_out: BinaryIO,
 ) -> None:
-    """Key/value envelopes: the exported entries (`exported`: their message indexes and entry
-    indexes) to the export stream, the rest with every other envelope field to the onshore
-    stream.
+    """Key/value envelopes: the `exported` entries to the export stream, the rest with every
+    other envelope field to the onshore stream.
 
     The messages are spliced as bytes, not rebuilt: each entry is copied as it came (so an
     entry with fields the descriptor does not know reaches the onshore stream intact), the
@@ -93,8 +97,13 @@ def write_key_value_streams(
         raise ValueError("a message does not frame at its top level")
     base = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=base[1:])
-    flags = np.zeros(int(base[-1]), dtype=np.bool_)
-    flags[base[np.searchsorted(raw.indexes, exported[0])] + exported[1]] = True
+    if isinstance(exported, tuple):
+        flags = np.zeros(int(base[-1]), dtype=np.bool_)
+        flags[base[np.searchsorted(raw.indexes, exported[0])] + exported[1]] = True
+    elif len(exported) == base[-1]:
+        flags = exported
+    else:  # cannot happen: the decoder counts the entries as the splicer does
+        raise ValueError("the exported flags do not line up with the messages' entries")
     token_bytes = _token_bytes(raw.data, vin_spans, tokens)
     if keys.coarsen is not None:
         seconds, nanos = coarsened(seconds, nanos, keys.coarsen)
