@@ -112,8 +112,12 @@ def split_decoded(
     *,
     namespace: str = "fleet",
     build_rows: bool = True,
+    verdicts: StringVerdicts | None = None,
 ) -> KeyValueQueries:
     """The same queries for entries the compiled decoder holds as arrays.
+
+    `verdicts` remembers the detectors' verdicts on string values from batch to batch (one
+    per run; without, each batch tests its own values).
 
     With `build_rows` each side's rows are built now (on the caller's thread); without, only
     when its query is collected (a caller that needs only the positions never pays for them).
@@ -124,35 +128,37 @@ def split_decoded(
     """
     names = entries.key_names
     numbers, member = entries.routing()
-    present = _distinct(numbers)
-    known = [n for n in present if n in names]
+    keys = _KeyRows.of(numbers)
+    known = [n for n in keys.present if n in names]
     members = entries.member_names
     schema = entries.row_schema
     message_members = [m for m in members if isinstance(schema.get(f"value_{m}"), pl.Struct)]
     routes = key_routes(catalogue, scenario, [names[n] for n in known], message_members,
                         namespace)
-    exported = [n for n in known if names[n] in routes.keys]
-    message_positions = [j for j, m in enumerate(members) if m in message_members]
-    width = len(members)  # a (key, member) pair as one number: key * width + member
-    pairs = [n * width + j for n in exported for j in message_positions
-             if (names[n], members[j]) in routes.members]
-    holds_message = _is_in(member, message_positions)
-    member_ok = ~holds_message
-    member_ok[holds_message] = _is_in(
-        numbers[holds_message].astype(np.int64) * width + member[holds_message], pairs)
+    # One table decides every entry: a row per key number present, a column per oneof member
+    # (column 0: no member); true where the key is exported and so is its member.
+    table = np.zeros((keys.height, len(members) + 1), dtype=np.bool_)
+    for n in known:
+        if names[n] in routes.keys:
+            table[keys.row_of[n]] = [True] + [
+                m not in message_members or (names[n], m) in routes.members for m in members]
     # Detectors run on the entries holding a string only.
     where, strings = entries.strings()
-    hit = strings.to_frame().with_columns(_suspects()).select(_string_hit()).to_series()
-    hit = hit.to_numpy()
+    hit = (verdicts or StringVerdicts()).hits(strings)
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
-    chosen = _is_in(numbers, exported) & member_ok & ~detected
+    # table[row, member + 1], flattened: one gather instead of a two-dimensional index.
+    where_in_table = keys.rows.astype(np.intp) * table.shape[1]
+    where_in_table += member
+    where_in_table += 1
+    chosen = table.ravel().take(where_in_table) & ~detected
     flags = pl.DataFrame([strings, pl.Series(_DETECTED, hit)])
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
-    seen = sorted([names[n] for n in known] + [str(n) for n in present if n not in names])
+    seen = sorted([names[n] for n in known] + [str(n) for n in keys.present if n not in names])
     counts = pl.DataFrame({
         "entries": [len(numbers)], "exported": [int(chosen.sum())],
-        "unknown_keys": [int((~_is_in(numbers, list(names))).sum())],
+        "unknown_keys": [sum(c for n, c in zip(keys.present, keys.counts, strict=True)
+                             if n not in names)],
         "unknown_fields": [0],
         "detected": [int(hit.sum())], "keys": [seen],
     }, schema={**dict.fromkeys(("entries", "exported", "unknown_keys", "unknown_fields",
@@ -199,28 +205,65 @@ def _detection_counts() -> tuple[pl.Expr, ...]:
             *detector_counts(pl.col("value_string"), pl.String, "value_string"))
 
 
-def _distinct(numbers: np.ndarray) -> list[int]:
-    """The distinct key numbers, ascending (by counting when they span a small range)."""
-    if len(numbers) == 0:
-        return []
-    low, high = int(numbers.min()), int(numbers.max())
-    if high - low >= 1 << 20:
-        return np.unique(numbers).tolist()
-    return (np.flatnonzero(np.bincount(numbers - low)) + low).tolist()
+@dataclass(frozen=True)
+class _KeyRows:
+    """The distinct key numbers of a batch, and each entry's row among them."""
+
+    present: list[int]  # ascending
+    counts: list[int]  # entries per key number present
+    row_of: dict[int, int]  # key number -> its row
+    rows: np.ndarray  # per entry, its key number's row
+    height: int  # rows in all (some unused when numbers are counted by range)
+
+    @classmethod
+    def of(cls, numbers: np.ndarray) -> _KeyRows:
+        if len(numbers) == 0:
+            return cls([], [], {}, np.zeros(0, dtype=np.intp), 0)
+        low, high = int(numbers.min()), int(numbers.max())
+        if high - low < 1 << 16:  # as usual: counted by range, a row per number in it
+            tally = np.bincount(numbers - low)
+            present = (np.flatnonzero(tally) + low).tolist()
+            return cls(present, [int(tally[n - low]) for n in present],
+                       {n: n - low for n in present}, numbers - low, high - low + 1)
+        distinct, rows, tally = np.unique(numbers, return_inverse=True, return_counts=True)
+        present = distinct.tolist()
+        return cls(present, tally.tolist(), {n: i for i, n in enumerate(present)}, rows,
+                   len(present))
 
 
-def _is_in(values: np.ndarray, allowed: list[int]) -> np.ndarray:
-    """`np.isin` for integers, by a table lookup when they span a small range (key numbers
-    and member positions do): ten times faster than the sort `np.isin` does."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.bool_)
-    low, high = int(values.min()), int(values.max())
-    if high - low >= 1 << 20:
-        return np.isin(values, allowed)
-    table = np.zeros(high - low + 1, dtype=np.bool_)
-    inside = [a - low for a in allowed if low <= a <= high]
-    table[inside] = True
-    return table[values - low]
+class StringVerdicts:
+    """Whether any detector hits a string value, remembered across the batches of a run.
+
+    Telemetry strings repeat (a batch of 70,000 held 90 distinct values, nearly all seen in
+    the batch before), and a detector call costs milliseconds however few values it tests; so
+    each distinct value is tested once per run. At most `limit` values are remembered; a batch
+    of mostly distinct values (free text) is tested value by value, remembering none.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._hit: dict[str, bool] = {}
+        self._limit = limit
+
+    def hits(self, strings: pl.Series) -> np.ndarray:
+        """Per string (none null), whether any detector hits it."""
+        distinct = strings.unique()
+        if 2 * len(distinct) > len(strings):
+            return _hit_of(strings).to_numpy()
+        values = distinct.to_list()
+        new = [v for v in values if v not in self._hit]
+        found: dict[str, bool] = {}
+        if new:
+            found = dict(zip(new, _hit_of(pl.Series(new, dtype=pl.String)).to_list(),
+                             strict=True))
+            if len(self._hit) + len(found) <= self._limit:
+                self._hit.update(found)
+        hitting = [v for v in values if found.get(v) or self._hit.get(v, False)]
+        return strings.is_in(hitting).to_numpy()
+
+
+def _hit_of(strings: pl.Series) -> pl.Series:
+    return strings.to_frame("value_string").with_columns(_suspects()).select(
+        _string_hit()).to_series()
 
 
 def entry_route(

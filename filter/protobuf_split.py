@@ -38,7 +38,12 @@ from filter.catalogue import Catalogue, action_for
 from filter.detectors import any_hit
 from filter.engine import COUNT_SEPARATOR, MOVED, Lookups, detector_counts
 from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
-from filter.kv_engine import KeyValueQueries, split_decoded, split_key_values
+from filter.kv_engine import (
+    KeyValueQueries,
+    StringVerdicts,
+    split_decoded,
+    split_key_values,
+)
 from filter.manifest import FileRecord, sha256_file
 from filter.part_writer import HashingFile
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
@@ -169,6 +174,7 @@ def split_protobuf(
         hashes = [hasher.submit(source_digest, s) for s in sources]
         export_files, onshore_files = [], []
         tokens: dict[str, str] = {}
+        verdicts = StringVerdicts()  # the detectors' verdicts on key/value string values
         streams = output_format == "protobuf"
         write, suffix = (write_stream_batch, pbw.PART_SUFFIX) if streams else (
             write_batch, ".parquet")
@@ -189,7 +195,8 @@ def split_protobuf(
                     tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
                     known = dict(tokens)  # this batch's view: the next one may add to it
                     yield batch, known, batch_queries(schema, batch, cat, scenario, namespace,
-                                                      known, rows=not streams)
+                                                      known, rows=not streams,
+                                                      verdicts=verdicts)
 
             for number, (batch, known, queries) in enumerate(prefetched(prepared())):
                 tally.messages[source] += batch.messages
@@ -428,14 +435,16 @@ def batch_queries(
     tokens: dict[str, str],
     *,
     rows: bool = True,
+    verdicts: StringVerdicts | None = None,
 ) -> KeyValueQueries | None:
     """The split queries of a key/value batch (None for plain messages); without `rows` the
-    sides' rows are only built if their queries are collected."""
+    sides' rows are only built if their queries are collected. `verdicts`: the run's
+    detector verdicts on string values (`kv_engine.StringVerdicts`)."""
     if schema.key_value is None:
         return None
     if batch.entries is not None:  # the compiled decoder's arrays: each side built apart
         return split_decoded(batch.entries, catalogue, scenario, tokens, namespace=namespace,
-                             build_rows=rows)
+                             build_rows=rows, verdicts=verdicts)
     return split_key_values(batch.rows.lazy(), catalogue, scenario, tokens, namespace=namespace)
 
 

@@ -186,3 +186,46 @@ def test_no_withheld_key_in_the_export_and_entries_reconcile(payload, shipped, e
     merged = pl.concat([export.select("message_index", "entry_index"),
                         onshore.select("message_index", "entry_index")]).sort(pl.all())
     assert merged.equals(rows.select("message_index", "entry_index").sort(pl.all()))
+
+
+def test_string_verdicts_are_the_detectors_batch_after_batch() -> None:
+    # Remembered verdicts (and a memory too small to remember them) give the same answers as
+    # testing each value, in every batch.
+    from filter.detectors import any_hit
+    from filter.kv_engine import StringVerdicts
+
+    batches = [
+        ["D", "P", "D", "沪A12345", "D", "N"],
+        ["沪A12345", "D", "call 13812345678", "D", "R", "D"],
+        ["x", "y", "z", "31.230416, 121.473701"],  # mostly distinct: tested one by one
+    ]
+    for limit in (100_000, 1):
+        verdicts = StringVerdicts(limit=limit)
+        for values in batches:
+            strings = pl.Series(values, dtype=pl.String)
+            expected = pl.select(any_hit(pl.lit(strings), pl.String)).to_series().to_list()
+            assert verdicts.hits(strings).tolist() == expected
+
+
+def test_a_detected_value_seen_in_an_earlier_batch_still_moves(payload, shipped, tmp_path,
+                                                              monkeypatch) -> None:
+    from filter import protobuf_split
+
+    monkeypatch.setattr(protobuf_split, "BATCH_MESSAGES", 2)
+    raws = []
+    for i in range(6):  # the same location text under Odometer (exported) in every batch
+        msg = payload.message_class(vin=f"V{i}")
+        msg.created_at.seconds = 1_790_000_000 + i
+        msg.data.add(key=5).value.string_value = "31.230416, 121.473701" if i % 2 else "ok"
+        msg.data.add(key=5).value.string_value = "ok"
+        raws.append(msg.SerializeToString())
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*raws))
+    result = protobuf_split.split_protobuf(
+        stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+        message="testfleet.Payload", descriptor_set=DATA / "fleet_test.binpb", catalogue=shipped)
+    export = pl.read_parquet(tmp_path / "e" / "*.parquet")
+    onshore = pl.read_parquet(tmp_path / "o" / "*.parquet")
+    assert export["value_string"].to_list() == ["ok"] * 9
+    assert onshore["value_string"].to_list() == ["31.230416, 121.473701"] * 3
+    assert len(result.export_manifest["files"]) == 3  # three batches
