@@ -51,11 +51,12 @@ class KeyValueQueries:
     onshore: pl.LazyFrame
     counts: pl.LazyFrame  # one row: entries, exported, unknown_keys, unknown_fields, detected,
     # and the list of key names seen
-    positions: pl.LazyFrame  # message_index, entry_index of the exported entries
+    positions: pl.LazyFrame | None  # message_index, entry_index of the exported entries
+    # (None from the decoder's arrays: `exported` says the same, flag by flag)
     detections: pl.LazyFrame  # one row: entries moved by detectors, and per detector its hits
     # (named as `filter.engine` names them: "value_string<US>detector")
     exported: np.ndarray | None = None  # per entry, in the order read, whether it is exported
-    # (from the decoder's arrays only: a caller that needs no rows need not collect positions)
+    # (from the decoder's arrays only; the frame engine gives `positions`)
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,7 @@ def split_decoded(
         export=export(side(chosen)),
         onshore=onshore(side(~chosen)),
         counts=counts.lazy(),
-        positions=pl.defer(lambda: entries.rows(chosen, columns=_POSITION),
-                           schema={c: schema[c] for c in _POSITION}),
+        positions=None,
         detections=_detections(flags.lazy()),
         exported=chosen,
     )

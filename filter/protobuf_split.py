@@ -368,6 +368,7 @@ def write_stream_batch(
                     counts, detections = pl.collect_all([queries.counts, queries.detections])
                     chosen = queries.exported
                 else:
+                    assert queries.positions is not None
                     positions, counts, detections = pl.collect_all(
                         [queries.positions, queries.counts, queries.detections])
                     chosen = (positions["message_index"].to_numpy(),

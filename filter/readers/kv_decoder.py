@@ -765,52 +765,40 @@ class DecodedEntries:
             for s, f in enumerate(self.tables.envelope.fields)
         ])
 
-    def rows(
-        self, select: np.ndarray | None = None, columns: tuple[str, ...] | None = None
-    ) -> pl.DataFrame:
+    def rows(self, select: np.ndarray | None = None) -> pl.DataFrame:
         """The rows of the entries `select` picks (all: None), in entry order, with the
-        plain path's columns and types (only `columns`, in that order, when given)."""
+        plain path's columns and types."""
         keep = self.keep if select is None else self.keep & select
-        return _columns(self, keep, columns)
+        return _columns(self, keep)
 
 
-def _columns(
-    entries: DecodedEntries, keep: np.ndarray, wanted: tuple[str, ...] | None
-) -> pl.DataFrame:
+def _columns(entries: DecodedEntries, keep: np.ndarray) -> pl.DataFrame:
     """The rows of the entries `keep` selects, with the plain path's columns and types."""
     schema, tables, buf, leaves = entries.schema, entries.tables, entries.buf, entries.leaves
     ent_msg, ent_pos, ent_key, ent_member = (
         entries.ent_msg, entries.ent_pos, entries.ent_key, entries.ent_member)
     ent_i, ent_f, ent_s, ent_n = entries.ent_i, entries.ent_f, entries.ent_s, entries.ent_n
     target = pb.key_value_schema(schema)
-    if wanted is not None:
-        target = pl.Schema({name: target[name] for name in wanted})
     all_kept = bool(keep.all())
     if not all_kept:
         picked = np.flatnonzero(keep)  # ascending: an entry's row is its place in it
-        ent_msg, ent_pos, ent_key, ent_member = (
-            a.take(picked) for a in (ent_msg, ent_pos, ent_key, ent_member))
-        if any(name.startswith("value_") for name in target):  # only then the values
-            ent_i, ent_f, ent_s, ent_n = (a.take(picked) for a in (ent_i, ent_f, ent_s, ent_n))
+        ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n = (
+            a.take(picked)
+            for a in (ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n))
     height = len(ent_msg)
     columns: dict[str, pl.Series] = {
         "message_index": pl.Series("message_index", ent_msg + entries.first_index),
         "entry_index": pl.Series("entry_index", ent_pos),
     }
-    envelope_names = [f.name for f in tables.envelope.fields if f.name in target]
-    if envelope_names:
-        envelope = entries.envelopes().select(envelope_names)
-        columns.update({c.name: c for c in envelope[ent_msg]})
+    columns.update({c.name: c for c in entries.envelopes()[ent_msg]})
     key_number = pl.Series("key_number", ent_key)
-    if "key" in target:
-        columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key")
+    columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key")
     columns["key_number"] = key_number
     members = tables.members
-    if "member" in target:
-        # The names, then a null that entries without a member (-1) point at.
-        member_names = pl.Series([*(m.name for m in members.fields), None], dtype=pl.String)
-        where = np.where(ent_member < 0, len(members.fields), ent_member)
-        columns["member"] = member_names.gather(where)
+    # The names, then a null that entries without a member (-1) point at.
+    member_names = pl.Series([*(m.name for m in members.fields), None], dtype=pl.String)
+    where = np.where(ent_member < 0, len(members.fields), ent_member)
+    columns["member"] = member_names.gather(where)
     values: dict[str, list[pl.Series]] = {}
     for j, field in enumerate(members.fields):
         holds = ent_member == j

@@ -394,9 +394,7 @@ class DecodedRows(Protocol):
 
     def envelopes(self) -> pl.DataFrame: ...
 
-    def rows(
-        self, select: np.ndarray | None = None, columns: tuple[str, ...] | None = None
-    ) -> pl.DataFrame: ...
+    def rows(self, select: np.ndarray | None = None) -> pl.DataFrame: ...
 
 
 @dataclass(frozen=True)
