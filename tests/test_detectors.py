@@ -98,15 +98,17 @@ def test_scannable_types() -> None:
 
 
 _EVERY_CASE = [v for positives, negatives in CASES.values() for v in (*positives, *negatives)]
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(
+#: Columns of strings: nulls, the cases above alone and run together, and any text.
+_STRINGS = st.lists(st.one_of(
     st.none(),
     st.sampled_from(_EVERY_CASE),
     st.lists(st.sampled_from(_EVERY_CASE), min_size=1, max_size=3).map(" ".join),
     st.text(max_size=30),
-), max_size=20))
+), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_STRINGS)
 def test_any_hit_is_the_or_of_every_detector(values: list[str | None]) -> None:
     # `any_hit` takes shortcuts (one combined pattern; candidates first): never other answers.
     frame = pl.DataFrame({"s": values}, schema={"s": pl.String})
@@ -137,12 +139,7 @@ def test_no_detector_hits_the_empty_string() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(
-    st.none(),
-    st.sampled_from(_EVERY_CASE),
-    st.lists(st.sampled_from(_EVERY_CASE), min_size=1, max_size=3).map(" ".join),
-    st.text(max_size=30),
-), max_size=20))
+@given(_STRINGS)
 def test_cutting_to_suspects_keeps_every_hit(values: list[str | None]) -> None:
     frame = pl.DataFrame({"s": values}, schema={"s": pl.String})
     cut = frame.with_columns(suspects_only(pl.col("s")).alias("cut"))

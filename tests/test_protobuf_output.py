@@ -152,7 +152,25 @@ def test_cli_output_format(payload, tmp_path: Path) -> None:
     assert wrong.exit_code == 2 and "needs protobuf input" in wrong.stderr
 
 
-_ENTRY = st.tuples(st.sampled_from([4, 5, 8, 10, 21, 23, 64, 69, 248, 999]),
+def envelopes(payload: pb.ProtoSchema, messages: list, vehicles: int) -> list[bytes]:
+    """Serialized envelopes, one per list of (key, value) entries: a float or text value, or
+    none; the VINs taken in turn from `vehicles`, an hour and a second apart."""
+    raws = []
+    for i, entries in enumerate(messages):
+        msg = payload.message_class(vin=f"V{i % vehicles}")
+        msg.created_at.seconds = 1_790_000_000 + 3_601 * i
+        for key, value in entries:
+            datum = msg.data.add(key=key)
+            if isinstance(value, float):
+                datum.value.double_value = value
+            elif isinstance(value, str):
+                datum.value.string_value = value
+        raws.append(msg.SerializeToString())
+    return raws
+
+
+_KEYS = st.sampled_from([4, 5, 8, 10, 21, 23, 64, 69, 248, 999])
+_ENTRY = st.tuples(_KEYS,
                    st.one_of(st.none(), st.floats(allow_nan=False), st.text(max_size=8)))
 
 
@@ -162,17 +180,7 @@ _ENTRY = st.tuples(st.sampled_from([4, 5, 8, 10, 21, 23, 64, 69, 248, 999]),
        scenario=st.sampled_from(["after-sales", "used-car", "manufacturing"]))
 def test_property_streams_reconcile(payload, tmp_path_factory, messages, scenario) -> None:
     out = tmp_path_factory.mktemp("p")
-    raws = []
-    for i, entries in enumerate(messages):
-        msg = payload.message_class(vin=f"V{i % 2}")
-        msg.created_at.seconds = 1_790_000_000 + 3_601 * i
-        for key, value in entries:
-            datum = msg.data.add(key=key)
-            if isinstance(value, float):
-                datum.value.double_value = value
-            elif isinstance(value, str):
-                datum.value.string_value = value
-        raws.append(msg.SerializeToString())
+    raws = envelopes(payload, messages, vehicles=2)
     stream = out / "kv.bin"
     stream.write_bytes(delimited(*raws))
     result = split_streams(payload, stream, out, scenario=scenario)
@@ -305,8 +313,7 @@ _TEXT = st.one_of(st.text(max_size=8), st.sampled_from(["31.230416, 121.473701",
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(messages=st.lists(st.lists(st.tuples(
-    st.sampled_from([4, 5, 8, 10, 21, 23, 64, 69, 248, 999]),
-    st.one_of(st.none(), st.floats(allow_nan=False), _TEXT)), max_size=6),
+    _KEYS, st.one_of(st.none(), st.floats(allow_nan=False), _TEXT)), max_size=6),
     min_size=1, max_size=6), unknown=st.sets(st.integers(0, 5), max_size=2))
 def test_compiled_and_runtime_decoding_write_the_same_streams(
     payload, tmp_path_factory, monkeypatch, messages, unknown
@@ -316,18 +323,8 @@ def test_compiled_and_runtime_decoding_write_the_same_streams(
     import functools
 
     out = tmp_path_factory.mktemp("same")
-    raws = []
-    for i, entries in enumerate(messages):
-        msg = payload.message_class(vin=f"V{i % 3}")
-        msg.created_at.seconds = 1_790_000_000 + 3_601 * i
-        for key, value in entries:
-            datum = msg.data.add(key=key)
-            if isinstance(value, float):
-                datum.value.double_value = value
-            elif isinstance(value, str):
-                datum.value.string_value = value
-        raw = msg.SerializeToString()
-        raws.append(raw + b"\xa8\x06\x01" if i in unknown else raw)  # field 101, varint 1
+    raws = [raw + b"\xa8\x06\x01" if i in unknown else raw  # field 101, varint 1
+            for i, raw in enumerate(envelopes(payload, messages, vehicles=3))]
     stream = out / "kv.bin"
     stream.write_bytes(delimited(*raws))
     split_streams(payload, stream, out / "compiled")
