@@ -32,6 +32,9 @@ class HashingFile(io.RawIOBase):
         self._digest = hashlib.sha256()
         self.size = 0
         self._flushed_to = 0
+        #: The first error a write met (disk full, ...): a writer such as Polars may report it
+        #: as an error of its own that no longer says what the disk said.
+        self.write_error: OSError | None = None
 
     def writable(self) -> bool:
         return True
@@ -40,8 +43,12 @@ class HashingFile(io.RawIOBase):
         view = memoryview(data).cast("B")
         self._digest.update(view)
         done = 0
-        while done < view.nbytes:  # a raw write may take less than it was given
-            done += self._file.write(view[done:])
+        try:
+            while done < view.nbytes:  # a raw write may take less than it was given
+                done += self._file.write(view[done:])
+        except OSError as exc:
+            self.write_error = self.write_error or exc
+            raise
         self.size += view.nbytes
         if self.size - self._flushed_to >= _WRITEBACK_BYTES:
             self._start_writeback()
@@ -78,3 +85,11 @@ class HashingFile(io.RawIOBase):
     def sha256(self) -> str:
         """The hex SHA-256 of everything written so far."""
         return self._digest.hexdigest()
+
+
+def raise_write_error(*parts: HashingFile) -> None:
+    """Raise the first error the writes to `parts` met, if any (call it where the writer
+    failed: its own error may hide that the disk was full)."""
+    for part in parts:
+        if part.write_error is not None:
+            raise part.write_error

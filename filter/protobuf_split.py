@@ -45,7 +45,7 @@ from filter.kv_engine import (
     split_key_values,
 )
 from filter.manifest import FileRecord, sha256_file
-from filter.part_writer import HashingFile
+from filter.part_writer import HashingFile, raise_write_error
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import prefetched
 from filter.pseudonym import token_mapping
@@ -312,12 +312,16 @@ def write_batch(
             queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens)
         assert queries is not None
         with HashingFile(export_path) as export_out, HashingFile(onshore_path) as onshore_out:
-            *_, counts, detections = pl.collect_all([
-                queries.export.sink_parquet(export_out, lazy=True, **PARQUET_OPTIONS),
-                queries.onshore.sink_parquet(onshore_out, lazy=True, **PARQUET_OPTIONS),
-                queries.counts,
-                queries.detections,
-            ])
+            try:
+                *_, counts, detections = pl.collect_all([
+                    queries.export.sink_parquet(export_out, lazy=True, **PARQUET_OPTIONS),
+                    queries.onshore.sink_parquet(onshore_out, lazy=True, **PARQUET_OPTIONS),
+                    queries.counts,
+                    queries.detections,
+                ])
+            except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+                raise_write_error(export_out, onshore_out)
+                raise
         _tally_entries(tally, counts, detections)
         return _record(export_out), _record(onshore_out)
     except OSError as exc:

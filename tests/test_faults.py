@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from filter.cli import vtx
 from filter.part_writer import HashingFile
+from filter.readers import protobuf as pb
 from filter.verify import check_directory, verify_output
 
 from .conftest import KEY, MINI_CATALOGUE
@@ -163,14 +164,30 @@ def test_disk_full_on_a_small_tmpfs(big_batch, key_path, tmp_path) -> None:
         subprocess.run(["umount", str(mount)], check=False)
 
 
+class _FullDisk:
+    """A part file's open file once the disk is full: every write is refused."""
+
+    def __init__(self, file) -> None:
+        self.file = file
+
+    def write(self, data) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str):
+        return getattr(self.file, name)
+
+
 def test_disk_full_injected(batch_file, key_file, tmp_path, monkeypatch) -> None:
+    # The disk fills after the first buffer: from then on the operating system refuses every
+    # write. However Polars reports the failed write (as an I/O error, or as a broken page
+    # header), the operator reads what the disk said.
     calls = {"n": 0}
     real_write = HashingFile.write
 
     def write(self, data):
         calls["n"] += 1
-        if calls["n"] > 1:  # let the first buffer through, then the disk is full
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if calls["n"] > 1 and not isinstance(self._file, _FullDisk):
+            self._file = _FullDisk(self._file)
         return real_write(self, data)
 
     monkeypatch.setattr(HashingFile, "write", write)
@@ -183,6 +200,37 @@ def test_disk_full_injected(batch_file, key_file, tmp_path, monkeypatch) -> None
     assert len(lines) == 1 and lines[0].startswith("vtx: error: cannot write"), result.stderr
     assert "No space left on device" in lines[0]
     assert calls["n"] > 1
+    assert not [p for p in tmp_path.iterdir() if p.name in ("export", "onshore")
+                or ".vtx-" in p.name]
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
+def test_disk_full_injected_protobuf(output_format, key_file, tmp_path, monkeypatch) -> None:
+    from .test_protobuf_split import TEST_SET
+    from .test_readers_protobuf import delimited, make_payload
+
+    payload = pb.load_schema(TEST_SET, "testfleet.Payload")
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*(make_payload(payload, f"LSV{i}") for i in range(50))))
+    calls = {"n": 0}
+    real_write = HashingFile.write
+
+    def write(self, data):
+        calls["n"] += 1
+        if calls["n"] > 1 and not isinstance(self._file, _FullDisk):
+            self._file = _FullDisk(self._file)
+        return real_write(self, data)
+
+    monkeypatch.setattr(HashingFile, "write", write)
+    result = CliRunner().invoke(vtx, [
+        "split", str(stream), "--export", str(tmp_path / "export"), "--onshore",
+        str(tmp_path / "onshore"), "--scenario", "after-sales", "--key-file", str(key_file),
+        "--descriptor-set", str(TEST_SET), "--message", "testfleet.Payload",
+        "--output-format", output_format])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vtx: error: cannot write"), result.stderr
+    assert "No space left on device" in lines[0]
     assert not [p for p in tmp_path.iterdir() if p.name in ("export", "onshore")
                 or ".vtx-" in p.name]
 
