@@ -37,6 +37,7 @@ COUNT_SEPARATOR = "\x1f"
 #: The pseudo-detector counting values moved by any detector.
 MOVED = "moved"
 _HIT_PREFIX = "__vtx_hit_"
+_TOKEN = "__vtx_token"
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,18 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
             counts.append(pl.col(name).sum().alias(f"{decision.path}{COUNT_SEPARATOR}{detector}"))
             names.append(name)
         any_columns.append(pl.any_horizontal(names).alias(any_name))
+    # The token is computed once, in the frame both sides select from (a token per side cost
+    # a second cast and gather per row).
+    base = frame.with_columns(token_expr(plan.vehicle_id_column, lookups.tokens, _TOKEN), *suspects)
     if hit_columns or any_columns:
-        base = frame.with_columns(suspects).with_columns(hit_columns).with_columns(any_columns)
+        base = base.with_columns(hit_columns).with_columns(any_columns)
     detections = [base.select(counts)] if counts else []
     detections += [
         base.filter(pl.col(any_name)).select(detector_counts(value, dtype, path))
         for any_name, path, value, dtype in free_text
     ]
 
-    token = token_expr(plan.vehicle_id_column, lookups.tokens, TOKEN_COLUMN)
+    token = pl.col(_TOKEN).alias(TOKEN_COLUMN)
     export: list[pl.Expr] = [token]
     onshore: list[pl.Expr] = [pl.col(plan.vehicle_id_column), token]
     by_column: dict[str, list[FieldDecision]] = {}
