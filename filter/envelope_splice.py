@@ -76,12 +76,29 @@ def _timestamp(buf, start, stop, seconds, nanos, m):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _copy(out, at, buf, start, stop):
     for k in range(start, stop):
         out[at] = buf[k]
         at += 1
     return at
+
+
+#: Bytes left free before each message's body for its length prefix: a varint of a size below
+#: 2**35, more than any message may have (`protobuf.MAX_MESSAGE_BYTES`).
+_PREFIX_ROOM = 5
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _close_message(out, at, body, end):
+    """Write the length of the body at ``out[body:end]`` as a varint at `at`, move the body
+    to follow it (left: the room was at most `_PREFIX_ROOM`); the position after it."""
+    size = end - body
+    start = put_varint(out, at, size)
+    if start != body:
+        for k in range(size):  # forwards: the body only moves left
+            out[start + k] = out[body + k]
+    return start + size
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -101,7 +118,12 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
     """Both delimited streams: per message, the export (token, timestamp, flagged entries)
     and the onshore message (everything else, as it came). With `coarse` the export's
     timestamp is the given `seconds` and `nanos` (where `timed`), not the message's own.
-    -> (export bytes, onshore bytes)"""
+    -> (export bytes, onshore bytes)
+
+    One walk per message: each body is written `_PREFIX_ROOM` bytes after the stream's end,
+    then moved left behind its length prefix (a second walk to size the bodies first cost
+    more than the move).
+    """
     e_at = 0
     o_at = 0
     width = token_bytes.shape[1]
@@ -110,50 +132,23 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
     for m in range(len(starts)):
         start = starts[m]
         end = start + lengths[m]
-        # First pass: the sizes of both messages.
-        e_size = varint_size(vin_tag) + varint_size(width) + width  # the token as the VIN
-        inner = _timestamp_size(seconds[m], nanos[m])
-        if coarse and timed[m]:
-            e_size += varint_size(time_tag) + varint_size(inner) + inner
-        o_size = 0
-        entry = base[m]
-        pos = start
-        while pos < end:
-            field_start = pos
-            tag, pos = varint(buf, pos, end)
-            field = tag >> 3
-            stop = skip(buf, pos, end, tag & 7)
-            size = stop - field_start
-            if field == entries_number and (tag & 7) == 2:
-                if flags[entry]:
-                    e_size += size
-                else:
-                    o_size += size
-                entry += 1
-            elif field == time_number and (tag & 7) == 2:
-                o_size += size
-                if not coarse:
-                    e_size += size
-            else:
-                o_size += size
-            pos = stop
-        # Second pass: the bytes, each message after its length.
-        e_at = put_varint(export_out, e_at, e_size)
-        o_at = put_varint(onshore_out, o_at, o_size)
-        e_at = put_varint(export_out, e_at, vin_tag)
-        e_at = put_varint(export_out, e_at, width)
+        e_body = e_at + _PREFIX_ROOM
+        o_body = o_at + _PREFIX_ROOM
+        e_end = put_varint(export_out, e_body, vin_tag)
+        e_end = put_varint(export_out, e_end, width)
         for k in range(width):
-            export_out[e_at] = token_bytes[m, k]
-            e_at += 1
+            export_out[e_end] = token_bytes[m, k]
+            e_end += 1
         if coarse and timed[m]:
-            e_at = put_varint(export_out, e_at, time_tag)
-            e_at = put_varint(export_out, e_at, inner)
+            e_end = put_varint(export_out, e_end, time_tag)
+            e_end = put_varint(export_out, e_end, _timestamp_size(seconds[m], nanos[m]))
             if seconds[m] != 0:
-                export_out[e_at] = 8
-                e_at = put_varint(export_out, e_at + 1, seconds[m])
+                export_out[e_end] = 8
+                e_end = put_varint(export_out, e_end + 1, seconds[m])
             if nanos[m] != 0:
-                export_out[e_at] = 16
-                e_at = put_varint(export_out, e_at + 1, nanos[m])
+                export_out[e_end] = 16
+                e_end = put_varint(export_out, e_end + 1, nanos[m])
+        o_end = o_body
         entry = base[m]
         pos = start
         while pos < end:
@@ -163,15 +158,17 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
             stop = skip(buf, pos, end, tag & 7)
             if field == entries_number and (tag & 7) == 2:
                 if flags[entry]:
-                    e_at = _copy(export_out, e_at, buf, field_start, stop)
+                    e_end = _copy(export_out, e_end, buf, field_start, stop)
                 else:
-                    o_at = _copy(onshore_out, o_at, buf, field_start, stop)
+                    o_end = _copy(onshore_out, o_end, buf, field_start, stop)
                 entry += 1
             elif field == time_number and (tag & 7) == 2:
-                o_at = _copy(onshore_out, o_at, buf, field_start, stop)
+                o_end = _copy(onshore_out, o_end, buf, field_start, stop)
                 if not coarse:
-                    e_at = _copy(export_out, e_at, buf, field_start, stop)
+                    e_end = _copy(export_out, e_end, buf, field_start, stop)
             else:
-                o_at = _copy(onshore_out, o_at, buf, field_start, stop)
+                o_end = _copy(onshore_out, o_end, buf, field_start, stop)
             pos = stop
+        e_at = _close_message(export_out, e_at, e_body, e_end)
+        o_at = _close_message(onshore_out, o_at, o_body, o_end)
     return e_at, o_at

@@ -31,7 +31,7 @@ def varint(buf, pos, end):  # -> (value, next position); next -1 when truncated/
     return result, -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def skip(buf, pos, end, wire):  # position after a value of `wire` type, -1 when bad
     if wire == 0:
         _, pos = varint(buf, pos, end)

@@ -161,7 +161,7 @@ def _leaf_table(member: FieldDescriptor) -> MessageTable | None:
 # int64 (uint64 bit patterns for values >= 2**63, as the runtime stores them).
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def valid_utf8(buf, pos, end):
     while pos < end:
         c = buf[pos]
