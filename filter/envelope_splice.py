@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from filter.wire import put_varint, skip, varint, varint_size
+from filter.wire import load_u8, put_varint, skip, store_u8, varint, varint_size
 
 
 @njit(cache=True, nogil=True)
@@ -26,60 +26,68 @@ def envelope_layout(buf, starts, lengths, entries_number, vin_number, time_numbe
     """Per message: its entries, the span of its (last) VIN, and its timestamp (`timed`; the
     seconds and nanos as the runtime merges repeated ones); False where it does not frame at
     the top level."""
+    data = buf.ctypes.data
     ok = np.ones(len(starts), dtype=np.bool_)
     for m in range(len(starts)):
         pos = starts[m]
         end = pos + lengths[m]
         while pos < end:
-            tag, pos = varint(buf, pos, end)
+            tag, pos = varint(data, pos, end)
             if pos < 0:
                 ok[m] = False
                 break
             field = tag >> 3
             wire = tag & 7
             if field == vin_number and wire == 2:
-                length, body = varint(buf, pos, end)
+                length, body = varint(data, pos, end)
                 vin_spans[m, 0] = body
                 vin_spans[m, 1] = length
             elif field == entries_number and wire == 2:
                 counts[m] += 1
             elif field == time_number and wire == 2:
-                length, body = varint(buf, pos, end)
+                length, body = varint(data, pos, end)
                 timed[m] = True
-                if body < 0 or not _timestamp(buf, body, body + length, seconds, nanos, m):
+                if body < 0:
                     ok[m] = False
                     break
-            pos = skip(buf, pos, end, wire)
+                good, seconds[m], nanos[m] = _timestamp(data, body, body + length, seconds[m],
+                                                        nanos[m])
+                if not good:
+                    ok[m] = False
+                    break
+            pos = skip(data, pos, end, wire)
             if pos < 0:
                 ok[m] = False
                 break
     return ok
 
 
-@njit(cache=True, nogil=True)
-def _timestamp(buf, start, stop, seconds, nanos, m):
-    """Merge a Timestamp message's seconds (1) and nanos (2) into row `m`; False when bad."""
+@njit(cache=True, nogil=True, inline="always")
+def _timestamp(data, start, stop, seconds, nanos):
+    """Merge a Timestamp message's seconds (1) and nanos (2) into `seconds` and `nanos`:
+    -> (False when bad, seconds, nanos)."""
     pos = start
     while pos < stop:
-        tag, pos = varint(buf, pos, stop)
+        tag, pos = varint(data, pos, stop)
         if pos < 0:
-            return False
+            return False, seconds, nanos
         if tag == 8:
-            seconds[m], pos = varint(buf, pos, stop)
+            seconds, pos = varint(data, pos, stop)
         elif tag == 16:
-            value, pos = varint(buf, pos, stop)
-            nanos[m] = np.int32(value & 0xFFFFFFFF)
+            value, pos = varint(data, pos, stop)
+            nanos = np.int64(np.int32(value & 0xFFFFFFFF))
         else:
-            pos = skip(buf, pos, stop, tag & 7)
+            pos = skip(data, pos, stop, tag & 7)
         if pos < 0:
-            return False
-    return True
+            return False, seconds, nanos
+    return True, seconds, nanos
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _copy(out, at, buf, start, stop):
+def _copy(out, at, data, start, stop):
+    """Copy the bytes at address `data` [start, stop) to address `out` + `at`; the end."""
     for k in range(start, stop):
-        out[at] = buf[k]
+        store_u8(out, at, load_u8(data, k))
         at += 1
     return at
 
@@ -91,13 +99,13 @@ _PREFIX_ROOM = 5
 
 @njit(cache=True, nogil=True, inline="always")
 def _close_message(out, at, body, end):
-    """Write the length of the body at ``out[body:end]`` as a varint at `at`, move the body
-    to follow it (left: the room was at most `_PREFIX_ROOM`); the position after it."""
+    """Write the length of the body at address `out` [body, end) as a varint at `at`, move
+    the body to follow it (left: the room was at most `_PREFIX_ROOM`); the position after it."""
     size = end - body
     start = put_varint(out, at, size)
     if start != body:
         for k in range(size):  # forwards: the body only moves left
-            out[start + k] = out[body + k]
+            store_u8(out, start + k, load_u8(out, body + k))
     return start + size
 
 
@@ -124,6 +132,9 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
     then moved left behind its length prefix (a second walk to size the bodies first cost
     more than the move).
     """
+    data = buf.ctypes.data
+    export_data = export_out.ctypes.data
+    onshore_data = onshore_out.ctypes.data
     e_at = 0
     o_at = 0
     width = token_bytes.shape[1]
@@ -134,41 +145,41 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
         end = start + lengths[m]
         e_body = e_at + _PREFIX_ROOM
         o_body = o_at + _PREFIX_ROOM
-        e_end = put_varint(export_out, e_body, vin_tag)
-        e_end = put_varint(export_out, e_end, width)
+        e_end = put_varint(export_data, e_body, vin_tag)
+        e_end = put_varint(export_data, e_end, width)
         for k in range(width):
             export_out[e_end] = token_bytes[m, k]
             e_end += 1
         if coarse and timed[m]:
-            e_end = put_varint(export_out, e_end, time_tag)
-            e_end = put_varint(export_out, e_end, _timestamp_size(seconds[m], nanos[m]))
+            e_end = put_varint(export_data, e_end, time_tag)
+            e_end = put_varint(export_data, e_end, _timestamp_size(seconds[m], nanos[m]))
             if seconds[m] != 0:
                 export_out[e_end] = 8
-                e_end = put_varint(export_out, e_end + 1, seconds[m])
+                e_end = put_varint(export_data, e_end + 1, seconds[m])
             if nanos[m] != 0:
                 export_out[e_end] = 16
-                e_end = put_varint(export_out, e_end + 1, nanos[m])
+                e_end = put_varint(export_data, e_end + 1, nanos[m])
         o_end = o_body
         entry = base[m]
         pos = start
         while pos < end:
             field_start = pos
-            tag, pos = varint(buf, pos, end)
+            tag, pos = varint(data, pos, end)
             field = tag >> 3
-            stop = skip(buf, pos, end, tag & 7)
+            stop = skip(data, pos, end, tag & 7)
             if field == entries_number and (tag & 7) == 2:
                 if flags[entry]:
-                    e_end = _copy(export_out, e_end, buf, field_start, stop)
+                    e_end = _copy(export_data, e_end, data, field_start, stop)
                 else:
-                    o_end = _copy(onshore_out, o_end, buf, field_start, stop)
+                    o_end = _copy(onshore_data, o_end, data, field_start, stop)
                 entry += 1
             elif field == time_number and (tag & 7) == 2:
-                o_end = _copy(onshore_out, o_end, buf, field_start, stop)
+                o_end = _copy(onshore_data, o_end, data, field_start, stop)
                 if not coarse:
-                    e_end = _copy(export_out, e_end, buf, field_start, stop)
+                    e_end = _copy(export_data, e_end, data, field_start, stop)
             else:
-                o_end = _copy(onshore_out, o_end, buf, field_start, stop)
+                o_end = _copy(onshore_data, o_end, data, field_start, stop)
             pos = stop
-        e_at = _close_message(export_out, e_at, e_body, e_end)
-        o_at = _close_message(onshore_out, o_at, o_body, o_end)
+        e_at = _close_message(export_data, e_at, e_body, e_end)
+        o_at = _close_message(onshore_data, o_at, o_body, o_end)
     return e_at, o_at

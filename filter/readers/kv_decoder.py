@@ -47,7 +47,7 @@ from numba import njit
 from numba.extending import intrinsic
 
 from filter.readers import protobuf as pb
-from filter.wire import skip, varint
+from filter.wire import load_u8, skip, varint
 
 # Field kinds in the tables. The wire type each expects is `_WIRE[kind]`.
 K_NONE, K_INT64, K_INT32, K_UINT32, K_SINT32, K_SINT64, K_BOOL = 0, 1, 2, 3, 4, 5, 6
@@ -162,9 +162,9 @@ def _leaf_table(member: FieldDescriptor) -> MessageTable | None:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def valid_utf8(buf, pos, end):
+def valid_utf8(data, pos, end):
     while pos < end:
-        c = buf[pos]
+        c = load_u8(data, pos)
         if c < 0x80:
             pos += 1
             continue
@@ -178,7 +178,7 @@ def valid_utf8(buf, pos, end):
             return False
         if pos + n >= end:  # the sequence runs past the string
             return False
-        c1 = buf[pos + 1]
+        c1 = load_u8(data, pos + 1)
         if c1 < 0x80 or c1 > 0xBF:
             return False
         if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F):
@@ -186,7 +186,7 @@ def valid_utf8(buf, pos, end):
         if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 > 0x8F):
             return False  # overlong, above U+10FFFF
         for k in range(2, n + 1):
-            ck = buf[pos + k]
+            ck = load_u8(data, pos + k)
             if ck < 0x80 or ck > 0xBF:
                 return False
         pos += n + 1
@@ -215,12 +215,18 @@ def _as_float32(bits):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def scalar(buf, pos, end, kind, out_i, out_f, out_s, out_n, row, slot):
-    """Decode one scalar of `kind` at `pos` into the row's slot; the next position or -1."""
+def scalar(data, pos, end, kind):
+    """Decode one scalar of `kind` at `pos`: -> (integer, float, next position or -1).
+
+    Integers, booleans and fixed-width integers give the integer; doubles and floats the
+    float; strings and bytes their start as the integer (their length: next - start).
+    The caller stores them: arrays handed to a helper cost numba's reference counting per
+    call (`filter.wire`).
+    """
     if kind <= K_BOOL:
-        value, pos = varint(buf, pos, end)
+        value, pos = varint(data, pos, end)
         if pos < 0:
-            return -1
+            return 0, 0.0, -1
         if kind == K_INT32:
             value = np.int64(np.int32(value & 0xFFFFFFFF))
         elif kind == K_UINT32:
@@ -231,46 +237,40 @@ def scalar(buf, pos, end, kind, out_i, out_f, out_s, out_n, row, slot):
             value = ((value >> 1) & 0x7FFFFFFFFFFFFFFF) ^ -(value & 1)
         elif kind == K_BOOL:
             value = 1 if value != 0 else 0
-        out_i[row, slot] = value
-        return pos
+        return value, 0.0, pos
     if kind in (K_FIXED64, K_SFIXED64, K_DOUBLE):
         if pos + 8 > end:
-            return -1
+            return 0, 0.0, -1
         raw = np.int64(0)
         for k in range(8):
-            raw |= np.int64(buf[pos + k]) << (8 * k)
+            raw |= load_u8(data, pos + k) << (8 * k)
         if kind == K_DOUBLE:
-            out_f[row, slot] = _as_float64(raw)
-        else:
-            out_i[row, slot] = raw
-        return pos + 8
+            return 0, _as_float64(raw), pos + 8
+        return raw, 0.0, pos + 8
     if kind in (K_FIXED32, K_SFIXED32, K_FLOAT):
         if pos + 4 > end:
-            return -1
+            return 0, 0.0, -1
         raw32 = np.int64(0)
         for k in range(4):
-            raw32 |= np.int64(buf[pos + k]) << (8 * k)
+            raw32 |= load_u8(data, pos + k) << (8 * k)
         if kind == K_FLOAT:
-            out_f[row, slot] = np.float64(_as_float32(raw32))
-        elif kind == K_SFIXED32:
-            out_i[row, slot] = np.int64(np.int32(raw32))
-        else:
-            out_i[row, slot] = raw32
-        return pos + 4
+            return 0, np.float64(_as_float32(raw32)), pos + 4
+        if kind == K_SFIXED32:
+            return np.int64(np.int32(raw32)), 0.0, pos + 4
+        return raw32, 0.0, pos + 4
     # K_STRING, K_BYTES: the span; K_TIMESTAMP and K_MESSAGE are the caller's
-    length, pos = varint(buf, pos, end)
+    length, pos = varint(data, pos, end)
     if pos < 0 or length < 0 or pos + length > end:
-        return -1
-    if kind == K_STRING and not valid_utf8(buf, pos, pos + length):
-        return -1
-    out_s[row, slot] = pos
-    out_n[row, slot] = length
-    return pos + length
+        return 0, 0.0, -1
+    if kind == K_STRING and not valid_utf8(data, pos, pos + length):
+        return 0, 0.0, -1
+    return pos, 0.0, pos + length
 
 
 @njit(cache=True, nogil=True)
 def frame_messages(buf, pos, index, limit, delimited, max_bytes, starts, lengths, offsets):
     """Frame up to `limit` messages from `pos`: -> (status, count, next position)."""
+    data = buf.ctypes.data
     end = len(buf)
     count = 0
     if not delimited:
@@ -281,7 +281,7 @@ def frame_messages(buf, pos, index, limit, delimited, max_bytes, starts, lengths
     while pos < end:
         if count == limit:
             return _FRAMED_BATCH, count, pos
-        length, body = varint(buf, pos, end)
+        length, body = varint(data, pos, end)
         if body < 0 or length < 0 or length > max_bytes or body + length > end:
             return _FRAMING_ERROR, count, pos
         starts[count], lengths[count], offsets[count] = body, length, pos
@@ -293,19 +293,20 @@ def frame_messages(buf, pos, index, limit, delimited, max_bytes, starts, lengths
 @njit(cache=True, nogil=True)
 def count_entries(buf, starts, lengths, n, entries_number, counts, bad):
     """Entries per message (top-level tags only); messages that do not frame are bad."""
+    data = buf.ctypes.data
     for m in range(n):
         pos = starts[m]
         end = pos + lengths[m]
         c = 0
         while pos < end:
-            tag, pos = varint(buf, pos, end)
+            tag, pos = varint(data, pos, end)
             if pos < 0 or (tag >> 3) == 0:
                 bad[m] = 1
                 break
             wire = tag & 7
             if (tag >> 3) == entries_number and wire == 2:
                 c += 1
-            pos = skip(buf, pos, end, wire)
+            pos = skip(data, pos, end, wire)
             if pos < 0:
                 bad[m] = 1
                 break
@@ -321,6 +322,7 @@ def decode_envelopes(
     ent_msg, ent_pos, ent_key, ent_member, ent_i, ent_f, ent_s, ent_n,
 ):
     """Every entry of every message into the entry arrays; envelope fields per message."""
+    data = buf.ctypes.data
     for m in range(n):
         if bad[m]:
             continue
@@ -329,7 +331,7 @@ def decode_envelopes(
         e = base[m]
         ok = True
         while pos < end and ok:
-            tag, pos = varint(buf, pos, end)
+            tag, pos = varint(data, pos, end)
             field = tag >> 3
             wire = tag & 7
             if pos < 0 or field == 0:
@@ -339,7 +341,7 @@ def decode_envelopes(
                 if wire != 2:
                     ok = False
                     break
-                length, pos = varint(buf, pos, end)
+                length, pos = varint(data, pos, end)
                 if pos < 0 or length < 0 or pos + length > end:
                     ok = False
                     break
@@ -349,29 +351,31 @@ def decode_envelopes(
                 ent_key[e] = 0
                 ent_member[e] = -1
                 value_seen = False
-                while pos < stop:
-                    tag, pos = varint(buf, pos, stop)
+                # `ok` too: a member that fails leaves pos at -1, and bytes are read by address
+                # (`filter.wire`), so nothing may be read at it.
+                while pos < stop and ok:
+                    tag, pos = varint(data, pos, stop)
                     f2 = tag >> 3
                     w2 = tag & 7
                     if pos < 0:
                         ok = False
                         break
                     if f2 == key_number and w2 == 0:
-                        key, pos = varint(buf, pos, stop)
+                        key, pos = varint(data, pos, stop)
                         if pos < 0:
                             ok = False
                             break
                         ent_key[e] = np.int32(key & 0xFFFFFFFF)
                     elif f2 == value_number and w2 == 2 and not value_seen:
                         value_seen = True
-                        vlen, pos = varint(buf, pos, stop)
+                        vlen, pos = varint(data, pos, stop)
                         if pos < 0 or vlen < 0 or pos + vlen > stop:
                             ok = False
                             break
                         vend = pos + vlen
                         message_members = 0
                         while pos < vend:
-                            tag, pos = varint(buf, pos, vend)
+                            tag, pos = varint(data, pos, vend)
                             f3 = tag >> 3
                             w3 = tag & 7
                             if pos < 0 or f3 >= len(member_slot) or member_slot[f3] < 0:
@@ -387,7 +391,7 @@ def decode_envelopes(
                                 if message_members > 1:
                                     ok = False  # merge semantics: the runtime's job
                                     break
-                                mlen, pos = varint(buf, pos, vend)
+                                mlen, pos = varint(data, pos, vend)
                                 if pos < 0 or mlen < 0 or pos + mlen > vend:
                                     ok = False
                                     break
@@ -395,11 +399,17 @@ def decode_envelopes(
                                 ent_n[e, 0] = mlen
                                 pos += mlen
                             else:
-                                pos = scalar(buf, pos, vend, kind, ent_i, ent_f, ent_s,
-                                             ent_n, e, 0)
+                                number, real, pos = scalar(data, pos, vend, kind)
                                 if pos < 0:
                                     ok = False
                                     break
+                                if kind in (K_DOUBLE, K_FLOAT):
+                                    ent_f[e, 0] = real
+                                elif kind in (K_STRING, K_BYTES):
+                                    ent_s[e, 0] = number
+                                    ent_n[e, 0] = pos - number
+                                else:
+                                    ent_i[e, 0] = number
                             ent_member[e] = j
                     else:
                         ok = False  # unknown, mistyped or repeated value: plain path
@@ -415,7 +425,7 @@ def decode_envelopes(
                 if env_seen[m, slot]:
                     ok = False  # a second Timestamp merges into the first: plain path
                     break
-                length, pos = varint(buf, pos, end)
+                length, pos = varint(data, pos, end)
                 if pos < 0 or length < 0 or pos + length > end:
                     ok = False
                     break
@@ -423,11 +433,11 @@ def decode_envelopes(
                 seconds = np.int64(0)
                 nanos = np.int64(0)
                 while pos < stop:
-                    tag, pos = varint(buf, pos, stop)
+                    tag, pos = varint(data, pos, stop)
                     if pos < 0 or (tag & 7) != 0 or (tag >> 3) < 1 or (tag >> 3) > 2:
                         ok = False
                         break
-                    value, pos = varint(buf, pos, stop)
+                    value, pos = varint(data, pos, stop)
                     if pos < 0:
                         ok = False
                         break
@@ -440,10 +450,17 @@ def decode_envelopes(
                     break
                 env_i[m, slot] = seconds * 1_000_000 + nanos // 1000
             else:
-                pos = scalar(buf, pos, end, kind, env_i, env_f, env_s, env_n, m, slot)
+                number, real, pos = scalar(data, pos, end, kind)
                 if pos < 0:
                     ok = False
                     break
+                if kind in (K_DOUBLE, K_FLOAT):
+                    env_f[m, slot] = real
+                elif kind in (K_STRING, K_BYTES):
+                    env_s[m, slot] = number
+                    env_n[m, slot] = pos - number
+                else:
+                    env_i[m, slot] = number
             env_seen[m, slot] = True
         if not ok or e != base[m + 1]:
             bad[m] = 1
@@ -453,12 +470,13 @@ def decode_envelopes(
 def decode_leaves(buf, rows, ent_s, ent_n, slot_of, kinds, wire_of,
                   out_i, out_f, out_s, out_n, seen, ok):
     """The leaves of one member message type, for the entries `rows` that hold it."""
+    data = buf.ctypes.data
     for r in range(len(rows)):
         e = rows[r]
         pos = ent_s[e, 0]
         end = pos + ent_n[e, 0]
         while pos < end:
-            tag, pos = varint(buf, pos, end)
+            tag, pos = varint(data, pos, end)
             field = tag >> 3
             if pos < 0 or field >= len(slot_of) or slot_of[field] < 0:
                 ok[r] = False
@@ -467,10 +485,18 @@ def decode_leaves(buf, rows, ent_s, ent_n, slot_of, kinds, wire_of,
             if (tag & 7) != wire_of[kinds[slot]]:
                 ok[r] = False
                 break
-            pos = scalar(buf, pos, end, kinds[slot], out_i, out_f, out_s, out_n, r, slot)
+            kind = kinds[slot]
+            number, real, pos = scalar(data, pos, end, kind)
             if pos < 0:
                 ok[r] = False
                 break
+            if kind in (K_DOUBLE, K_FLOAT):
+                out_f[r, slot] = real
+            elif kind in (K_STRING, K_BYTES):
+                out_s[r, slot] = number
+                out_n[r, slot] = pos - number
+            else:
+                out_i[r, slot] = number
             seen[r, slot] = True
 
 
