@@ -156,9 +156,12 @@ def _leaf_table(member: FieldDescriptor) -> MessageTable | None:
 
 # --- the compiled functions -------------------------------------------------------------------
 #
-# Conventions: `buf` is the file's bytes (uint8); a function reading a message walks
-# [start, end) and returns False on anything the plain path must handle. Varints decode to
-# int64 (uint64 bit patterns for values >= 2**63, as the runtime stores them).
+# Conventions: `buf` is the file's bytes (uint8) and `data` its address (`buf.ctypes.data`):
+# the helpers read bytes by address, which spares numba's reference counting per call
+# (`filter.wire`), so a loop must stop at a failed read (-1) instead of reading at it. A function
+# reading a message walks [start, end) and returns False on anything the plain path must
+# handle. Varints decode to int64 (uint64 bit patterns for values >= 2**63, as the runtime
+# stores them).
 
 
 @njit(cache=True, nogil=True, inline="always")
