@@ -76,6 +76,8 @@ def varint(data, pos, end):  # -> (value, next position); next -1 when truncated
 
 @njit(cache=True, nogil=True, inline="always")
 def skip(data, pos, end, wire):  # position after a value of `wire` type, -1 when bad
+    if pos < 0:  # a read upstream failed
+        return -1
     if wire == 0:
         _, pos = varint(data, pos, end)
         return pos
