@@ -26,7 +26,10 @@ the result never depends on which path ran:
   the messages before it are decoded, then the plain framing reports or quarantines the rest.
 
 May fail: what the plain path may (`InputError` naming file, byte offset and message index).
-Memory: a batch of messages at a time; the file itself is memory-mapped.
+Memory: a batch of messages at a time; the file itself is memory-mapped, and the pages of
+batches read two batches ago are handed back (`MADV_DONTNEED`): pages a process has touched
+count in its resident memory, so a 1.5 GB stream read whole peaked at 1.9 GB. A page touched
+again after that (a late reader of an old batch) is read back from the page cache, unchanged.
 """
 
 from __future__ import annotations
@@ -546,7 +549,8 @@ def iter_kv_batches(
     try:
         buf = np.frombuffer(mapped, dtype=np.uint8) if mapped is not None else np.empty(
             0, dtype=np.uint8)
-        yield from _batches(schema, tables, source, framing, buf, batch_size, on_bad)
+        yield from _batches(schema, tables, source, framing, buf, batch_size, on_bad,
+                            _PageRelease(mapped))
     finally:
         buf = None
         if mapped is not None:
@@ -554,6 +558,28 @@ def iter_kv_batches(
             # close; it is then unmapped when the last view goes.
             with contextlib.suppress(BufferError):
                 mapped.close()
+
+
+class _PageRelease:
+    """Hands the pages of a read-only file mapping back to the kernel, up to a position."""
+
+    def __init__(self, mapped: mmap.mmap | None) -> None:
+        self._mapped = mapped
+        self._done = 0  # released below this (a multiple of the page size)
+        self._usable = mapped is not None and hasattr(mmap, "MADV_DONTNEED")
+
+    def upto(self, position: int) -> None:
+        """Release the whole pages below `position` not released yet."""
+        end = position - position % mmap.PAGESIZE
+        if not self._usable or end <= self._done:
+            return
+        assert self._mapped is not None
+        try:
+            self._mapped.madvise(mmap.MADV_DONTNEED, self._done, end - self._done)
+        except (OSError, ValueError):  # only memory is at stake: keep the pages
+            self._usable = False
+            return
+        self._done = end
 
 
 def _batches(
@@ -564,12 +590,18 @@ def _batches(
     buf: np.ndarray,
     batch_size: int,
     on_bad: pb.OnBadRecord | None,
+    release: _PageRelease,
 ) -> Iterator[pb.Batch]:
     starts = np.empty(batch_size, dtype=np.int64)
     lengths = np.empty(batch_size, dtype=np.int64)
     offsets = np.empty(batch_size, dtype=np.int64)
     pos, index = 0, 0
+    batch_starts = [0, 0]  # where the last two batches began
     while True:
+        # The batch before last is written by now (the read-ahead holds one batch at most
+        # besides the one being written): its pages can go.
+        release.upto(batch_starts[0])
+        batch_starts = [batch_starts[1], pos]
         status, count, next_pos = frame_messages(
             buf, pos, index, batch_size, framing == "delimited", pb.MAX_MESSAGE_BYTES,
             starts, lengths, offsets,
