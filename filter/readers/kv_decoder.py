@@ -907,8 +907,9 @@ def _names(numbers: pl.Series, enum: EnumDescriptor, name: str) -> pl.Series:
     else:
         codes = lookup.index[values]
     names = lookup.names.gather(codes)
-    if (codes == unknown).any():  # numbers the enum lacks (negative ones too): their digits
-        names = pl.select(pl.coalesce(names, numbers.cast(pl.String))).to_series()
+    missing = np.flatnonzero(codes == unknown)
+    if len(missing):  # numbers the enum lacks (negative ones too): their digits, only there
+        names = names.scatter(missing, numbers.gather(missing).cast(pl.String))
     return names.alias(name)
 
 
