@@ -177,10 +177,10 @@ class _FullDisk:
         return getattr(self.file, name)
 
 
-def test_disk_full_injected(batch_file, key_file, tmp_path, monkeypatch) -> None:
-    # The disk fills after the first buffer: from then on the operating system refuses every
-    # write. However Polars reports the failed write (as an I/O error, or as a broken page
-    # header), the operator reads what the disk said.
+@pytest.fixture
+def disk_fills(monkeypatch) -> dict[str, int]:
+    """The disk fills after the first buffer written to a part file: from then on the
+    operating system refuses every write. Gives the count of writes tried."""
     calls = {"n": 0}
     real_write = HashingFile.write
 
@@ -191,48 +191,45 @@ def test_disk_full_injected(batch_file, key_file, tmp_path, monkeypatch) -> None
         return real_write(self, data)
 
     monkeypatch.setattr(HashingFile, "write", write)
-    result = CliRunner().invoke(vtx, [
-        "split", str(batch_file), "--export", str(tmp_path / "export"), "--onshore",
-        str(tmp_path / "onshore"), "--scenario", "after-sales", "--catalogue",
-        str(MINI_CATALOGUE), "--key-file", str(key_file)])
+    return calls
+
+
+def assert_disk_full_reported(result, tmp_path: Path) -> None:
+    """One line naming the full disk, exit 1, and nothing published or left staged."""
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vtx: error: cannot write"), result.stderr
     assert "No space left on device" in lines[0]
-    assert calls["n"] > 1
     assert not [p for p in tmp_path.iterdir() if p.name in ("export", "onshore")
                 or ".vtx-" in p.name]
 
 
+def test_disk_full_injected(batch_file, key_file, tmp_path, disk_fills) -> None:
+    # However Polars reports the failed write (as an I/O error, or as a broken page header),
+    # the operator reads what the disk said.
+    result = CliRunner().invoke(vtx, [
+        "split", str(batch_file), "--export", str(tmp_path / "export"), "--onshore",
+        str(tmp_path / "onshore"), "--scenario", "after-sales", "--catalogue",
+        str(MINI_CATALOGUE), "--key-file", str(key_file)])
+    assert_disk_full_reported(result, tmp_path)
+    assert disk_fills["n"] > 1
+
+
 @pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
-def test_disk_full_injected_protobuf(output_format, key_file, tmp_path, monkeypatch) -> None:
+def test_disk_full_injected_protobuf(output_format, key_file, tmp_path, disk_fills) -> None:
     from .test_protobuf_split import TEST_SET
     from .test_readers_protobuf import delimited, make_payload
 
     payload = pb.load_schema(TEST_SET, "testfleet.Payload")
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(*(make_payload(payload, f"LSV{i}") for i in range(50))))
-    calls = {"n": 0}
-    real_write = HashingFile.write
-
-    def write(self, data):
-        calls["n"] += 1
-        if calls["n"] > 1 and not isinstance(self._file, _FullDisk):
-            self._file = _FullDisk(self._file)
-        return real_write(self, data)
-
-    monkeypatch.setattr(HashingFile, "write", write)
     result = CliRunner().invoke(vtx, [
         "split", str(stream), "--export", str(tmp_path / "export"), "--onshore",
         str(tmp_path / "onshore"), "--scenario", "after-sales", "--key-file", str(key_file),
         "--descriptor-set", str(TEST_SET), "--message", "testfleet.Payload",
         "--output-format", output_format])
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("vtx: error: cannot write"), result.stderr
-    assert "No space left on device" in lines[0]
-    assert not [p for p in tmp_path.iterdir() if p.name in ("export", "onshore")
-                or ".vtx-" in p.name]
+    assert_disk_full_reported(result, tmp_path)
+    assert disk_fills["n"] > 1
 
 
 def test_two_runs_racing_for_one_target(big_batch, key_path, tmp_path) -> None:
