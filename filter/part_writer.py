@@ -1,10 +1,12 @@
 """A file writer that hashes and counts what passes through it, for output part files.
 
-In: a path; Polars' `sink_parquet` writes to the open `HashingFile` as to any binary file.
+In: a path, or the two paths of a batch's export and onshore part files (`part_pair`); Polars'
+`sink_parquet` writes to an open `HashingFile` as to any binary file.
 Out: the file on disk, its write-back to storage under way by the time it is closed (publishing
 fsyncs it: a published directory survives a crash), with its SHA-256 and size known without
 reading it back.
-May fail: `OSError` from the file system (disk full, permissions), raised to the writer.
+May fail: `OSError` from the file system (disk full, permissions), raised to the writer; and
+by `part_pair` to the caller, even where the writer reported it as an error of its own.
 
 Hashing inline costs nothing measurable: Polars writes in large buffers (a few thousand calls
 for a 1 GB file) and hashlib releases the GIL while it hashes them.
@@ -15,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +91,23 @@ class HashingFile(io.RawIOBase):
         return self._digest.hexdigest()
 
 
-def raise_write_error(*parts: HashingFile) -> None:
-    """Raise the first error the writes to `parts` met, if any (call it where the writer
-    failed: its own error may hide that the disk was full)."""
-    for part in parts:
-        if part.write_error is not None:
-            raise part.write_error
+
+@contextmanager
+def part_pair(export_path: Path, onshore_path: Path) -> Iterator[tuple[HashingFile, HashingFile]]:
+    """A batch's export and onshore part files, open for a writer, closed after it.
+
+    Where the writer fails after the disk refused one of its writes, the disk's error is raised
+    instead of the writer's: Polars may word a refused write as an error of its own ("Invalid
+    thrift: transport error", when the write was a page header) that no longer says the disk
+    was full. An interruption stays an interruption.
+    """
+    with HashingFile(export_path) as export_file, HashingFile(onshore_path) as onshore_file:
+        try:
+            yield export_file, onshore_file
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # Polars' PanicException too
+            for part in (export_file, onshore_file):
+                if part.write_error is not None:
+                    raise part.write_error from None
+            raise

@@ -45,7 +45,7 @@ from filter.kv_engine import (
     split_key_values,
 )
 from filter.manifest import FileRecord, sha256_file
-from filter.part_writer import HashingFile, raise_write_error
+from filter.part_writer import HashingFile, part_pair
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import prefetched
 from filter.pseudonym import token_mapping
@@ -311,17 +311,13 @@ def write_batch(
         if queries is None:
             queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens)
         assert queries is not None
-        with HashingFile(export_path) as export_out, HashingFile(onshore_path) as onshore_out:
-            try:
-                *_, counts, detections = pl.collect_all([
-                    queries.export.sink_parquet(export_out, lazy=True, **PARQUET_OPTIONS),
-                    queries.onshore.sink_parquet(onshore_out, lazy=True, **PARQUET_OPTIONS),
-                    queries.counts,
-                    queries.detections,
-                ])
-            except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
-                raise_write_error(export_out, onshore_out)
-                raise
+        with part_pair(export_path, onshore_path) as (export_out, onshore_out):
+            *_, counts, detections = pl.collect_all([
+                queries.export.sink_parquet(export_out, lazy=True, **PARQUET_OPTIONS),
+                queries.onshore.sink_parquet(onshore_out, lazy=True, **PARQUET_OPTIONS),
+                queries.counts,
+                queries.detections,
+            ])
         _tally_entries(tally, counts, detections)
         return _record(export_out), _record(onshore_out)
     except OSError as exc:
@@ -354,7 +350,7 @@ def write_stream_batch(
     keys = stream_keys(schema, export_plan, catalogue, scenario)
     try:
         with (
-            HashingFile(export_path) as export_file, HashingFile(onshore_path) as onshore_file,
+            part_pair(export_path, onshore_path) as (export_file, onshore_file),
             io.BufferedWriter(export_file, _STREAM_BUFFER) as export_out,
             io.BufferedWriter(onshore_file, _STREAM_BUFFER) as onshore_out,
         ):

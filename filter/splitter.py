@@ -37,7 +37,7 @@ from filter.catalogue import Catalogue, load_catalogue
 from filter.engine import Lookups, split_lazy
 from filter.errors import CatalogueError, InputError, OutputError, first_line
 from filter.manifest import FileRecord, build_manifest, sha256_file, write_manifest
-from filter.part_writer import HashingFile, raise_write_error
+from filter.part_writer import HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
 from filter.pseudonym import token_mapping
 from filter.publish import StagedOutput, stage
@@ -355,16 +355,12 @@ def write_pair(
     as they come: the caller knows what was read.
     """
     queries = split_lazy(frame, export_plan, lookups)
-    with HashingFile(export_path) as export_file, HashingFile(onshore_path) as onshore_file:
-        try:
-            done = pl.collect_all([
-                queries.export.sink_parquet(export_file, lazy=True, **PARQUET_OPTIONS),
-                queries.onshore.sink_parquet(onshore_file, lazy=True, **PARQUET_OPTIONS),
-                *([queries.detections] if queries.detections is not None else []),
-            ])
-        except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
-            raise_write_error(export_file, onshore_file)
-            raise
+    with part_pair(export_path, onshore_path) as (export_file, onshore_file):
+        done = pl.collect_all([
+            queries.export.sink_parquet(export_file, lazy=True, **PARQUET_OPTIONS),
+            queries.onshore.sink_parquet(onshore_file, lazy=True, **PARQUET_OPTIONS),
+            *([queries.detections] if queries.detections is not None else []),
+        ])
     counts = dict(queries.known_counts)
     if queries.detections is not None:
         counts.update(done[2].row(0, named=True))
