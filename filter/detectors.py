@@ -175,6 +175,13 @@ def suspects_only(value: pl.Expr) -> pl.Expr:
     return value.str.slice(0, keep_all.otherwise(pl.lit(0, pl.Int64)))
 
 
+def string_screen(value: pl.Expr, column: str) -> tuple[pl.Expr, pl.Expr]:
+    """Whether any detector hits the string `value`, in two steps: `value` cut to what a
+    detector could hit (`suspects_only`), named `column`, to add with `with_columns`; then
+    `any_hit` of that column (null where `value` is null), to select after it."""
+    return suspects_only(value).alias(column), any_hit(pl.col(column), pl.String)
+
+
 def any_hit(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """True per row where any detector hits the value (or any element of the list).
 

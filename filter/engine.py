@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from filter.catalogue import Action
-from filter.detectors import any_hit, detector_hits, suspects_only
+from filter.detectors import any_hit, detector_hits, string_screen
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan, FieldDecision
 from filter.pseudonym import token_expr
 from filter.value_tables import ValueTable, table_hits
@@ -87,11 +87,12 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
             # Free text: one combined pass per row, on the values some detector could hit
             # (strings: the others cut to "" first); which detectors hit is counted
             # afterwards, on the few rows that hit.
-            tested = value
             if dtype == pl.String:
-                suspects.append(suspects_only(value).alias(f"{any_name}_suspects"))
-                tested = pl.col(f"{any_name}_suspects")
-            any_columns.append(any_hit(tested, dtype).fill_null(False).alias(any_name))
+                cut, hit = string_screen(value, f"{any_name}_suspects")
+                suspects.append(cut)
+            else:
+                hit = any_hit(value, dtype)
+            any_columns.append(hit.fill_null(False).alias(any_name))
             free_text.append((any_name, decision.path, value, dtype))
             continue
         names = []

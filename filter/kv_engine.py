@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from filter.catalogue import Catalogue, action_for
-from filter.detectors import any_hit, suspects_only
+from filter.detectors import any_hit, string_screen
 from filter.engine import COUNT_SEPARATOR, MOVED, apply_action, detector_counts
 from filter.errors import InputError
 from filter.plan import TOKEN_COLUMN, decide_path
@@ -186,17 +186,12 @@ def _detections(flagged: pl.LazyFrame) -> pl.LazyFrame:
 
 
 @functools.cache
-def _suspects() -> pl.Expr:
-    """``value_string`` cut to what a detector could hit (`suspects_only`): built once, as
-    are the expressions below, being the same for every batch."""
-    return suspects_only(pl.col("value_string")).alias(_SUSPECTS)
-
-
-@functools.cache
-def _string_hit() -> pl.Expr:
-    """Whether any detector hits ``value_string`` (false where it is null), tested on the
-    `_suspects` column."""
-    return any_hit(pl.col(_SUSPECTS), pl.String).fill_null(False)
+def _string_screen() -> tuple[pl.Expr, pl.Expr]:
+    """``value_string`` cut to what a detector could hit, and whether any detector hits it
+    (false where it is null): `detectors.string_screen`, built once, as are the expressions
+    below, being the same for every batch."""
+    cut, hit = string_screen(pl.col("value_string"), _SUSPECTS)
+    return cut, hit.fill_null(False)
 
 
 @functools.cache
@@ -262,8 +257,8 @@ class StringVerdicts:
 
 
 def _hit_of(strings: pl.Series) -> pl.Series:
-    return strings.to_frame("value_string").with_columns(_suspects()).select(
-        _string_hit()).to_series()
+    cut, hit = _string_screen()
+    return strings.to_frame("value_string").with_columns(cut).select(hit).to_series()
 
 
 def entry_route(
