@@ -202,6 +202,26 @@ def test_every_scalar_type_as_member_and_leaf(tmp_path: Path) -> None:
     assert rows["value_all"].drop_nulls().struct.field("s32").to_list() == [-(2**31), -(2**31)]
 
 
+def test_key_names_far_outside_the_lookup_table(tmp_path: Path) -> None:
+    # The compiled path names keys through a table of the numbers 0 to 4096; an enum value
+    # beyond it (or negative) is named as the runtime names it, not spelled as digits.
+    scalar_schema(tmp_path)
+    files = descriptor_pb2.FileDescriptorSet.FromString((tmp_path / "kvtypes.binpb").read_bytes())
+    files.file[0].enum_type[1].value.extend([
+        descriptor_pb2.EnumValueDescriptorProto(name="Far", number=5000),
+        descriptor_pb2.EnumValueDescriptorProto(name="Below", number=-3),
+    ])
+    (tmp_path / "far.binpb").write_bytes(files.SerializeToString())
+    schema = pb.load_schema(tmp_path / "far.binpb", "kvtypes.Env")
+    msg = schema.message_class(vin="V")
+    for key in (5000, -3, 1):
+        msg.data.add(key=key).value.m_s32 = 3
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(msg.SerializeToString()))
+    rows = assert_same(schema, path)
+    assert rows["key"].to_list() == ["Far", "Below", "Scalar"]
+
+
 def test_schemas_it_cannot_compile_use_the_plain_path(tmp_path: Path) -> None:
     schema = scalar_schema(tmp_path, extra_envelope=FieldProto(
         name="tags", number=9, type=FieldProto.TYPE_STRING, label=FieldProto.LABEL_REPEATED))

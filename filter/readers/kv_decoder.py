@@ -908,25 +908,29 @@ def _names(numbers: pl.Series, enum: EnumDescriptor, name: str) -> pl.Series:
         codes = lookup.index[values]
     names = lookup.names.gather(codes)
     missing = np.flatnonzero(codes == unknown)
-    if len(missing):  # numbers the enum lacks (negative ones too): their digits, only there
-        names = names.scatter(missing, numbers.gather(missing).cast(pl.String))
+    if len(missing):  # numbers outside the table: their names (few enums have such), or digits
+        spelled = numbers.gather(missing).cast(pl.String)
+        if lookup.far:
+            spelled = spelled.replace(lookup.far)
+        names = names.scatter(missing, spelled)
     return names.alias(name)
 
 
 @dataclass(frozen=True)
 class _NameLookup:
-    index: np.ndarray  # enum number -> position in `names`; unknown numbers -> the last
+    index: np.ndarray  # enum number -> position in `names`; numbers it lacks -> the last
     names: pl.Series  # the value names, then a null
+    far: dict[str, str]  # the enum's numbers outside `index` (as digits) -> their names
 
 
 @functools.cache
 def _name_lookup(known: tuple[tuple[int, str], ...]) -> _NameLookup:
-    non_negative = [(k, v) for k, v in known if 0 <= k <= _MAX_TABLE_FIELD]
-    index = np.full(max((k for k, _ in non_negative), default=0) + 1, len(non_negative),
-                    dtype=np.int64)
-    for position, (number, _) in enumerate(non_negative):
+    near = [(k, v) for k, v in known if 0 <= k <= _MAX_TABLE_FIELD]
+    index = np.full(max((k for k, _ in near), default=0) + 1, len(near), dtype=np.int64)
+    for position, (number, _) in enumerate(near):
         index[number] = position
-    return _NameLookup(index, pl.Series([*(v for _, v in non_negative), None], dtype=pl.String))
+    far = {str(k): v for k, v in known if not 0 <= k <= _MAX_TABLE_FIELD}
+    return _NameLookup(index, pl.Series([*(v for _, v in near), None], dtype=pl.String), far)
 
 
 def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> pa.Array:
