@@ -117,6 +117,8 @@ def split_decoded(
 ) -> KeyValueQueries:
     """The same queries for entries the compiled decoder holds as arrays.
 
+    `tokens` must hold the VIN of every message of the batch, entries or not (as
+    `Batch.distinct` gives them): each message's token is looked up once, for its entries.
     `verdicts` remembers the detectors' verdicts on string values from batch to batch (one
     per run; without, each batch tests its own values).
 
@@ -154,7 +156,15 @@ def split_decoded(
     where_in_table += 1
     chosen = table.ravel().take(where_in_table) & ~detected
     flags = pl.DataFrame([strings, pl.Series(_DETECTED, hit)])
+    # The token of each message, which its entries take on: a lookup per message, not per
+    # entry; made when a side's rows are first built.
+    vin, _ = envelope_keys(schema, catalogue)
+    schema = pl.Schema({**schema, TOKEN_COLUMN: pl.String})
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
+
+    @functools.cache
+    def message_tokens() -> pl.DataFrame:
+        return entries.envelopes().select(token_expr(vin, tokens, TOKEN_COLUMN))
     seen = sorted([names[n] for n in known] + [str(n) for n in keys.present if n not in names])
     counts = pl.DataFrame({
         "entries": [len(numbers)], "exported": [int(chosen.sum())],
@@ -167,8 +177,8 @@ def split_decoded(
 
     def side(select: np.ndarray) -> pl.LazyFrame:
         if build_rows:
-            return entries.rows(select).lazy()
-        return pl.defer(lambda: entries.rows(select), schema=schema)
+            return entries.rows(select, message_tokens()).lazy()
+        return pl.defer(lambda: entries.rows(select, message_tokens()), schema=schema)
 
     return KeyValueQueries(
         export=export(side(chosen)),
@@ -291,12 +301,8 @@ def entry_route(
 Projection = Callable[[pl.LazyFrame], pl.LazyFrame]
 
 
-def side_projections(
-    schema: pl.Schema, catalogue: Catalogue, scenario: str, tokens: dict[str, str]
-) -> tuple[Projection, Projection]:
-    """The columns of each side, given its rows: the export's (the token, no VIN; the
-    timestamp coarsened where the catalogue says so for `scenario`) and the onshore's (VIN,
-    token, every column, exact)."""
+def envelope_keys(schema: pl.Schema, catalogue: Catalogue) -> tuple[str, str]:
+    """The envelope's vehicle identifier and timestamp columns, as the catalogue names them."""
     columns = list(schema.names())
     vin = catalogue.keys["vehicle_id"].find(columns)
     created = catalogue.keys["timestamp"].find(columns)
@@ -304,7 +310,22 @@ def side_projections(
         raise InputError("key/value envelope has no vehicle identifier or timestamp field "
                          f"(looked for {', '.join(catalogue.keys['vehicle_id'].aliases)} and "
                          f"{', '.join(catalogue.keys['timestamp'].aliases)})")
-    token = token_expr(vin, tokens, TOKEN_COLUMN)
+    return vin, created
+
+
+def side_projections(
+    schema: pl.Schema, catalogue: Catalogue, scenario: str, tokens: dict[str, str]
+) -> tuple[Projection, Projection]:
+    """The columns of each side, given its rows: the export's (the token, no VIN; the
+    timestamp coarsened where the catalogue says so for `scenario`) and the onshore's (VIN,
+    token, every column, exact).
+
+    Rows that already carry ``vehicle_token`` keep it; otherwise it is looked up in `tokens`.
+    """
+    columns = [c for c in schema.names() if c != TOKEN_COLUMN]
+    vin, created = envelope_keys(schema, catalogue)
+    token = (pl.col(TOKEN_COLUMN) if TOKEN_COLUMN in schema
+             else token_expr(vin, tokens, TOKEN_COLUMN))
     values = [c for c in columns if c.startswith("value_")]
     action = action_for(catalogue.keys["timestamp"].actions, scenario)
     exported_time = pl.col(created)

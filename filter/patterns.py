@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 ANY_ONE = "*"
 ANY_MANY = "**"
@@ -33,7 +33,13 @@ class PathPattern:
 
     text: str
     segments: tuple[str, ...] = field(repr=False)
-    regex: re.Pattern[str] = field(repr=False, compare=False)
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled matcher, made on first use: a run matches paths against few of the
+        catalogue's patterns (those that can match their first name), and compiling all of
+        them took most of the catalogue's loading time."""
+        return _regex(self.segments)
 
     @property
     def rank(self) -> tuple[int, int, int]:
@@ -73,10 +79,10 @@ def compile_pattern(text: str) -> PathPattern:
         if seg == ANY_MANY and segments and segments[-1] == ANY_MANY:
             continue
         segments.append(seg if seg in (ANY_ONE, ANY_MANY) else seg.casefold())
-    return PathPattern(text=text, segments=tuple(segments), regex=_regex(segments))
+    return PathPattern(text=text, segments=tuple(segments))
 
 
-def _regex(segments: list[str]) -> re.Pattern[str]:
+def _regex(segments: tuple[str, ...]) -> re.Pattern[str]:
     """A regular expression over "." + the case-folded path: one `\\.segment` per segment."""
     parts = []
     for seg in segments:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,6 +127,9 @@ def command(
         from filter.ray_split import split_ray
 
         run = functools.partial(split_ray, address=ray_address)
+    # What is loaded by now (modules, the catalogue) lasts as long as the process: frozen, it
+    # is left out of the collections the run triggers, which would otherwise walk it each time.
+    gc.freeze()
     with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
         result = run(
             list(inputs), export_dir, onshore_dir, scenario,

@@ -814,27 +814,46 @@ class DecodedEntries:
         return self._envelopes
 
     @functools.cached_property
-    def _envelopes(self) -> pl.DataFrame:  # built once, for both sides and the VINs
-        target = pb.key_value_schema(self.schema)
-        everyone = np.ones(len(self.env_i), np.bool_)
-        return pl.DataFrame([
-            _scalar_series(f.name, self.tables.envelope.kinds[s], f, self.buf,
-                           self.env_i[:, s], self.env_f[:, s], self.env_s[:, s],
-                           self.env_n[:, s],
-                           self.env_seen[:, s] if f.has_presence else everyone,
-                           target[f.name])
-            for s, f in enumerate(self.tables.envelope.fields)
-        ])
+    def _envelopes(self) -> pl.DataFrame:  # built once, for both sides
+        return pl.DataFrame([self.envelope_column(f.name)
+                             for f in self.tables.envelope.fields])
 
-    def rows(self, select: np.ndarray | None = None) -> pl.DataFrame:
+    @functools.cached_property
+    def _envelope_columns(self) -> dict[str, pl.Series]:
+        return {}
+
+    def envelope_column(self, name: str) -> pl.Series:
+        """One envelope field, a row per message (a batch's VINs need no other field)."""
+        built = self._envelope_columns.get(name)
+        if built is None:
+            built = self._envelope_columns[name] = self._envelope_column(name)
+        return built
+
+    def _envelope_column(self, name: str) -> pl.Series:
+        slot = next(s for s, f in enumerate(self.tables.envelope.fields) if f.name == name)
+        field = self.tables.envelope.fields[slot]
+        valid = (self.env_seen[:, slot] if field.has_presence
+                 else np.ones(len(self.env_i), np.bool_))
+        return _scalar_series(name, self.tables.envelope.kinds[slot], field, self.buf,
+                              self.env_i[:, slot], self.env_f[:, slot], self.env_s[:, slot],
+                              self.env_n[:, slot], valid,
+                              pb.key_value_schema(self.schema)[name])
+
+    def rows(
+        self, select: np.ndarray | None = None, per_message: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
         """The rows of the entries `select` picks (all: None), in entry order, with the
-        plain path's columns and types."""
+        plain path's columns and types; then the columns of `per_message` (a row per
+        message, as `envelopes`), each entry taking its message's value."""
         keep = self.keep if select is None else self.keep & select
-        return _columns(self, keep)
+        return _columns(self, keep, per_message)
 
 
-def _columns(entries: DecodedEntries, keep: np.ndarray) -> pl.DataFrame:
-    """The rows of the entries `keep` selects, with the plain path's columns and types."""
+def _columns(
+    entries: DecodedEntries, keep: np.ndarray, per_message: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """The rows of the entries `keep` selects, with the plain path's columns and types, then
+    `per_message`'s columns."""
     schema, tables, buf, leaves = entries.schema, entries.tables, entries.buf, entries.leaves
     ent_msg, ent_pos, ent_key, ent_member = (
         entries.ent_msg, entries.ent_pos, entries.ent_key, entries.ent_member)
@@ -851,7 +870,11 @@ def _columns(entries: DecodedEntries, keep: np.ndarray) -> pl.DataFrame:
         "message_index": pl.Series("message_index", ent_msg + entries.first_index),
         "entry_index": pl.Series("entry_index", ent_pos),
     }
-    columns.update({c.name: c for c in entries.envelopes()[ent_msg]})
+    envelopes = entries.envelopes()
+    if per_message is not None:
+        envelopes = envelopes.hstack(per_message)
+        target = pl.Schema({**target, **per_message.schema})
+    columns.update({c.name: c for c in envelopes[ent_msg]})
     key_number = pl.Series("key_number", ent_key)
     columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key")
     columns["key_number"] = key_number

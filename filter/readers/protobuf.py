@@ -424,10 +424,10 @@ class Batch:
     def distinct(self, column: str) -> pl.Series:
         """The distinct values of an envelope (or plain) column, as strings."""
         if self.entries is not None:
-            source = self.entries.envelopes()
+            values = self.entries.envelope_column(column)
         else:
-            source = self.envelopes if self.envelopes is not None else self.rows
-        return source[column].cast(pl.String).unique()
+            values = (self.envelopes if self.envelopes is not None else self.rows)[column]
+        return values.cast(pl.String).unique()
 
 
 def iter_batches(
