@@ -114,6 +114,7 @@ def split_decoded(
     namespace: str = "fleet",
     build_rows: bool = True,
     verdicts: StringVerdicts | None = None,
+    coded: bool = False,
 ) -> KeyValueQueries:
     """The same queries for entries the compiled decoder holds as arrays.
 
@@ -124,6 +125,9 @@ def split_decoded(
 
     With `build_rows` each side's rows are built now (on the caller's thread); without, only
     when its query is collected (a caller that needs only the positions never pays for them).
+    With `coded` the strings that repeat (key and member names, VIN, token) are `pl.Enum`
+    columns (`DecodedEntries.rows`), for a Parquet writer told they are strings
+    (`filter.parquet_metadata`).
 
     The same decisions as `entry_route`, taken on numbers: key numbers, oneof member
     positions, and the string values for the detectors. Each side's rows are then built from
@@ -177,7 +181,7 @@ def split_decoded(
 
     def side(select: np.ndarray) -> pl.LazyFrame:
         if build_rows:
-            return entries.rows(select, message_tokens()).lazy()
+            return entries.rows(select, message_tokens(), coded=coded).lazy()
         return pl.defer(lambda: entries.rows(select, message_tokens()), schema=schema)
 
     return KeyValueQueries(

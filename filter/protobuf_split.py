@@ -45,6 +45,7 @@ from filter.kv_engine import (
     split_key_values,
 )
 from filter.manifest import FileRecord, sha256_file
+from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import HashingFile, part_pair
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import prefetched
@@ -313,8 +314,10 @@ def write_batch(
         assert queries is not None
         with part_pair(export_path, onshore_path) as (export_out, onshore_out):
             *_, counts, detections = pl.collect_all([
-                queries.export.sink_parquet(export_out, lazy=True, **PARQUET_OPTIONS),
-                queries.onshore.sink_parquet(onshore_out, lazy=True, **PARQUET_OPTIONS),
+                *(side.sink_parquet(out, lazy=True, **PARQUET_OPTIONS,
+                                    metadata=plain_string_metadata(side.collect_schema()))
+                  for side, out in ((queries.export, export_out),
+                                    (queries.onshore, onshore_out))),
                 queries.counts,
                 queries.detections,
             ])
@@ -439,13 +442,14 @@ def batch_queries(
     verdicts: StringVerdicts | None = None,
 ) -> KeyValueQueries | None:
     """The split queries of a key/value batch (None for plain messages); without `rows` the
-    sides' rows are only built if their queries are collected. `verdicts`: the run's
-    detector verdicts on string values (`kv_engine.StringVerdicts`)."""
+    sides' rows are only built if their queries are collected; with, their repeating strings
+    are coded for the Parquet writer (`write_batch` declares them as strings). `verdicts`:
+    the run's detector verdicts on string values (`kv_engine.StringVerdicts`)."""
     if schema.key_value is None:
         return None
     if batch.entries is not None:  # the compiled decoder's arrays: each side built apart
         return split_decoded(batch.entries, catalogue, scenario, tokens, namespace=namespace,
-                             build_rows=rows, verdicts=verdicts)
+                             build_rows=rows, verdicts=verdicts, coded=rows)
     return split_key_values(batch.rows.lazy(), catalogue, scenario, tokens, namespace=namespace)
 
 

@@ -77,6 +77,34 @@ def test_key_value_entries_split_by_key(payload, tmp_path: Path) -> None:
     assert result.export_manifest["inputs"][0]["rows"] == 2
 
 
+def test_key_value_parts_hold_plain_strings_whichever_decoder_read_them(
+    payload, tmp_path: Path, monkeypatch
+) -> None:
+    # The compiled decoder hands the writer its repeating strings as codes (pl.Enum); the
+    # files must still read back as the strings the runtime path writes, in Polars and Arrow.
+    import pyarrow.parquet as pq
+
+    from filter.readers import kv_decoder
+
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*(make_payload(payload, f"LSV{i}") for i in range(3))))
+    parts = {}
+    for decoder in ("compiled", "runtime"):
+        if decoder == "runtime":
+            monkeypatch.setattr(kv_decoder, "compile_tables", lambda schema: None)
+        split_protobuf(stream, tmp_path / decoder / "e", tmp_path / decoder / "o", "after-sales",
+                       key=KEY, message="testfleet.Payload", descriptor_set=TEST_SET)
+        parts[decoder] = [tmp_path / decoder / side / "part-00000-00000.parquet"
+                          for side in ("e", "o")]
+    for compiled, runtime in zip(parts["compiled"], parts["runtime"], strict=True):
+        assert pl.read_parquet(compiled).equals(pl.read_parquet(runtime))
+        assert pl.read_parquet(compiled).schema == pl.read_parquet(runtime).schema
+        assert pq.read_schema(compiled) == pq.read_schema(runtime)
+    onshore = pl.read_parquet(parts["compiled"][1])
+    assert onshore.schema["key"] == onshore.schema["vin"] == pl.String
+    assert "999" in onshore["key"].to_list()  # an unknown key number, as its digits
+
+
 def test_key_value_detections_reach_the_manifests(payload, tmp_path: Path) -> None:
     msg = payload.message_class(vin="LSV1")
     msg.created_at.seconds = 1_790_000_000

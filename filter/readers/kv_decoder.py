@@ -840,20 +840,34 @@ class DecodedEntries:
                               pb.key_value_schema(self.schema)[name])
 
     def rows(
-        self, select: np.ndarray | None = None, per_message: pl.DataFrame | None = None
+        self,
+        select: np.ndarray | None = None,
+        per_message: pl.DataFrame | None = None,
+        *,
+        coded: bool = False,
     ) -> pl.DataFrame:
         """The rows of the entries `select` picks (all: None), in entry order, with the
         plain path's columns and types; then the columns of `per_message` (a row per
-        message, as `envelopes`), each entry taking its message's value."""
+        message, as `envelopes`), each entry taking its message's value.
+
+        With `coded`, the strings that repeat from entry to entry (the key and member names,
+        the envelope's strings such as the VIN, and `per_message`'s) are `pl.Enum` columns
+        instead of `pl.String`: the same values, as codes into the batch's distinct values,
+        which a Parquet writer takes as its dictionary instead of hashing every string.
+        """
         keep = self.keep if select is None else self.keep & select
-        return _columns(self, keep, per_message)
+        return _columns(self, keep, per_message, coded=coded)
 
 
 def _columns(
-    entries: DecodedEntries, keep: np.ndarray, per_message: pl.DataFrame | None = None
+    entries: DecodedEntries,
+    keep: np.ndarray,
+    per_message: pl.DataFrame | None = None,
+    *,
+    coded: bool = False,
 ) -> pl.DataFrame:
     """The rows of the entries `keep` selects, with the plain path's columns and types, then
-    `per_message`'s columns."""
+    `per_message`'s columns (repeating strings as `pl.Enum` with `coded`)."""
     schema, tables, buf, leaves = entries.schema, entries.tables, entries.buf, entries.leaves
     ent_msg, ent_pos, ent_key, ent_member = (
         entries.ent_msg, entries.ent_pos, entries.ent_key, entries.ent_member)
@@ -874,13 +888,19 @@ def _columns(
     if per_message is not None:
         envelopes = envelopes.hstack(per_message)
         target = pl.Schema({**target, **per_message.schema})
+    if coded:  # a message's strings repeat in each of its entries: code them per message
+        envelopes = envelopes.with_columns(
+            pl.col(c).cast(pl.Enum(envelopes[c].drop_nulls().unique().sort()))
+            for c, t in envelopes.schema.items() if t == pl.String)
     columns.update({c.name: c for c in envelopes[ent_msg]})
     key_number = pl.Series("key_number", ent_key)
-    columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key")
+    columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key", coded=coded)
     columns["key_number"] = key_number
     members = tables.members
     # The names, then a null that entries without a member (-1) point at.
     member_names = pl.Series([*(m.name for m in members.fields), None], dtype=pl.String)
+    if coded:
+        member_names = member_names.cast(pl.Enum([m.name for m in members.fields]))
     where = np.where(ent_member < 0, len(members.fields), ent_member)
     columns["member"] = member_names.gather(where)
     values: dict[str, list[pl.Series]] = {}
@@ -915,11 +935,18 @@ def _columns(
         else pl.Series(name, [None], dtype=dtype).new_from_index(0, height)
         for name, dtype in target.items()
     ])
-    return frame if frame.schema == target else frame.cast(dict(target))
+    differ = {name: dtype for name, dtype in target.items()
+              if frame.schema[name] != dtype and not isinstance(frame.schema[name], pl.Enum)}
+    return frame.cast(differ) if differ else frame
 
 
-def _names(numbers: pl.Series, enum: EnumDescriptor, name: str) -> pl.Series:
-    """Enum numbers as their value names; a number the enum does not know as its digits."""
+def _names(
+    numbers: pl.Series, enum: EnumDescriptor, name: str, *, coded: bool = False
+) -> pl.Series:
+    """Enum numbers as their value names; a number the enum does not know as its digits.
+
+    With `coded` the names are a `pl.Enum` column (of the enum's names, and the digits of
+    unknown numbers if there are any)."""
     values = numbers.to_numpy()
     lookup = _name_lookup(tuple(sorted((v.number, v.name) for v in enum.values)))
     unknown = len(lookup.names) - 1  # the trailing null
@@ -929,13 +956,17 @@ def _names(numbers: pl.Series, enum: EnumDescriptor, name: str) -> pl.Series:
         codes[inside] = lookup.index[values[inside]]
     else:
         codes = lookup.index[values]
-    names = lookup.names.gather(codes)
     missing = np.flatnonzero(codes == unknown)
+    if coded and not len(missing):
+        return lookup.coded.gather(codes).alias(name)
+    names = lookup.names.gather(codes)
     if len(missing):  # numbers outside the table: their names (few enums have such), or digits
         spelled = numbers.gather(missing).cast(pl.String)
         if lookup.far:
             spelled = spelled.replace(lookup.far)
         names = names.scatter(missing, spelled)
+    if coded:
+        names = names.cast(pl.Enum(names.drop_nulls().unique().sort()))
     return names.alias(name)
 
 
@@ -944,6 +975,7 @@ class _NameLookup:
     index: np.ndarray  # enum number -> position in `names`; numbers it lacks -> the last
     names: pl.Series  # the value names, then a null
     far: dict[str, str]  # the enum's numbers outside `index` (as digits) -> their names
+    coded: pl.Series  # `names` as a `pl.Enum` of the table's names
 
 
 @functools.cache
@@ -953,7 +985,8 @@ def _name_lookup(known: tuple[tuple[int, str], ...]) -> _NameLookup:
     for position, (number, _) in enumerate(near):
         index[number] = position
     far = {str(k): v for k, v in known if not 0 <= k <= _MAX_TABLE_FIELD}
-    return _NameLookup(index, pl.Series([*(v for _, v in near), None], dtype=pl.String), far)
+    names = pl.Series([*(v for _, v in near), None], dtype=pl.String)
+    return _NameLookup(index, names, far, names.cast(pl.Enum([v for _, v in near])))
 
 
 def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> pa.Array:
