@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,8 +124,9 @@ def split_decoded(
     `verdicts` remembers the detectors' verdicts on string values from batch to batch (one
     per run; without, each batch tests its own values).
 
-    With `build_rows` each side's rows are built now (on the caller's thread); without, only
-    when its query is collected (a caller that needs only the positions never pays for them).
+    With `build_rows` each side's rows are built now (the export's on the caller's thread,
+    the onshore's at the same time on a second one); without, only when its query is
+    collected (a caller that needs only the positions never pays for them).
     With `coded` the strings that repeat (key and member names, VIN, token) are `pl.Enum`
     columns (`DecodedEntries.rows`), for a Parquet writer told they are strings
     (`filter.parquet_metadata`).
@@ -184,14 +186,25 @@ def split_decoded(
             return entries.rows(select, message_tokens(), coded=coded).lazy()
         return pl.defer(lambda: entries.rows(select, message_tokens()), schema=schema)
 
+    if build_rows:  # both sides at once: much of their NumPy and Polars work overlaps
+        onshore_built = _SIDE_BUILDER.submit(side, ~chosen)
+        export_rows = side(chosen)
+        onshore_rows = onshore_built.result()
+    else:
+        export_rows, onshore_rows = side(chosen), side(~chosen)
     return KeyValueQueries(
-        export=export(side(chosen)),
-        onshore=onshore(side(~chosen)),
+        export=export(export_rows),
+        onshore=onshore(onshore_rows),
         counts=counts.lazy(),
         positions=None,
         detections=_detections(flags.lazy()),
         exported=chosen,
     )
+
+
+#: Builds the onshore side's rows while the caller builds the export's. In a split the caller
+#: is the read-ahead thread, which sets the pace (1M messages, Parquet output: 3-5% faster).
+_SIDE_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-side")
 
 
 def _detections(flagged: pl.LazyFrame) -> pl.LazyFrame:
