@@ -34,6 +34,7 @@ from filter.catalogue import Catalogue, action_for
 from filter.detectors import any_hit, string_screen
 from filter.engine import COUNT_SEPARATOR, MOVED, apply_action, detector_counts
 from filter.errors import InputError
+from filter.parquet_metadata import as_enum
 from filter.plan import TOKEN_COLUMN, decide_path
 from filter.pseudonym import token_expr
 from filter.readers.protobuf import UNKNOWN_FIELDS, DecodedRows
@@ -127,9 +128,9 @@ def split_decoded(
     With `build_rows` each side's rows are built now (the export's on the caller's thread,
     the onshore's at the same time on a second one); without, only when its query is
     collected (a caller that needs only the positions never pays for them).
-    With `coded` the strings that repeat (key and member names, VIN, token) are `pl.Enum`
-    columns (`DecodedEntries.rows`), for a Parquet writer told they are strings
-    (`filter.parquet_metadata`).
+    With `coded` (and `build_rows`) the strings that repeat (key and member names, VIN,
+    token) are `pl.Enum` columns (`DecodedEntries.rows`), for a Parquet writer told they are
+    strings (`filter.parquet_metadata`).
 
     The same decisions as `entry_route`, taken on numbers: key numbers, oneof member
     positions, and the string values for the detectors. Each side's rows are then built from
@@ -162,15 +163,22 @@ def split_decoded(
     where_in_table += 1
     chosen = table.ravel().take(where_in_table) & ~detected
     flags = pl.DataFrame([strings, pl.Series(_DETECTED, hit)])
-    # The token of each message, which its entries take on: a lookup per message, not per
-    # entry; made when a side's rows are first built.
     vin, _ = envelope_keys(schema, catalogue)
     schema = pl.Schema({**schema, TOKEN_COLUMN: pl.String})
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
 
     @functools.cache
-    def message_tokens() -> pl.DataFrame:
-        return entries.envelopes().select(token_expr(vin, tokens, TOKEN_COLUMN))
+    def messages() -> pl.DataFrame:
+        """What each entry takes on from its message: the envelope's fields and the token,
+        looked up once per message, not per entry; for both sides, so coded once (a
+        message's strings repeat in each of its entries)."""
+        envelopes = entries.envelopes()
+        found = envelopes.hstack(envelopes.select(token_expr(vin, tokens, TOKEN_COLUMN)))
+        if coded and build_rows:
+            found = found.with_columns(
+                as_enum(found[c]) for c, t in found.schema.items() if t == pl.String)
+        return found
+
     seen = sorted([names[n] for n in known] + [str(n) for n in keys.present if n not in names])
     counts = pl.DataFrame({
         "entries": [len(numbers)], "exported": [int(chosen.sum())],
@@ -183,10 +191,11 @@ def split_decoded(
 
     def side(select: np.ndarray) -> pl.LazyFrame:
         if build_rows:
-            return entries.rows(select, message_tokens(), coded=coded).lazy()
-        return pl.defer(lambda: entries.rows(select, message_tokens()), schema=schema)
+            return entries.rows(select, messages(), coded=coded).lazy()
+        return pl.defer(lambda: entries.rows(select, messages()), schema=schema)
 
     if build_rows:  # both sides at once: much of their NumPy and Polars work overlaps
+        messages()  # made here, once, before the two threads ask for it
         onshore_built = _SIDE_BUILDER.submit(side, ~chosen)
         export_rows = side(chosen)
         onshore_rows = onshore_built.result()

@@ -49,6 +49,7 @@ from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from numba import njit
 from numba.extending import intrinsic
 
+from filter.parquet_metadata import as_enum
 from filter.readers import protobuf as pb
 from filter.wire import load_u8, skip, varint
 
@@ -842,32 +843,34 @@ class DecodedEntries:
     def rows(
         self,
         select: np.ndarray | None = None,
-        per_message: pl.DataFrame | None = None,
+        messages: pl.DataFrame | None = None,
         *,
         coded: bool = False,
     ) -> pl.DataFrame:
         """The rows of the entries `select` picks (all: None), in entry order, with the
-        plain path's columns and types; then the columns of `per_message` (a row per
-        message, as `envelopes`), each entry taking its message's value.
+        plain path's columns and types.
 
-        With `coded`, the strings that repeat from entry to entry (the key and member names,
-        the envelope's strings such as the VIN, and `per_message`'s) are `pl.Enum` columns
-        instead of `pl.String`: the same values, as codes into the batch's distinct values,
-        which a Parquet writer takes as its dictionary instead of hashing every string.
+        Each entry takes on its message's row of `messages`: a row per message, the
+        `envelopes` and any columns after them (a caller building both sides makes it once,
+        as it wants it); by default `envelopes`.
+        With `coded`, the key and member names, which repeat from entry to entry, are
+        `pl.Enum` columns instead of `pl.String` (`parquet_metadata.as_enum`): the same
+        values, as codes into their distinct values, which a Parquet writer takes as its
+        dictionary instead of hashing every string.
         """
         keep = self.keep if select is None else self.keep & select
-        return _columns(self, keep, per_message, coded=coded)
+        return _columns(self, keep, messages, coded=coded)
 
 
 def _columns(
     entries: DecodedEntries,
     keep: np.ndarray,
-    per_message: pl.DataFrame | None = None,
+    messages: pl.DataFrame | None = None,
     *,
     coded: bool = False,
 ) -> pl.DataFrame:
-    """The rows of the entries `keep` selects, with the plain path's columns and types, then
-    `per_message`'s columns (repeating strings as `pl.Enum` with `coded`)."""
+    """The rows of the entries `keep` selects, with the plain path's columns and types, each
+    taking on its message's row of `messages` (`DecodedEntries.rows`)."""
     schema, tables, buf, leaves = entries.schema, entries.tables, entries.buf, entries.leaves
     ent_msg, ent_pos, ent_key, ent_member = (
         entries.ent_msg, entries.ent_pos, entries.ent_key, entries.ent_member)
@@ -884,15 +887,11 @@ def _columns(
         "message_index": pl.Series("message_index", ent_msg + entries.first_index),
         "entry_index": pl.Series("entry_index", ent_pos),
     }
-    envelopes = entries.envelopes()
-    if per_message is not None:
-        envelopes = envelopes.hstack(per_message)
-        target = pl.Schema({**target, **per_message.schema})
-    if coded:  # a message's strings repeat in each of its entries: code them per message
-        envelopes = envelopes.with_columns(
-            pl.col(c).cast(pl.Enum(envelopes[c].drop_nulls().unique().sort()))
-            for c, t in envelopes.schema.items() if t == pl.String)
-    columns.update({c.name: c for c in envelopes[ent_msg]})
+    if messages is None:
+        messages = entries.envelopes()
+    target = pl.Schema({**target, **{c: t for c, t in messages.schema.items()
+                                     if c not in target}})
+    columns.update({c.name: c for c in messages[ent_msg]})
     key_number = pl.Series("key_number", ent_key)
     columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key", coded=coded)
     columns["key_number"] = key_number
@@ -900,7 +899,7 @@ def _columns(
     # The names, then a null that entries without a member (-1) point at.
     member_names = pl.Series([*(m.name for m in members.fields), None], dtype=pl.String)
     if coded:
-        member_names = member_names.cast(pl.Enum([m.name for m in members.fields]))
+        member_names = as_enum(member_names)
     where = np.where(ent_member < 0, len(members.fields), ent_member)
     columns["member"] = member_names.gather(where)
     values: dict[str, list[pl.Series]] = {}
@@ -965,9 +964,7 @@ def _names(
         if lookup.far:
             spelled = spelled.replace(lookup.far)
         names = names.scatter(missing, spelled)
-    if coded:
-        names = names.cast(pl.Enum(names.drop_nulls().unique().sort()))
-    return names.alias(name)
+    return (as_enum(names) if coded else names).alias(name)
 
 
 @dataclass(frozen=True)
@@ -986,7 +983,7 @@ def _name_lookup(known: tuple[tuple[int, str], ...]) -> _NameLookup:
         index[number] = position
     far = {str(k): v for k, v in known if not 0 <= k <= _MAX_TABLE_FIELD}
     names = pl.Series([*(v for _, v in near), None], dtype=pl.String)
-    return _NameLookup(index, names, far, names.cast(pl.Enum([v for _, v in near])))
+    return _NameLookup(index, names, far, as_enum(names))
 
 
 def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> pa.Array:
