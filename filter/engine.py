@@ -75,8 +75,9 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
     for index, decision in enumerate(d for d in plan.fields if d.scanned):
         value, dtype = plan.leaf(decision)
         table = tables.get(decision.path)
-        if table is not None and not any(table.hit_codes.values()):
+        if not moves_values(decision, tables):
             # None of the field's distinct values hits: nothing to move, nothing to test.
+            assert table is not None
             for detector in (*table.hit_codes, MOVED):
                 known_counts[f"{decision.path}{COUNT_SEPARATOR}{detector}"] = 0
             continue
@@ -121,7 +122,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
         if decision.column != plan.vehicle_id_column:
             by_column.setdefault(decision.column, []).append(decision)
     # The timestamp leads the data columns on both sides.
-    ordered = [plan.timestamp_column] + [c for c in by_column if c != plan.timestamp_column]
+    ordered = sorted(by_column, key=lambda c: c != plan.timestamp_column)  # stable
     for column in ordered:
         for side, exprs in (("export", export), ("onshore", onshore)):
             values = {
@@ -137,6 +138,41 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
         detections=pl.concat(detections, how="horizontal") if detections else None,
         known_counts=known_counts,
     )
+
+
+def moves_values(decision: FieldDecision, tables: dict[str, ValueTable]) -> bool:
+    """Whether detectors may move some of a field's values out of the export: a scanned field,
+    unless its value table shows that none of its distinct values hits."""
+    if not decision.scanned:
+        return False
+    table = tables.get(decision.path)
+    return table is None or any(table.hit_codes.values())
+
+
+def unchanged_columns(
+    plan: ExportPlan, lookups: Lookups, side: Destination
+) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """The columns `side` holds exactly as the input has them, each with the leaves it holds
+    (paths below the column; ``()`` for a column that is its own leaf).
+
+    Such a column may be copied from the input as it is encoded: no action, no detector can
+    change it. A struct whose leaves go to both sides is listed on each with its own leaves.
+    The vehicle token, a computed column, is never listed.
+    """
+    unchanged: dict[str, list[tuple[str, ...]]] = {}
+    changed: set[str] = set()
+    for decision in plan.fields:
+        if decision.column == plan.vehicle_id_column and side == "export":
+            continue
+        hit = pl.lit(True) if moves_values(decision, lookups.tables) else None
+        value = _side_value(plan, decision, side, hit)
+        if value is None:
+            continue
+        if value.plain:
+            unchanged.setdefault(decision.column, []).append(decision.inner)
+        else:
+            changed.add(decision.column)
+    return {c: tuple(inner) for c, inner in unchanged.items() if c not in changed}
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ def plain_string_metadata(schema: pl.Schema) -> dict[str, str]:
     return {ARROW_SCHEMA_KEY: _arrow_schema(plain)}
 
 
+def polars_arrow_schema(schema: pl.Schema) -> dict[str, str]:
+    """The metadata Polars writes for a frame of `schema`: its Arrow schema, from which Arrow
+    readers restore the types the Parquet columns alone do not say."""
+    return {ARROW_SCHEMA_KEY: _arrow_schema(tuple(schema.items()))}
+
+
 @functools.lru_cache(maxsize=64)
 def _arrow_schema(columns: tuple[tuple[str, pl.DataType], ...]) -> str:
     """The "ARROW:schema" value Polars writes for an empty frame of `columns`."""

@@ -12,10 +12,13 @@ published and the staging directories are removed.
 
 How: the plan is compiled once from the batch's schema; the distinct VINs of the batch are read
 (one column) and tokenised once each, and the distinct values of low-cardinality exported
-strings are run through the detectors once each; then every input file is streamed by Polars
-through both projections in a single pass (`sink_parquet(lazy=True)` + `collect_all`), so
-memory is bounded by Polars' batch size, not the input. Inputs are hashed in a background thread
-while Polars works; outputs are hashed as Polars writes them.
+strings are run through the detectors once each; then each input file is split row group by
+row group (`filter.parquet_splice`): the columns a side holds unchanged are copied as their
+encoded column chunks, the others (the token, fields an action or a detector changes) computed
+by the engine and encoded by Polars, so memory is bounded by a row group, not the input. With
+`reencode`, every input file is streamed by Polars through both projections in a single pass
+(`sink_parquet(lazy=True)` + `collect_all`) instead. Inputs are hashed in a background thread
+while the split runs; outputs are hashed as they are written.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from filter.catalogue import Catalogue, load_catalogue
 from filter.engine import Lookups, split_lazy
 from filter.errors import CatalogueError, InputError, OutputError, first_line
 from filter.manifest import FileRecord, build_manifest, sha256_file, write_manifest
+from filter.parquet_splice import splice_pair
 from filter.part_writer import HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
 from filter.pseudonym import token_mapping
@@ -146,11 +150,14 @@ def split(
     catalogue_sha256: str | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    reencode: bool = False,
 ) -> SplitResult:
     """Split Parquet `inputs` into published export and onshore directories.
 
     `origin` is where the batch comes from (a scenario may accept only some origins);
-    `catalogue_sha256` pins the catalogue: any other catalogue is refused.
+    `catalogue_sha256` pins the catalogue: any other catalogue is refused. The columns a side
+    holds unchanged are copied as the input encoded them (`filter.parquet_splice`);
+    `reencode` has Polars decode and encode every column instead (zstd level 1).
     """
     started = time.perf_counter()
     cat = resolve_catalogue(catalogue)
@@ -172,7 +179,8 @@ def split(
         input_hashes = [hasher.submit(sha256_file, s.path) for s in sources]
         lookups = _source_lookups(sources, export_plan, key)
         export_files, onshore_files, detections = _write_parts(
-            sources, export_plan, lookups, export_stage.staging, onshore_stage.staging, progress
+            sources, export_plan, lookups, export_stage.staging, onshore_stage.staging, progress,
+            reencode=reencode,
         )
         input_records = [
             FileRecord(s.path, s.rows, s.bytes, h.result())
@@ -246,6 +254,8 @@ def _write_parts(
     export_dir: Path,
     onshore_dir: Path,
     progress: ProgressCallback | None,
+    *,
+    reencode: bool,
 ) -> tuple[list[FileRecord], list[FileRecord], Counter[str]]:
     """Split every input into its pair of part files, ``part-NNNNN.parquet`` on both sides.
 
@@ -259,7 +269,7 @@ def _write_parts(
     for index, source in enumerate(sources):
         name = f"part-{index:05d}.parquet"
         export_file, onshore_file, counts = _split_file(
-            source, export_plan, lookups, export_dir / name, onshore_dir / name
+            source, export_plan, lookups, export_dir / name, onshore_dir / name, reencode=reencode
         )
         export_files.append(export_file)
         onshore_files.append(onshore_file)
@@ -325,10 +335,15 @@ def _split_file(
     lookups: Lookups,
     export_path: Path,
     onshore_path: Path,
+    *,
+    reencode: bool,
 ) -> tuple[FileRecord, FileRecord, dict[str, int]]:
-    """Stream one input through both projections into its two part files, in one pass."""
+    """Split one input into its two part files: its column chunks copied where a side holds
+    a column unchanged, or every column streamed through Polars (`reencode`)."""
     try:
-        return write_pair(scan(source), export_plan, lookups, export_path, onshore_path)
+        if reencode:
+            return write_pair(scan(source), export_plan, lookups, export_path, onshore_path)
+        return splice_pair(source, export_plan, lookups, export_path, onshore_path)
     except OSError as exc:
         raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:

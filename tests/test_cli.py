@@ -281,3 +281,33 @@ def test_the_command_loads_only_what_a_parquet_split_needs() -> None:
         "assert filter.VerifyReport.__name__ == 'VerifyReport'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_reencode_writes_every_column_anew(runner, tmp_path, key_file) -> None:
+    """By default unchanged columns keep the input's encoding; --reencode has Polars write
+    them all (zstd), with the same values."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from filter.demo import sample_batch
+
+    source = tmp_path / "in" / "snappy.parquet"
+    source.parent.mkdir()
+    sample_batch(vehicles=4, samples=5, seed=1).write_parquet(source, compression="snappy")
+    codecs = {}
+    for label, extra in (("copied", []), ("reencoded", ["--reencode"])):
+        out = tmp_path / label
+        result = runner.invoke(vtx, split_args([str(source)], out, "--key-file", str(key_file),
+                                               "--quiet", *extra))
+        assert result.exit_code == 0, result.output
+        meta = pq.read_metadata(out / "export" / "part-00000.parquet").row_group(0)
+        codecs[label] = {meta.column(i).compression for i in range(meta.num_columns)}
+    assert codecs == {"copied": {"SNAPPY", "ZSTD"}, "reencoded": {"ZSTD"}}
+    assert pl.read_parquet(tmp_path / "copied" / "export" / "*.parquet").equals(
+        pl.read_parquet(tmp_path / "reencoded" / "export" / "*.parquet"))
+
+
+def test_reencode_is_for_parquet_input(runner, tmp_path, key_file, batch_file) -> None:
+    result = runner.invoke(vtx, split_args([str(batch_file)], tmp_path, "--key-file",
+                                           str(key_file), "--reencode", "--engine", "ray"))
+    assert_one_line_error(result, 2, "--reencode applies to Parquet input with --engine local")

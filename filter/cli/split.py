@@ -71,6 +71,10 @@ PARQUET_MAGIC = b"PAR1"
               help="Protobuf input: write each side as Parquet, or as a delimited stream of "
                    "the input's own message type (withheld entries and fields removed from "
                    "the export, the VIN replaced by the token).")
+@click.option("--reencode", is_flag=True,
+              help="Parquet input: decode and encode every column with Polars (zstd level 1) "
+                   "instead of copying the columns a side holds unchanged as the input "
+                   "encoded them.")
 def command(
     inputs: tuple[str, ...],
     export_dir: Path,
@@ -93,6 +97,7 @@ def command(
     kv_namespace: str,
     on_bad_record: str,
     output_format: str,
+    reencode: bool,
 ) -> None:
     """Split INPUT files, directories or globs (Parquet or protobuf) into an export and an
     onshore set."""
@@ -106,6 +111,8 @@ def command(
         raise click.UsageError("protobuf input needs --message FULL.NAME")
     if output_format == "protobuf" and not protobuf:
         raise click.UsageError("--output-format protobuf needs protobuf input")
+    if reencode and (protobuf or engine == "ray"):
+        raise click.UsageError("--reencode applies to Parquet input with --engine local")
     if output_format == "protobuf" and engine == "ray":
         raise click.UsageError("--output-format protobuf runs with --engine local only")
     key = load_key(key_file)
@@ -127,6 +134,8 @@ def command(
         from filter.ray_split import split_ray
 
         run = functools.partial(split_ray, address=ray_address)
+    elif reencode:
+        run = functools.partial(split, reencode=True)
     # What is loaded by now (modules, the catalogue) lasts as long as the process: frozen, it
     # is left out of the collections the run triggers, which would otherwise walk it each time.
     gc.freeze()

@@ -11,6 +11,7 @@ schema that differs from the batch's first file.
 from __future__ import annotations
 
 import glob
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,7 @@ def inspect_parquet(path: Path) -> ParquetInput:
 
 
 def _check_chunk_ranges(path: Path, size: int, meta: pq.FileMetaData) -> None:
-    """Every column chunk the footer describes must lie inside the file.
+    """Every column chunk the footer describes must lie inside the file, apart from the others.
 
     A footer that points past the end (a truncated or damaged file whose footer still parses)
     would make Polars' reader panic; the footer alone tells, so refuse such a file up front.
@@ -100,9 +101,12 @@ def _check_chunk_ranges(path: Path, size: int, meta: pq.FileMetaData) -> None:
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     limit = size - 8 - footer  # column chunks end where the footer begins
+    spans: list[tuple[int, int, int, str]] = []  # start, end, row group, column
     try:
         for index in range(meta.num_row_groups):
             group = meta.row_group(index)
+            if not group.num_rows:  # nothing is read from it (pyarrow points it at byte 0)
+                continue
             for column in range(group.num_columns):
                 chunk = group.column(column)
                 start = chunk.data_page_offset
@@ -115,10 +119,20 @@ def _check_chunk_ranges(path: Path, size: int, meta: pq.FileMetaData) -> None:
                         f"{chunk.path_in_schema!r}: bytes {start}-{end} lie outside the file "
                         f"({size} bytes); the file is truncated or corrupt"
                     )
+                spans.append((start, end, index, chunk.path_in_schema))
     except InputError:
         raise
     except READ_ERRORS as exc:  # a footer field pyarrow cannot decode
         raise InputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
+    # Two columns sharing bytes would let one column's values be read under another's name
+    # (a withheld column's under an exported name): no writer does that; refuse it.
+    spans.sort()
+    for before, after in itertools.pairwise(spans):
+        if after[0] < before[1]:
+            raise InputError(
+                f"{path}: row group {after[2]} of {meta.num_row_groups}, column {after[3]!r} "
+                f"overlaps row group {before[2]}, column {before[3]!r}; the file is corrupt"
+            )
 
 
 def inspect_batch(paths: Sequence[Path]) -> list[ParquetInput]:

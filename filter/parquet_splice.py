@@ -1,0 +1,341 @@
+"""Split a Parquet file by copying its encoded column chunks: what is unchanged, as it is.
+
+In: one `ParquetInput`, the `ExportPlan`, the batch's `Lookups`, and the paths of the input's
+export and onshore part files.
+Out: the two part files and the detector hit counts, as `filter.splitter.write_pair` gives
+them: the same columns, in the same order, with the same values and types, row for row. Each
+part file has one row group per row group of the input, with as many rows.
+May fail: `InputError` (a footer vtx cannot lay out: chunks outside the file or overlapping,
+encryption, chunks kept in another file); Polars' and pyarrow's errors on data they cannot
+decode, and `OSError` from the disk, for the caller to translate (it knows what was read).
+
+How:
+- Most columns of a fleet batch go to one side exactly as they are. Those (per side,
+  `filter.engine.unchanged_columns`) are copied as the bytes of their column chunks: pages,
+  dictionary and statistics as the input's writer encoded them. Nothing is decoded, compressed
+  or encoded for them; the footer is rewritten to say where they now are
+  (`filter.parquet_layout`).
+- The others are computed row group by row group with the engine's own queries
+  (`filter.engine.split_lazy` on the few columns they need): the vehicle token on both sides,
+  and fields an action or a detector changes. Polars encodes them (zstd level 1, as the Polars
+  path does) into an in-memory Parquet file, whose chunks are copied in turn.
+- Every leaf of the input is decoded once, by Polars in a background thread, while the chunks
+  are copied: a damaged page fails the run, as it fails one that decodes everything, instead
+  of passing unread into an output.
+
+Copied columns keep the input's compression (a Snappy or uncompressed input gives Snappy or
+uncompressed columns); `vtx split --reencode` writes every column anew instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from filter import thrift_compact as thrift
+from filter._version import __version__
+from filter.engine import Lookups, split_lazy, unchanged_columns
+from filter.errors import InputError
+from filter.manifest import FileRecord
+from filter.parquet_layout import (
+    MAGIC,
+    ParquetLayout,
+    RowGroupLayout,
+    SchemaNode,
+    footer_bytes,
+    layout_in_memory,
+    read_layout,
+    relocated_chunk,
+    row_group_entry,
+)
+from filter.parquet_metadata import polars_arrow_schema
+from filter.part_writer import HashingFile, part_pair
+from filter.plan import TOKEN_COLUMN, Destination, ExportPlan
+from filter.prefetch import prefetched
+from filter.readers.parquet import ParquetInput, scan
+
+#: Parquet physical types whose chunks are copied; INT96 and fixed-length byte arrays are
+#: encoded anew, where readers restore their logical types from more than the chunk.
+_COPIED_PHYSICAL = {0, 1, 2, 4, 5, 6}  # BOOLEAN, INT32, INT64, FLOAT, DOUBLE, BYTE_ARRAY
+#: Polars types that carry more than their Parquet column says (categories, objects).
+_ENCODED_DTYPES = (pl.Categorical, pl.Enum, pl.Object)
+#: Names of the onshore side's computed columns in the shared in-memory file.
+_ONSHORE_PREFIX = "\x00onshore\x00"
+_SIDES: tuple[Destination, Destination] = ("export", "onshore")
+
+
+@dataclass(frozen=True)
+class _Column:
+    """Where one output column's chunks come from."""
+
+    name: str
+    node: SchemaNode  # its schema subtree as the output has it
+    copied: bool  # from the input file (else from the computed columns' in-memory file)
+    source: str  # its name in the file it comes from
+
+
+def splice_pair(
+    source: ParquetInput,
+    plan: ExportPlan,
+    lookups: Lookups,
+    export_path: Path,
+    onshore_path: Path,
+) -> tuple[FileRecord, FileRecord, dict[str, int]]:
+    """Split `source` into its pair of part files by copying column chunks; also its
+    detector hit counts (by ``path\\x1fdetector``)."""
+    layout = read_layout(source.path)
+    full = split_lazy(scan(source), plan, lookups)
+    schemas = {"export": full.export.collect_schema(), "onshore": full.onshore.collect_schema()}
+    computed = _computed_query(plan, lookups, layout, schemas)
+    reader = pq.ParquetFile(source.path)
+    counts: Counter[str] = Counter(full.known_counts)
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-decode") as decoder,
+        part_pair(export_path, onshore_path) as (export_file, onshore_file),
+        source.path.open("rb") as input_file,
+    ):
+        # The computed columns' reads decode what they read; the rest is decoded here.
+        decoded = decoder.submit(_decode_leaves, source, plan, set(computed.needed))
+        empty = computed.run(None)
+        columns = {side: _output_columns(side, schemas[side], plan, lookups, layout, empty)
+                   for side in _SIDES}
+        writers = {side: _PartAssembler(side, part, columns[side], layout, empty)
+                   for side, part in (("export", export_file), ("onshore", onshore_file))}
+        for group, helper in prefetched(_computed_row_groups(reader, layout, computed)):
+            counts.update(helper.counts)
+            for writer in writers.values():
+                writer.add_row_group(group, input_file.fileno(), helper)
+        decoded.result()  # a page the copy passed unread must decode
+        for writer in writers.values():
+            writer.finish(layout.created_by or f"vtx {__version__}", schemas[writer.side])
+    return (writers["export"].record(), writers["onshore"].record(), dict(counts))
+
+
+def _computed_row_groups(
+    reader: pq.ParquetFile, layout: ParquetLayout, computed: _ComputedQuery
+) -> Iterator[tuple[RowGroupLayout, _Helper]]:
+    """Every row group that holds rows, with its computed columns."""
+    for group in layout.row_groups():
+        if group.rows:
+            table = reader.read_row_group(group.index, columns=computed.needed, use_threads=True)
+            yield group, computed.run(table)
+
+
+@dataclass(frozen=True)
+class _Helper:
+    """One row group's computed columns, encoded: an in-memory Parquet file and its layout."""
+
+    data: bytes
+    layout: ParquetLayout
+    group: RowGroupLayout | None  # None for no rows
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _ComputedQuery:
+    """The engine's queries for the columns the copy cannot take from the input."""
+
+    plan: ExportPlan  # the plan cut to the columns they need
+    lookups: Lookups
+    needed: list[str]  # input columns they read
+    names: dict[Destination, list[str]]  # computed output columns per side, token first
+
+    def run(self, table: object | None) -> _Helper:
+        """Compute and encode one row group's columns (an empty frame for None)."""
+        frame = (pl.DataFrame(schema=self.plan.schema) if table is None
+                 else pl.from_arrow(table))
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.cast({c: t for c, t in self.plan.schema.items() if frame.schema[c] != t})
+        queries = split_lazy(frame.lazy(), self.plan, self.lookups)
+        onshore = [pl.col(c).alias(_ONSHORE_PREFIX + c) for c in self.names["onshore"][1:]]
+        outputs = [queries.export.select(self.names["export"])]
+        if onshore:
+            outputs.append(queries.onshore.select(onshore))
+        if queries.detections is not None:
+            outputs.append(queries.detections)
+        results = pl.collect_all(outputs)
+        sides = results[: 1 + bool(onshore)]
+        detections = results[len(sides):]
+        encoded = pl.concat(sides, how="horizontal") if onshore else sides[0]
+        buffer = io.BytesIO()
+        encoded.write_parquet(buffer, compression="zstd", compression_level=1, statistics=True,
+                              row_group_size=max(encoded.height, 1))
+        data = buffer.getvalue()
+        layout = layout_in_memory(data, "computed columns")
+        groups = [g for g in layout.row_groups() if g.rows]
+        if len(groups) != bool(encoded.height):
+            raise RuntimeError(f"Polars wrote {len(groups)} row groups, not one")
+        counts = dict(detections[0].row(0, named=True)) if detections else {}
+        return _Helper(data, layout, groups[0] if groups else None, counts)
+
+
+def _computed_query(
+    plan: ExportPlan,
+    lookups: Lookups,
+    layout: ParquetLayout,
+    schemas: dict[Destination, pl.Schema],
+) -> _ComputedQuery:
+    names: dict[Destination, list[str]] = {}
+    for side in _SIDES:
+        copied = _copied_columns(side, plan, lookups, layout)
+        names[side] = [TOKEN_COLUMN] + [c for c in schemas[side] if c not in copied
+                                        and c != TOKEN_COLUMN]
+    needed = {plan.vehicle_id_column}
+    needed |= {c for side in _SIDES for c in names[side] if c != TOKEN_COLUMN}
+    columns = [c for c in plan.schema if c in needed]  # input order
+    cut = dataclasses.replace(
+        plan,
+        fields=tuple(d for d in plan.fields if d.column in needed),
+        schema=pl.Schema({c: plan.schema[c] for c in columns}),
+    )
+    return _ComputedQuery(cut, lookups, columns, names)
+
+
+def _copied_columns(
+    side: Destination, plan: ExportPlan, lookups: Lookups, layout: ParquetLayout
+) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """The columns of `side` copied from the input, with the leaves each holds."""
+    copied = {}
+    for column, leaves in unchanged_columns(plan, lookups, side).items():
+        node = layout.columns.get(column)
+        if node is None or isinstance(plan.schema[column], _ENCODED_DTYPES):
+            continue
+        kept = node.pruned(leaves)
+        if all(_physical(n) in _COPIED_PHYSICAL for n in _leaf_nodes(kept)):
+            copied[column] = leaves
+    return copied
+
+
+def _output_columns(
+    side: Destination,
+    schema: pl.Schema,
+    plan: ExportPlan,
+    lookups: Lookups,
+    layout: ParquetLayout,
+    helper: _Helper,
+) -> list[_Column]:
+    """Every output column of `side`, in the output's order, with where it comes from."""
+    copied = _copied_columns(side, plan, lookups, layout)
+    columns = []
+    for name in schema:
+        if name in copied:
+            columns.append(_Column(name, layout.columns[name].pruned(copied[name]), True, name))
+            continue
+        source = name if side == "export" or name == TOKEN_COLUMN else _ONSHORE_PREFIX + name
+        node = helper.layout.columns[source]
+        if source != name:  # the output's name, not the in-memory file's
+            element = dict(node.element)
+            element[4] = thrift.Field(thrift.BINARY, name.encode())
+            node = SchemaNode(element, node.children, node.leaves)
+        columns.append(_Column(name, node, False, source))
+    return columns
+
+
+class _PartAssembler:
+    """Writes one part file: the magic, then each row group's chunks, then the footer."""
+
+    def __init__(
+        self, side: Destination, part: HashingFile, columns: list[_Column],
+        layout: ParquetLayout, empty: _Helper,
+    ) -> None:
+        self.side = side
+        self.part = part
+        self.columns = columns
+        self.layout = layout
+        self.empty = empty
+        self.row_groups: list[bytes] = []  # RowGroup entries, encoded
+        self.rows = 0
+        self._buffer = bytearray()
+        part.write(MAGIC)
+
+    def add_row_group(self, group: RowGroupLayout, input_fd: int, helper: _Helper) -> None:
+        """Append the input's row group `group`, its computed columns in `helper`."""
+        assert helper.group is not None
+        chunks = []
+        for column in self.columns:
+            if column.copied:
+                for leaf in column.node.leaves:
+                    start, length = group.ranges[leaf]
+                    chunks.append(self._copy(input_fd, group.chunks[leaf], start, length))
+                continue
+            for leaf in helper.layout.columns[column.source].leaves:
+                start, length = helper.group.ranges[leaf]
+                chunks.append(self._append(helper.group.chunks[leaf],
+                                           memoryview(helper.data)[start:start + length], start))
+        # Kept encoded: as objects, a 200-row-group file's entries took some 60 MB.
+        entry = row_group_entry(chunks, group.rows, len(self.row_groups))
+        self.row_groups.append(thrift.encode(entry))
+        self.rows += group.rows
+
+    def _copy(self, fd: int, chunk: thrift.Struct, start: int, length: int) -> thrift.Struct:
+        if len(self._buffer) < length:
+            self._buffer = bytearray(length)
+        view = memoryview(self._buffer)[:length]
+        done = 0
+        while done < length:
+            got = os.preadv(fd, [view[done:]], start + done)
+            if not got:
+                raise InputError(f"{self.layout.source}: file ends inside a column chunk "
+                                 f"(byte {start + done}); was it changed during the run?")
+            done += got
+        return self._append(chunk, view, start)
+
+    def _append(self, chunk: thrift.Struct, data: memoryview, start: int) -> thrift.Struct:
+        where = self.part.size
+        self.part.write(data)
+        return relocated_chunk(chunk, start, where)
+
+    def finish(self, created_by: str, schema: pl.Schema) -> None:
+        """Write the footer: the output's schema, row groups and Arrow schema."""
+        orders = []
+        for column in self.columns:
+            if column.copied:
+                orders += [self.layout.column_order(leaf) for leaf in column.node.leaves]
+            else:
+                helper = self.empty.layout
+                orders += [helper.column_order(leaf)
+                           for leaf in helper.columns[column.source].leaves]
+        version = max(self.layout.version, self.empty.layout.version)
+        self.part.write(footer_bytes(
+            version, [c.node for c in self.columns], self.row_groups, self.rows,
+            polars_arrow_schema(schema), created_by, orders,
+        ))
+
+
+    def record(self) -> FileRecord:
+        """The finished part file's record."""
+        return FileRecord(self.part.path, self.rows, self.part.size, self.part.sha256)
+
+
+def _decode_leaves(source: ParquetInput, plan: ExportPlan, skip: set[str]) -> None:
+    """Decode every value of `source`'s columns but `skip`, and discard them: the copy reads
+    none of them, and a damaged page must fail the run."""
+    checks = []
+    for decision in plan.fields:
+        if decision.column in skip:
+            continue
+        value, dtype = plan.leaf(decision)
+        nested = dtype.is_nested()  # a list's null count need not read its elements
+        checks.append((value.hash().sum() if nested else value.null_count()).alias(decision.path))
+    if checks:
+        scan(source).select(checks).collect(engine="streaming")
+
+
+def _leaf_nodes(node: SchemaNode) -> list[SchemaNode]:
+    return [node] if not node.children else [n for c in node.children for n in _leaf_nodes(c)]
+
+
+def _physical(node: SchemaNode) -> int | None:
+    field = node.element.get(1)
+    return field.value if field is not None else None
+
+

@@ -1,0 +1,258 @@
+"""The column-chunk split against the Polars split it stands in for.
+
+`split` copies the columns a side holds unchanged as the input encoded them; `split(...,
+reencode=True)` streams every column through Polars. Read back by Polars and by pyarrow, the two
+must give the same frames, the same Arrow schemas and the same detector counts, for any schema,
+catalogue, data and way of writing the input.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from filter import InputError, read_manifest, split
+from filter import thrift_compact as thrift
+from filter.parquet_layout import read_layout
+
+from .conftest import KEY, MINI_CATALOGUE
+from .test_properties import SENSITIVE, build, catalogues, frames, schemas, unique_paths
+
+WRITERS = st.fixed_dictionaries({
+    "library": st.sampled_from(["polars", "pyarrow"]),
+    "compression": st.sampled_from(["zstd", "snappy", "uncompressed", "gzip", "lz4"]),
+    "row_group_size": st.integers(1, 7),
+    "page_index": st.booleans(),
+    "dictionary": st.booleans(),
+})
+
+
+def write_input(frame: pl.DataFrame, path: Path, writer: dict[str, Any]) -> None:
+    if writer["library"] == "polars":
+        frame.write_parquet(path, compression=writer["compression"],
+                            row_group_size=writer["row_group_size"])
+        return
+    compression = {"uncompressed": "none"}.get(writer["compression"], writer["compression"])
+    pq.write_table(frame.to_arrow(), path, compression=compression,
+                   row_group_size=writer["row_group_size"], write_page_index=writer["page_index"],
+                   use_dictionary=writer["dictionary"])
+
+
+def split_both_ways(source: Path, root: Path, catalogue, scenario: str = "s") -> dict[str, Any]:
+    """Split `source` by copying chunks and by Polars; returns what each published."""
+    out = {}
+    for label, reencode in (("copied", False), ("polars", True)):
+        export, onshore = root / label / "export", root / label / "onshore"
+        split(source, export, onshore, scenario, key=KEY, catalogue=catalogue, reencode=reencode)
+        out[label] = (export, onshore)
+    return out
+
+
+def assert_same_outputs(published: dict[str, Any]) -> None:
+    for side in (0, 1):
+        copied = published["copied"][side] / "part-00000.parquet"
+        polars = published["polars"][side] / "part-00000.parquet"
+        assert_frame_equal(pl.read_parquet(copied), pl.read_parquet(polars))
+        copied_arrow, polars_arrow = pq.read_table(copied), pq.read_table(polars)
+        assert copied_arrow.schema == polars_arrow.schema
+        assert_frame_equal(pl.from_arrow(copied_arrow), pl.from_arrow(polars_arrow))
+        manifests = [read_manifest(published[k][side]) for k in ("copied", "polars")]
+        for key in ("rows", "columns", "detections", "classes"):
+            assert manifests[0].get(key) == manifests[1].get(key), key
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.filter_too_much])
+@given(schema=schemas().filter(unique_paths), data=catalogues(), rows=st.data(), writer=WRITERS)
+def test_copied_chunks_read_back_as_the_polars_split(schema, data, rows, writer) -> None:
+    catalogue = build(data)
+    frame = rows.draw(frames(schema))
+    for name, dtype in schema.items():  # something for the detectors to move, now and then
+        if dtype == pl.String and name != "vin" and frame.height and rows.draw(st.booleans()):
+            first = pl.int_range(pl.len()) == 0
+            frame = frame.with_columns(
+                pl.when(first).then(pl.lit(SENSITIVE[0])).otherwise(pl.col(name)).alias(name))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_input(frame, root / "in.parquet", writer)
+        published = split_both_ways(root / "in.parquet", root, catalogue)
+        assert_same_outputs(published)
+        groups = [pq.read_metadata(root / "in.parquet").row_group(i).num_rows
+                  for i in range(pq.read_metadata(root / "in.parquet").num_row_groups)]
+        for side in published["copied"]:
+            meta = pq.read_metadata(side / "part-00000.parquet")
+            assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [
+                n for n in groups if n]
+
+
+FLEET = pl.DataFrame({
+    "vin": ["WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002", None, "WVWZZZ1JZXW000001"] * 5,
+    "timestamp": pl.datetime_range(pl.datetime(2026, 1, 1), pl.datetime(2026, 1, 1, 0, 0, 19),
+                                   "1s", eager=True),
+    "Vehicle.Speed": [12.5, None, 80.0, 3.25] * 5,
+    "Vehicle.CurrentLocation.Latitude": [31.2, 31.3, None, 31.4] * 5,
+    "Vehicle.Service.DistanceToService": [1200.0, 1100.5, None, 900.0] * 5,
+    "Vehicle": [{"TraveledDistance": 1.5, "Diagnostics": {"DTCCount": 1}}, None,
+                {"TraveledDistance": None, "Diagnostics": None},
+                {"TraveledDistance": 2.0, "Diagnostics": {"DTCCount": None}}] * 5,
+    "Vehicle.Service.Notes": ["brake pads ok", None, "call 13812345678", "tyres"] * 5,
+    "Vehicle.Powertrain.TractionBattery.StateOfHealth": pl.Series([98, 97, None, 96] * 5,
+                                                                  dtype=pl.UInt8),
+    "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature": [[21.0, 22.5], None, [], [20.0]] * 5,
+})
+
+
+SOH = "Vehicle.Powertrain.TractionBattery.StateOfHealth"  # exported in after-sales, unchanged
+
+
+@pytest.fixture
+def fleet_file(tmp_path: Path) -> Path:
+    path = tmp_path / "in" / "fleet.parquet"
+    path.parent.mkdir()
+    pq.write_table(FLEET.to_arrow(), path, row_group_size=6, compression="snappy",
+                   write_page_index=True)
+    return path
+
+
+def test_a_fleet_batch_splits_as_polars_splits_it(fleet_file, tmp_path) -> None:
+    published = split_both_ways(fleet_file, tmp_path, MINI_CATALOGUE, "after-sales")
+    assert_same_outputs(published)
+    export = pl.read_parquet(published["copied"][0] / "part-00000.parquet")
+    assert "vin" not in export.columns
+    assert export["Vehicle.Service.Notes"].null_count() == 10  # 5 nulls, 5 phone numbers moved
+
+
+def test_copied_columns_keep_their_encoding_and_the_page_index_is_dropped(
+    fleet_file, tmp_path
+) -> None:
+    published = split_both_ways(fleet_file, tmp_path, MINI_CATALOGUE, "after-sales")
+    meta = pq.read_metadata(published["copied"][0] / "part-00000.parquet")
+    chunks = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
+              for i in range(meta.num_columns)}
+    assert chunks[SOH].compression == "SNAPPY"  # copied as it was
+    assert chunks["vehicle_token"].compression == "ZSTD"  # computed, encoded by Polars
+    assert chunks["Vehicle.Service.Notes"].compression == "ZSTD"  # a detector changed it
+    assert not any(c.has_offset_index or c.has_column_index for c in chunks.values())
+    layout = read_layout(published["copied"][0] / "part-00000.parquet")
+    assert list(layout.columns) == list(pq.read_schema(
+        published["polars"][0] / "part-00000.parquet").names)
+
+
+def test_a_struct_split_between_the_sides_keeps_its_leaves_apart(fleet_file, tmp_path) -> None:
+    published = split_both_ways(fleet_file, tmp_path, MINI_CATALOGUE, "after-sales")
+    export = pl.read_parquet(published["copied"][0] / "part-00000.parquet")
+    onshore = pl.read_parquet(published["copied"][1] / "part-00000.parquet")
+    assert export.schema["Vehicle"] == pl.Struct({"Diagnostics": pl.Struct({"DTCCount": pl.Int64})})
+    assert onshore.schema["Vehicle"] == pl.Struct({"TraveledDistance": pl.Float64})
+    assert export["Vehicle"].null_count() == onshore["Vehicle"].null_count() == 5
+    assert export["Vehicle"].struct.field("Diagnostics").null_count() == 10
+    meta = pq.read_metadata(published["copied"][0] / "part-00000.parquet")
+    assert "Vehicle.Diagnostics.DTCCount" in [meta.schema.column(i).path
+                                             for i in range(meta.num_columns)]
+
+
+def test_types_a_chunk_cannot_carry_alone_are_encoded_again(tmp_path) -> None:
+    frame = FLEET.select("vin", "timestamp", "Vehicle.Speed").with_columns(
+        pl.col("vin").cast(pl.Categorical).alias("Vehicle.Body.Lights.LightSwitch"),
+        pl.col("Vehicle.Speed").cast(pl.Decimal(10, 2)).alias("Vehicle.Service.DistanceToService"),
+    )
+    source = tmp_path / "typed.parquet"
+    pq.write_table(frame.to_arrow(), source, row_group_size=8,
+                   use_deprecated_int96_timestamps=True)
+    assert_same_outputs(split_both_ways(source, tmp_path, MINI_CATALOGUE, "after-sales"))
+
+
+def test_empty_row_groups_and_an_empty_file(tmp_path) -> None:
+    source = tmp_path / "gaps.parquet"
+    table = FLEET.to_arrow()
+    with pq.ParquetWriter(source, table.schema) as writer:
+        writer.write_table(table.slice(0, 3))
+        writer.write_table(table.slice(0, 0))
+        writer.write_table(table.slice(3, 5))
+    assert_same_outputs(split_both_ways(source, tmp_path / "a", MINI_CATALOGUE, "after-sales"))
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(table.slice(0, 0), empty)
+    published = split_both_ways(empty, tmp_path / "b", MINI_CATALOGUE, "after-sales")
+    assert_same_outputs(published)
+    assert read_manifest(published["copied"][0])["rows"] == 0
+
+
+def _rewrite_footer(path: Path, change) -> None:
+    data = path.read_bytes()
+    length = int.from_bytes(data[-8:-4], "little")
+    footer_start = len(data) - 8 - length
+    metadata, _ = thrift.decode(data[footer_start:-8])
+    change(metadata)
+    encoded = thrift.encode(metadata)
+    path.write_bytes(data[:footer_start] + encoded + len(encoded).to_bytes(4, "little") + b"PAR1")
+
+
+def test_a_footer_whose_chunks_overlap_is_refused(fleet_file, tmp_path) -> None:
+    """An ordinary column's chunk pointed at a withheld column's bytes would put the withheld
+    values in the export under the ordinary name, copied or decoded: refused either way."""
+    names = pq.read_schema(fleet_file).names
+    service = names.index("Vehicle.Service.DistanceToService")  # exported, both doubles
+    latitude = names.index("Vehicle.CurrentLocation.Latitude")
+
+    def point_service_at_latitude(metadata) -> None:
+        chunks = metadata[4].value.items[0][1].value.items
+        meta, withheld = chunks[service][3].value, chunks[latitude][3].value
+        for field_id in (6, 7, 9, 11):  # sizes and offsets: the pages are the latitude's
+            meta[field_id] = withheld[field_id]
+
+    _rewrite_footer(fleet_file, point_service_at_latitude)
+    decoded = pl.read_parquet(fleet_file)["Vehicle.Service.DistanceToService"]
+    assert decoded.head(6).to_list() == FLEET["Vehicle.CurrentLocation.Latitude"].head(6).to_list()
+    for reencode in (False, True):
+        with pytest.raises(InputError, match=r"fleet\.parquet: row group 0 of 4, column "
+                           r"'Vehicle.Service.DistanceToService' overlaps"):
+            split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                  catalogue=MINI_CATALOGUE, reencode=reencode)
+        assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+
+
+def test_a_damaged_page_in_a_copied_column_fails_the_run(fleet_file, tmp_path) -> None:
+    meta = pq.read_metadata(fleet_file)
+    names = [meta.row_group(1).column(i).path_in_schema for i in range(meta.num_columns)]
+    chunk = meta.row_group(1).column(names.index(SOH))  # copied, never computed
+    data = bytearray(fleet_file.read_bytes())
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    data[start + 2: start + chunk.total_compressed_size] = b"\xff" * (
+        chunk.total_compressed_size - 2)
+    fleet_file.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"fleet\.parquet"):
+        split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+              catalogue=MINI_CATALOGUE)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+
+
+def test_a_chunk_kept_in_another_file_is_refused(fleet_file, tmp_path) -> None:
+    def elsewhere(metadata) -> None:
+        metadata[4].value.items[0][1].value.items[0][1] = thrift.Field(thrift.BINARY, b"x.bin")
+
+    _rewrite_footer(fleet_file, elsewhere)
+    with pytest.raises(InputError, match=r"in another file"):
+        split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+              catalogue=MINI_CATALOGUE)
+
+
+def test_arrow_extension_metadata_is_not_carried_into_outputs(tmp_path) -> None:
+    """The outputs' Arrow schema is Polars' for the output columns, not the input's."""
+    table = FLEET.select("vin", "timestamp", SOH).to_arrow()
+    table = table.replace_schema_metadata({b"owner": b"fleet-team"})
+    source = tmp_path / "meta.parquet"
+    pq.write_table(table, source)
+    published = split_both_ways(source, tmp_path, MINI_CATALOGUE, "after-sales")
+    assert_same_outputs(published)
+    schema = pq.read_schema(published["copied"][0] / "part-00000.parquet")
+    assert b"owner" not in (schema.metadata or {})
+    assert pa.types.is_uint8(schema.field(SOH).type)
