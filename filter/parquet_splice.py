@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,7 @@ from filter.parquet_layout import (
     row_group_entry,
 )
 from filter.parquet_metadata import polars_arrow_schema
-from filter.part_writer import HashingFile, part_pair
+from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan
 from filter.prefetch import prefetched
 from filter.readers.parquet import ParquetInput, scan
@@ -68,6 +69,9 @@ from filter.readers.parquet import ParquetInput, scan
 _COPIED_PHYSICAL = {0, 1, 2, 4, 5, 6}  # BOOLEAN, INT32, INT64, FLOAT, DOUBLE, BYTE_ARRAY
 #: Polars types that carry more than their Parquet column says (categories, objects).
 _ENCODED_DTYPES = (pl.Categorical, pl.Enum, pl.Object)
+#: Largest row group split by copying chunks (memory holds one row group's computed columns).
+MAX_ROW_GROUP_ROWS = 2**21
+_OLD_PARQUET_MR = re.compile(r"parquet-mr version 1\.[0-2]\.")
 #: Names of the onshore side's computed columns in the shared in-memory file.
 _ONSHORE_PREFIX = "\x00onshore\x00"
 _SIDES: tuple[Destination, Destination] = ("export", "onshore")
@@ -81,6 +85,25 @@ class _Column:
     node: SchemaNode  # its schema subtree as the output has it
     copied: bool  # from the input file (else from the computed columns' in-memory file)
     source: str  # its name in the file it comes from
+
+
+def splice_refusal(source: ParquetInput) -> str | None:
+    """Why `source` is better split by Polars than by copying its chunks; None if it is not.
+
+    - Row groups over `MAX_ROW_GROUP_ROWS`: a row group's computed columns are made whole (a
+      column chunk cannot be cut), so memory would grow with such a row group; Polars streams
+      it in batches.
+    - Files from parquet-mr before 1.3, whose chunk sizes can leave out the dictionary page
+      header (PARQUET-816): readers pad their reads to cope; a copy of the stated bytes would
+      cut the chunk.
+    """
+    meta = pq.read_metadata(source.path)
+    largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
+    if largest > MAX_ROW_GROUP_ROWS:
+        return f"row groups of up to {largest:,} rows"
+    if _OLD_PARQUET_MR.match(meta.created_by or ""):
+        return f"written by {meta.created_by}"
+    return None
 
 
 def splice_pair(
@@ -167,7 +190,7 @@ class _ComputedQuery:
         detections = results[len(sides):]
         encoded = pl.concat(sides, how="horizontal") if onshore else sides[0]
         buffer = io.BytesIO()
-        encoded.write_parquet(buffer, compression="zstd", compression_level=1, statistics=True,
+        encoded.write_parquet(buffer, **PARQUET_OPTIONS, statistics=True,
                               row_group_size=max(encoded.height, 1))
         data = buffer.getvalue()
         layout = layout_in_memory(data, "computed columns")
@@ -207,7 +230,7 @@ def _copied_columns(
     copied = {}
     for column, leaves in unchanged_columns(plan, lookups, side).items():
         node = layout.columns.get(column)
-        if node is None or isinstance(plan.schema[column], _ENCODED_DTYPES):
+        if node is None or not _chunk_carries(plan.schema[column]):
             continue
         kept = node.pruned(leaves)
         if all(_physical(n) in _COPIED_PHYSICAL for n in _leaf_nodes(kept)):
@@ -328,6 +351,18 @@ def _decode_leaves(source: ParquetInput, plan: ExportPlan, skip: set[str]) -> No
         checks.append((value.hash().sum() if nested else value.null_count()).alias(decision.path))
     if checks:
         scan(source).select(checks).collect(engine="streaming")
+
+
+def _chunk_carries(dtype: pl.DataType) -> bool:
+    """Whether a column of `dtype`, with the Arrow schema Polars writes for it, reads back
+    from the input's own chunks: not so where Polars keeps more than Parquet says."""
+    if isinstance(dtype, _ENCODED_DTYPES):
+        return False
+    if isinstance(dtype, pl.Struct):
+        return all(_chunk_carries(f.dtype) for f in dtype.fields)
+    if isinstance(dtype, pl.List | pl.Array):
+        return _chunk_carries(dtype.inner)
+    return True
 
 
 def _leaf_nodes(node: SchemaNode) -> list[SchemaNode]:

@@ -22,6 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+#: How part files' columns are encoded where vtx encodes them. zstd level 1 rather than
+#: Polars' default 3: on fleet telemetry (mostly floats) the files were 0.1% larger and the
+#: split used 0.8 CPU-seconds less per 5M rows.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+
 #: How much to write before asking the kernel to start writing it back.
 _WRITEBACK_BYTES = 32 * 1024 * 1024
 

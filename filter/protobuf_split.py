@@ -46,13 +46,12 @@ from filter.kv_engine import (
 )
 from filter.manifest import FileRecord, sha256_file
 from filter.parquet_metadata import plain_string_metadata
-from filter.part_writer import HashingFile, part_pair
+from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import prefetched
 from filter.pseudonym import token_mapping
 from filter.readers import protobuf as pb
 from filter.splitter import (
-    PARQUET_OPTIONS,
     ProgressCallback,
     SplitResult,
     check_pin,

@@ -20,9 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from filter import InputError, read_manifest, split
+from filter import InputError, parquet_splice, read_manifest, split
 from filter import thrift_compact as thrift
 from filter.parquet_layout import read_layout
+from filter.parquet_splice import splice_refusal
+from filter.readers.parquet import inspect_parquet
 
 from .conftest import KEY, MINI_CATALOGUE
 from .test_properties import SENSITIVE, build, catalogues, frames, schemas, unique_paths
@@ -256,3 +258,57 @@ def test_arrow_extension_metadata_is_not_carried_into_outputs(tmp_path) -> None:
     schema = pq.read_schema(published["copied"][0] / "part-00000.parquet")
     assert b"owner" not in (schema.metadata or {})
     assert pa.types.is_uint8(schema.field(SOH).type)
+
+
+def _codecs(part: Path) -> set[str]:
+    meta = pq.read_metadata(part)
+    return {meta.row_group(g).column(c).compression
+            for g in range(meta.num_row_groups) for c in range(meta.num_columns)}
+
+
+def test_inputs_better_split_by_polars_are(fleet_file, tmp_path, monkeypatch) -> None:
+    """Row groups too large to compute whole, and chunk sizes an old writer got wrong, go
+    through Polars: every column zstd, none copied as Snappy."""
+    assert splice_refusal(inspect_parquet(fleet_file)) is None
+    monkeypatch.setattr(parquet_splice, "MAX_ROW_GROUP_ROWS", 5)
+    assert splice_refusal(inspect_parquet(fleet_file)) == "row groups of up to 6 rows"
+    split(fleet_file, tmp_path / "a" / "e", tmp_path / "a" / "o", "after-sales", key=KEY,
+          catalogue=MINI_CATALOGUE)
+    assert _codecs(tmp_path / "a" / "e" / "part-00000.parquet") == {"ZSTD"}
+    monkeypatch.undo()
+
+    def old_writer(metadata) -> None:
+        metadata[6] = thrift.Field(thrift.BINARY, b"parquet-mr version 1.2.8 (build abc)")
+
+    _rewrite_footer(fleet_file, old_writer)
+    assert splice_refusal(inspect_parquet(fleet_file)) == (
+        "written by parquet-mr version 1.2.8 (build abc)")
+    split(fleet_file, tmp_path / "b" / "e", tmp_path / "b" / "o", "after-sales", key=KEY,
+          catalogue=MINI_CATALOGUE)
+    assert _codecs(tmp_path / "b" / "e" / "part-00000.parquet") == {"ZSTD"}
+
+
+def test_an_action_computes_the_exported_value_and_copies_the_exact_one(
+    fleet_file, tmp_path
+) -> None:
+    """used-car exports timestamps truncated to the day: computed on the export, copied
+    onshore."""
+    published = split_both_ways(fleet_file, tmp_path, None, "used-car")
+    assert_same_outputs(published)
+    export = pl.read_parquet(published["copied"][0] / "part-00000.parquet")
+    onshore = pl.read_parquet(published["copied"][1] / "part-00000.parquet")
+    assert export["timestamp"].dt.hour().max() == 0
+    assert onshore["timestamp"].equals(FLEET["timestamp"])
+    meta = pq.read_metadata(published["copied"][1] / "part-00000.parquet").row_group(0)
+    codecs = {meta.column(i).path_in_schema: meta.column(i).compression
+              for i in range(meta.num_columns)}
+    assert codecs["timestamp"] == "SNAPPY" and codecs["vehicle_token"] == "ZSTD"
+
+
+def test_a_categorical_inside_a_struct_is_encoded_again(tmp_path) -> None:
+    frame = FLEET.select("vin", "timestamp").with_columns(pl.struct(
+        pl.col("vin").cast(pl.Categorical).alias("Mode"), pl.lit(1.5).alias("Level"),
+    ).alias("Vehicle.Service.State"))
+    source = tmp_path / "nested.parquet"
+    frame.write_parquet(source)
+    assert_same_outputs(split_both_ways(source, tmp_path, MINI_CATALOGUE, "after-sales"))
