@@ -35,6 +35,10 @@ WRITERS = st.fixed_dictionaries({
     "row_group_size": st.integers(1, 7),
     "page_index": st.booleans(),
     "dictionary": st.booleans(),
+    "data_page_version": st.sampled_from(["1.0", "2.0"]),
+    "data_page_size": st.sampled_from([None, 64]),  # 64 bytes: many pages a chunk
+    "byte_stream_split": st.booleans(),
+    "store_schema": st.booleans(),  # no ARROW:schema: types from the Parquet schema alone
 })
 
 
@@ -46,7 +50,14 @@ def write_input(frame: pl.DataFrame, path: Path, writer: dict[str, Any]) -> None
     compression = {"uncompressed": "none"}.get(writer["compression"], writer["compression"])
     pq.write_table(frame.to_arrow(), path, compression=compression,
                    row_group_size=writer["row_group_size"], write_page_index=writer["page_index"],
-                   use_dictionary=writer["dictionary"])
+                   use_dictionary=writer["dictionary"],
+                   data_page_version=writer["data_page_version"],
+                   # pyarrow 26 cannot read back its own v2 pages of lists cut this small
+                   data_page_size=writer["data_page_size"]
+                   if writer["data_page_version"] == "1.0" else None,
+                   use_byte_stream_split=[c for c, t in frame.schema.items() if t == pl.Float64]
+                   if writer["byte_stream_split"] else False,
+                   store_schema=writer["store_schema"])
 
 
 def split_both_ways(source: Path, root: Path, catalogue, scenario: str = "s") -> dict[str, Any]:
