@@ -18,14 +18,15 @@ This is the plain-protobuf decoding path (`filter.readers.protobuf`).
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import io
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -169,10 +170,21 @@ def split_protobuf(
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-hash") as hasher,
         staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
+        # Inside the staging: on a failure, its last write ends before the staging is removed.
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-write") as writer,
     ):
         export_stage, onshore_stage = stages
         hashes = [hasher.submit(source_digest, s) for s in sources]
-        export_files, onshore_files = [], []
+        export_files: list[FileRecord] = []
+        onshore_files: list[FileRecord] = []
+        pairs: deque[PartPair] = deque()
+
+        def take(pair: PartPair) -> None:
+            """Record a written batch (waiting for its writer thread, if it has one)."""
+            export_file, onshore_file = pair.result() if isinstance(pair, Future) else pair
+            export_files.append(export_file)
+            onshore_files.append(onshore_file)
+
         tokens: dict[str, str] = {}
         verdicts = StringVerdicts()  # the detectors' verdicts on key/value string values
         streams = output_format == "protobuf"
@@ -201,12 +213,16 @@ def split_protobuf(
             for number, (batch, known, queries) in enumerate(prefetched(prepared())):
                 tally.messages[source] += batch.messages
                 name = f"part-{index:05d}-{number:05d}{suffix}"
-                pair = write(
+                pairs.append(write(
                     schema, batch, export_plan, cat, scenario, namespace, known, tally,
                     export_stage.staging / name, onshore_stage.staging / name, queries=queries,
-                )
-                export_files.append(pair[0])
-                onshore_files.append(pair[1])
+                    **({"writer": writer} if streams else {}),
+                ))
+                # At most one batch waits to be written: memory stays bounded.
+                while len(pairs) > 1:
+                    take(pairs.popleft())
+            while pairs:
+                take(pairs.popleft())
             if progress is not None:
                 progress(index + 1, len(sources), sum(tally.messages.values()), 0)
         inputs_done = [
@@ -343,41 +359,85 @@ def write_stream_batch(
     onshore_path: Path,
     *,
     queries: KeyValueQueries | None = None,
-) -> tuple[FileRecord, FileRecord]:
+    writer: Executor | None = None,
+) -> PartPair:
     """Like `write_batch`, with delimited protobuf streams of the input's type as the part
-    files (`filter.protobuf_writer`): one message per input message on each side."""
+    files (`filter.protobuf_writer`): one message per input message on each side.
+
+    With a `writer`, key/value streams are written (hashed, handed to the kernel) in its
+    thread while the caller goes on with the next batch; the result is then a `Future`.
+    """
     assert batch.raw is not None
     raw = batch.raw()
     messages = len(raw)
     keys = stream_keys(schema, export_plan, catalogue, scenario)
-    try:
-        with (
-            part_pair(export_path, onshore_path) as (export_file, onshore_file),
-            io.BufferedWriter(export_file, _STREAM_BUFFER) as export_out,
-            io.BufferedWriter(onshore_file, _STREAM_BUFFER) as onshore_out,
-        ):
-            if schema.key_value is None:
+    if schema.key_value is None:
+        try:
+            with (
+                part_pair(export_path, onshore_path) as (export_file, onshore_file),
+                io.BufferedWriter(export_file, _STREAM_BUFFER) as export_out,
+                io.BufferedWriter(onshore_file, _STREAM_BUFFER) as onshore_out,
+            ):
                 detected = _plain_detections(batch.rows, raw, export_plan, tally)
                 pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys,
                                         export_out, onshore_out)
-            else:
-                if queries is None:
-                    queries = batch_queries(schema, batch, catalogue, scenario, namespace,
-                                            tokens, rows=False)
-                assert queries is not None
-                chosen: pbw.EntrySelection
-                if queries.exported is not None:  # the decoder's arrays: a flag per entry
-                    counts, detections = pl.collect_all([queries.counts, queries.detections])
-                    chosen = queries.exported
-                else:
-                    assert queries.positions is not None
-                    positions, counts, detections = pl.collect_all(
-                        [queries.positions, queries.counts, queries.detections])
-                    chosen = (positions["message_index"].to_numpy(),
-                              positions["entry_index"].to_numpy())
-                _tally_entries(tally, counts, detections)
-                pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_out,
-                                            onshore_out)
+        except OSError as exc:
+            raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") \
+                from None
+        return (FileRecord(export_path, messages, export_file.size, export_file.sha256),
+                FileRecord(onshore_path, messages, onshore_file.size, onshore_file.sha256))
+    if queries is None:
+        queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens,
+                                rows=False)
+    assert queries is not None
+    chosen: pbw.EntrySelection
+    if queries.exported is not None:  # the decoder's arrays: a flag per entry
+        counts, detections = pl.collect_all([queries.counts, queries.detections])
+        chosen = queries.exported
+    else:
+        assert queries.positions is not None
+        positions, counts, detections = pl.collect_all(
+            [queries.positions, queries.counts, queries.detections])
+        chosen = (positions["message_index"].to_numpy(), positions["entry_index"].to_numpy())
+    _tally_entries(tally, counts, detections)
+    export_held, onshore_held = _HeldWrites(), _HeldWrites()
+    pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_held, onshore_held)
+    job = functools.partial(_write_held, export_path, onshore_path, messages, export_held,
+                            onshore_held)
+    return job() if writer is None else writer.submit(job)
+
+
+#: A batch's pair of part file records, or their future while a writer thread writes them.
+PartPair = tuple[FileRecord, FileRecord] | Future[tuple[FileRecord, FileRecord]]
+
+
+class _HeldWrites:
+    """A binary sink that holds what is written to it, for `_write_held` to write later.
+
+    It keeps the caller's buffers, not copies: for writers that hand over buffers they never
+    touch again (`filter.protobuf_writer.write_key_value_streams`: fresh arrays per batch).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[memoryview] = []
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.parts.append(view)
+        return view.nbytes
+
+
+def _write_held(
+    export_path: Path, onshore_path: Path, messages: int, export: _HeldWrites,
+    onshore: _HeldWrites,
+) -> tuple[FileRecord, FileRecord]:
+    """Write a batch's two held streams to its part files; their records."""
+    try:
+        with part_pair(export_path, onshore_path) as (export_file, onshore_file):
+            for part in export.parts:
+                export_file.write(part)
+            for part in onshore.parts:
+                onshore_file.write(part)
     except OSError as exc:
         raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
     return (FileRecord(export_path, messages, export_file.size, export_file.sha256),

@@ -337,3 +337,28 @@ def test_compiled_and_runtime_decoding_write_the_same_streams(
         assert [p.name for p in compiled] == [p.name for p in runtime]
         for a, b in zip(compiled, runtime, strict=True):
             assert a.read_bytes() == b.read_bytes()
+
+
+def test_batches_written_in_the_writer_thread_keep_their_order_and_bytes(
+    payload, tmp_path: Path, monkeypatch
+) -> None:
+    """Key/value streams are written by a second thread while the next batch is spliced:
+    with 4 messages a batch, every part file holds its own batch's messages, in order, and the
+    manifests' hashes are the files' own."""
+    import hashlib
+
+    from filter import protobuf_split
+
+    monkeypatch.setattr(protobuf_split, "STREAM_BATCH_MESSAGES", 4)
+    inputs = [make_payload(payload, f"LSV{i:02d}") for i in range(19)]
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*inputs))
+    result = split_streams(payload, stream, tmp_path)
+    for side, manifest in (("e", result.export_manifest), ("o", result.onshore_manifest)):
+        files = sorted((tmp_path / side).glob("part-*.pb"))
+        assert [f.name for f in files] == [f"part-00000-{n:05d}.pb" for n in range(5)]
+        assert [r["rows"] for r in manifest["files"]] == [4, 4, 4, 4, 3]
+        for record, path in zip(manifest["files"], files, strict=True):
+            assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    onshore = read_stream(payload, tmp_path / "o")
+    assert [m.vin for m in onshore] == [f"LSV{i:02d}" for i in range(19)]
