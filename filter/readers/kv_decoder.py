@@ -903,6 +903,10 @@ def _columns(
     where = np.where(ent_member < 0, len(members.fields), ent_member)
     columns["member"] = member_names.gather(where)
     values: dict[str, list[pl.Series]] = {}
+    # Members whose column is built alike from the same arrays (an int32 and an int64 member
+    # in value_int) become one series: the members of a oneof never overlap, so the union of
+    # their rows is the column, without a coalesce of full-height columns.
+    alike: dict[tuple[str, str], tuple[int, FieldDescriptor, np.ndarray]] = {}
     for j, field in enumerate(members.fields):
         holds = ent_member == j
         column = f"value_{field.name}" if field.message_type else pb.value_column(field)
@@ -921,9 +925,19 @@ def _columns(
             columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, rows,
                                            height, target[name])
             continue
+        built_as = _built_as(int(members.kinds[j]), field, target[column])
+        if built_as is not None:
+            earlier = alike.get((column, built_as))
+            alike[(column, built_as)] = (
+                (int(members.kinds[j]), field, holds) if earlier is None
+                else (earlier[0], earlier[1], earlier[2] | holds))
+            continue
         series = _scalar_series(column, members.kinds[j], field, buf, ent_i, ent_f, ent_s,
                                 ent_n, holds, target[column])
         values.setdefault(column, []).append(series)
+    for (column, _), (kind, field, holds) in alike.items():
+        values.setdefault(column, []).append(_scalar_series(
+            column, kind, field, buf, ent_i, ent_f, ent_s, ent_n, holds, target[column]))
     for name, found in values.items():
         if len(found) == 1:
             columns[name] = found[0]
@@ -996,6 +1010,22 @@ def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> p
         kind, len(valid) if valid is not None else len(values),
         [bitmap, pa.py_buffer(np.ascontiguousarray(values))], null_count=nulls,
     )
+
+
+def _built_as(kind: int, field: FieldDescriptor, dtype: pl.DataType) -> str | None:
+    """How `_scalar_series` builds a member's column: members built alike into one column can
+    share one call. None for enums, each of which names its numbers by its own values."""
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return None
+    if kind == K_TIMESTAMP:
+        return "timestamp"
+    if kind in (K_STRING, K_BYTES):
+        return f"bytes-{kind}"
+    if kind in (K_DOUBLE, K_FLOAT):
+        return "float"
+    if kind == K_BOOL:
+        return "bool"
+    return "uint64" if dtype == pl.UInt64 else "int"
 
 
 def _scalar_series(
