@@ -33,9 +33,9 @@ import dataclasses
 import io
 import os
 import re
+import threading
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,13 +121,12 @@ def splice_pair(
     computed = _computed_query(plan, lookups, layout, schemas)
     reader = pq.ParquetFile(source.path)
     counts: Counter[str] = Counter(full.known_counts)
+    # The computed columns' reads decode what they read; the rest is decoded here.
+    decoded = _Background(_decode_leaves, source, plan, set(computed.needed))
     with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-decode") as decoder,
         part_pair(export_path, onshore_path) as (export_file, onshore_file),
         source.path.open("rb") as input_file,
     ):
-        # The computed columns' reads decode what they read; the rest is decoded here.
-        decoded = decoder.submit(_decode_leaves, source, plan, set(computed.needed))
         empty = computed.run(None)
         columns = {side: _output_columns(side, schemas[side], plan, lookups, layout, empty)
                    for side in _SIDES}
@@ -141,6 +140,31 @@ def splice_pair(
         for writer in writers.values():
             writer.finish(layout.created_by or f"vtx {__version__}", schemas[writer.side])
     return (writers["export"].record(), writers["onshore"].record(), dict(counts))
+
+
+class _Background:
+    """A call run in a daemon thread; `result()` waits for it and raises what it raised.
+
+    A daemon, so that a run stopped by an error or an interruption does not wait for the
+    call (decoding a 50M-row file takes half a minute); Polars cannot be told to stop.
+    """
+
+    def __init__(self, call: Callable[..., None], *args: object) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                call(*args)
+            except BaseException as exc:  # handed to the caller of result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="vtx-decode", daemon=True)
+        self._thread.start()
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _computed_row_groups(
