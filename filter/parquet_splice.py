@@ -4,10 +4,11 @@ In: one `ParquetInput`, the `ExportPlan`, the batch's `Lookups`, and the paths o
 export and onshore part files.
 Out: the two part files and the detector hit counts, as `filter.splitter.write_pair` gives
 them: the same columns, in the same order, with the same values and types, row for row. Each
-part file has one row group per row group of the input, with as many rows.
-May fail: `InputError` (a footer vtx cannot lay out: chunks outside the file or overlapping,
-encryption, chunks kept in another file); Polars' and pyarrow's errors on data they cannot
-decode, and `OSError` from the disk, for the caller to translate (it knows what was read).
+part file has one row group per non-empty row group of the input, with as many rows.
+May fail: `InputError` (a footer vtx cannot lay out: chunks outside the file, encryption,
+chunks kept in another file; overlapping chunks were refused when the input was inspected);
+Polars' and pyarrow's errors on data they cannot decode, and `OSError` from the disk, for the
+caller to translate (it knows what was read).
 
 How:
 - Most columns of a fleet batch go to one side exactly as they are. Those (per side,
