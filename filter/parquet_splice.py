@@ -119,7 +119,8 @@ def splice_pair(
     layout = read_layout(source.path)
     full = split_lazy(scan(source), plan, lookups)
     schemas = {"export": full.export.collect_schema(), "onshore": full.onshore.collect_schema()}
-    computed = _computed_query(plan, lookups, layout, schemas)
+    copied = {side: _copied_columns(side, plan, lookups, layout) for side in _SIDES}
+    computed = _computed_query(plan, lookups, schemas, copied)
     reader = pq.ParquetFile(source.path)
     counts: Counter[str] = Counter(full.known_counts)
     # The computed columns' reads decode what they read; the rest is decoded here.
@@ -129,7 +130,7 @@ def splice_pair(
         source.path.open("rb") as input_file,
     ):
         empty = computed.run(None)
-        columns = {side: _output_columns(side, schemas[side], plan, lookups, layout, empty)
+        columns = {side: _output_columns(side, schemas[side], copied[side], empty)
                    for side in _SIDES}
         writers = {side: _PartAssembler(side, part, columns[side], layout, empty)
                    for side, part in (("export", export_file), ("onshore", onshore_file))}
@@ -229,14 +230,12 @@ class _ComputedQuery:
 def _computed_query(
     plan: ExportPlan,
     lookups: Lookups,
-    layout: ParquetLayout,
     schemas: dict[Destination, pl.Schema],
+    copied: dict[Destination, dict[str, SchemaNode]],
 ) -> _ComputedQuery:
-    names: dict[Destination, list[str]] = {}
-    for side in _SIDES:
-        copied = _copied_columns(side, plan, lookups, layout)
-        names[side] = [TOKEN_COLUMN] + [c for c in schemas[side] if c not in copied
-                                        and c != TOKEN_COLUMN]
+    names = {side: [TOKEN_COLUMN] + [c for c in schemas[side]
+                                     if c not in copied[side] and c != TOKEN_COLUMN]
+             for side in _SIDES}
     needed = {plan.vehicle_id_column}
     needed |= {c for side in _SIDES for c in names[side] if c != TOKEN_COLUMN}
     columns = [c for c in plan.schema if c in needed]  # input order
@@ -250,8 +249,9 @@ def _computed_query(
 
 def _copied_columns(
     side: Destination, plan: ExportPlan, lookups: Lookups, layout: ParquetLayout
-) -> dict[str, tuple[tuple[str, ...], ...]]:
-    """The columns of `side` copied from the input, with the leaves each holds."""
+) -> dict[str, SchemaNode]:
+    """The columns of `side` copied from the input, each with its schema subtree cut to the
+    leaves the side holds."""
     copied = {}
     for column, leaves in unchanged_columns(plan, lookups, side).items():
         node = layout.columns.get(column)
@@ -259,24 +259,18 @@ def _copied_columns(
             continue
         kept = node.pruned(leaves)
         if all(_physical(n) in _COPIED_PHYSICAL for n in _leaf_nodes(kept)):
-            copied[column] = leaves
+            copied[column] = kept
     return copied
 
 
 def _output_columns(
-    side: Destination,
-    schema: pl.Schema,
-    plan: ExportPlan,
-    lookups: Lookups,
-    layout: ParquetLayout,
-    helper: _Helper,
+    side: Destination, schema: pl.Schema, copied: dict[str, SchemaNode], helper: _Helper
 ) -> list[_Column]:
     """Every output column of `side`, in the output's order, with where it comes from."""
-    copied = _copied_columns(side, plan, lookups, layout)
     columns = []
     for name in schema:
         if name in copied:
-            columns.append(_Column(name, layout.columns[name].pruned(copied[name]), True, name))
+            columns.append(_Column(name, copied[name], True, name))
             continue
         source = name if side == "export" or name == TOKEN_COLUMN else _ONSHORE_PREFIX + name
         node = helper.layout.columns[source]
@@ -357,7 +351,6 @@ class _PartAssembler:
             version, [c.node for c in self.columns], self.row_groups, self.rows,
             polars_arrow_schema(schema), created_by, orders,
         ))
-
 
     def record(self) -> FileRecord:
         """The finished part file's record."""
