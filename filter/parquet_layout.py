@@ -153,10 +153,7 @@ class ParquetLayout:
             if 8 in chunk or 9 in chunk:
                 raise InputError(f"{column}: the column is encrypted")
             meta = chunk[3].value
-            start = meta[9].value
-            dictionary = meta[11].value if 11 in meta else 0
-            if 0 < dictionary < start:
-                start = dictionary
+            start = chunk_start(meta[9].value, meta[11].value if 11 in meta else None)
             length = meta[7].value
             if start < len(MAGIC) or length < 0 or start + length > self._footer_start:
                 raise InputError(
@@ -164,6 +161,13 @@ class ParquetLayout:
                     "the file is truncated or corrupt")
             ranges.append((start, length))
         return RowGroupLayout(index, rows, chunks, ranges)
+
+
+def chunk_start(data_page_offset: int, dictionary_page_offset: int | None) -> int:
+    """Where a column chunk begins: at its dictionary page, if it has one before its data."""
+    if dictionary_page_offset and 0 < dictionary_page_offset < data_page_offset:
+        return dictionary_page_offset
+    return data_page_offset
 
 
 def read_layout(path: Path) -> ParquetLayout:
@@ -288,6 +292,6 @@ def _path(chunk: thrift.Struct) -> str:
 
 
 __all__ = [
-    "MAGIC", "ParquetLayout", "RowGroupLayout", "SchemaNode", "footer_bytes", "layout_in_memory",
-    "read_layout", "relocated_chunk", "row_group_entry",
+    "MAGIC", "ParquetLayout", "RowGroupLayout", "SchemaNode", "chunk_start", "footer_bytes",
+    "layout_in_memory", "read_layout", "relocated_chunk", "row_group_entry",
 ]

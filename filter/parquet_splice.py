@@ -98,12 +98,10 @@ def splice_refusal(source: ParquetInput) -> str | None:
       header (PARQUET-816): readers pad their reads to cope; a copy of the stated bytes would
       cut the chunk.
     """
-    meta = pq.read_metadata(source.path)
-    largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
-    if largest > MAX_ROW_GROUP_ROWS:
-        return f"row groups of up to {largest:,} rows"
-    if _OLD_PARQUET_MR.match(meta.created_by or ""):
-        return f"written by {meta.created_by}"
+    if source.largest_row_group > MAX_ROW_GROUP_ROWS:
+        return f"row groups of up to {source.largest_row_group:,} rows"
+    if _OLD_PARQUET_MR.match(source.created_by or ""):
+        return f"written by {source.created_by}"
     return None
 
 

@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from filter.errors import InputError, first_line
+from filter.parquet_layout import chunk_start
 
 _GLOB_CHARS = set("*?[")
 #: What reading a damaged file can raise: library errors, and pyo3's `PanicException` (a
@@ -36,6 +37,8 @@ class ParquetInput:
     rows: int
     row_groups: int
     schema: pl.Schema
+    largest_row_group: int = 0  # rows in its largest row group
+    created_by: str | None = None  # the writer, as its footer names it
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -85,7 +88,9 @@ def inspect_parquet(path: Path) -> ParquetInput:
         schema = pl.scan_parquet(path).collect_schema()
     except READ_ERRORS as exc:  # polars raises ComputeError and others for unsupported schemas
         raise InputError(f"{path}: schema cannot be read: {first_line(exc)}") from None
-    return ParquetInput(path, size, meta.num_rows, meta.num_row_groups, schema)
+    largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
+    return ParquetInput(path, size, meta.num_rows, meta.num_row_groups, schema, largest,
+                        meta.created_by)
 
 
 def _check_chunk_ranges(path: Path, size: int, meta: pq.FileMetaData) -> None:
@@ -109,9 +114,7 @@ def _check_chunk_ranges(path: Path, size: int, meta: pq.FileMetaData) -> None:
                 continue
             for column in range(group.num_columns):
                 chunk = group.column(column)
-                start = chunk.data_page_offset
-                if chunk.has_dictionary_page and chunk.dictionary_page_offset:
-                    start = min(start, chunk.dictionary_page_offset)
+                start = chunk_start(chunk.data_page_offset, chunk.dictionary_page_offset)
                 end = start + chunk.total_compressed_size
                 if start < 4 or chunk.total_compressed_size < 0 or end > limit:
                     raise InputError(
