@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -372,20 +372,9 @@ def write_stream_batch(
     messages = len(raw)
     keys = stream_keys(schema, export_plan, catalogue, scenario)
     if schema.key_value is None:
-        try:
-            with (
-                part_pair(export_path, onshore_path) as (export_file, onshore_file),
-                io.BufferedWriter(export_file, _STREAM_BUFFER) as export_out,
-                io.BufferedWriter(onshore_file, _STREAM_BUFFER) as onshore_out,
-            ):
-                detected = _plain_detections(batch.rows, raw, export_plan, tally)
-                pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys,
-                                        export_out, onshore_out)
-        except OSError as exc:
-            raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") \
-                from None
-        return (FileRecord(export_path, messages, export_file.size, export_file.sha256),
-                FileRecord(onshore_path, messages, onshore_file.size, onshore_file.sha256))
+        detected = _plain_detections(batch.rows, raw, export_plan, tally)
+        return _write_streams(export_path, onshore_path, messages, lambda e, o: (
+            pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys, e, o)))
     if queries is None:
         queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens,
                                 rows=False)
@@ -402,8 +391,8 @@ def write_stream_batch(
     _tally_entries(tally, counts, detections)
     export_held, onshore_held = _HeldWrites(), _HeldWrites()
     pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_held, onshore_held)
-    job = functools.partial(_write_held, export_path, onshore_path, messages, export_held,
-                            onshore_held)
+    job = functools.partial(_write_streams, export_path, onshore_path, messages, lambda e, o: (
+        export_held.replay(e), onshore_held.replay(o)))
     return job() if writer is None else writer.submit(job)
 
 
@@ -412,7 +401,7 @@ PartPair = tuple[FileRecord, FileRecord] | Future[tuple[FileRecord, FileRecord]]
 
 
 class _HeldWrites:
-    """A binary sink that holds what is written to it, for `_write_held` to write later.
+    """A binary sink that holds what is written to it, to `replay` it into a file later.
 
     It keeps the caller's buffers, not copies: for writers that hand over buffers they never
     touch again (`filter.protobuf_writer.write_key_value_streams`: fresh arrays per batch).
@@ -426,18 +415,25 @@ class _HeldWrites:
         self.parts.append(view)
         return view.nbytes
 
+    def replay(self, out: BinaryIO) -> None:
+        """Write everything held to `out`, in order."""
+        for part in self.parts:
+            out.write(part)
 
-def _write_held(
-    export_path: Path, onshore_path: Path, messages: int, export: _HeldWrites,
-    onshore: _HeldWrites,
+
+def _write_streams(
+    export_path: Path, onshore_path: Path, messages: int,
+    write: Callable[[BinaryIO, BinaryIO], object],
 ) -> tuple[FileRecord, FileRecord]:
-    """Write a batch's two held streams to its part files; their records."""
+    """A batch's two part files, filled by `write` (export, onshore) through buffers of
+    `_STREAM_BUFFER` bytes; their records. A refused write is an `OutputError`."""
     try:
-        with part_pair(export_path, onshore_path) as (export_file, onshore_file):
-            for part in export.parts:
-                export_file.write(part)
-            for part in onshore.parts:
-                onshore_file.write(part)
+        with (
+            part_pair(export_path, onshore_path) as (export_file, onshore_file),
+            io.BufferedWriter(export_file, _STREAM_BUFFER) as export_out,
+            io.BufferedWriter(onshore_file, _STREAM_BUFFER) as onshore_out,
+        ):
+            write(export_out, onshore_out)
     except OSError as exc:
         raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
     return (FileRecord(export_path, messages, export_file.size, export_file.sha256),
