@@ -16,12 +16,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from filter import InputError, parquet_splice, read_manifest, split
 from filter import thrift_compact as thrift
+from filter.cli import vtx
 from filter.parquet_layout import read_layout
 from filter.parquet_splice import splice_refusal
 from filter.readers.parquet import inspect_parquet
@@ -231,6 +233,18 @@ def test_a_footer_whose_chunks_overlap_is_refused(fleet_file, tmp_path) -> None:
             split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
                   catalogue=MINI_CATALOGUE, reencode=reencode)
         assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY)
+    result = CliRunner().invoke(vtx, [
+        "split", str(fleet_file), "--export", str(tmp_path / "e"), "--onshore",
+        str(tmp_path / "o"), "--scenario", "after-sales", "--catalogue", str(MINI_CATALOGUE),
+        "--key-file", str(key_file), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"vtx: error: {fleet_file}: row group 0 of 4, column "
+        "'Vehicle.Service.DistanceToService' overlaps row group 0, column "
+        "'Vehicle.CurrentLocation.Latitude'; the file is corrupt"]
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
 
 
 def test_a_damaged_page_in_a_copied_column_fails_the_run(fleet_file, tmp_path) -> None:
@@ -256,6 +270,7 @@ def test_a_chunk_kept_in_another_file_is_refused(fleet_file, tmp_path) -> None:
     with pytest.raises(InputError, match=r"in another file"):
         split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
               catalogue=MINI_CATALOGUE)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
 
 
 def test_arrow_extension_metadata_is_not_carried_into_outputs(tmp_path) -> None:
