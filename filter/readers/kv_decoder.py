@@ -35,6 +35,7 @@ again after that (a late reader of an old batch) is read back from the page cach
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import mmap
 import os
@@ -773,6 +774,9 @@ class DecodedEntries:
     env_n: np.ndarray
     env_seen: np.ndarray
     leaves: dict[int, _Leaves]
+    #: Envelope columns built so far, by name (`envelope_column`).
+    _envelope_columns: dict[str, pl.Series] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def row_schema(self) -> pl.Schema:
@@ -818,10 +822,6 @@ class DecodedEntries:
     def _envelopes(self) -> pl.DataFrame:  # built once, for both sides
         return pl.DataFrame([self.envelope_column(f.name)
                              for f in self.tables.envelope.fields])
-
-    @functools.cached_property
-    def _envelope_columns(self) -> dict[str, pl.Series]:
-        return {}
 
     def envelope_column(self, name: str) -> pl.Series:
         """One envelope field, a row per message (a batch's VINs need no other field)."""
