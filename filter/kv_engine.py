@@ -31,12 +31,13 @@ import numpy as np
 import polars as pl
 
 from filter.catalogue import Catalogue, action_for
-from filter.detectors import any_hit, string_screen
+from filter.detectors import any_hit, detector_hits, string_screen
 from filter.engine import COUNT_SEPARATOR, MOVED, apply_action, detector_counts
 from filter.errors import InputError
+from filter.parquet_encoder import UnsupportedColumn
 from filter.parquet_metadata import as_enum
 from filter.plan import TOKEN_COLUMN, decide_path
-from filter.pseudonym import token_expr
+from filter.pseudonym import coded_tokens, token_expr
 from filter.readers.protobuf import UNKNOWN_FIELDS, DecodedRows
 
 _ROUTE = "__vtx_export"
@@ -59,6 +60,9 @@ class KeyValueQueries:
     # (named as `filter.engine` names them: "value_string<US>detector")
     exported: np.ndarray | None = None  # per entry, in the order read, whether it is exported
     # (from the decoder's arrays only; the frame engine gives `positions`)
+    files: tuple[bytes | None, bytes | None] | None = None  # the (export, onshore) Parquet
+    # files, where encoded already (`split_decoded(encoded=True)`): write them instead of
+    # collecting `export` / `onshore`
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ def split_decoded(
     build_rows: bool = True,
     verdicts: StringVerdicts | None = None,
     coded: bool = False,
+    encoded: bool = False,
 ) -> KeyValueQueries:
     """The same queries for entries the compiled decoder holds as arrays.
 
@@ -131,6 +136,9 @@ def split_decoded(
     With `coded` (and `build_rows`) the strings that repeat (key and member names, VIN,
     token) are `pl.Enum` columns (`DecodedEntries.rows`), for a Parquet writer told they are
     strings (`filter.parquet_metadata`).
+    With `encoded` each side is encoded now, as a Parquet file (`KeyValueQueries.files`,
+    `DecodedEntries.encoded`), instead of built as rows; a side whose types the encoder does
+    not write is built as rows (`build_rows`), and its file is None.
 
     The same decisions as `entry_route`, taken on numbers: key numbers, oneof member
     positions, and the string values for the detectors. Each side's rows are then built from
@@ -154,7 +162,8 @@ def split_decoded(
                 m not in message_members or (names[n], m) in routes.members for m in members]
     # Detectors run on the entries holding a string only.
     where, strings = entries.strings()
-    hit = (verdicts or StringVerdicts()).hits(strings)
+    verdicts = verdicts or StringVerdicts()
+    hit = verdicts.hits(strings)
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
     # table[row, member + 1], flattened: one gather instead of a two-dimensional index.
@@ -162,7 +171,6 @@ def split_decoded(
     where_in_table += member
     where_in_table += 1
     chosen = table.ravel().take(where_in_table) & ~detected
-    flags = pl.DataFrame([strings, pl.Series(_DETECTED, hit)])
     vin, _ = envelope_keys(schema, catalogue)
     schema = pl.Schema({**schema, TOKEN_COLUMN: pl.String})
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
@@ -173,11 +181,15 @@ def split_decoded(
         looked up once per message, not per entry; for both sides, so coded once (a
         message's strings repeat in each of its entries)."""
         envelopes = entries.envelopes()
-        found = envelopes.hstack(envelopes.select(token_expr(vin, tokens, TOKEN_COLUMN)))
-        if coded and build_rows:
-            found = found.with_columns(
-                as_enum(found[c]) for c, t in found.schema.items() if t == pl.String)
-        return found
+        if not (coded and build_rows):
+            return envelopes.hstack(envelopes.select(token_expr(vin, tokens, TOKEN_COLUMN)))
+        found = envelopes.with_columns(
+            as_enum(envelopes[c]) for c, t in envelopes.schema.items() if t == pl.String)
+        token = (coded_tokens(found[vin], tokens, TOKEN_COLUMN)
+                 if isinstance(found.schema[vin], pl.Enum) else None)
+        if token is None:
+            token = as_enum(envelopes.select(token_expr(vin, tokens, TOKEN_COLUMN)).to_series())
+        return found.hstack([token])
 
     seen = sorted([names[n] for n in known] + [str(n) for n in keys.present if n not in names])
     counts = pl.DataFrame({
@@ -189,26 +201,53 @@ def split_decoded(
     }, schema={**dict.fromkeys(("entries", "exported", "unknown_keys", "unknown_fields",
                                 "detected"), pl.UInt32), "keys": pl.List(pl.String)})
 
-    def side(select: np.ndarray) -> pl.LazyFrame:
+    def side(select: np.ndarray, project: Projection) -> tuple[pl.LazyFrame, bytes | None]:
+        if encoded:
+            file = _encoded_side(entries, select, messages(), schema, project)
+            if file is not None:  # its rows only if asked for
+                return project(pl.defer(lambda: entries.rows(select, messages()),
+                                        schema=schema)), file
         if build_rows:
-            return entries.rows(select, messages(), coded=coded).lazy()
-        return pl.defer(lambda: entries.rows(select, messages()), schema=schema)
+            return project(entries.rows(select, messages(), coded=coded).lazy()), None
+        return project(pl.defer(lambda: entries.rows(select, messages()), schema=schema)), None
 
-    if build_rows:  # both sides at once: much of their NumPy and Polars work overlaps
+    if build_rows or encoded:  # both sides at once: much of their NumPy work overlaps
         messages()  # made here, once, before the two threads ask for it
-        onshore_built = _SIDE_BUILDER.submit(side, ~chosen)
-        export_rows = side(chosen)
-        onshore_rows = onshore_built.result()
+        onshore_built = _SIDE_BUILDER.submit(side, ~chosen, onshore)
+        export_rows, export_file = side(chosen, export)
+        onshore_rows, onshore_file = onshore_built.result()
     else:
-        export_rows, onshore_rows = side(chosen), side(~chosen)
+        (export_rows, export_file), (onshore_rows, onshore_file) = (
+            side(chosen, export), side(~chosen, onshore))
     return KeyValueQueries(
-        export=export(export_rows),
-        onshore=onshore(onshore_rows),
+        export=export_rows,
+        onshore=onshore_rows,
         counts=counts.lazy(),
         positions=None,
-        detections=_detections(flags.lazy()),
+        detections=verdicts.detections(strings.filter(pl.Series(hit))).lazy(),
         exported=chosen,
+        files=(export_file, onshore_file) if encoded else None,
     )
+
+
+def _encoded_side(
+    entries: DecodedRows, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema,
+    project: Projection,
+) -> bytes | None:
+    """One side's Parquet file, or None if the encoder does not write its types.
+
+    The side's projection runs on the message rows (the entry columns stand in as nulls):
+    it makes the columns entries take on from their message (the token, a coarsened
+    timestamp) once per message, and names the side's columns, in order, with their types.
+    """
+    stand_ins = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items()
+                 if name not in messages.columns]
+    projected = project(messages.lazy().with_columns(stand_ins)).collect()
+    per_message = projected.select(c for c in projected.columns if c in messages.columns)
+    try:
+        return entries.encoded(select, per_message, projected.schema)
+    except UnsupportedColumn:
+        return None
 
 
 #: Builds the onshore side's rows while the caller builds the export's. In a split the caller
@@ -228,6 +267,13 @@ def _string_screen() -> tuple[pl.Expr, pl.Expr]:
     below, being the same for every batch."""
     cut, hit = string_screen(pl.col("value_string"), _SUSPECTS)
     return cut, hit.fill_null(False)
+
+
+@functools.cache
+def _detector_flags() -> tuple[pl.Expr, ...]:
+    """Per detector, whether it hits ``value_string``, in `_detection_counts`' order."""
+    return tuple(h.fill_null(False).alias(d)
+                 for d, h in detector_hits(pl.col("value_string"), pl.String).items())
 
 
 @functools.cache
@@ -273,6 +319,7 @@ class StringVerdicts:
 
     def __init__(self, limit: int = 100_000) -> None:
         self._hit: dict[str, bool] = {}
+        self._found: dict[str, tuple[bool, ...]] = {}  # hit strings -> per detector, a hit?
         self._limit = limit
 
     def hits(self, strings: pl.Series) -> np.ndarray:
@@ -290,6 +337,28 @@ class StringVerdicts:
                 self._hit.update(found)
         hitting = [v for v in values if found.get(v) or self._hit.get(v, False)]
         return strings.is_in(hitting).to_numpy()
+
+    def detections(self, hit: pl.Series) -> pl.DataFrame:
+        """The one-row frame of detector counts (as `_detections` makes it) over `hit`, the
+        strings some detector hit: each distinct string's detectors found once per run."""
+        counted = hit.value_counts(name="times")
+        values = counted["value_string"].to_list()
+        new = [v for v in values if v not in self._found]
+        if new:
+            found = pl.DataFrame({"value_string": new}, schema={"value_string": pl.String})
+            flags = found.select(_detector_flags()).rows()
+            if len(self._found) + len(new) <= self._limit:
+                self._found.update(zip(new, flags, strict=True))
+            known = {**self._found, **dict(zip(new, flags, strict=True))}
+        else:
+            known = self._found
+        names = [e.meta.output_name() for e in _detection_counts()]
+        totals = [0] * (len(names) - 1)
+        for value, times in zip(values, counted["times"].to_list(), strict=True):
+            for i, flag in enumerate(known[value]):
+                totals[i] += times if flag else 0
+        return pl.DataFrame([pl.Series(n, [c], dtype=pl.UInt32)
+                             for n, c in zip(names, [len(hit), *totals], strict=True)])
 
 
 def _hit_of(strings: pl.Series) -> pl.Series:

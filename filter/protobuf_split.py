@@ -201,8 +201,10 @@ def split_protobuf(
                 source: Path = source, batches: Iterable[pb.Batch] = batches
             ) -> Iterator[tuple[pb.Batch, dict[str, str], KeyValueQueries | None]]:
                 """Batches with their tokens and queries: built ahead, in the read-ahead
-                thread, while the previous batch is written."""
-                for batch in guarded_batches(source, batches):
+                thread, while the previous batch is written (and, for Parquet output, while
+                a thread of its own decodes the next)."""
+                decoded = guarded_batches(source, batches)
+                for batch in decoded if streams else prefetched(decoded):
                     vins = batch.distinct(export_plan.vehicle_id_column)
                     tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
                     known = dict(tokens)  # this batch's view: the next one may add to it
@@ -327,15 +329,19 @@ def write_batch(
         if queries is None:
             queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens)
         assert queries is not None
+        files = queries.files or (None, None)
         with part_pair(export_path, onshore_path) as (export_out, onshore_out):
-            *_, counts, detections = pl.collect_all([
-                *(side.sink_parquet(out, lazy=True, **PARQUET_OPTIONS,
-                                    metadata=plain_string_metadata(side.collect_schema()))
-                  for side, out in ((queries.export, export_out),
-                                    (queries.onshore, onshore_out))),
-                queries.counts,
-                queries.detections,
-            ])
+            sinks = []
+            for side, out, file in ((queries.export, export_out, files[0]),
+                                    (queries.onshore, onshore_out, files[1])):
+                if file is not None:  # encoded already
+                    out.write(file)
+                    continue
+                sinks.append(side.sink_parquet(
+                    out, lazy=True, **PARQUET_OPTIONS,
+                    metadata=plain_string_metadata(side.collect_schema())))
+            *_, counts, detections = pl.collect_all(
+                [*sinks, queries.counts, queries.detections])
         _tally_entries(tally, counts, detections)
         return _record(export_out), _record(onshore_out)
     except OSError as exc:
@@ -497,14 +503,15 @@ def batch_queries(
     verdicts: StringVerdicts | None = None,
 ) -> KeyValueQueries | None:
     """The split queries of a key/value batch (None for plain messages); without `rows` the
-    sides' rows are only built if their queries are collected; with, their repeating strings
-    are coded for the Parquet writer (`write_batch` declares them as strings). `verdicts`:
+    sides' rows are only built if their queries are collected; with, each side is encoded as
+    its Parquet file (`kv_engine.split_decoded`), or, where it cannot be, its repeating
+    strings are coded for the Parquet writer (`write_batch` declares them as strings). `verdicts`:
     the run's detector verdicts on string values (`kv_engine.StringVerdicts`)."""
     if schema.key_value is None:
         return None
     if batch.entries is not None:  # the compiled decoder's arrays: each side built apart
         return split_decoded(batch.entries, catalogue, scenario, tokens, namespace=namespace,
-                             build_rows=rows, verdicts=verdicts, coded=rows)
+                             build_rows=rows, verdicts=verdicts, coded=rows, encoded=rows)
     return split_key_values(batch.rows.lazy(), catalogue, scenario, tokens, namespace=namespace)
 
 

@@ -72,3 +72,18 @@ def token_expr(column: str, mapping: dict[str, str], name: str) -> pl.Expr:
     tokens = pl.Series(name, list(mapping.values()), dtype=pl.String)
     codes = pl.col(column).cast(pl.String).cast(vins).to_physical()
     return pl.lit(tokens).gather(codes).alias(name)
+
+
+def coded_tokens(vins: pl.Series, mapping: dict[str, str], name: str) -> pl.Series | None:
+    """The tokens of `vins`, a `pl.Enum` column, as a `pl.Enum` column with the same codes:
+    one lookup per category, none per row, and no token string hashed again for a writer.
+
+    None when that cannot be done (a category without a token in `mapping`, or two with the
+    same token): `token_expr` then maps the strings, and fails on a missing one.
+    """
+    categories = vins.dtype.categories.to_list()  # type: ignore[attr-defined]
+    found = [mapping.get(v) for v in categories]
+    if None in found or len(set(found)) != len(found):
+        return None
+    coded = pl.Series(name, found, dtype=pl.String)
+    return coded.cast(pl.Enum(coded)).gather(vins.to_physical()).alias(name)

@@ -17,6 +17,7 @@ from filter.pseudonym import token_mapping
 from filter.readers import protobuf as pb
 
 from .conftest import DATA, KEY
+from .test_parquet_encoder import assert_same_files, polars_file
 from .test_readers_protobuf import delimited, make_payload
 
 # 100_000 and -5: key numbers the enum lacks, far apart (routing counts by range only when
@@ -48,6 +49,13 @@ def split(schema: pb.ProtoSchema, path: Path, catalogue, scenario: str = "after-
             [decoded.export, decoded.onshore, decoded.counts, decoded.detections])
         for mine, want in zip(got, frames, strict=True):
             assert_frame_equal(mine, want)
+        # Each side encoded straight to Parquet reads back as Polars writes the same rows.
+        encoded = split_decoded(batch.entries, catalogue, scenario, tokens, coded=True,
+                                encoded=True)
+        assert encoded.files is not None
+        for file, want in zip(encoded.files, frames[:2], strict=True):
+            assert file is not None
+            assert_same_files(file, polars_file(want))
     export, onshore, counts, detections = frames
     counts = counts.row(0, named=True)
     keys = [k for k in counts.pop("keys") if k is not None]

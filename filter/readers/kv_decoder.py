@@ -50,6 +50,15 @@ from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from numba import njit
 from numba.extending import intrinsic
 
+from filter.parquet_encoder import (
+    Column,
+    Sparse,
+    array_validity,
+    array_values,
+    encode_file,
+    numpy_array,
+    string_array,
+)
 from filter.parquet_metadata import as_enum
 from filter.readers import protobuf as pb
 from filter.wire import load_u8, skip, varint
@@ -74,6 +83,9 @@ _SCALAR_KIND = {
 _MAX_TABLE_FIELD = 4096
 
 _MIN_SECONDS, _MAX_SECONDS = pb.MIN_TIMESTAMP_SECONDS, pb.MAX_TIMESTAMP_SECONDS
+#: Batches a split may hold at once, from decoding to writing (`protobuf_split`: one decoded
+#: ahead, one being split, one being written); the pages of older ones are handed back.
+_BATCHES_IN_FLIGHT = 4
 # Framing stops (the status `frame_messages` returns).
 _FRAMED_ALL, _FRAMED_BATCH, _FRAMING_ERROR = 0, 1, 2
 
@@ -598,12 +610,12 @@ def _batches(
     lengths = np.empty(batch_size, dtype=np.int64)
     offsets = np.empty(batch_size, dtype=np.int64)
     pos, index = 0, 0
-    batch_starts = [0, 0]  # where the last two batches began
+    batch_starts = [0] * _BATCHES_IN_FLIGHT  # where the last batches began
     while True:
-        # The batch before last is written by now (the read-ahead holds one batch at most
-        # besides the one being written): its pages can go.
+        # The oldest of them is written by now (a split holds at most that many batches
+        # between decoding and writing): its pages can go.
         release.upto(batch_starts[0])
-        batch_starts = [batch_starts[1], pos]
+        batch_starts = [*batch_starts[1:], pos]
         status, count, next_pos = frame_messages(
             buf, pos, index, batch_size, framing == "delimited", pb.MAX_MESSAGE_BYTES,
             starts, lengths, offsets,
@@ -861,6 +873,153 @@ class DecodedEntries:
         keep = self.keep if select is None else self.keep & select
         return _columns(self, keep, messages, coded=coded)
 
+    def encoded(self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema) -> bytes:
+        """The Parquet file (`filter.parquet_encoder`) of the rows of the entries `select`
+        picks, with the columns of `schema`, in its order.
+
+        The columns of `messages` (a row per message: the side's envelope columns, the token,
+        as the side's projection makes them) are taken on by each entry from its message, as
+        dictionaries of the message values indexed by message; the others are built from the
+        arrays, with the values `rows` gives them.
+        May fail: `UnsupportedColumn`, for a type the encoder does not write.
+        """
+        return encode_file(_arrow_columns(self, self.keep & select, messages, schema), schema)
+
+
+def _arrow_columns(
+    entries: DecodedEntries, keep: np.ndarray, messages: pl.DataFrame, schema: pl.Schema
+) -> list[Column]:
+    """The columns of `schema` for the entries `keep` selects, as Arrow arrays or `Sparse`
+    columns for `parquet_encoder.encode_file` (`DecodedEntries.encoded`)."""
+    tables, buf, leaves = entries.tables, entries.buf, entries.leaves
+    picked = np.flatnonzero(keep)
+    height = len(picked)
+    target = pb.key_value_schema(entries.schema)
+    ent_msg = entries.ent_msg.take(picked).astype(np.int32)
+    ent_member = entries.ent_member.take(picked)
+    built: dict[str, Column] = {}
+    for name in messages.columns:
+        if name in schema:
+            built[name] = _per_message(messages[name], ent_msg)
+    built["message_index"] = _coded(
+        ent_msg, numpy_array(np.arange(len(messages), dtype=np.int64) + entries.first_index))
+    built["entry_index"] = _by_range(entries.ent_pos.take(picked))
+    numbers = entries.ent_key.take(picked)
+    codes, categories, _ = _name_codes(numbers, entries.schema.key_value.key.enum_type)
+    built["key"] = _coded(codes.astype(np.int32), string_array(categories))
+    built["key_number"] = _by_range(numbers)
+    built["member"] = _coded(ent_member.astype(np.int32), string_array(
+        [m.name for m in tables.members.fields]), valid=ent_member >= 0)
+    # Per value column, its members' rows and values; members built alike share one call,
+    # as in `_columns`.
+    alike: dict[tuple[str, str | int], tuple[int, FieldDescriptor, np.ndarray]] = {}
+    for j, field in enumerate(tables.members.fields):
+        holds = ent_member == j
+        column = f"value_{field.name}" if field.message_type else pb.value_column(field)
+        if column not in schema or not holds.any():
+            continue
+        if field.message_type is not None:
+            decoded = leaves[j]
+            still = keep[decoded.rows]
+            built[column] = Sparse(np.searchsorted(picked, decoded.rows[still]), _struct_array(
+                tables.member_tables[j], buf, decoded, still, target[column]), height)
+            continue
+        how = _built_as(int(tables.members.kinds[j]), field, target[column])
+        group = (column, j if how is None else how)
+        earlier = alike.get(group)
+        alike[group] = ((int(tables.members.kinds[j]), field, holds) if earlier is None
+                        else (earlier[0], earlier[1], earlier[2] | holds))
+    values: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
+    for (column, _), (kind, field, holds) in alike.items():
+        rows = np.flatnonzero(holds)
+        taken = picked.take(rows)
+        array = _scalar_array(
+            column, kind, field, buf, entries.ent_i.take(taken), entries.ent_f.take(taken),
+            entries.ent_s.take(taken), entries.ent_n.take(taken), np.ones(len(rows), np.bool_),
+            target[column])
+        values.setdefault(column, []).append(
+            (rows, array if isinstance(array, pa.Array) else array.to_arrow()))
+    for column, found in values.items():
+        if len(found) == 1:
+            built[column] = Sparse(*found[0], height)
+            continue
+        # Members built apart: their rows never overlap (a oneof), so their values, in row
+        # order, are the column's.
+        rows = np.concatenate([r for r, _ in found])
+        order = np.argsort(rows, kind="stable")
+        first = found[0][1].type
+        merged = pa.concat_arrays([a if a.type == first else a.cast(first) for _, a in found])
+        built[column] = Sparse(rows[order], merged.take(numpy_array(order)), height)
+    return [built[name] if name in built else Sparse(
+        np.zeros(0, np.int64), _empty_arrow(dtype), height) for name, dtype in schema.items()]
+
+
+def _per_message(values: pl.Series, ent_msg: np.ndarray) -> pa.Array:
+    """A column of message values, taken on by each entry from its message (`ent_msg`): a
+    dictionary of the message values (or of an `Enum`'s categories), indexed per entry."""
+    array = values.to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_boolean(array.type):  # Parquet writers keep booleans out of dictionaries
+        return array.take(numpy_array(ent_msg))
+    if pa.types.is_dictionary(array.type):
+        dictionary, indices = array.dictionary, array.indices
+        valid = array_validity(indices)
+        codes = array_values(indices, np.int32)
+    else:
+        valid = array_validity(array)
+        dictionary = array if valid is None else array.filter(numpy_array(valid))
+        codes = (np.arange(len(array), dtype=np.int32) if valid is None
+                 else np.cumsum(valid, dtype=np.int32) - 1)
+    return _coded(codes.take(ent_msg), dictionary,
+                  valid=None if valid is None else valid.take(ent_msg))
+
+
+def _coded(codes: np.ndarray, dictionary: pa.Array, valid: np.ndarray | None = None
+           ) -> pa.DictionaryArray:
+    """A dictionary array of `codes` into `dictionary`, null where not `valid`."""
+    return pa.DictionaryArray.from_arrays(numpy_array(codes, valid), dictionary)
+
+
+def _by_range(values: np.ndarray) -> pa.Array:
+    """Integers that span a small range, as codes into that range (a dictionary array):
+    per row a few bits instead of eight bytes for the writer to compress."""
+    if not len(values):
+        return numpy_array(values)
+    low, high = int(values.min()), int(values.max())
+    if high - low >= 1 << 16:
+        return numpy_array(values)
+    return _coded((values - low).astype(np.int32),
+                  numpy_array(np.arange(low, high + 1, dtype=values.dtype)))
+
+
+def _struct_array(
+    table: MessageTable, buf: np.ndarray, decoded: _Leaves, still: np.ndarray,
+    dtype: pl.DataType,
+) -> pa.StructArray:
+    """A message member's leaves, for the entries holding it that are kept (`still`)."""
+    leaf_types = dtype.to_schema()
+    holds = np.ones(int(still.sum()), dtype=np.bool_)
+    children = [
+        _scalar_array(
+            leaf.json_name, int(table.kinds[slot]), leaf, buf, decoded.ints[still, slot],
+            decoded.floats[still, slot], decoded.starts[still, slot],
+            decoded.lengths[still, slot],
+            decoded.seen[still, slot] if leaf.has_presence else holds,
+            leaf_types[leaf.json_name],
+        )
+        for slot, leaf in enumerate(table.fields)
+    ]
+    return pa.StructArray.from_arrays(
+        [c.to_arrow() if isinstance(c, pl.Series) else c for c in children],
+        names=[f.json_name for f in table.fields])
+
+
+@functools.cache
+def _empty_arrow(dtype: pl.DataType) -> pa.Array:
+    """An empty Arrow array of the type Polars gives `dtype`."""
+    return pl.Series("", [], dtype=dtype).to_arrow()
+
 
 def _columns(
     entries: DecodedEntries,
@@ -896,12 +1055,9 @@ def _columns(
     columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key", coded=coded)
     columns["key_number"] = key_number
     members = tables.members
-    # The names, then a null that entries without a member (-1) point at.
-    member_names = pl.Series([*(m.name for m in members.fields), None], dtype=pl.String)
-    if coded:
-        member_names = as_enum(member_names)
     where = np.where(ent_member < 0, len(members.fields), ent_member)
-    columns["member"] = member_names.gather(where)
+    columns["member"] = _member_names(tuple(m.name for m in members.fields), coded).gather(
+        where)
     values: dict[str, list[pl.Series]] = {}
     # Members whose column is built alike from the same arrays (an int32 and an int64 member
     # in value_int) become one series: the members of a oneof never overlap, so the union of
@@ -943,14 +1099,24 @@ def _columns(
             columns[name] = found[0]
         else:
             columns[name] = pl.select(pl.coalesce(found).alias(name)).to_series()
-    frame = pl.DataFrame([
+    built = [
         columns[name].alias(name) if name in columns
         else pl.Series(name, [None], dtype=dtype).new_from_index(0, height)
         for name, dtype in target.items()
-    ])
-    differ = {name: dtype for name, dtype in target.items()
-              if frame.schema[name] != dtype and not isinstance(frame.schema[name], pl.Enum)}
+    ]
+    # Types compared column by column: a frame's schema is made anew at each call.
+    differ = {c.name: dtype for c, dtype in zip(built, target.values(), strict=True)
+              if c.dtype != dtype and not isinstance(c.dtype, pl.Enum)}
+    frame = pl.DataFrame(built)
     return frame.cast(differ) if differ else frame
+
+
+@functools.cache
+def _member_names(names: tuple[str, ...], coded: bool) -> pl.Series:
+    """The oneof's member names, then a null that entries without a member (-1) point at;
+    with `coded`, as a `pl.Enum` column."""
+    series = pl.Series([*names, None], dtype=pl.String)
+    return as_enum(series) if coded else series
 
 
 def _names(
@@ -960,25 +1126,41 @@ def _names(
 
     With `coded` the names are a `pl.Enum` column (of the enum's names, and the digits of
     unknown numbers if there are any)."""
-    values = numbers.to_numpy()
-    lookup = _name_lookup(tuple(sorted((v.number, v.name) for v in enum.values)))
-    unknown = len(lookup.names) - 1  # the trailing null
+    codes, categories, extra = _name_codes(numbers.to_numpy(), enum)
+    lookup = _name_lookup(_enum_key(enum))
+    if not extra:
+        table = lookup.coded if coded else lookup.names
+    else:
+        table = pl.Series([*categories, None], dtype=pl.String)
+        if coded:
+            table = table.cast(pl.Enum(categories))
+    return table.gather(codes).alias(name)
+
+
+def _name_codes(values: np.ndarray, enum: EnumDescriptor) -> tuple[np.ndarray, list[str], bool]:
+    """Per enum number, its position among the names it may take: the enum's value names,
+    then those of the numbers outside the lookup table present in `values`, each spelled once
+    (its name, for the few enums that have far numbers; else its digits). Also those names,
+    and whether any number was outside the table."""
+    lookup = _name_lookup(_enum_key(enum))
+    known = len(lookup.names) - 1  # the trailing null
     if len(values) and (values.min() < 0 or values.max() >= len(lookup.index)):
         inside = (values >= 0) & (values < len(lookup.index))
-        codes = np.full(len(values), unknown, dtype=np.int64)
+        codes = np.full(len(values), known, dtype=np.int64)
         codes[inside] = lookup.index[values[inside]]
     else:
         codes = lookup.index[values]
-    missing = np.flatnonzero(codes == unknown)
-    if coded and not len(missing):
-        return lookup.coded.gather(codes).alias(name)
-    names = lookup.names.gather(codes)
-    if len(missing):  # numbers outside the table: their names (few enums have such), or digits
-        spelled = numbers.gather(missing).cast(pl.String)
-        if lookup.far:
-            spelled = spelled.replace(lookup.far)
-        names = names.scatter(missing, spelled)
-    return (as_enum(names) if coded else names).alias(name)
+    missing = np.flatnonzero(codes == known)
+    if not len(missing):
+        return codes, lookup.known, False
+    outside, which = np.unique(values[missing], return_inverse=True)
+    spelled = [lookup.far.get(str(n), str(n)) for n in outside.tolist()]
+    codes[missing] = known + which.ravel()
+    return codes, [*lookup.known, *spelled], True
+
+
+def _enum_key(enum: EnumDescriptor) -> tuple[tuple[int, str], ...]:
+    return tuple(sorted((v.number, v.name) for v in enum.values))
 
 
 @dataclass(frozen=True)
@@ -987,6 +1169,7 @@ class _NameLookup:
     names: pl.Series  # the value names, then a null
     far: dict[str, str]  # the enum's numbers outside `index` (as digits) -> their names
     coded: pl.Series  # `names` as a `pl.Enum` of the table's names
+    known: list[str]  # `names` but the null
 
 
 @functools.cache
@@ -997,7 +1180,7 @@ def _name_lookup(known: tuple[tuple[int, str], ...]) -> _NameLookup:
         index[number] = position
     far = {str(k): v for k, v in known if not 0 <= k <= _MAX_TABLE_FIELD}
     names = pl.Series([*(v for _, v in near), None], dtype=pl.String)
-    return _NameLookup(index, names, far, as_enum(names))
+    return _NameLookup(index, names, far, as_enum(names), [v for _, v in near])
 
 
 def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> pa.Array:
@@ -1041,29 +1224,47 @@ def _scalar_series(
     dtype: pl.DataType,
 ) -> pl.Series:
     """One scalar column from decoded arrays; rows not `valid` are null."""
+    built = _scalar_array(name, kind, field, buf, ints, floats, starts, lengths, valid, dtype)
+    if isinstance(built, pl.Series):
+        return built
+    series = pl.Series(name, built)
+    return series if series.dtype == dtype else series.cast(dtype)
+
+
+def _scalar_array(
+    name: str,
+    kind: int,
+    field: FieldDescriptor,
+    buf: np.ndarray,
+    ints: np.ndarray,
+    floats: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    valid: np.ndarray,
+    dtype: pl.DataType,
+) -> pa.Array | pl.Series:
+    """The same column as an Arrow array as decoded (64-bit integers and floats: `dtype` says
+    what they become), or, for an enum, as the Polars column of its names."""
     if kind == K_TIMESTAMP:
-        array = _arrow(ints, valid, pa.timestamp("us", tz="UTC"))
-    elif kind in (K_STRING, K_BYTES):
+        return _arrow(ints, valid, pa.timestamp("us", tz="UTC"))
+    if kind in (K_STRING, K_BYTES):
         offsets, data = gather_bytes(buf, starts, lengths, valid)
         nulls = len(valid) - int(np.count_nonzero(valid))
         bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
-        array = pa.Array.from_buffers(
+        return pa.Array.from_buffers(
             pa.large_string() if kind == K_STRING else pa.large_binary(), len(starts),
             [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls,
         )
-    elif kind in (K_DOUBLE, K_FLOAT):
-        array = _arrow(floats, valid, pa.float64())
-    elif kind == K_BOOL:
-        array = _arrow(ints != 0, valid, pa.bool_())
-    elif field.type == FieldDescriptor.TYPE_ENUM:
+    if kind in (K_DOUBLE, K_FLOAT):
+        return _arrow(floats, valid, pa.float64())
+    if kind == K_BOOL:
+        return _arrow(ints != 0, valid, pa.bool_())
+    if field.type == FieldDescriptor.TYPE_ENUM:
         names = _names(pl.Series(name, ints.astype(np.int32)), field.enum_type, name)
         return names if valid.all() else names.set(pl.Series(~valid), None)
-    elif dtype == pl.UInt64:
-        array = _arrow(ints.view(np.uint64), valid, pa.uint64())
-    else:
-        array = _arrow(ints, valid, pa.int64())
-    series = pl.Series(name, array)
-    return series if series.dtype == dtype else series.cast(dtype)
+    if dtype == pl.UInt64:
+        return _arrow(ints.view(np.uint64), valid, pa.uint64())
+    return _arrow(ints, valid, pa.int64())
 
 
 def _struct_series(

@@ -1,0 +1,608 @@
+"""Parquet files encoded straight from Arrow arrays: the writer of key/value rows.
+
+In: one row group's columns as Arrow arrays, of the types the compiled key/value decoder builds
+(booleans, integers, floats, timestamps, strings and binaries; dictionary arrays of those;
+structs of them, one level deep), and the Polars schema of the frame they make.
+Out: the bytes of a Parquet file holding them: one row group, zstd level 1, data pages v1 with
+RLE definition levels, min/max/null statistics. Its schema, Arrow schema ("ARROW:schema", with
+strings for `pl.Enum` columns) and column orders are those Polars writes for the same frame
+schema (`FileTemplate`, taken from a file Polars writes), so part files from either writer
+read back alike, with the same types, in Polars, pyarrow and DuckDB.
+May fail: `UnsupportedColumn` for any other array type (the caller then writes with Polars).
+
+Why not Polars' or pyarrow's writer: key/value rows are mostly nulls (each entry fills one of
+some 16 value columns), and those writers spend 15-20 ns on each null (an all-null Int64
+column of 300,000 rows: 6 ms in Polars; pyarrow as much under structs): half the CPU of a
+key/value split with Parquet output. Here a run of nulls is one RLE run, and a column that
+repeats per message (VIN, token, timestamp) comes as a dictionary array of the message values
+indexed by each entry's message, written as such: nothing is hashed or compared per entry.
+
+What is written per leaf column (field ids of parquet.thrift in the code): an optional
+dictionary page (PLAIN values), then one data page: the definition levels (RLE/bit-packed
+hybrid, with their 4-byte length), then the present values, PLAIN or as RLE_DICTIONARY
+indices; each page compressed whole. A dictionary may hold a value twice (two messages with
+the same timestamp): Parquet and Arrow allow it, and readers decode through it.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from numba import njit
+
+from filter import thrift_compact as thrift
+from filter.parquet_layout import SchemaNode, footer_bytes, layout_in_memory
+from filter.parquet_metadata import plain_string_metadata
+
+# Parquet enums (parquet.thrift).
+_BOOLEAN, _INT32, _INT64, _FLOAT, _DOUBLE, _BYTE_ARRAY = 0, 1, 2, 4, 5, 6
+_PLAIN, _RLE, _RLE_DICTIONARY = 0, 3, 8
+_DATA_PAGE, _DICTIONARY_PAGE = 0, 2
+_ZSTD = 6
+_UNSIGNED = frozenset({11, 12, 13, 14})  # converted types UINT_8 .. UINT_64
+_VALUE_DTYPE = {_BOOLEAN: np.bool_, _INT32: np.int32, _INT64: np.int64, _FLOAT: np.float32,
+                _DOUBLE: np.float64}
+_CODEC = pa.Codec("zstd", compression_level=1)
+
+
+class UnsupportedColumn(TypeError):
+    """An array type this writer does not encode."""
+
+
+@dataclass(frozen=True)
+class FileTemplate:
+    """What every file of one frame schema shares: as Polars writes it."""
+
+    version: int
+    columns: tuple[SchemaNode, ...]  # top-level, in order
+    key_value: dict[str, str]
+    created_by: str
+    column_orders: tuple[thrift.Struct | None, ...]
+    empty: bytes  # the file itself: of no rows (and no row group), as Polars writes it
+
+
+def file_template(schema: pl.Schema) -> FileTemplate:
+    """The template of files of `schema` (`pl.Enum` columns declared as strings)."""
+    plain = tuple((name, pl.String if isinstance(dtype, pl.Enum | pl.Categorical) else dtype)
+                  for name, dtype in schema.items())
+    return _template(plain)
+
+
+@functools.lru_cache(maxsize=16)
+def _template(columns: tuple[tuple[str, pl.DataType], ...]) -> FileTemplate:
+    schema = pl.Schema(dict(columns))
+    buffer = io.BytesIO()
+    pl.DataFrame(schema=schema).write_parquet(buffer, metadata=plain_string_metadata(schema))
+    data = buffer.getvalue()
+    layout = layout_in_memory(data, "template")
+    footer, _ = thrift.decode(data, layout._footer_start)
+    pairs = footer[5].value.items if 5 in footer else []
+    orders = footer[7].value.items if 7 in footer else [None] * layout.leaf_count
+    return FileTemplate(
+        version=int(footer[1].value),
+        columns=tuple(layout.columns.values()),
+        key_value={p[1].value.decode(): p[2].value.decode() for p in pairs},
+        created_by=footer[6].value.decode() if 6 in footer else "vtx",
+        column_orders=tuple(orders),
+        empty=data,
+    )
+
+
+def encode_file(arrays: list[Column], schema: pl.Schema) -> bytes:
+    """A Parquet file of one row group holding `arrays`, the columns of `schema` in order."""
+    template = file_template(schema)
+    rows = len(arrays[0]) if arrays else 0
+    if not rows:
+        return template.empty
+    out = bytearray(b"PAR1")
+    chunks: list[thrift.Struct] = []
+    for node, array in zip(template.columns, arrays, strict=True):
+        if isinstance(array, pa.ChunkedArray):
+            array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+        for element, leaf in _leaves(node, array):
+            chunks.append(_write_chunk(out, element, leaf, rows))
+    group = _row_group(chunks, rows)
+    out += footer_bytes(template.version, template.columns, [group], rows,
+                        template.key_value, template.created_by, template.column_orders)
+    return bytes(out)
+
+
+# --- leaves -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """A column that is null except at `rows` (ascending), where it holds `values` (an array
+    of ``len(rows)``; of a struct column, a struct array): a sparse column is written without
+    ever being made `height` rows long."""
+
+    rows: np.ndarray
+    values: pa.Array
+    height: int
+
+    def __len__(self) -> int:
+        return self.height
+
+
+Column = pa.Array | pa.ChunkedArray | Sparse
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """One leaf column of a row group: its levels and its present values."""
+
+    path: tuple[str, ...]
+    levels: bytes  # the definition levels, encoded (none when `max_level` is 0)
+    max_level: int
+    array: pa.Array  # the leaf's values: of all rows, or of a sparse column's rows
+    present: np.ndarray | None  # which of `array`'s values are written (None: all)
+
+
+def _leaves(node: SchemaNode, column: pa.Array | Sparse) -> list[tuple[thrift.Struct, _Leaf]]:
+    """The leaf columns of one top-level column: its own, or its struct's fields'."""
+    outer_optional = _optional(node.element)
+    if isinstance(column, Sparse):
+        array, rows, height = column.values, column.rows, column.height
+        outer = array_validity(array)
+        if outer is not None:
+            raise UnsupportedColumn(f"{node.name}: nulls among a sparse column's values")
+        if len(rows) < height and not outer_optional:
+            raise UnsupportedColumn(f"{node.name}: nulls in a required column")
+    else:
+        array, rows, height = column, None, len(column)
+        outer = array_validity(array)
+        if outer is not None and not outer_optional:
+            raise UnsupportedColumn(f"{node.name}: nulls in a required column")
+    if node.children and not pa.types.is_struct(array.type):
+        raise UnsupportedColumn(f"{node.name}: {array.type} for a group")
+    found = []
+    shared: dict[int, bytes] = {}  # struct fields that are never null alone share levels
+    for child in node.children or (node,):
+        if child.children:
+            raise UnsupportedColumn(f"{node.name}.{child.name}: nested group")
+        leaf = array.field(child.name) if node.children else array
+        inner = array_validity(leaf) if node.children else None
+        inner_optional = _optional(child.element) if node.children else False
+        if inner is not None and not inner_optional:
+            raise UnsupportedColumn(f"{node.name}.{child.name}: nulls in a required field")
+        max_level = int(outer_optional) + int(inner_optional)
+        path = (node.name, child.name) if node.children else (node.name,)
+        if inner is None and max_level in shared:
+            levels = shared[max_level]
+        else:
+            levels = _levels_of(outer, inner, rows, height, outer_optional, inner_optional)
+            if inner is None:
+                shared[max_level] = levels
+        present = inner if rows is not None else _both(outer, inner)
+        found.append((child.element, _Leaf(path, levels, max_level, leaf, present)))
+    return found
+
+
+def _levels_of(
+    outer: np.ndarray | None, inner: np.ndarray | None, rows: np.ndarray | None, height: int,
+    outer_optional: bool, inner_optional: bool,
+) -> bytes:
+    """The encoded definition levels of a leaf: +1 where its column (or struct) is valid, if
+    that is optional; +1 where the leaf itself is, if it is optional."""
+    max_level = int(outer_optional) + int(inner_optional)
+    width = max_level.bit_length()
+    if not max_level or not height:
+        return b""
+    if rows is not None:  # sparse: the levels of the held rows, zero elsewhere
+        if not len(rows):
+            return _rle_run(height, 0, width)
+        levels = np.zeros(height, np.uint8)
+        held = np.full(len(rows), int(outer_optional), np.uint8)
+        if inner_optional:
+            held += 1 if inner is None else inner.view(np.uint8)
+        levels[rows] = held
+        return rle_hybrid(levels, width).tobytes()
+    if outer is None and inner is None:
+        return _rle_run(height, max_level, width)
+    levels = np.zeros(height, np.uint8)
+    if outer_optional:
+        levels += 1 if outer is None else outer.view(np.uint8)
+    if inner_optional:
+        both = _both(outer, inner)
+        levels += 1 if both is None else both.view(np.uint8)
+    return rle_hybrid(levels, width).tobytes()
+
+
+def _both(outer: np.ndarray | None, inner: np.ndarray | None) -> np.ndarray | None:
+    """Rows valid in both masks (None: all rows)."""
+    if outer is None:
+        return inner
+    return outer if inner is None else outer & inner
+
+
+def _optional(element: thrift.Struct) -> bool:
+    repetition = int(element[3].value) if 3 in element else 0
+    if repetition == 2:
+        raise UnsupportedColumn("repeated fields")
+    return repetition == 1
+
+
+def array_validity(array: pa.Array) -> np.ndarray | None:
+    """Per row of `array`, whether it is valid (None: all are)."""
+    if array.null_count == 0:
+        return None
+    if array.null_count == len(array):
+        return np.zeros(len(array), np.bool_)
+    bitmap = array.buffers()[0]
+    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
+    return bits[array.offset:array.offset + len(array)].view(np.bool_)
+
+
+def numpy_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """A primitive Arrow array over `values` (no copy, but of booleans), null where not
+    `valid`. (Not `pa.array`: it imports pandas where pandas is installed, half a second.)"""
+    kind = pa.from_numpy_dtype(values.dtype)
+    data = np.packbits(values, bitorder="little") if values.dtype == np.bool_ else values
+    nulls = 0 if valid is None else len(valid) - int(np.count_nonzero(valid))
+    bitmap = None if not nulls else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(values),
+                                 [bitmap, pa.py_buffer(np.ascontiguousarray(data))],
+                                 null_count=nulls)
+
+
+def string_array(values: list[str]) -> pa.Array:
+    """A string Arrow array of `values` (built by Polars: see `numpy_array`)."""
+    return pl.Series(values, dtype=pl.String).to_arrow()
+
+
+# --- column chunks ------------------------------------------------------------------------
+
+
+def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int) -> thrift.Struct:
+    """Append `leaf`'s column chunk to `out`; its ColumnChunk entry."""
+    physical = int(element[1].value)
+    unsigned = int(element[6].value) in _UNSIGNED if 6 in element else False
+    array = leaf.array
+    start = len(out)
+    dictionary_offset = None
+    if pa.types.is_dictionary(array.type):
+        codes = array_values(array.indices)
+        if leaf.present is not None:
+            codes = codes[leaf.present]
+        values, used = _dictionary_values(array.dictionary, physical, codes)
+        dictionary_offset = start
+        size = len(array.dictionary)
+        _write_page(out, _DICTIONARY_PAGE, _plain(values, physical), size)
+        width = max(int(size - 1).bit_length(), 1)
+        body = bytes([width]) + rle_hybrid(codes, width).tobytes()
+        encoding = _RLE_DICTIONARY
+        statistics = _statistics(used, physical, unsigned, rows - len(codes))
+    else:
+        values = _present_values(array, physical, leaf.present)
+        body = _plain(values, physical)
+        encoding = _PLAIN
+        statistics = _statistics(values, physical, unsigned, rows - _count(values))
+    data_offset = len(out)
+    levels = len(leaf.levels).to_bytes(4, "little") + leaf.levels if leaf.max_level else b""
+    uncompressed = _write_page(out, _DATA_PAGE, levels + body, rows, encoding, statistics=None)
+    size = len(out) - start
+    encodings = [_PLAIN, _RLE] + ([_RLE_DICTIONARY] if dictionary_offset is not None else [])
+    meta: thrift.Struct = {
+        1: thrift.Field(thrift.I32, physical),
+        2: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.I32, encodings)),
+        3: thrift.Field(thrift.LIST, thrift.ThriftList(
+            thrift.BINARY, [p.encode() for p in leaf.path])),
+        4: thrift.Field(thrift.I32, _ZSTD),
+        5: thrift.Field(thrift.I64, rows),
+        6: thrift.Field(thrift.I64, uncompressed),
+        7: thrift.Field(thrift.I64, size),
+        9: thrift.Field(thrift.I64, data_offset),
+        12: thrift.Field(thrift.STRUCT, statistics),
+    }
+    if dictionary_offset is not None:
+        meta[11] = thrift.Field(thrift.I64, dictionary_offset)
+    return {2: thrift.Field(thrift.I64, start), 3: thrift.Field(thrift.STRUCT, meta)}
+
+
+def _write_page(
+    out: bytearray, kind: int, body: bytes, count: int, encoding: int = _PLAIN,
+    statistics: thrift.Struct | None = None,
+) -> int:
+    """Append a compressed page to `out`; the uncompressed size of header and page."""
+    compressed = _CODEC.compress(body, asbytes=True)
+    header: thrift.Struct = {
+        1: thrift.Field(thrift.I32, kind),
+        2: thrift.Field(thrift.I32, len(body)),
+        3: thrift.Field(thrift.I32, len(compressed)),
+    }
+    if kind == _DATA_PAGE:
+        page: thrift.Struct = {
+            1: thrift.Field(thrift.I32, count),
+            2: thrift.Field(thrift.I32, encoding),
+            3: thrift.Field(thrift.I32, _RLE),
+            4: thrift.Field(thrift.I32, _RLE),
+        }
+        if statistics:
+            page[5] = thrift.Field(thrift.STRUCT, statistics)
+        header[5] = thrift.Field(thrift.STRUCT, page)
+    else:
+        header[7] = thrift.Field(thrift.STRUCT, {
+            1: thrift.Field(thrift.I32, count), 2: thrift.Field(thrift.I32, _PLAIN)})
+    encoded = thrift.encode(header)
+    out += encoded
+    out += compressed
+    return len(encoded) + len(body)
+
+
+def _row_group(chunks: list[thrift.Struct], rows: int) -> thrift.Struct:
+    metas = [c[3].value for c in chunks]
+    group: thrift.Struct = {
+        1: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT, chunks)),
+        2: thrift.Field(thrift.I64, sum(m[6].value for m in metas)),
+        3: thrift.Field(thrift.I64, rows),
+        6: thrift.Field(thrift.I64, sum(m[7].value for m in metas)),
+        7: thrift.Field(thrift.I16, 0),
+    }
+    if chunks:
+        group[5] = thrift.Field(thrift.I64, chunks[0][2].value)
+    return group
+
+
+def _rle_run(count: int, value: int, width: int) -> bytes:
+    header = bytearray()
+    n = count << 1
+    while n > 0x7F:
+        header.append((n & 0x7F) | 0x80)
+        n >>= 7
+    header.append(n)
+    return bytes(header) + value.to_bytes((width + 7) // 8, "little")
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def array_values(array: pa.Array, dtype: type | None = None) -> np.ndarray:
+    """The values of a primitive (non-boolean) array, all rows (whatever lies under a null),
+    read from its buffer, as `dtype` (integers keep their bits: an unsigned value past the
+    signed range wraps, as Parquet stores it); by default as stored."""
+    kind = array.type
+    if pa.types.is_timestamp(kind):
+        stored = np.dtype(np.int64)
+    elif pa.types.is_integer(kind):
+        signed = "i" if pa.types.is_signed_integer(kind) else "u"
+        stored = np.dtype(f"<{signed}{kind.bit_width // 8}")
+    elif pa.types.is_floating(kind):
+        stored = np.dtype(f"<f{kind.bit_width // 8}")
+    else:
+        raise UnsupportedColumn(f"{kind}")
+    raw = np.frombuffer(array.buffers()[1], stored)
+    raw = raw[array.offset:array.offset + len(array)]
+    return raw if dtype is None else raw.astype(dtype, copy=False)
+
+
+def _present_values(array: pa.Array, physical: int, present: np.ndarray | None) -> object:
+    """The leaf's values at its present rows, in the form `_plain` takes for `physical`."""
+    if physical == _BYTE_ARRAY:
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+                or pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)):
+            raise UnsupportedColumn(f"{array.type} as BYTE_ARRAY")
+        offsets = np.frombuffer(array.buffers()[1], np.int64 if array.type in (
+            pa.large_string(), pa.large_binary()) else np.int32)
+        offsets = offsets[array.offset:array.offset + len(array) + 1].astype(np.int64)
+        data = array.buffers()[2]
+        data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        rows = (np.arange(len(array), dtype=np.int64) if present is None
+                else np.flatnonzero(present))
+        return _Spans(offsets, data, rows)
+    if physical not in _VALUE_DTYPE:
+        raise UnsupportedColumn(f"physical type {physical}")
+    if physical == _BOOLEAN:
+        if not pa.types.is_boolean(array.type):
+            raise UnsupportedColumn(f"{array.type} as BOOLEAN")
+        bits = np.unpackbits(np.frombuffer(array.buffers()[1], np.uint8), bitorder="little")
+        values = bits[array.offset:array.offset + len(array)].view(np.bool_)
+    else:
+        if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)
+                or pa.types.is_timestamp(array.type)):
+            raise UnsupportedColumn(f"{array.type} as physical type {physical}")
+        values = array_values(array, _VALUE_DTYPE[physical])
+    return values if present is None else values[present]
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """Byte strings: Arrow offsets and data, and which of them (rows, ascending) to take."""
+
+    offsets: np.ndarray
+    data: np.ndarray
+    rows: np.ndarray
+
+
+def _count(values: object) -> int:
+    return len(values.rows) if isinstance(values, _Spans) else len(values)  # type: ignore[arg-type]
+
+
+def _dictionary_values(
+    dictionary: pa.Array, physical: int, codes: np.ndarray
+) -> tuple[object, object]:
+    """The dictionary page's values, and the values the codes use (for the statistics)."""
+    if dictionary.null_count:
+        raise UnsupportedColumn("a dictionary holding nulls")
+    values = _present_values(dictionary, physical, None)
+    used = marked(codes, len(dictionary))
+    if isinstance(values, _Spans):
+        return values, _Spans(values.offsets, values.data, np.flatnonzero(used))
+    return values, values[used]  # type: ignore[index]
+
+
+def _plain(values: object, physical: int) -> bytes:
+    if isinstance(values, _Spans):
+        return plain_byte_arrays(values.offsets, values.data, values.rows).tobytes()
+    if physical == _BOOLEAN:
+        return np.packbits(values, bitorder="little").tobytes()  # type: ignore[call-overload]
+    return np.ascontiguousarray(values).tobytes()  # type: ignore[call-overload]
+
+
+def _statistics(values: object, physical: int, unsigned: bool, nulls: int) -> thrift.Struct:
+    """Null count, and min and max of the present values (none when there are none)."""
+    stats: thrift.Struct = {3: thrift.Field(thrift.I64, nulls)}
+    low = high = None
+    if isinstance(values, _Spans):
+        if len(values.rows):
+            first, last = span_min_max(values.offsets, values.data, values.rows)
+            low, high = (values.data[values.offsets[r]:values.offsets[r + 1]].tobytes()
+                         for r in (first, last))
+    elif len(values):  # type: ignore[arg-type]
+        array = np.asarray(values)
+        if physical == _BOOLEAN:
+            low, high = bytes([int(array.min())]), bytes([int(array.max())])
+        elif physical in (_FLOAT, _DOUBLE):
+            finite = array[~np.isnan(array)]
+            if len(finite):
+                lo, hi = finite.min(), finite.max()
+                lo = -0.0 if lo == 0 else lo  # a zero may be either sign: bound both
+                hi = 0.0 if hi == 0 else hi
+                code = "<f" if physical == _FLOAT else "<d"
+                low, high = struct.pack(code, lo), struct.pack(code, hi)
+        else:
+            ordered = array.view(np.uint32 if physical == _INT32 else np.uint64) if unsigned \
+                else array
+            low, high = ordered.min().tobytes(), ordered.max().tobytes()
+    if low is not None and high is not None:
+        stats[5] = thrift.Field(thrift.BINARY, high)
+        stats[6] = thrift.Field(thrift.BINARY, low)
+    return stats
+
+
+# --- compiled kernels ---------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def rle_hybrid(values, width):  # pragma: no cover - compiled
+    """Parquet's RLE/bit-packed hybrid encoding of `values` (uint64, each < 2**width).
+
+    Runs of 8 or more equal values become RLE runs; what lies between them is bit-packed in
+    groups of 8, the last group padded with zeros.
+    """
+    n = len(values)
+    value_bytes = (width + 7) // 8
+    out = np.empty(n * value_bytes + (n // 8 + 2) * (width + 10) + 16, np.uint8)
+    o = 0
+    pending = 0  # values from `pending_start` waiting to be bit-packed
+    pending_start = 0
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and values[j] == values[i]:
+            j += 1
+        run = j - i
+        if run >= 8:
+            # The bit-packed values before the run must fill whole groups of 8: the run
+            # lends them what they lack.
+            lend = (8 - pending % 8) % 8
+            if pending:
+                o = _bit_pack(values, pending_start, pending + lend, width, out, o)
+            rest = run - lend
+            if rest > 0:
+                o = _varint(out, o, rest << 1)
+                for b in range(value_bytes):
+                    out[o] = (values[i] >> (8 * b)) & 0xFF
+                    o += 1
+            pending = 0
+            i = j
+            pending_start = i
+        else:
+            if pending == 0:
+                pending_start = i
+            pending += run
+            i = j
+    if pending:
+        o = _bit_pack(values, pending_start, pending, width, out, o)
+    return out[:o]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _varint(out, o, n):  # pragma: no cover - compiled
+    while n > 0x7F:
+        out[o] = (n & 0x7F) | 0x80
+        o += 1
+        n >>= 7
+    out[o] = n
+    return o + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bit_pack(values, start, count, width, out, o):  # pragma: no cover - compiled
+    groups = (count + 7) // 8
+    o = _varint(out, o, (groups << 1) | 1)
+    end = start + count
+    accumulator = np.uint64(0)
+    bits = 0
+    for k in range(groups * 8):
+        v = values[start + k] if start + k < end else np.uint64(0)
+        accumulator |= np.uint64(v) << np.uint64(bits)
+        bits += width
+        while bits >= 8:
+            out[o] = accumulator & np.uint64(0xFF)
+            o += 1
+            accumulator >>= np.uint64(8)
+            bits -= 8
+    if bits > 0:
+        out[o] = accumulator & np.uint64(0xFF)
+        o += 1
+    return o
+
+
+@njit(cache=True, nogil=True)
+def plain_byte_arrays(offsets, data, rows):  # pragma: no cover - compiled
+    """PLAIN BYTE_ARRAY values: per row taken, a 4-byte length, then the bytes."""
+    total = 0
+    for r in rows:
+        total += 4 + offsets[r + 1] - offsets[r]
+    out = np.empty(total, np.uint8)
+    o = 0
+    for r in rows:
+        start, end = offsets[r], offsets[r + 1]
+        size = end - start
+        out[o] = size & 0xFF
+        out[o + 1] = (size >> 8) & 0xFF
+        out[o + 2] = (size >> 16) & 0xFF
+        out[o + 3] = (size >> 24) & 0xFF
+        o += 4
+        out[o:o + size] = data[start:end]
+        o += size
+    return out
+
+
+@njit(cache=True, nogil=True)
+def span_min_max(offsets, data, rows):  # pragma: no cover - compiled
+    """The rows holding the least and the greatest byte string (unsigned bytewise order)."""
+    low = rows[0]
+    high = rows[0]
+    for r in rows[1:]:
+        if _less(offsets, data, r, low):
+            low = r
+        if _less(offsets, data, high, r):
+            high = r
+    return low, high
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _less(offsets, data, a, b):  # pragma: no cover - compiled
+    a0, a1, b0, b1 = offsets[a], offsets[a + 1], offsets[b], offsets[b + 1]
+    n = min(a1 - a0, b1 - b0)
+    for k in range(n):
+        x, y = data[a0 + k], data[b0 + k]
+        if x != y:
+            return x < y
+    return (a1 - a0) < (b1 - b0)
+
+
+@njit(cache=True, nogil=True)
+def marked(codes, size):  # pragma: no cover - compiled
+    """Which of `size` dictionary entries the codes use."""
+    used = np.zeros(size, np.bool_)
+    for c in codes:
+        used[c] = True
+    return used

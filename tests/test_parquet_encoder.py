@@ -1,0 +1,304 @@
+"""The Parquet encoder of key/value rows (filter/parquet_encoder.py) against Polars' writer.
+
+Polars' writer is the reference: for any frame, the file `encode_file` makes from its columns
+must read back, in Polars, pyarrow and (where installed) DuckDB, exactly as the file Polars
+writes for the same frame: the same values, the same types and Arrow schema, the same null
+counts and bounds in the statistics. Sparse columns must read back as the dense ones.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import functools
+import io
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from filter.parquet_encoder import Sparse, UnsupportedColumn, encode_file, rle_hybrid
+from filter.parquet_metadata import plain_string_metadata
+from filter.part_writer import PARQUET_OPTIONS
+
+try:
+    import duckdb
+except ImportError:  # optional: the comparison then leaves DuckDB out
+    duckdb = None
+
+
+def polars_file(frame: pl.DataFrame) -> bytes:
+    out = io.BytesIO()
+    frame.write_parquet(out, **PARQUET_OPTIONS, metadata=plain_string_metadata(frame.schema))
+    return out.getvalue()
+
+
+def assert_same_files(mine: bytes, reference: bytes) -> None:
+    """Read back alike by every reader, with the same statistics."""
+    assert_frame_equal(pl.read_parquet(io.BytesIO(mine)), pl.read_parquet(io.BytesIO(reference)))
+    a, b = pq.read_table(io.BytesIO(mine)), pq.read_table(io.BytesIO(reference))
+    assert a.schema.equals(b.schema, check_metadata=True)
+    assert_frame_equal(pl.from_arrow(a), pl.from_arrow(b))  # NaN-safe, unlike Table.equals
+    if duckdb is not None:
+        with duckdb.connect() as db:
+            got = [db.execute("select * from read_parquet(?)", [p]).fetchall()
+                   for p in _temporary(mine, reference)]
+        assert _nan_safe(got[0]) == _nan_safe(got[1])
+    _assert_same_statistics(pq.read_metadata(io.BytesIO(mine)),
+                            pq.read_metadata(io.BytesIO(reference)))
+
+
+def _temporary(*datas: bytes) -> list[str]:
+    """The files DuckDB reads: in a directory of this module's, removed at exit."""
+    paths = []
+    for data in datas:
+        path = _scratch() / f"{len(list(_scratch().iterdir()))}.parquet"
+        path.write_bytes(data)
+        paths.append(str(path))
+    return paths
+
+
+@functools.cache
+def _scratch() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="vtx-encoder-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+def _nan_safe(value: Any) -> Any:
+    """`value` with NaN spelled out (NaN != NaN), in lists, tuples and dicts too."""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, list | tuple):
+        return type(value)(_nan_safe(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _nan_safe(v) for k, v in value.items()}
+    return value
+
+
+def _assert_same_statistics(mine: pq.FileMetaData, reference: pq.FileMetaData) -> None:
+    assert mine.num_rows == reference.num_rows
+    if reference.num_row_groups == 0:
+        return
+    assert mine.num_row_groups == 1
+    for i in range(mine.num_columns):
+        got = mine.row_group(0).column(i)
+        want = _merged(reference, i)
+        assert got.path_in_schema == want["path"]
+        assert got.statistics.null_count == want["nulls"], want["path"]
+        if want["bounds"] is not None and got.statistics.has_min_max:
+            assert (got.statistics.min, got.statistics.max) == want["bounds"], want["path"]
+        elif want["bounds"] is not None:
+            pytest.fail(f"{want['path']}: no bounds, Polars writes {want['bounds']}")
+
+
+def _merged(metadata: pq.FileMetaData, column: int) -> dict[str, Any]:
+    """A column's statistics over all of Polars' row groups."""
+    nulls, bounds, path = 0, None, None
+    for g in range(metadata.num_row_groups):
+        chunk = metadata.row_group(g).column(column)
+        path = chunk.path_in_schema
+        stats = chunk.statistics
+        nulls += stats.null_count
+        if stats.has_min_max:
+            low, high = stats.min, stats.max
+            bounds = (low, high) if bounds is None else (min(bounds[0], low),
+                                                         max(bounds[1], high))
+    return {"path": path, "nulls": nulls, "bounds": bounds}
+
+
+# --- frames of every type the encoder takes -------------------------------------------------
+
+_UTC = dt.UTC
+_COLUMNS: dict[str, tuple[pl.DataType, st.SearchStrategy[Any]]] = {
+    "i8": (pl.Int8, st.integers(-128, 127)),
+    "i16": (pl.Int16, st.integers(-(2**15), 2**15 - 1)),
+    "i32": (pl.Int32, st.integers(-(2**31), 2**31 - 1)),
+    "i64": (pl.Int64, st.integers(-(2**63), 2**63 - 1)),
+    "u32": (pl.UInt32, st.integers(0, 2**32 - 1)),
+    "u64": (pl.UInt64, st.integers(0, 2**64 - 1)),
+    "f32": (pl.Float32, st.floats(width=32)),
+    "f64": (pl.Float64, st.floats()),
+    "flag": (pl.Boolean, st.booleans()),
+    "text": (pl.String, st.text(max_size=5)),
+    "blob": (pl.Binary, st.binary(max_size=5)),
+    "time": (pl.Datetime("us", "UTC"), st.datetimes(
+        min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1),
+        timezones=st.just(_UTC))),
+    "coded": (pl.Enum(["b", "a", "ü", ""]), st.sampled_from(["b", "a", "ü", ""])),
+}
+_STRUCT = pl.Struct({"x": pl.Boolean, "y": pl.Float32, "z": pl.String, "t": pl.Int32})
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> pl.DataFrame:
+    rows = draw(st.integers(1, 40))
+    names = draw(st.lists(st.sampled_from(sorted(_COLUMNS)), min_size=1, max_size=6,
+                          unique=True))
+    columns = {}
+    for name in names:
+        dtype, values = _COLUMNS[name]
+        density = draw(st.sampled_from([0.0, 0.3, 1.0]))
+        cells = [draw(values) if draw(st.floats(0, 1)) < density or density == 1.0 else None
+                 for _ in range(rows)]
+        columns[name] = pl.Series(name, cells, dtype=dtype)
+    if draw(st.booleans()):
+        cells = []
+        for _ in range(rows):
+            if draw(st.booleans()):
+                cells.append(None)
+            else:
+                cells.append({"x": draw(st.none() | st.booleans()),
+                              "y": draw(st.none() | st.floats(width=32)),
+                              "z": draw(st.none() | st.text(max_size=3)),
+                              "t": draw(st.integers(-5, 5))})
+        columns["member"] = pl.Series("member", cells, dtype=_STRUCT)
+    return pl.DataFrame(columns)
+
+
+def arrow_columns(frame: pl.DataFrame) -> list[pa.Array]:
+    return [frame[c].to_arrow() for c in frame.columns]
+
+
+def sparse_columns(frame: pl.DataFrame) -> list[Any]:
+    """Every nullable column as a `Sparse` column of its valid rows."""
+    out: list[Any] = []
+    for name in frame.columns:
+        series = frame[name]
+        rows = np.flatnonzero(series.is_not_null().to_numpy())
+        out.append(Sparse(rows, series.gather(rows).to_arrow(), frame.height))
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(frame=frames())
+def test_property_reads_back_as_polars_writes_it(frame: pl.DataFrame) -> None:
+    reference = polars_file(frame)
+    assert_same_files(encode_file(arrow_columns(frame), frame.schema), reference)
+    assert_same_files(encode_file(sparse_columns(frame), frame.schema), reference)
+
+
+def test_dictionaries_with_repeated_values_and_unused_entries() -> None:
+    # A column that repeats per message comes as a dictionary of the message values: some
+    # values twice, some never used; the bounds are those of the values used.
+    dictionary = pa.array([5, 3, 5, 9, 1], type=pa.int64())
+    codes = pa.array([0, 0, 1, None, 2, 1], type=pa.int32())
+    column = pa.DictionaryArray.from_arrays(codes, dictionary)
+    frame = pl.DataFrame({"n": [5, 5, 3, None, 5, 3]})
+    mine = encode_file([column], frame.schema)
+    assert_same_files(mine, polars_file(frame))
+    stats = pq.read_metadata(io.BytesIO(mine)).row_group(0).column(0).statistics
+    assert (stats.min, stats.max, stats.null_count) == (3, 5, 1)
+
+
+def test_no_rows_is_the_file_polars_writes() -> None:
+    frame = pl.DataFrame(schema={"a": pl.Int64, "s": _STRUCT, "c": pl.Enum(["x"])})
+    mine = encode_file([frame[c].to_arrow() for c in frame.columns], frame.schema)
+    assert_frame_equal(pl.read_parquet(io.BytesIO(mine)),
+                       frame.with_columns(pl.col("c").cast(pl.String)))
+
+
+def test_an_array_type_it_does_not_encode_is_refused() -> None:
+    frame = pl.DataFrame({"l": [[1, 2], [3]]})
+    with pytest.raises(UnsupportedColumn):
+        encode_file([frame["l"].to_arrow()], frame.schema)
+
+
+# --- the RLE / bit-packed hybrid ------------------------------------------------------------
+
+
+def decode_hybrid(data: bytes, width: int, count: int) -> list[int]:
+    """A reference decoder, after the Parquet format's description of the encoding."""
+    out: list[int] = []
+    pos = 0
+    value_bytes = (width + 7) // 8
+    while len(out) < count:
+        header, shift = 0, 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            header |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if header & 1:  # bit-packed groups of 8
+            groups = header >> 1
+            bits = int.from_bytes(data[pos:pos + groups * width], "little")
+            pos += groups * width
+            out.extend((bits >> (width * k)) & ((1 << width) - 1) for k in range(groups * 8))
+        else:
+            value = int.from_bytes(data[pos:pos + value_bytes], "little")
+            pos += value_bytes
+            out.extend([value] * (header >> 1))
+    assert pos == len(data)
+    return out[:count]
+
+
+@settings(max_examples=300, deadline=None)
+@given(width=st.integers(1, 24), runs=st.lists(
+    st.tuples(st.integers(0, 2**24 - 1), st.integers(1, 40)), min_size=1, max_size=30))
+def test_property_hybrid_round_trips(width: int, runs: list[tuple[int, int]]) -> None:
+    values = [v % (1 << width) for v, n in runs for _ in range(n)]
+    for dtype in (np.uint8, np.int32, np.uint64):
+        if width > np.iinfo(dtype).bits:
+            continue
+        encoded = rle_hybrid(np.array(values, dtype=dtype), width).tobytes()
+        assert decode_hybrid(encoded, width, len(values)) == values
+
+
+# --- key/value rows of every scalar type ----------------------------------------------------
+
+
+def test_key_value_rows_of_every_type_encode_as_polars_writes_them(tmp_path) -> None:
+    from filter import load_catalogue
+    from filter.kv_engine import split_decoded
+    from filter.pseudonym import token_mapping
+    from filter.readers import protobuf as pb
+
+    from .conftest import KEY
+    from .test_kv_decoder import FieldProto, delimited, scalar_schema, scalar_values
+
+    schema = scalar_schema(tmp_path, extra_envelope=FieldProto(  # the time, as the key names it
+        name="ts", number=9, type=FieldProto.TYPE_INT64, label=FieldProto.LABEL_OPTIONAL,
+        json_name="ts"))
+    messages = []
+    for sign in (1, -1):
+        msg = schema.message_class(vin=f"V{sign}", seconds=sign * 5, fixed=7, count=sign * 3,
+                                   ts=sign * 10)
+        leaf = msg.data.add(key=2).value.all
+        for name, value in scalar_values(sign).items():
+            msg.data.add(key=1).value.__setattr__(f"m_{name}", value)
+            setattr(leaf, name, value)
+        msg.data.add(key=2).value.all.SetInParent()  # a member message with no leaf set
+        msg.data.add(key=0)  # an entry with no value
+        messages.append(msg.SerializeToString())
+    messages.append(schema.message_class().SerializeToString())  # no vin, no entries
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(*messages))
+    (batch,) = pb.iter_batches(schema, path, "delimited")
+    assert batch.entries is not None
+    tokens = token_mapping(KEY, batch.distinct("vin"))
+    catalogue = load_catalogue()
+    rows = split_decoded(batch.entries, catalogue, "after-sales", tokens, coded=True)
+    encoded = split_decoded(batch.entries, catalogue, "after-sales", tokens, coded=True,
+                            encoded=True)
+    assert encoded.files is not None
+    for file, side in zip(encoded.files, (rows.export, rows.onshore), strict=True):
+        assert file is not None
+        want = side.collect()
+        assert_same_files(file, polars_file(want))
+    onshore = pl.read_parquet(io.BytesIO(encoded.files[1]))
+    assert onshore.height == 2 * (len(scalar_values(1)) + 3)
+    # proto2: a leaf never set is null, in a member message that is there
+    assert onshore["value_all"].drop_nulls().struct.field("s32").to_list() == [
+        -(2**31), None, -(2**31), None]
