@@ -933,10 +933,15 @@ def _arrow_columns(
     for (column, _), (kind, field, holds) in alike.items():
         rows = np.flatnonzero(holds)
         taken = picked.take(rows)
+        none = np.zeros(0, np.int64)
+        spans = kind in (K_STRING, K_BYTES)  # the arrays a kind is built from, and no other
         array = _scalar_array(
-            column, kind, field, buf, entries.ent_i.take(taken), entries.ent_f.take(taken),
-            entries.ent_s.take(taken), entries.ent_n.take(taken), np.ones(len(rows), np.bool_),
-            target[column])
+            column, kind, field, buf,
+            none if spans or kind in (K_DOUBLE, K_FLOAT) else entries.ent_i.take(taken),
+            entries.ent_f.take(taken) if kind in (K_DOUBLE, K_FLOAT) else none,
+            entries.ent_s.take(taken) if spans else none,
+            entries.ent_n.take(taken) if spans else none,
+            np.ones(len(rows), np.bool_), target[column])
         values.setdefault(column, []).append(
             (rows, array if isinstance(array, pa.Array) else array.to_arrow()))
     for column, found in values.items():
@@ -977,8 +982,9 @@ def _per_message(values: pl.Series, ent_msg: np.ndarray) -> pa.Array:
 
 def _coded(codes: np.ndarray, dictionary: pa.Array, valid: np.ndarray | None = None
            ) -> pa.DictionaryArray:
-    """A dictionary array of `codes` into `dictionary`, null where not `valid`."""
-    return pa.DictionaryArray.from_arrays(numpy_array(codes, valid), dictionary)
+    """A dictionary array of `codes` into `dictionary`, null where not `valid`. The codes
+    are made in range (positions in the dictionary): Arrow is not asked to check them."""
+    return pa.DictionaryArray.from_arrays(numpy_array(codes, valid), dictionary, safe=False)
 
 
 def _by_range(values: np.ndarray) -> pa.Array:
