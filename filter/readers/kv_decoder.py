@@ -847,10 +847,11 @@ class DecodedEntries:
         field = self.tables.envelope.fields[slot]
         valid = (self.env_seen[:, slot] if field.has_presence
                  else np.ones(len(self.env_i), np.bool_))
-        return _scalar_series(name, self.tables.envelope.kinds[slot], field, self.buf,
-                              self.env_i[:, slot], self.env_f[:, slot], self.env_s[:, slot],
-                              self.env_n[:, slot], valid,
-                              pb.key_value_schema(self.schema)[name])
+        dtype = pb.key_value_schema(self.schema)[name]
+        return _as_series(_scalar_array(
+            name, self.tables.envelope.kinds[slot], field, self.buf, self.env_i[:, slot],
+            self.env_f[:, slot], self.env_s[:, slot], self.env_n[:, slot], valid, dtype,
+        ), name, dtype)
 
     def rows(
         self,
@@ -913,11 +914,7 @@ def _arrow_columns(
     # Per value column, its members' rows and values; members built alike share one call,
     # as in `_columns`.
     alike: dict[tuple[str, str | int], tuple[int, FieldDescriptor, np.ndarray]] = {}
-    for j, field in enumerate(tables.members.fields):
-        holds = ent_member == j
-        column = f"value_{field.name}" if field.message_type else pb.value_column(field)
-        if column not in schema or not holds.any():
-            continue
+    for j, field, column, holds in _members_held(tables, ent_member, schema):
         if field.message_type is not None:
             decoded = leaves[j]
             still = keep[decoded.rows]
@@ -957,6 +954,18 @@ def _arrow_columns(
         built[column] = Sparse(rows[order], merged.take(numpy_array(order)), height)
     return [built[name] if name in built else Sparse(
         np.zeros(0, np.int64), _empty_arrow(dtype), height) for name, dtype in schema.items()]
+
+
+def _members_held(
+    tables: KeyValueTables, ent_member: np.ndarray, columns: pl.Schema
+) -> Iterator[tuple[int, FieldDescriptor, str, np.ndarray]]:
+    """Each oneof member that some entry holds and whose column is among `columns`: its
+    position, its field, its column, and which entries hold it."""
+    for j, field in enumerate(tables.members.fields):
+        holds = ent_member == j
+        column = f"value_{field.name}" if field.message_type else pb.value_column(field)
+        if column in columns and holds.any():
+            yield j, field, column, holds
 
 
 def _per_message(values: pl.Series, ent_msg: np.ndarray) -> pa.Array:
@@ -1069,11 +1078,7 @@ def _columns(
     # in value_int) become one series: the members of a oneof never overlap, so the union of
     # their rows is the column, without a coalesce of full-height columns.
     alike: dict[tuple[str, str], tuple[int, FieldDescriptor, np.ndarray]] = {}
-    for j, field in enumerate(members.fields):
-        holds = ent_member == j
-        column = f"value_{field.name}" if field.message_type else pb.value_column(field)
-        if column not in target or not holds.any():
-            continue
+    for j, field, column, holds in _members_held(tables, ent_member, target):
         if field.message_type is not None:
             decoded = leaves[j]
             rows = decoded.rows
@@ -1094,12 +1099,14 @@ def _columns(
                 (int(members.kinds[j]), field, holds) if earlier is None
                 else (earlier[0], earlier[1], earlier[2] | holds))
             continue
-        series = _scalar_series(column, members.kinds[j], field, buf, ent_i, ent_f, ent_s,
-                                ent_n, holds, target[column])
+        series = _as_series(_scalar_array(column, members.kinds[j], field, buf, ent_i, ent_f,
+                                          ent_s, ent_n, holds, target[column]),
+                            column, target[column])
         values.setdefault(column, []).append(series)
     for (column, _), (kind, field, holds) in alike.items():
-        values.setdefault(column, []).append(_scalar_series(
-            column, kind, field, buf, ent_i, ent_f, ent_s, ent_n, holds, target[column]))
+        values.setdefault(column, []).append(_as_series(_scalar_array(
+            column, kind, field, buf, ent_i, ent_f, ent_s, ent_n, holds, target[column]),
+            column, target[column]))
     for name, found in values.items():
         if len(found) == 1:
             columns[name] = found[0]
@@ -1202,7 +1209,7 @@ def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> p
 
 
 def _built_as(kind: int, field: FieldDescriptor, dtype: pl.DataType) -> str | None:
-    """How `_scalar_series` builds a member's column: members built alike into one column can
+    """How `_scalar_array` builds a member's column: members built alike into one column can
     share one call. None for enums, each of which names its numbers by its own values."""
     if field.type == FieldDescriptor.TYPE_ENUM:
         return None
@@ -1217,20 +1224,8 @@ def _built_as(kind: int, field: FieldDescriptor, dtype: pl.DataType) -> str | No
     return "uint64" if dtype == pl.UInt64 else "int"
 
 
-def _scalar_series(
-    name: str,
-    kind: int,
-    field: FieldDescriptor,
-    buf: np.ndarray,
-    ints: np.ndarray,
-    floats: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    valid: np.ndarray,
-    dtype: pl.DataType,
-) -> pl.Series:
-    """One scalar column from decoded arrays; rows not `valid` are null."""
-    built = _scalar_array(name, kind, field, buf, ints, floats, starts, lengths, valid, dtype)
+def _as_series(built: pa.Array | pl.Series, name: str, dtype: pl.DataType) -> pl.Series:
+    """A column `_scalar_array` built, as the Polars column `name` of `dtype`."""
     if isinstance(built, pl.Series):
         return built
     series = pl.Series(name, built)
@@ -1286,11 +1281,11 @@ def _struct_series(
     holds = np.ones(len(rows), dtype=np.bool_)
     leaf_types = dtype.to_schema()
     fields = [
-        _scalar_series(
+        _as_series(_scalar_array(
             leaf.json_name, int(table.kinds[slot]), leaf, buf, decoded.ints[:, slot],
             decoded.floats[:, slot], decoded.starts[:, slot], decoded.lengths[:, slot],
             decoded.seen[:, slot] if leaf.has_presence else holds, leaf_types[leaf.json_name],
-        )
+        ), leaf.json_name, leaf_types[leaf.json_name])
         for slot, leaf in enumerate(table.fields)
     ]
     # The decoded structs, then a null one that the entries without this member point at.
