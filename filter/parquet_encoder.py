@@ -8,7 +8,8 @@ RLE definition levels, min/max/null statistics. Its schema, Arrow schema ("ARROW
 strings for `pl.Enum` columns) and column orders are those Polars writes for the same frame
 schema (`FileTemplate`, taken from a file Polars writes), so part files from either writer
 read back alike, with the same types, in Polars, pyarrow and DuckDB.
-May fail: `UnsupportedColumn` for any other array type (the caller then writes with Polars).
+May fail: `UnsupportedColumn` for any other array type, or a page over 1 GiB (the caller then
+writes with Polars).
 
 Why not Polars' or pyarrow's writer: key/value rows are mostly nulls (each entry fills one of
 some 16 value columns), and those writers spend 15-20 ns on each null (an all-null Int64
@@ -38,6 +39,7 @@ import pyarrow as pa
 from numba import njit
 
 from filter import thrift_compact as thrift
+from filter._version import __version__
 from filter.parquet_layout import SchemaNode, footer_bytes, layout_in_memory
 from filter.parquet_metadata import plain_string_metadata
 
@@ -50,6 +52,9 @@ _UNSIGNED = frozenset({11, 12, 13, 14})  # converted types UINT_8 .. UINT_64
 _VALUE_DTYPE = {_BOOLEAN: np.bool_, _INT32: np.int32, _INT64: np.int64, _FLOAT: np.float32,
                 _DOUBLE: np.float64}
 _CODEC = pa.Codec("zstd", compression_level=1)
+#: The largest page written (page sizes are 32-bit in the footer): a column chunk that would
+#: need a larger one (a batch of large binary values) is left to Polars, which splits pages.
+MAX_PAGE_BYTES = 1 << 30
 
 
 class UnsupportedColumn(TypeError):
@@ -58,7 +63,8 @@ class UnsupportedColumn(TypeError):
 
 @dataclass(frozen=True)
 class FileTemplate:
-    """What every file of one frame schema shares: as Polars writes it."""
+    """What every file of one frame schema shares: as Polars writes it, but the writer's
+    name (`created_by`: vtx's, as readers work around known writers' bugs by it)."""
 
     version: int
     columns: tuple[SchemaNode, ...]  # top-level, in order
@@ -89,7 +95,7 @@ def _template(columns: tuple[tuple[str, pl.DataType], ...]) -> FileTemplate:
         version=int(footer[1].value),
         columns=tuple(layout.columns.values()),
         key_value={p[1].value.decode(): p[2].value.decode() for p in pairs},
-        created_by=footer[6].value.decode() if 6 in footer else "vtx",
+        created_by=f"vtx version {__version__}",
         column_orders=tuple(orders),
         empty=data,
     )
@@ -315,6 +321,8 @@ def _write_page(
     statistics: thrift.Struct | None = None,
 ) -> int:
     """Append a compressed page to `out`; the uncompressed size of header and page."""
+    if len(body) > MAX_PAGE_BYTES:
+        raise UnsupportedColumn(f"a page of {len(body)} bytes")
     compressed = _CODEC.compress(body, asbytes=True)
     header: thrift.Struct = {
         1: thrift.Field(thrift.I32, kind),

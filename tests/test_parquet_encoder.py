@@ -27,9 +27,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from filter import parquet_encoder
 from filter.parquet_encoder import Sparse, UnsupportedColumn, encode_file, rle_hybrid
 from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS
+from filter.readers import kv_decoder
 
 try:
     import duckdb
@@ -208,10 +210,42 @@ def test_no_rows_is_the_file_polars_writes() -> None:
                        frame.with_columns(pl.col("c").cast(pl.String)))
 
 
-def test_an_array_type_it_does_not_encode_is_refused() -> None:
+def test_an_array_type_it_does_not_encode_is_refused(monkeypatch) -> None:
     frame = pl.DataFrame({"l": [[1, 2], [3]]})
     with pytest.raises(UnsupportedColumn):
         encode_file([frame["l"].to_arrow()], frame.schema)
+    monkeypatch.setattr(parquet_encoder, "MAX_PAGE_BYTES", 8)
+    frame = pl.DataFrame({"s": ["a long enough string"]})
+    with pytest.raises(UnsupportedColumn, match="a page of"):
+        encode_file([frame["s"].to_arrow()], frame.schema)
+
+
+def test_a_side_the_encoder_refuses_is_written_by_polars(monkeypatch, tmp_path) -> None:
+    # The split falls back to Polars' writer for that side: the same rows, the same files'
+    # contents as read back.
+    from filter import protobuf_split
+    from filter.readers import protobuf as pb
+
+    from .conftest import DATA, KEY
+    from .test_readers_protobuf import delimited, make_payload
+
+    schema = pb.load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*(make_payload(schema, f"V{i}") for i in range(5))))
+    outputs = {}
+    for refuse in (False, True):
+        if refuse:
+            def refusing(*args: Any, **kwargs: Any) -> bytes:
+                raise UnsupportedColumn("refused")
+            monkeypatch.setattr(kv_decoder, "encode_file", refusing)
+        out = tmp_path / str(refuse)
+        protobuf_split.split_protobuf(
+            stream, out / "e", out / "o", "after-sales", key=KEY, message="testfleet.Payload",
+            descriptor_set=DATA / "fleet_test.binpb")
+        outputs[refuse] = [pl.read_parquet(out / side / "*.parquet") for side in ("e", "o")]
+    for encoded, written in zip(outputs[False], outputs[True], strict=True):
+        assert encoded.height > 0
+        assert_frame_equal(encoded, written)
 
 
 # --- the RLE / bit-packed hybrid ------------------------------------------------------------
