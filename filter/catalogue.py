@@ -166,8 +166,12 @@ class Catalogue:
     _classified: dict[str, RuleMatch | None] = field(
         default_factory=dict, compare=False, repr=False
     )
-    # Per first path segment, the patterns that can match such a path, in rule order.
-    _candidates: dict[str, tuple[tuple[Rule, PathPattern], ...]] = field(
+    # Per first path segment, and per first two, the patterns that can match such a path,
+    # in rule order.
+    _by_first: dict[str, tuple[tuple[Rule, PathPattern], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _candidates: dict[tuple[str, str | None], tuple[tuple[Rule, PathPattern], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -178,14 +182,27 @@ class Catalogue:
         return self._classified[path]
 
     def _patterns_for(self, path: str) -> tuple[tuple[Rule, PathPattern], ...]:
-        """The patterns whose first segment is a wildcard or the path's first name."""
-        first = path.split(".", 1)[0].casefold()
-        found = self._candidates.get(first)
-        if found is None:
-            found = self._candidates[first] = tuple(
+        """The patterns that can match `path` as far as its first two names tell: the
+        fleet keys' rules (``fleet.Soc``) are not tried on ``fleet.Odometer``, nor VSS rules
+        on other branches."""
+        names = path.casefold().split(".", 2)
+        first, second = names[0], names[1] if len(names) > 1 else None
+        found = self._candidates.get((first, second))
+        if found is not None:
+            return found
+        under = self._by_first.get(first)
+        if under is None:
+            under = self._by_first[first] = tuple(
                 (rule, pattern) for rule in self.rules for pattern in rule.patterns
                 if pattern.segments[0] in ("*", "**", first)
             )
+        # A pattern's second name rules a path out only after a first name that is not "**"
+        # (a superset: the regex decides).
+        found = self._candidates[(first, second)] = tuple(
+            (rule, pattern) for rule, pattern in under
+            if second is None or len(pattern.segments) == 1 or pattern.segments[0] == "**"
+            or pattern.segments[1] in ("*", "**", second)
+        )
         return found
 
     def _best_match(self, path: str) -> RuleMatch | None:
@@ -553,3 +570,4 @@ def _check_ties(rules: list[Rule], problem: Problem) -> None:
                     f"{pat_a.text!r} of rule {rule_a.id!r} ({rule_a.data_class}): equally "
                     "specific and both can match the same path; make one more specific",
                 )
+
