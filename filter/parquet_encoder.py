@@ -558,19 +558,29 @@ def _bit_pack(values, start, count, width, out, o):  # pragma: no cover - compil
     groups = (count + 7) // 8
     o = _varint(out, o, (groups << 1) | 1)
     end = start + count
-    accumulator = np.uint64(0)
+    if width <= 8:  # a group of 8 values fits one 64-bit word: `width` bytes of it
+        for g in range(groups):
+            first = start + 8 * g
+            word = np.uint64(0)
+            for k in range(min(8, end - first)):
+                word |= np.uint64(values[first + k]) << np.uint64(k * width)
+            for b in range(width):
+                out[o] = (word >> np.uint64(8 * b)) & np.uint64(0xFF)
+                o += 1
+        return o
+    window = np.uint64(0)  # wider values: through a 64-bit window, a byte at a time
     bits = 0
     for k in range(groups * 8):
-        v = values[start + k] if start + k < end else np.uint64(0)
-        accumulator |= np.uint64(v) << np.uint64(bits)
+        value = np.uint64(values[start + k]) if start + k < end else np.uint64(0)
+        window |= value << np.uint64(bits)
         bits += width
         while bits >= 8:
-            out[o] = accumulator & np.uint64(0xFF)
+            out[o] = window & np.uint64(0xFF)
             o += 1
-            accumulator >>= np.uint64(8)
+            window >>= np.uint64(8)
             bits -= 8
     if bits > 0:
-        out[o] = accumulator & np.uint64(0xFF)
+        out[o] = window & np.uint64(0xFF)
         o += 1
     return o
 
