@@ -40,7 +40,7 @@ from numba import njit
 
 from filter import thrift_compact as thrift
 from filter._version import __version__
-from filter.parquet_layout import SchemaNode, footer_bytes, layout_in_memory
+from filter.parquet_layout import SchemaNode, footer_bytes, layout_in_memory, row_group_entry
 from filter.parquet_metadata import plain_string_metadata
 
 # Parquet enums (parquet.thrift).
@@ -114,7 +114,7 @@ def encode_file(arrays: list[Column], schema: pl.Schema) -> bytes:
             array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
         for element, leaf in _leaves(node, array):
             chunks.append(_write_chunk(out, element, leaf, rows))
-    group = _row_group(chunks, rows)
+    group = row_group_entry(chunks, rows, 0)
     out += footer_bytes(template.version, template.columns, [group], rows,
                         template.key_value, template.created_by, template.column_orders)
     return bytes(out)
@@ -280,12 +280,13 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
         values, used = _dictionary_values(array.dictionary, physical, codes)
         dictionary_offset = start
         size = len(array.dictionary)
-        _write_page(out, _DICTIONARY_PAGE, _plain(values, physical), size)
+        dictionary_bytes = _write_page(out, _DICTIONARY_PAGE, _plain(values, physical), size)
         width = max(int(size - 1).bit_length(), 1)
         body = bytes([width]) + rle_hybrid(codes, width).tobytes()
         encoding = _RLE_DICTIONARY
         statistics = _statistics(used, physical, unsigned, rows - len(codes))
     else:
+        dictionary_bytes = 0
         values = _present_values(array, physical, leaf.present)
         if physical in (_FLOAT, _DOUBLE):  # smaller, and compressed in half the time
             body = _byte_stream_split(values)  # type: ignore[arg-type]
@@ -296,7 +297,7 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
         statistics = _statistics(values, physical, unsigned, rows - _count(values))
     data_offset = len(out)
     levels = len(leaf.levels).to_bytes(4, "little") + leaf.levels if leaf.max_level else b""
-    uncompressed = _write_page(out, _DATA_PAGE, levels + body, rows, encoding, statistics=None)
+    uncompressed = dictionary_bytes + _write_page(out, _DATA_PAGE, levels + body, rows, encoding)
     size = len(out) - start
     encodings = [encoding, _RLE] if encoding != _RLE_DICTIONARY else [_PLAIN, _RLE, encoding]
     meta: thrift.Struct = {
@@ -317,8 +318,7 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
 
 
 def _write_page(
-    out: bytearray, kind: int, body: bytes, count: int, encoding: int = _PLAIN,
-    statistics: thrift.Struct | None = None,
+    out: bytearray, kind: int, body: bytes, count: int, encoding: int = _PLAIN
 ) -> int:
     """Append a compressed page to `out`; the uncompressed size of header and page."""
     if len(body) > MAX_PAGE_BYTES:
@@ -336,8 +336,6 @@ def _write_page(
             3: thrift.Field(thrift.I32, _RLE),
             4: thrift.Field(thrift.I32, _RLE),
         }
-        if statistics:
-            page[5] = thrift.Field(thrift.STRUCT, statistics)
         header[5] = thrift.Field(thrift.STRUCT, page)
     else:
         header[7] = thrift.Field(thrift.STRUCT, {
@@ -346,20 +344,6 @@ def _write_page(
     out += encoded
     out += compressed
     return len(encoded) + len(body)
-
-
-def _row_group(chunks: list[thrift.Struct], rows: int) -> thrift.Struct:
-    metas = [c[3].value for c in chunks]
-    group: thrift.Struct = {
-        1: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT, chunks)),
-        2: thrift.Field(thrift.I64, sum(m[6].value for m in metas)),
-        3: thrift.Field(thrift.I64, rows),
-        6: thrift.Field(thrift.I64, sum(m[7].value for m in metas)),
-        7: thrift.Field(thrift.I16, 0),
-    }
-    if chunks:
-        group[5] = thrift.Field(thrift.I64, chunks[0][2].value)
-    return group
 
 
 def _rle_run(count: int, value: int, width: int) -> bytes:
