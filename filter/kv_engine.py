@@ -191,6 +191,13 @@ def split_decoded(
             token = as_enum(envelopes.select(token_expr(vin, tokens, TOKEN_COLUMN)).to_series())
         return found.hstack([token])
 
+    def plain_messages() -> pl.DataFrame:
+        """`messages()` with its coded strings as strings again: for rows built for a query
+        (of the `schema` it declares), not for a writer."""
+        found = messages()
+        return found.cast({c: pl.String for c, t in found.schema.items()
+                           if isinstance(t, pl.Enum)})
+
     seen = sorted([names[n] for n in known] + [str(n) for n in keys.present if n not in names])
     counts = pl.DataFrame({
         "entries": [len(numbers)], "exported": [int(chosen.sum())],
@@ -202,14 +209,15 @@ def split_decoded(
                                 "detected"), pl.UInt32), "keys": pl.List(pl.String)})
 
     def side(select: np.ndarray, project: Projection) -> tuple[pl.LazyFrame, bytes | None]:
+        deferred = project(pl.defer(lambda: entries.rows(select, plain_messages()),
+                                    schema=schema))  # its rows only if asked for
         if encoded:
             file = _encoded_side(entries, select, messages(), schema, project)
-            if file is not None:  # its rows only if asked for
-                return project(pl.defer(lambda: entries.rows(select, messages()),
-                                        schema=schema)), file
+            if file is not None:
+                return deferred, file
         if build_rows:
             return project(entries.rows(select, messages(), coded=coded).lazy()), None
-        return project(pl.defer(lambda: entries.rows(select, messages()), schema=schema)), None
+        return deferred, None
 
     if build_rows or encoded:  # both sides at once: much of their NumPy work overlaps
         messages()  # made here, once, before the two threads ask for it

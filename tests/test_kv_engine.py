@@ -53,9 +53,11 @@ def split(schema: pb.ProtoSchema, path: Path, catalogue, scenario: str = "after-
         encoded = split_decoded(batch.entries, catalogue, scenario, tokens, coded=True,
                                 encoded=True)
         assert encoded.files is not None
-        for file, want in zip(encoded.files, frames[:2], strict=True):
+        for file, side, want in zip(encoded.files, (encoded.export, encoded.onshore),
+                                    frames[:2], strict=True):
             assert file is not None
             assert_same_files(file, polars_file(want))
+            assert_frame_equal(side.collect(), want)  # its rows, if a caller asks for them
     export, onshore, counts, detections = frames
     counts = counts.row(0, named=True)
     keys = [k for k in counts.pop("keys") if k is not None]
