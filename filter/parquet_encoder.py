@@ -41,7 +41,7 @@ from numba import njit
 from filter import thrift_compact as thrift
 from filter._version import __version__
 from filter.parquet_layout import SchemaNode, footer_bytes, layout_in_memory, row_group_entry
-from filter.parquet_metadata import plain_string_metadata
+from filter.parquet_metadata import plain_strings, polars_arrow_schema
 
 # Parquet enums (parquet.thrift).
 _BOOLEAN, _INT32, _INT64, _FLOAT, _DOUBLE, _BYTE_ARRAY = 0, 1, 2, 4, 5, 6
@@ -76,27 +76,22 @@ class FileTemplate:
 
 def file_template(schema: pl.Schema) -> FileTemplate:
     """The template of files of `schema` (`pl.Enum` columns declared as strings)."""
-    plain = tuple((name, pl.String if isinstance(dtype, pl.Enum | pl.Categorical) else dtype)
-                  for name, dtype in schema.items())
-    return _template(plain)
+    return _template(plain_strings(schema))
 
 
 @functools.lru_cache(maxsize=16)
 def _template(columns: tuple[tuple[str, pl.DataType], ...]) -> FileTemplate:
     schema = pl.Schema(dict(columns))
     buffer = io.BytesIO()
-    pl.DataFrame(schema=schema).write_parquet(buffer, metadata=plain_string_metadata(schema))
+    pl.DataFrame(schema=schema).write_parquet(buffer)
     data = buffer.getvalue()
     layout = layout_in_memory(data, "template")
-    footer, _ = thrift.decode(data, layout._footer_start)
-    pairs = footer[5].value.items if 5 in footer else []
-    orders = footer[7].value.items if 7 in footer else [None] * layout.leaf_count
     return FileTemplate(
-        version=int(footer[1].value),
+        version=layout.version,
         columns=tuple(layout.columns.values()),
-        key_value={p[1].value.decode(): p[2].value.decode() for p in pairs},
+        key_value=polars_arrow_schema(schema),
         created_by=f"vtx version {__version__}",
-        column_orders=tuple(orders),
+        column_orders=tuple(layout.column_order(leaf) for leaf in range(layout.leaf_count)),
         empty=data,
     )
 
@@ -241,8 +236,12 @@ def array_validity(array: pa.Array) -> np.ndarray | None:
         return None
     if array.null_count == len(array):
         return np.zeros(len(array), np.bool_)
-    bitmap = array.buffers()[0]
-    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
+    return _bits(array, 0)
+
+
+def _bits(array: pa.Array, buffer: int) -> np.ndarray:
+    """Buffer `buffer` of `array` (0: validity; 1: a boolean array's values), a bool per row."""
+    bits = np.unpackbits(np.frombuffer(array.buffers()[buffer], np.uint8), bitorder="little")
     return bits[array.offset:array.offset + len(array)].view(np.bool_)
 
 
@@ -347,12 +346,9 @@ def _write_page(
 
 
 def _rle_run(count: int, value: int, width: int) -> bytes:
+    """One RLE run of `count` times `value` (the hybrid's header is a ULEB128 varint)."""
     header = bytearray()
-    n = count << 1
-    while n > 0x7F:
-        header.append((n & 0x7F) | 0x80)
-        n >>= 7
-    header.append(n)
+    thrift.write_varint(header, count << 1)
     return bytes(header) + value.to_bytes((width + 7) // 8, "little")
 
 
@@ -397,8 +393,7 @@ def _present_values(array: pa.Array, physical: int, present: np.ndarray | None) 
     if physical == _BOOLEAN:
         if not pa.types.is_boolean(array.type):
             raise UnsupportedColumn(f"{array.type} as BOOLEAN")
-        bits = np.unpackbits(np.frombuffer(array.buffers()[1], np.uint8), bitorder="little")
-        values = bits[array.offset:array.offset + len(array)].view(np.bool_)
+        values = _bits(array, 1)
     else:
         if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)
                 or pa.types.is_timestamp(array.type)):
@@ -485,7 +480,7 @@ def _statistics(values: object, physical: int, unsigned: bool, nulls: int) -> th
 
 @njit(cache=True, nogil=True)
 def rle_hybrid(values, width):  # pragma: no cover - compiled
-    """Parquet's RLE/bit-packed hybrid encoding of `values` (uint64, each < 2**width).
+    """Parquet's RLE/bit-packed hybrid encoding of `values` (integers, each < 2**width).
 
     Runs of 8 or more equal values become RLE runs; what lies between them is bit-packed in
     groups of 8, the last group padded with zeros.

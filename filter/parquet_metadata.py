@@ -33,9 +33,13 @@ def as_enum(strings: pl.Series) -> pl.Series:
 
 def plain_string_metadata(schema: pl.Schema) -> dict[str, str]:
     """The metadata that declares `schema`'s `pl.Enum` and `pl.Categorical` columns as strings."""
-    plain = tuple((name, pl.String if isinstance(dtype, pl.Enum | pl.Categorical) else dtype)
-                  for name, dtype in schema.items())
-    return {ARROW_SCHEMA_KEY: _arrow_schema(plain)}
+    return {ARROW_SCHEMA_KEY: _arrow_schema(plain_strings(schema))}
+
+
+def plain_strings(schema: pl.Schema) -> tuple[tuple[str, pl.DataType], ...]:
+    """`schema`'s columns and types, with `pl.String` for each `pl.Enum` and `pl.Categorical`."""
+    return tuple((name, pl.String if isinstance(dtype, pl.Enum | pl.Categorical) else dtype)
+                 for name, dtype in schema.items())
 
 
 def polars_arrow_schema(schema: pl.Schema) -> dict[str, str]:

@@ -224,7 +224,8 @@ class _Reader:
             raise ThriftError(f"structs nested deeper than {_MAX_DEPTH} (at byte {self.pos})")
 
 
-def _write_varint(out: bytearray, n: int) -> None:
+def write_varint(out: bytearray, n: int) -> None:
+    """Append the unsigned varint (ULEB128) of `n` to `out`."""
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
@@ -232,7 +233,7 @@ def _write_varint(out: bytearray, n: int) -> None:
 
 
 def _write_zigzag(out: bytearray, n: int) -> None:
-    _write_varint(out, (n << 1) ^ (n >> 63))
+    write_varint(out, (n << 1) ^ (n >> 63))
 
 
 def _write_value(out: bytearray, wire: int, value: Any) -> None:
@@ -241,7 +242,7 @@ def _write_value(out: bytearray, wire: int, value: Any) -> None:
     if wire in (I16, I32, I64):
         _write_zigzag(out, value)
     elif wire == BINARY:
-        _write_varint(out, len(value))
+        write_varint(out, len(value))
         out += value
     elif wire == STRUCT:
         _write_struct(out, value)
@@ -270,13 +271,13 @@ def _write_list(out: bytearray, value: ThriftList) -> None:
         out.append(size << 4 | value.element)
     else:
         out.append(0xF0 | value.element)
-        _write_varint(out, size)
+        write_varint(out, size)
     for item in value.items:
         _write_element(out, value.element, item)
 
 
 def _write_map(out: bytearray, value: ThriftMap) -> None:
-    _write_varint(out, len(value.pairs))
+    write_varint(out, len(value.pairs))
     if not value.pairs:
         return
     out.append(value.key << 4 | value.value)
