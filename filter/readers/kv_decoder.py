@@ -906,28 +906,20 @@ def _arrow_columns(
         ent_msg, numpy_array(np.arange(len(messages), dtype=np.int64) + entries.first_index))
     built["entry_index"] = _by_range(entries.ent_pos.take(picked))
     numbers = entries.ent_key.take(picked)
-    codes, categories, _ = _name_codes(numbers, entries.schema.key_value.key.enum_type)
+    codes, categories, _ = _name_codes(
+        numbers, _name_lookup(_enum_key(entries.schema.key_value.key.enum_type)))
     built["key"] = _coded(codes.astype(np.int32), string_array(categories))
     built["key_number"] = _by_range(numbers)
     built["member"] = _coded(ent_member.astype(np.int32), string_array(
         [m.name for m in tables.members.fields]), valid=ent_member >= 0)
-    # Per value column, its members' rows and values; members built alike share one call,
-    # as in `_columns`.
-    alike: dict[tuple[str, str | int], tuple[int, FieldDescriptor, np.ndarray]] = {}
-    for j, field, column, holds in _members_held(tables, ent_member, schema):
-        if field.message_type is not None:
-            decoded = leaves[j]
-            still = keep[decoded.rows]
-            built[column] = Sparse(np.searchsorted(picked, decoded.rows[still]), _struct_array(
-                tables.member_tables[j], buf, decoded, still, target[column]), height)
-            continue
-        how = _built_as(int(tables.members.kinds[j]), field, target[column])
-        group = (column, j if how is None else how)
-        earlier = alike.get(group)
-        alike[group] = ((int(tables.members.kinds[j]), field, holds) if earlier is None
-                        else (earlier[0], earlier[1], earlier[2] | holds))
+    message_members, groups = _member_groups(tables, ent_member, schema, target)
+    for j, column in message_members:
+        decoded = leaves[j]
+        still = keep[decoded.rows]
+        built[column] = Sparse(np.searchsorted(picked, decoded.rows[still]), _struct_array(
+            tables.member_tables[j], buf, decoded, still, target[column]), height)
     values: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
-    for (column, _), (kind, field, holds) in alike.items():
+    for (column, _), (kind, field, holds) in groups.items():
         rows = np.flatnonzero(holds)
         taken = picked.take(rows)
         none = np.zeros(0, np.int64)
@@ -956,16 +948,36 @@ def _arrow_columns(
         np.zeros(0, np.int64), _empty_arrow(dtype), height) for name, dtype in schema.items()]
 
 
-def _members_held(
-    tables: KeyValueTables, ent_member: np.ndarray, columns: pl.Schema
-) -> Iterator[tuple[int, FieldDescriptor, str, np.ndarray]]:
-    """Each oneof member that some entry holds and whose column is among `columns`: its
-    position, its field, its column, and which entries hold it."""
+def _member_groups(
+    tables: KeyValueTables, ent_member: np.ndarray, columns: pl.Schema, target: pl.Schema
+) -> tuple[list[tuple[int, str]],
+           dict[tuple[str, str | int], tuple[int, FieldDescriptor, np.ndarray]]]:
+    """The oneof members that some entry holds and whose column is among `columns`.
+
+    First the message-typed ones (position, column). Then the scalar ones by column
+    and by how `_scalar_array` builds them (`_built_as`), each group with its first member's
+    kind and field and which entries any of its members holds: members built alike (an int32
+    and an int64 member in ``value_int``) make one array, without a coalesce of full-height
+    columns, as a oneof's members never overlap; an enum, named by its own values, is a
+    group of its own.
+    """
+    messages: list[tuple[int, str]] = []
+    groups: dict[tuple[str, str | int], tuple[int, FieldDescriptor, np.ndarray]] = {}
     for j, field in enumerate(tables.members.fields):
         holds = ent_member == j
         column = f"value_{field.name}" if field.message_type else pb.value_column(field)
-        if column in columns and holds.any():
-            yield j, field, column, holds
+        if column not in columns or not holds.any():
+            continue
+        if field.message_type is not None:
+            messages.append((j, column))
+            continue
+        kind = int(tables.members.kinds[j])
+        how = _built_as(kind, field, target[column])
+        group = (column, j if how is None else how)
+        earlier = groups.get(group)
+        groups[group] = ((kind, field, holds) if earlier is None
+                         else (earlier[0], earlier[1], earlier[2] | holds))
+    return messages, groups
 
 
 def _per_message(values: pl.Series, ent_msg: np.ndarray) -> pa.Array:
@@ -1073,37 +1085,20 @@ def _columns(
     where = np.where(ent_member < 0, len(members.fields), ent_member)
     columns["member"] = _member_names(tuple(m.name for m in members.fields), coded).gather(
         where)
+    message_members, groups = _member_groups(tables, ent_member, target, target)
+    for j, name in message_members:
+        decoded = leaves[j]
+        rows = decoded.rows
+        if not all_kept:
+            still = keep[rows]
+            rows = np.searchsorted(picked, rows[still])
+            decoded = _Leaves(rows, decoded.ok[still], decoded.ints[still],
+                              decoded.floats[still], decoded.starts[still],
+                              decoded.lengths[still], decoded.seen[still])
+        columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, rows,
+                                       height, target[name])
     values: dict[str, list[pl.Series]] = {}
-    # Members whose column is built alike from the same arrays (an int32 and an int64 member
-    # in value_int) become one series: the members of a oneof never overlap, so the union of
-    # their rows is the column, without a coalesce of full-height columns.
-    alike: dict[tuple[str, str], tuple[int, FieldDescriptor, np.ndarray]] = {}
-    for j, field, column, holds in _members_held(tables, ent_member, target):
-        if field.message_type is not None:
-            decoded = leaves[j]
-            rows = decoded.rows
-            if not all_kept:
-                still = keep[rows]
-                rows = np.searchsorted(picked, rows[still])
-                decoded = _Leaves(rows, decoded.ok[still], decoded.ints[still],
-                                  decoded.floats[still], decoded.starts[still],
-                                  decoded.lengths[still], decoded.seen[still])
-            name = f"value_{field.name}"
-            columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, rows,
-                                           height, target[name])
-            continue
-        built_as = _built_as(int(members.kinds[j]), field, target[column])
-        if built_as is not None:
-            earlier = alike.get((column, built_as))
-            alike[(column, built_as)] = (
-                (int(members.kinds[j]), field, holds) if earlier is None
-                else (earlier[0], earlier[1], earlier[2] | holds))
-            continue
-        series = _as_series(_scalar_array(column, members.kinds[j], field, buf, ent_i, ent_f,
-                                          ent_s, ent_n, holds, target[column]),
-                            column, target[column])
-        values.setdefault(column, []).append(series)
-    for (column, _), (kind, field, holds) in alike.items():
+    for (column, _), (kind, field, holds) in groups.items():
         values.setdefault(column, []).append(_as_series(_scalar_array(
             column, kind, field, buf, ent_i, ent_f, ent_s, ent_n, holds, target[column]),
             column, target[column]))
@@ -1139,8 +1134,8 @@ def _names(
 
     With `coded` the names are a `pl.Enum` column (of the enum's names, and the digits of
     unknown numbers if there are any)."""
-    codes, categories, extra = _name_codes(numbers.to_numpy(), enum)
     lookup = _name_lookup(_enum_key(enum))
+    codes, categories, extra = _name_codes(numbers.to_numpy(), lookup)
     if not extra:
         table = lookup.coded if coded else lookup.names
     else:
@@ -1150,12 +1145,11 @@ def _names(
     return table.gather(codes).alias(name)
 
 
-def _name_codes(values: np.ndarray, enum: EnumDescriptor) -> tuple[np.ndarray, list[str], bool]:
+def _name_codes(values: np.ndarray, lookup: _NameLookup) -> tuple[np.ndarray, list[str], bool]:
     """Per enum number, its position among the names it may take: the enum's value names,
     then those of the numbers outside the lookup table present in `values`, each spelled once
     (its name, for the few enums that have far numbers; else its digits). Also those names,
     and whether any number was outside the table."""
-    lookup = _name_lookup(_enum_key(enum))
     known = len(lookup.names) - 1  # the trailing null
     if len(values) and (values.min() < 0 or values.max() >= len(lookup.index)):
         inside = (values >= 0) & (values < len(lookup.index))
