@@ -570,4 +570,3 @@ def _check_ties(rules: list[Rule], problem: Problem) -> None:
                     f"{pat_a.text!r} of rule {rule_a.id!r} ({rule_a.data_class}): equally "
                     "specific and both can match the same path; make one more specific",
                 )
-

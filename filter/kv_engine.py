@@ -350,20 +350,19 @@ class StringVerdicts:
         """The one-row frame of detector counts (as `_detections` makes it) over `hit`, the
         strings some detector hit: each distinct string's detectors found once per run."""
         counted = hit.value_counts(name="times")
-        values = counted["value_string"].to_list()
+        values = counted.to_series(0).to_list()
         new = [v for v in values if v not in self._found]
+        fresh: dict[str, tuple[bool, ...]] = {}
         if new:
             found = pl.DataFrame({"value_string": new}, schema={"value_string": pl.String})
-            flags = found.select(_detector_flags()).rows()
-            if len(self._found) + len(new) <= self._limit:
-                self._found.update(zip(new, flags, strict=True))
-            known = {**self._found, **dict(zip(new, flags, strict=True))}
-        else:
-            known = self._found
+            fresh = dict(zip(new, found.select(_detector_flags()).rows(), strict=True))
+            if len(self._found) + len(fresh) <= self._limit:
+                self._found.update(fresh)
         names = [e.meta.output_name() for e in _detection_counts()]
         totals = [0] * (len(names) - 1)
         for value, times in zip(values, counted["times"].to_list(), strict=True):
-            for i, flag in enumerate(known[value]):
+            flags = fresh[value] if value in fresh else self._found[value]
+            for i, flag in enumerate(flags):
                 totals[i] += times if flag else 0
         return pl.DataFrame([pl.Series(n, [c], dtype=pl.UInt32)
                              for n, c in zip(names, [len(hit), *totals], strict=True)])

@@ -204,7 +204,7 @@ def test_string_verdicts_are_the_detectors_batch_after_batch() -> None:
     # Remembered verdicts (and a memory too small to remember them) give the same answers as
     # testing each value, in every batch.
     from filter.detectors import any_hit
-    from filter.kv_engine import StringVerdicts
+    from filter.kv_engine import _DETECTED, StringVerdicts, _detections
 
     batches = [
         ["D", "P", "D", "沪A12345", "D", "N"],
@@ -217,6 +217,11 @@ def test_string_verdicts_are_the_detectors_batch_after_batch() -> None:
             strings = pl.Series(values, dtype=pl.String)
             expected = pl.select(any_hit(pl.lit(strings), pl.String)).to_series().to_list()
             assert verdicts.hits(strings).tolist() == expected
+            # The counts per detector, from each distinct string's remembered detectors, are
+            # those of a query over the rows a detector hit.
+            hit = strings.filter(pl.Series(expected))
+            counted = pl.DataFrame({"value_string": hit, _DETECTED: True}).lazy()
+            assert_frame_equal(verdicts.detections(hit), _detections(counted).collect())
 
 
 def test_a_detected_value_seen_in_an_earlier_batch_still_moves(payload, shipped, tmp_path,
