@@ -34,7 +34,6 @@ from filter.catalogue import Catalogue, action_for
 from filter.detectors import any_hit, detector_hits, string_screen
 from filter.engine import COUNT_SEPARATOR, MOVED, apply_action, detector_counts
 from filter.errors import InputError
-from filter.parquet_encoder import UnsupportedColumn
 from filter.parquet_metadata import as_enum
 from filter.plan import TOKEN_COLUMN, decide_path
 from filter.pseudonym import coded_tokens, token_expr
@@ -252,10 +251,7 @@ def _encoded_side(
                  if name not in messages.columns]
     projected = project(messages.lazy().with_columns(stand_ins)).collect()
     per_message = projected.select(c for c in projected.columns if c in messages.columns)
-    try:
-        return entries.encoded(select, per_message, projected.schema)
-    except UnsupportedColumn:
-        return None
+    return entries.encoded(select, per_message, projected.schema)
 
 
 #: Builds the onshore side's rows while the caller builds the export's. In a split the caller

@@ -53,6 +53,7 @@ from numba.extending import intrinsic
 from filter.parquet_encoder import (
     Column,
     Sparse,
+    UnsupportedColumn,
     array_validity,
     array_values,
     encode_file,
@@ -874,17 +875,23 @@ class DecodedEntries:
         keep = self.keep if select is None else self.keep & select
         return _columns(self, keep, messages, coded=coded)
 
-    def encoded(self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema) -> bytes:
+    def encoded(
+        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema
+    ) -> bytes | None:
         """The Parquet file (`filter.parquet_encoder`) of the rows of the entries `select`
-        picks, with the columns of `schema`, in its order.
+        picks, with the columns of `schema`, in its order; None where the encoder declines
+        (`UnsupportedColumn`: a type it does not write, a page over its limit).
 
         The columns of `messages` (a row per message: the side's envelope columns, the token,
         as the side's projection makes them) are taken on by each entry from its message, as
         dictionaries of the message values indexed by message; the others are built from the
         arrays, with the values `rows` gives them.
-        May fail: `UnsupportedColumn`, for a type the encoder does not write.
         """
-        return encode_file(_arrow_columns(self, self.keep & select, messages, schema), schema)
+        try:
+            return encode_file(_arrow_columns(self, self.keep & select, messages, schema),
+                               schema)
+        except UnsupportedColumn:
+            return None
 
 
 def _arrow_columns(

@@ -394,7 +394,14 @@ class DecodedRows(Protocol):
 
     def envelopes(self) -> pl.DataFrame: ...
 
-    def rows(self, select: np.ndarray | None = None) -> pl.DataFrame: ...
+    def rows(
+        self, select: np.ndarray | None = None, messages: pl.DataFrame | None = None, *,
+        coded: bool = False,
+    ) -> pl.DataFrame: ...
+
+    def encoded(
+        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema
+    ) -> bytes | None: ...
 
 
 @dataclass(frozen=True)
