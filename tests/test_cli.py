@@ -283,6 +283,19 @@ def test_the_command_loads_only_what_a_parquet_split_needs() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_numba_waits_for_compiled_protobuf_work() -> None:
+    import subprocess
+    import sys
+
+    # The protobuf split itself (plain messages, `vtx explain --message`) needs no numba: the
+    # compiled key/value decoder and the Parquet encoder load it when they are used.
+    code = (
+        "import sys, filter.protobuf_split, filter.kv_engine\n"
+        "assert 'numba' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_reencode_writes_every_column_anew(runner, tmp_path, key_file) -> None:
     """By default unchanged columns keep the input's encoding; --reencode has Polars write
     them all (zstd), with the same values."""
