@@ -39,8 +39,13 @@ import pyarrow as pa
 from numba import njit
 
 from filter import thrift_compact as thrift
-from filter._version import __version__
-from filter.parquet_layout import SchemaNode, footer_bytes, layout_in_memory, row_group_entry
+from filter.parquet_layout import (
+    VTX_WRITER,
+    SchemaNode,
+    footer_bytes,
+    layout_in_memory,
+    row_group_entry,
+)
 from filter.parquet_metadata import plain_strings, polars_arrow_schema
 
 # Parquet enums (parquet.thrift).
@@ -90,7 +95,7 @@ def _template(columns: tuple[tuple[str, pl.DataType], ...]) -> FileTemplate:
         version=layout.version,
         columns=tuple(layout.columns.values()),
         key_value=polars_arrow_schema(schema),
-        created_by=f"vtx version {__version__}",
+        created_by=VTX_WRITER,
         column_orders=tuple(layout.column_order(leaf) for leaf in range(layout.leaf_count)),
         empty=data,
     )

@@ -35,9 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filter import thrift_compact as thrift
+from filter._version import __version__
 from filter.errors import InputError
 
 MAGIC = b"PAR1"
+#: The writer a footer vtx writes names, where it does not keep an input writer's name.
+VTX_WRITER = f"vtx version {__version__}"
 _TAIL = 8  # footer length (4 bytes, little-endian) and the magic
 
 
@@ -292,6 +295,6 @@ def _path(chunk: thrift.Struct) -> str:
 
 
 __all__ = [
-    "MAGIC", "ParquetLayout", "RowGroupLayout", "SchemaNode", "chunk_start", "footer_bytes",
-    "layout_in_memory", "read_layout", "relocated_chunk", "row_group_entry",
+    "MAGIC", "VTX_WRITER", "ParquetLayout", "RowGroupLayout", "SchemaNode", "chunk_start",
+    "footer_bytes", "layout_in_memory", "read_layout", "relocated_chunk", "row_group_entry",
 ]

@@ -44,12 +44,12 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from filter import thrift_compact as thrift
-from filter._version import __version__
 from filter.engine import Lookups, split_lazy, unchanged_columns
 from filter.errors import InputError
 from filter.manifest import FileRecord
 from filter.parquet_layout import (
     MAGIC,
+    VTX_WRITER,
     ParquetLayout,
     RowGroupLayout,
     SchemaNode,
@@ -138,7 +138,7 @@ def splice_pair(
                 writer.add_row_group(group, input_file.fileno(), helper)
         decoded.result()  # a page the copy passed unread must decode
         for writer in writers.values():
-            writer.finish(layout.created_by or f"vtx {__version__}", schemas[writer.side])
+            writer.finish(layout.created_by or VTX_WRITER, schemas[writer.side])
     return (writers["export"].record(), writers["onshore"].record(), dict(counts))
 
 
