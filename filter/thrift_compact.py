@@ -232,7 +232,8 @@ def write_varint(out: bytearray, n: int) -> None:
     out.append(n)
 
 
-def _write_zigzag(out: bytearray, n: int) -> None:
+def write_zigzag(out: bytearray, n: int) -> None:
+    """Append the zigzag varint of the signed integer `n` (i16, i32, i64) to `out`."""
     write_varint(out, (n << 1) ^ (n >> 63))
 
 
@@ -240,7 +241,7 @@ def _write_value(out: bytearray, wire: int, value: Any) -> None:
     if wire in (TRUE, FALSE):
         return  # a field's bool is its wire type
     if wire in (I16, I32, I64):
-        _write_zigzag(out, value)
+        write_zigzag(out, value)
     elif wire == BINARY:
         write_varint(out, len(value))
         out += value
@@ -301,7 +302,7 @@ def _write_struct(out: bytearray, value: Struct | bytes) -> None:
             out.append(delta << 4 | wire)
         else:
             out.append(wire)
-            _write_zigzag(out, field_id)
+            write_zigzag(out, field_id)
         _write_value(out, wire, field.value)
         last = field_id
     out.append(STOP)

@@ -28,7 +28,15 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from filter import parquet_encoder
-from filter.parquet_encoder import Sparse, UnsupportedColumn, encode_file, rle_hybrid
+from filter import thrift_compact as thrift
+from filter.parquet_encoder import (
+    Sparse,
+    UnsupportedColumn,
+    encode_file,
+    hybrid,
+    page_header,
+    rle_hybrid,
+)
 from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS
 from filter.readers import kv_decoder
@@ -288,6 +296,21 @@ def test_property_hybrid_round_trips(width: int, runs: list[tuple[int, int]]) ->
             continue
         encoded = rle_hybrid(np.array(values, dtype=dtype), width).tobytes()
         assert decode_hybrid(encoded, width, len(values)) == values
+        assert decode_hybrid(hybrid(np.array(values, dtype=dtype), width), width,
+                             len(values)) == values
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=st.lists(st.tuples(st.booleans(), st.integers(1, 100)), min_size=0, max_size=40),
+       kind=st.sampled_from([np.bool_, np.uint8, np.int32]))
+def test_property_one_bit_values_round_trip(runs: list[tuple[bool, int]], kind: type) -> None:
+    # Definition levels of optional columns: long runs of nulls or values between mixed
+    # stretches, packed a byte at a time (`rle_bits`), the last byte part padding.
+    values = [int(bit) for bit, n in runs for _ in range(n)]
+    encoded = hybrid(np.array(values, dtype=kind), 1)
+    assert decode_hybrid(encoded, 1, len(values)) == values
+    if len(values) >= 64 and len(set(values)) == 1:  # one long run: an RLE run, not bytes
+        assert len(encoded) < 8
 
 
 # --- key/value rows of every scalar type ----------------------------------------------------
@@ -336,3 +359,28 @@ def test_key_value_rows_of_every_type_encode_as_polars_writes_them(tmp_path) -> 
     # proto2: a leaf never set is null, in a member message that is there
     assert onshore["value_all"].drop_nulls().struct.field("s32").to_list() == [
         -(2**31), None, -(2**31), None]
+
+
+# --- page headers -------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(kind=st.sampled_from([0, 2]), size=st.integers(0, 2**31 - 1),
+       compressed=st.integers(0, 2**31 - 1), count=st.integers(0, 2**31 - 1),
+       encoding=st.sampled_from([0, 3, 8, 9]))
+def test_property_page_headers_are_what_thrift_encodes(
+    kind: int, size: int, compressed: int, count: int, encoding: int
+) -> None:
+    i32 = thrift.I32
+    header: thrift.Struct = {1: thrift.Field(i32, kind), 2: thrift.Field(i32, size),
+                             3: thrift.Field(i32, compressed)}
+    if kind == 0:
+        header[5] = thrift.Field(thrift.STRUCT, {
+            1: thrift.Field(i32, count), 2: thrift.Field(i32, encoding),
+            3: thrift.Field(i32, 3), 4: thrift.Field(i32, 3)})
+    else:
+        header[7] = thrift.Field(thrift.STRUCT, {
+            1: thrift.Field(i32, count), 2: thrift.Field(i32, 0)})
+    encoded = page_header(kind, size, compressed, count, encoding)
+    assert encoded == thrift.encode(header)
+    assert thrift.decode(encoded) == (header, len(encoded))
