@@ -11,16 +11,23 @@ is told to stop and the iterator is closed in the producer's thread.
 
 The producer runs Python code only between calls into native code that drops the GIL (numba's
 `nogil` functions, NumPy, Arrow, Polars), which is where the overlap comes from.
+
+`mapped_ahead` is the same idea for a costly function of each item: the next item is mapped
+in a second thread while the consumer waits for (or handles) the current one's result. Its
+function must be safe to run on two items at once.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _DONE = object()
 
@@ -71,3 +78,22 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     finally:
         stop.set()
         producer.join()
+
+
+def mapped_ahead(function: Callable[[T], R], items: Iterable[T], ahead: int = 1) -> Iterator[R]:
+    """`function` of each of `items`, in order: while the consumer waits for one result,
+    the next `ahead` items are mapped in threads of their own (items are drawn in the
+    consumer's thread). A failure is raised where its item's result would come; the items
+    being mapped then are finished (or cancelled, if not started) before it is raised."""
+    with ThreadPoolExecutor(max_workers=ahead + 1, thread_name_prefix="vtx-map") as pool:
+        waiting: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                waiting.append(pool.submit(function, item))
+                while len(waiting) > ahead:
+                    yield waiting.popleft().result()
+            while waiting:
+                yield waiting.popleft().result()
+        finally:
+            for future in waiting:
+                future.cancel()

@@ -49,7 +49,7 @@ from filter.manifest import FileRecord, sha256_file
 from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
-from filter.prefetch import prefetched
+from filter.prefetch import mapped_ahead, prefetched
 from filter.pseudonym import token_mapping
 from filter.readers import protobuf as pb
 from filter.splitter import (
@@ -197,20 +197,36 @@ def split_protobuf(
                 batch_size=STREAM_BATCH_MESSAGES if streams else BATCH_MESSAGES,
             )
 
+            def tokened(
+                batches: Iterable[pb.Batch],
+            ) -> Iterator[tuple[pb.Batch, dict[str, str]]]:
+                """Batches with the tokens of their VINs, in order (each VIN is hashed once
+                per run)."""
+                for batch in batches:
+                    vins = batch.distinct(export_plan.vehicle_id_column)
+                    tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
+                    yield batch, dict(tokens)  # this batch's view: the next one may add to it
+
+            def queried(
+                item: tuple[pb.Batch, dict[str, str]],
+            ) -> tuple[pb.Batch, dict[str, str], KeyValueQueries | None]:
+                batch, known = item
+                return batch, known, batch_queries(schema, batch, cat, scenario, namespace,
+                                                   known, rows=not streams, verdicts=verdicts)
+
             def prepared(
                 source: Path = source, batches: Iterable[pb.Batch] = batches
             ) -> Iterator[tuple[pb.Batch, dict[str, str], KeyValueQueries | None]]:
                 """Batches with their tokens and queries: built ahead, in the read-ahead
-                thread, while the previous batch is written (and, for Parquet output, while
-                a thread of its own decodes the next)."""
+                thread, while the previous batch is written. For Parquet output a thread of
+                its own decodes the next batch, and the next batch's queries (its two sides
+                encoded) are built while this one's are: one batch's serial steps (routing,
+                detectors) overlap the other's encoding, which keeps both cores busy."""
                 decoded = guarded_batches(source, batches)
-                for batch in decoded if streams else prefetched(decoded):
-                    vins = batch.distinct(export_plan.vehicle_id_column)
-                    tokens.update(token_mapping(key, vins.filter(~vins.is_in(list(tokens)))))
-                    known = dict(tokens)  # this batch's view: the next one may add to it
-                    yield batch, known, batch_queries(schema, batch, cat, scenario, namespace,
-                                                      known, rows=not streams,
-                                                      verdicts=verdicts)
+                if streams:
+                    yield from map(queried, tokened(decoded))
+                else:
+                    yield from mapped_ahead(queried, tokened(prefetched(decoded)))
 
             for number, (batch, known, queries) in enumerate(prefetched(prepared())):
                 tally.messages[source] += batch.messages

@@ -84,9 +84,11 @@ _SCALAR_KIND = {
 _MAX_TABLE_FIELD = 4096
 
 _MIN_SECONDS, _MAX_SECONDS = pb.MIN_TIMESTAMP_SECONDS, pb.MAX_TIMESTAMP_SECONDS
-#: Batches a split may hold at once, from decoding to writing (`protobuf_split`: one decoded
-#: ahead, one being split, one being written); the pages of older ones are handed back.
-_BATCHES_IN_FLIGHT = 4
+#: Batches a split may hold at once, from decoding to writing (`protobuf_split`: one being
+#: decoded, one decoded ahead, one being split, one split and held, one waiting for the
+#: writer, one being written); the pages of older ones are handed back (a page handed back
+#: too soon would be read again from the file: slower, never wrong).
+_BATCHES_IN_FLIGHT = 6
 # Framing stops (the status `frame_messages` returns).
 _FRAMED_ALL, _FRAMED_BATCH, _FRAMING_ERROR = 0, 1, 2
 
