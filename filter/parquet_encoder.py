@@ -490,10 +490,14 @@ def hybrid(values: np.ndarray, width: int) -> bytes:
 
     One-bit values (most definition levels) are packed first, eight to a byte, and the
     kernel then reads whole bytes (`rle_bits`): a tenth of the time of `rle_hybrid`, which
-    reads them one at a time.
+    reads them one at a time. Values that change at most every other row (the codes of key
+    and member names, entry indexes) have no runs worth looking for: they are bit-packed
+    whole (`bit_packed`), in a third of the time.
     """
     if width == 1:
         return rle_bits(np.packbits(values, bitorder="little"), len(values)).tobytes()
+    if len(values) > 16 and 2 * np.count_nonzero(values[1:] != values[:-1]) > len(values):
+        return bit_packed(values, width).tobytes()
     return rle_hybrid(values, width).tobytes()
 
 
@@ -590,6 +594,14 @@ def rle_hybrid(values, width):  # pragma: no cover - compiled
     if pending:
         o = _bit_pack(values, pending_start, pending, width, out, o)
     return out[:o]
+
+
+@njit(cache=True, nogil=True)
+def bit_packed(values, width):  # pragma: no cover - compiled
+    """`values` as one bit-packed run of the hybrid encoding (the last group padded)."""
+    n = len(values)
+    out = np.empty((n + 7) // 8 * width + 16, np.uint8)
+    return out[:_bit_pack(values, 0, n, width, out, 0)]
 
 
 @njit(cache=True, nogil=True, inline="always")

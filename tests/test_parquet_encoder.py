@@ -300,6 +300,15 @@ def test_property_hybrid_round_trips(width: int, runs: list[tuple[int, int]]) ->
                              len(values)) == values
 
 
+@settings(max_examples=200, deadline=None)
+@given(width=st.integers(2, 24), values=st.lists(st.integers(0, 2**24 - 1), max_size=200))
+def test_property_values_without_runs_round_trip(width: int, values: list[int]) -> None:
+    # Codes that change at nearly every row are bit-packed whole, without looking for runs.
+    values = [v % (1 << width) for v in values]
+    encoded = hybrid(np.array(values, dtype=np.int32), width)
+    assert decode_hybrid(encoded, width, len(values)) == values
+
+
 @settings(max_examples=300, deadline=None)
 @given(runs=st.lists(st.tuples(st.booleans(), st.integers(1, 100)), min_size=0, max_size=40),
        kind=st.sampled_from([np.bool_, np.uint8, np.int32]))
