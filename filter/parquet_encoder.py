@@ -44,7 +44,6 @@ from filter.parquet_layout import (
     SchemaNode,
     footer_bytes,
     layout_in_memory,
-    row_group_entry,
 )
 from filter.parquet_metadata import plain_strings, polars_arrow_schema
 
@@ -52,7 +51,7 @@ from filter.parquet_metadata import plain_strings, polars_arrow_schema
 _BOOLEAN, _INT32, _INT64, _FLOAT, _DOUBLE, _BYTE_ARRAY = 0, 1, 2, 4, 5, 6
 _PLAIN, _RLE, _RLE_DICTIONARY, _BYTE_STREAM_SPLIT = 0, 3, 8, 9
 _DATA_PAGE, _DICTIONARY_PAGE = 0, 2
-_ZSTD = 6
+_UNCOMPRESSED, _ZSTD = 0, 6
 _UNSIGNED = frozenset({11, 12, 13, 14})  # converted types UINT_8 .. UINT_64
 _VALUE_DTYPE = {_BOOLEAN: np.bool_, _INT32: np.int32, _INT64: np.int64, _FLOAT: np.float32,
                 _DOUBLE: np.float64}
@@ -108,13 +107,21 @@ def encode_file(arrays: list[Column], schema: pl.Schema) -> bytes:
     if not rows:
         return template.empty
     out = bytearray(b"PAR1")
-    chunks: list[thrift.Struct] = []
+    chunks: list[_Chunk] = []
     for node, array in zip(template.columns, arrays, strict=True):
         if isinstance(array, pa.ChunkedArray):
             array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
         for element, leaf in _leaves(node, array):
             chunks.append(_write_chunk(out, element, leaf, rows))
-    group = row_group_entry(chunks, rows, 0)
+    group: thrift.Struct = {  # the RowGroup entry (as `parquet_layout.row_group_entry`)
+        1: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT,
+                                                       [c.entry for c in chunks])),
+        2: thrift.Field(thrift.I64, sum(c.uncompressed for c in chunks)),
+        3: thrift.Field(thrift.I64, rows),
+        5: thrift.Field(thrift.I64, chunks[0].start),
+        6: thrift.Field(thrift.I64, sum(c.compressed for c in chunks)),
+        7: thrift.Field(thrift.I16, 0),
+    }
     out += footer_bytes(template.version, template.columns, [group], rows,
                         template.key_value, template.created_by, template.column_orders)
     return bytes(out)
@@ -270,27 +277,41 @@ def string_array(values: list[str]) -> pa.Array:
 # --- column chunks ------------------------------------------------------------------------
 
 
-def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int) -> thrift.Struct:
-    """Append `leaf`'s column chunk to `out`; its ColumnChunk entry."""
+@dataclass(frozen=True)
+class _Chunk:
+    """A column chunk written: its footer entry (a ColumnChunk, encoded), where it starts,
+    and its sizes."""
+
+    entry: bytes
+    start: int
+    uncompressed: int
+    compressed: int
+
+
+#: Column chunks whose pages are all smaller than this are not compressed (the codec is per
+#: chunk): zstd would save a few bytes, or add some, for 50 us a page (most of the chunks
+#: of a side are columns it holds few values of, or none).
+MIN_COMPRESSED_PAGE = 1024
+
+
+def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int) -> _Chunk:
+    """Append `leaf`'s column chunk to `out`."""
     physical = int(element[1].value)
     unsigned = int(element[6].value) in _UNSIGNED if 6 in element else False
     array = leaf.array
     start = len(out)
-    dictionary_offset = None
+    dictionary = None
     if pa.types.is_dictionary(array.type):
         codes = array_values(array.indices)
         if leaf.present is not None:
             codes = codes[leaf.present]
         values, used = _dictionary_values(array.dictionary, physical, codes)
-        dictionary_offset = start
-        size = len(array.dictionary)
-        dictionary_bytes = _write_page(out, _DICTIONARY_PAGE, _plain(values, physical), size)
-        width = max(int(size - 1).bit_length(), 1)
+        dictionary = _plain(values, physical)
+        width = max(int(len(array.dictionary) - 1).bit_length(), 1)
         body = bytes([width]) + hybrid(codes, width)
         encoding = _RLE_DICTIONARY
         statistics = _statistics(used, physical, unsigned, rows - len(codes))
     else:
-        dictionary_bytes = 0
         values = _present_values(array, physical, leaf.present)
         if physical in (_FLOAT, _DOUBLE):  # smaller, and compressed in half the time
             body = _byte_stream_split(values)  # type: ignore[arg-type]
@@ -299,38 +320,34 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
             body = _plain(values, physical)
             encoding = _PLAIN
         statistics = _statistics(values, physical, unsigned, rows - _count(values))
-    data_offset = len(out)
     levels = len(leaf.levels).to_bytes(4, "little") + leaf.levels if leaf.max_level else b""
-    uncompressed = dictionary_bytes + _write_page(out, _DATA_PAGE, levels + body, rows, encoding)
+    body = levels + body
+    codec = _ZSTD if max(len(body), len(dictionary or b"")) >= MIN_COMPRESSED_PAGE \
+        else _UNCOMPRESSED
+    uncompressed = 0
+    if dictionary is not None:
+        uncompressed += _write_page(out, _DICTIONARY_PAGE, dictionary,
+                                    len(array.dictionary), _PLAIN, codec)
+    data_offset = len(out)
+    uncompressed += _write_page(out, _DATA_PAGE, body, rows, encoding, codec)
     size = len(out) - start
-    encodings = [encoding, _RLE] if encoding != _RLE_DICTIONARY else [_PLAIN, _RLE, encoding]
-    meta: thrift.Struct = {
-        1: thrift.Field(thrift.I32, physical),
-        2: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.I32, encodings)),
-        3: thrift.Field(thrift.LIST, thrift.ThriftList(
-            thrift.BINARY, [p.encode() for p in leaf.path])),
-        4: thrift.Field(thrift.I32, _ZSTD),
-        5: thrift.Field(thrift.I64, rows),
-        6: thrift.Field(thrift.I64, uncompressed),
-        7: thrift.Field(thrift.I64, size),
-        9: thrift.Field(thrift.I64, data_offset),
-        12: thrift.Field(thrift.STRUCT, statistics),
-    }
-    if dictionary_offset is not None:
-        meta[11] = thrift.Field(thrift.I64, dictionary_offset)
-    return {2: thrift.Field(thrift.I64, start), 3: thrift.Field(thrift.STRUCT, meta)}
+    entry = column_chunk(
+        start, _chunk_prefix(physical, encoding, leaf.path), codec, rows, uncompressed, size,
+        data_offset, start if dictionary is not None else None, statistics)
+    return _Chunk(entry, start, uncompressed, size)
 
 
 def _write_page(
-    out: bytearray, kind: int, body: bytes, count: int, encoding: int = _PLAIN
+    out: bytearray, kind: int, body: bytes, count: int, encoding: int, codec: int
 ) -> int:
-    """Append a compressed page to `out`; the uncompressed size of header and page."""
+    """Append a page to `out`, compressed with `codec`; the uncompressed size of header and
+    page."""
     if len(body) > MAX_PAGE_BYTES:
         raise UnsupportedColumn(f"a page of {len(body)} bytes")
-    compressed = _CODEC.compress(body, asbytes=True)
-    encoded = page_header(kind, len(body), len(compressed), count, encoding)
+    stored = _CODEC.compress(body, asbytes=True) if codec == _ZSTD else body
+    encoded = page_header(kind, len(body), len(stored), count, encoding)
     out += encoded
-    out += compressed
+    out += stored
     return len(encoded) + len(body)
 
 
@@ -352,6 +369,58 @@ def page_header(kind: int, size: int, compressed: int, count: int, encoding: int
         out.append(0x10 | thrift.I32)
         thrift.write_zigzag(out, value)
     out += bytes([thrift.STOP, thrift.STOP])  # ends the inner struct, then the header
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _chunk_prefix(physical: int, encoding: int, path: tuple[str, ...]) -> bytes:
+    """Fields 1-3 of a ColumnMetaData (type, encodings, path), encoded: the same for a
+    column in every file."""
+    encodings = [encoding, _RLE] if encoding != _RLE_DICTIONARY else [_PLAIN, _RLE, encoding]
+    encoded = thrift.encode({
+        1: thrift.Field(thrift.I32, physical),
+        2: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.I32, encodings)),
+        3: thrift.Field(thrift.LIST, thrift.ThriftList(
+            thrift.BINARY, [p.encode() for p in path])),
+    })
+    return encoded[:-1]  # without the struct's end
+
+
+def column_chunk(
+    start: int, prefix: bytes, codec: int, values: int, uncompressed: int, compressed: int,
+    data_offset: int, dictionary_offset: int | None, statistics: _Statistics,
+) -> bytes:
+    """The encoded ColumnChunk footer entry of a chunk at `start`: its ColumnMetaData is
+    `prefix` (`_chunk_prefix`), the codec, sizes and offsets, and `statistics`. The bytes
+    `thrift.encode` makes of that struct, written directly (a chunk per column and file)."""
+    out = bytearray([0x20 | thrift.I64])  # field 2: file_offset
+    thrift.write_zigzag(out, start)
+    out.append(0x10 | thrift.STRUCT)  # field 3: meta_data
+    out += prefix
+    out.append(0x10 | thrift.I32)  # field 4: codec
+    thrift.write_zigzag(out, codec)
+    for value in (values, uncompressed, compressed):  # fields 5-7
+        out.append(0x10 | thrift.I64)
+        thrift.write_zigzag(out, value)
+    out.append(0x20 | thrift.I64)  # field 9: data_page_offset
+    thrift.write_zigzag(out, data_offset)
+    if dictionary_offset is not None:
+        out.append(0x20 | thrift.I64)  # field 11: dictionary_page_offset
+        thrift.write_zigzag(out, dictionary_offset)
+        out.append(0x10 | thrift.STRUCT)  # field 12: statistics
+    else:
+        out.append(0x30 | thrift.STRUCT)
+    nulls, low, high = statistics
+    out.append(0x30 | thrift.I64)  # field 3: null_count
+    thrift.write_zigzag(out, nulls)
+    if low is not None and high is not None:
+        out.append(0x20 | thrift.BINARY)  # field 5: max_value
+        thrift.write_varint(out, len(high))
+        out += high
+        out.append(0x10 | thrift.BINARY)  # field 6: min_value
+        thrift.write_varint(out, len(low))
+        out += low
+    out += bytes([thrift.STOP, thrift.STOP, thrift.STOP])  # statistics, meta_data, chunk
     return bytes(out)
 
 
@@ -454,9 +523,13 @@ def _byte_stream_split(values: np.ndarray) -> bytes:
     return np.ascontiguousarray(values).view(np.uint8).reshape(-1, width).T.tobytes()
 
 
-def _statistics(values: object, physical: int, unsigned: bool, nulls: int) -> thrift.Struct:
+#: A chunk's statistics: its null count, and the min and max of its values, encoded as
+#: PLAIN values are (None when it has none).
+_Statistics = tuple[int, bytes | None, bytes | None]
+
+
+def _statistics(values: object, physical: int, unsigned: bool, nulls: int) -> _Statistics:
     """Null count, and min and max of the present values (none when there are none)."""
-    stats: thrift.Struct = {3: thrift.Field(thrift.I64, nulls)}
     low = high = None
     if isinstance(values, _Spans):
         if len(values.rows):
@@ -479,10 +552,7 @@ def _statistics(values: object, physical: int, unsigned: bool, nulls: int) -> th
             ordered = array.view(np.uint32 if physical == _INT32 else np.uint64) if unsigned \
                 else array
             low, high = ordered.min().tobytes(), ordered.max().tobytes()
-    if low is not None and high is not None:
-        stats[5] = thrift.Field(thrift.BINARY, high)
-        stats[6] = thrift.Field(thrift.BINARY, low)
-    return stats
+    return nulls, low, high
 
 
 def hybrid(values: np.ndarray, width: int) -> bytes:

@@ -30,8 +30,10 @@ from polars.testing import assert_frame_equal
 from filter import parquet_encoder
 from filter import thrift_compact as thrift
 from filter.parquet_encoder import (
+    MIN_COMPRESSED_PAGE,
     Sparse,
     UnsupportedColumn,
+    column_chunk,
     encode_file,
     hybrid,
     page_header,
@@ -393,3 +395,59 @@ def test_property_page_headers_are_what_thrift_encodes(
     encoded = page_header(kind, size, compressed, count, encoding)
     assert encoded == thrift.encode(header)
     assert thrift.decode(encoded) == (header, len(encoded))
+
+
+i64 = st.integers(0, 2**62)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=i64, values=i64, uncompressed=i64, compressed=i64, data_offset=i64,
+       dictionary_offset=st.none() | i64, nulls=i64, codec=st.sampled_from([0, 6]),
+       bounds=st.none() | st.tuples(st.binary(max_size=40), st.binary(max_size=40)),
+       path=st.lists(st.text(min_size=1, max_size=10), min_size=1, max_size=3),
+       encodings=st.lists(st.sampled_from([0, 3, 8, 9]), min_size=1, max_size=3))
+def test_property_column_chunks_are_what_thrift_encodes(
+    start: int, values: int, uncompressed: int, compressed: int, data_offset: int,
+    dictionary_offset: int | None, nulls: int, codec: int,
+    bounds: tuple[bytes, bytes] | None, path: list[str], encodings: list[int],
+) -> None:
+    def i64_field(v: int) -> thrift.Field:
+        return thrift.Field(thrift.I64, v)
+
+    statistics: thrift.Struct = {3: i64_field(nulls)}
+    if bounds is not None:
+        statistics[5] = thrift.Field(thrift.BINARY, bounds[1])
+        statistics[6] = thrift.Field(thrift.BINARY, bounds[0])
+    prefix_fields: thrift.Struct = {
+        1: thrift.Field(thrift.I32, 2),
+        2: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.I32, encodings)),
+        3: thrift.Field(thrift.LIST, thrift.ThriftList(
+            thrift.BINARY, [p.encode() for p in path])),
+    }
+    meta: thrift.Struct = {**prefix_fields, 4: thrift.Field(thrift.I32, codec),
+                           5: i64_field(values), 6: i64_field(uncompressed),
+                           7: i64_field(compressed), 9: i64_field(data_offset),
+                           12: thrift.Field(thrift.STRUCT, statistics)}
+    if dictionary_offset is not None:
+        meta[11] = i64_field(dictionary_offset)
+    chunk = {2: i64_field(start), 3: thrift.Field(thrift.STRUCT, meta)}
+    prefix = thrift.encode(prefix_fields)[:-1]
+    encoded = column_chunk(start, prefix, codec, values, uncompressed, compressed,
+                           data_offset, dictionary_offset,
+                           (nulls, *(bounds if bounds is not None else (None, None))))
+    assert encoded == thrift.encode(chunk)
+
+
+def test_only_chunks_with_a_page_worth_compressing_are_compressed() -> None:
+    rows = 50_000
+    schema = pl.Schema({"dense": pl.Int64, "sparse": pl.Int64, "empty": pl.Int64})
+    data = encode_file([pa.array(np.arange(rows, dtype=np.int64)),
+                        Sparse(np.array([7, 70]), pa.array([1, 2], pa.int64()), rows),
+                        Sparse(np.zeros(0, np.int64), pa.array([], pa.int64()), rows)], schema)
+    group = pq.read_metadata(io.BytesIO(data)).row_group(0)
+    codecs = [group.column(i).compression for i in range(3)]
+    assert codecs == ["ZSTD", "UNCOMPRESSED", "UNCOMPRESSED"]
+    assert group.column(1).total_uncompressed_size < MIN_COMPRESSED_PAGE
+    back = pl.read_parquet(io.BytesIO(data))
+    assert back["dense"].to_list() == list(range(rows))
+    assert back["sparse"].drop_nulls().to_list() == [1, 2] and back["empty"].null_count() == rows
