@@ -150,6 +150,39 @@ class RuleMatch:
 
 
 @dataclass(frozen=True)
+class _FirstName:
+    """The patterns that can match paths of one first name, in rule order, indexed by the
+    second name they ask for: a path's candidates are found without testing every pattern
+    (the fleet keys: some 300 names, each with a rule of its own)."""
+
+    every: tuple[tuple[Rule, PathPattern], ...]
+    any_second: tuple[int, ...]  # positions in `every` of the patterns any second name fits
+    by_second: dict[str, tuple[int, ...]]  # the others, by the second name they ask for
+
+    @classmethod
+    def of(cls, patterns: Iterable[tuple[Rule, PathPattern]]) -> _FirstName:
+        every = tuple(patterns)
+        any_second: list[int] = []
+        by_second: dict[str, list[int]] = {}
+        for position, (_, pattern) in enumerate(every):
+            # A pattern's second name rules a path out only after a first name that is not
+            # "**" (a superset: the regex decides).
+            if len(pattern.segments) == 1 or pattern.segments[0] == "**" \
+                    or pattern.segments[1] in ("*", "**"):
+                any_second.append(position)
+            else:
+                by_second.setdefault(pattern.segments[1], []).append(position)
+        return cls(every, tuple(any_second), {k: tuple(v) for k, v in by_second.items()})
+
+    def candidates(self, second: str | None) -> tuple[tuple[Rule, PathPattern], ...]:
+        """The patterns that can match a path with this second name (None: it has none)."""
+        if second is None:
+            return self.every
+        positions = sorted(self.any_second + self.by_second.get(second, ()))
+        return tuple(self.every[p] for p in positions)
+
+
+@dataclass(frozen=True)
 class Catalogue:
     """A validated catalogue. Build it with `load_catalogue` or `catalogue_from_mapping`."""
 
@@ -168,9 +201,7 @@ class Catalogue:
     )
     # Per first path segment, and per first two, the patterns that can match such a path,
     # in rule order.
-    _by_first: dict[str, tuple[tuple[Rule, PathPattern], ...]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    _by_first: dict[str, _FirstName] = field(default_factory=dict, compare=False, repr=False)
     _candidates: dict[tuple[str, str | None], tuple[tuple[Rule, PathPattern], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -192,17 +223,11 @@ class Catalogue:
             return found
         under = self._by_first.get(first)
         if under is None:
-            under = self._by_first[first] = tuple(
+            under = self._by_first[first] = _FirstName.of(
                 (rule, pattern) for rule in self.rules for pattern in rule.patterns
                 if pattern.segments[0] in ("*", "**", first)
             )
-        # A pattern's second name rules a path out only after a first name that is not "**"
-        # (a superset: the regex decides).
-        found = self._candidates[(first, second)] = tuple(
-            (rule, pattern) for rule, pattern in under
-            if second is None or len(pattern.segments) == 1 or pattern.segments[0] == "**"
-            or pattern.segments[1] in ("*", "**", second)
-        )
+        found = self._candidates[(first, second)] = under.candidates(second)
         return found
 
     def _best_match(self, path: str) -> RuleMatch | None:

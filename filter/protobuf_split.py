@@ -282,8 +282,8 @@ def protobuf_plan(
     else:
         decided = plan(pb.key_value_schema(schema), catalogue, scenario, origin=origin)
         names = [v.name for v in schema.key_value.key.enum_type.values]
-        unknown = [f"{namespace}.{n}" for n in names
-                   if catalogue.classify(f"{namespace}.{n}") is None]
+        unknown = [] if on_unknown != "fail" else [
+            f"{namespace}.{n}" for n in names if catalogue.classify(f"{namespace}.{n}") is None]
     if on_unknown == "fail" and unknown:
         raise UnclassifiedFieldsError(unknown, catalogue.id)
     return decided

@@ -224,6 +224,26 @@ def test_shipped_catalogue_classifies_every_fleet_key_by_its_own_name(shipped) -
                                                  f"fleet.{key}.**".casefold()), key
 
 
+_SEGMENTS = ["Vehicle", "fleet", "Cabin", "Soc", "Location", "Speed", "x", "*", "OBD",
+             "Powertrain", "TractionBattery", "Seat", "Row1", "DriverSide", "Position"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(st.sampled_from(_SEGMENTS) | st.sampled_from(fleet_keys()),
+                      min_size=1, max_size=5))
+def test_property_candidates_hold_every_matching_pattern_in_rule_order(shipped,
+                                                                       names: list[str]) -> None:
+    # The index by first two names (`Catalogue._patterns_for`) may only leave out patterns
+    # that cannot match: classifying through it is classifying against every rule.
+    for path in (".".join(names), ".".join(names).casefold()):
+        candidates = shipped._patterns_for(path)
+        every = [(r, p) for r in shipped.rules for p in r.patterns]
+        matching = [(r, p) for r, p in every if p.matches(path)]
+        assert [c for c in candidates if c in matching] == matching
+        order = [every.index(c) for c in candidates]
+        assert order == sorted(order)
+
+
 @pytest.mark.parametrize(
     ("key", "kind"),
     [("Location", "withheld"), ("GpsHeading", "withheld"), ("DestinationName", "withheld"),
