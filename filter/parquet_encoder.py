@@ -3,8 +3,9 @@
 In: one row group's columns as Arrow arrays, of the types the compiled key/value decoder builds
 (booleans, integers, floats, timestamps, strings and binaries; dictionary arrays of those;
 structs of them, one level deep), and the Polars schema of the frame they make.
-Out: the bytes of a Parquet file holding them: one row group, zstd level 1, data pages v1 with
-RLE definition levels, min/max/null statistics. Its schema, Arrow schema ("ARROW:schema", with
+Out: the bytes of a Parquet file holding them: one row group, zstd level 1 (but column chunks
+whose pages are all under 1 KiB: uncompressed), data pages v1 with RLE definition levels,
+min/max/null statistics. Its schema, Arrow schema ("ARROW:schema", with
 strings for `pl.Enum` columns) and column orders are those Polars writes for the same frame
 schema (`FileTemplate`, taken from a file Polars writes), so part files from either writer
 read back alike, with the same types, in Polars, pyarrow and DuckDB.
@@ -21,7 +22,9 @@ indexed by each entry's message, written as such: nothing is hashed or compared 
 What is written per leaf column (field ids of parquet.thrift in the code): an optional
 dictionary page (PLAIN values), then one data page: the definition levels (RLE/bit-packed
 hybrid, with their 4-byte length), then the present values: PLAIN, BYTE_STREAM_SPLIT (floats)
-or RLE_DICTIONARY indices; each page compressed whole. A dictionary may hold a value twice
+or RLE_DICTIONARY indices; each page compressed whole. Page headers and the footer's column
+chunk entries are written directly, as `thrift.encode` would write their structs (thousands
+per run: the generic encoder cost 1 ms a file). A dictionary may hold a value twice
 (two messages with the same timestamp): Parquet and Arrow allow it, and readers decode
 through it.
 """
