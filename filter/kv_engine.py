@@ -326,6 +326,8 @@ class StringVerdicts:
     the batch before), and a detector call costs milliseconds however few values it tests; so
     each distinct value is tested once per run. At most `limit` values are remembered; a batch
     of mostly distinct values (free text) is tested value by value, remembering none.
+    Threads splitting two batches at once may share it (`prefetch.mapped_ahead`): a verdict
+    depends on the value alone, so a race at worst tests a value twice.
     """
 
     def __init__(self, limit: int = 100_000) -> None:
