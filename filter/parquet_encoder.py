@@ -47,6 +47,7 @@ from filter.parquet_layout import (
     SchemaNode,
     footer_bytes,
     layout_in_memory,
+    row_group_of,
 )
 from filter.parquet_metadata import plain_strings, polars_arrow_schema
 
@@ -116,15 +117,9 @@ def encode_file(arrays: list[Column], schema: pl.Schema) -> bytes:
             array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
         for element, leaf in _leaves(node, array):
             chunks.append(_write_chunk(out, element, leaf, rows))
-    group: thrift.Struct = {  # the RowGroup entry (as `parquet_layout.row_group_entry`)
-        1: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT,
-                                                       [c.entry for c in chunks])),
-        2: thrift.Field(thrift.I64, sum(c.uncompressed for c in chunks)),
-        3: thrift.Field(thrift.I64, rows),
-        5: thrift.Field(thrift.I64, chunks[0].start),
-        6: thrift.Field(thrift.I64, sum(c.compressed for c in chunks)),
-        7: thrift.Field(thrift.I16, 0),
-    }
+    group = row_group_of([c.entry for c in chunks], rows, 0,
+                         sum(c.uncompressed for c in chunks),
+                         sum(c.compressed for c in chunks), chunks[0].start)
     out += footer_bytes(template.version, template.columns, [group], rows,
                         template.key_value, template.created_by, template.column_orders)
     return bytes(out)
@@ -260,10 +255,13 @@ def _bits(array: pa.Array, buffer: int) -> np.ndarray:
     return bits[array.offset:array.offset + len(array)].view(np.bool_)
 
 
-def numpy_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def numpy_array(
+    values: np.ndarray, valid: np.ndarray | None = None, kind: pa.DataType | None = None
+) -> pa.Array:
     """A primitive Arrow array over `values` (no copy, but of booleans), null where not
-    `valid`. (Not `pa.array`: it imports pandas where pandas is installed, half a second.)"""
-    kind = pa.from_numpy_dtype(values.dtype)
+    `valid`, of type `kind` (by default, the type of `values`' dtype). (Not `pa.array`: it
+    imports pandas where pandas is installed, half a second.)"""
+    kind = pa.from_numpy_dtype(values.dtype) if kind is None else kind
     data = np.packbits(values, bitorder="little") if values.dtype == np.bool_ else values
     nulls = 0 if valid is None else len(valid) - int(np.count_nonzero(valid))
     bitmap = None if not nulls else pa.py_buffer(np.packbits(valid, bitorder="little"))
@@ -621,8 +619,6 @@ def rle_bits(packed, count):  # pragma: no cover - compiled
         out[o:o + size - literal] = packed[literal:size]
         o += size - literal
     return out[:o]
-
-
 
 
 @njit(cache=True, nogil=True)

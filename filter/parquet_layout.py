@@ -214,15 +214,26 @@ def relocated_chunk(chunk: thrift.Struct, start: int, new_start: int) -> thrift.
 def row_group_entry(chunks: Sequence[thrift.Struct], rows: int, ordinal: int) -> thrift.Struct:
     """A RowGroup entry for `chunks` (relocated, in leaf order) holding `rows` rows."""
     metas = [c[3].value for c in chunks]
+    return row_group_of(chunks, rows, ordinal, sum(m[6].value for m in metas),
+                        sum(m[7].value for m in metas),
+                        chunks[0][2].value if chunks else None)
+
+
+def row_group_of(
+    chunks: Sequence[thrift.Struct | bytes], rows: int, ordinal: int, uncompressed: int,
+    compressed: int, file_offset: int | None,
+) -> thrift.Struct:
+    """A RowGroup entry of `chunks` (ColumnChunk entries, or their encodings, in leaf order)
+    holding `rows` rows, with the chunks' total sizes and the first one's offset."""
     entry: thrift.Struct = {
         1: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT, list(chunks))),
-        2: thrift.Field(thrift.I64, sum(m[6].value for m in metas)),
+        2: thrift.Field(thrift.I64, uncompressed),
         3: thrift.Field(thrift.I64, rows),
-        6: thrift.Field(thrift.I64, sum(m[7].value for m in metas)),
+        6: thrift.Field(thrift.I64, compressed),
         7: thrift.Field(thrift.I16, ordinal),
     }
-    if chunks:
-        entry[5] = thrift.Field(thrift.I64, chunks[0][2].value)
+    if file_offset is not None:
+        entry[5] = thrift.Field(thrift.I64, file_offset)
     return entry
 
 
@@ -297,4 +308,5 @@ def _path(chunk: thrift.Struct) -> str:
 __all__ = [
     "MAGIC", "VTX_WRITER", "ParquetLayout", "RowGroupLayout", "SchemaNode", "chunk_start",
     "footer_bytes", "layout_in_memory", "read_layout", "relocated_chunk", "row_group_entry",
+    "row_group_of",
 ]

@@ -923,10 +923,9 @@ def _arrow_columns(
         [m.name for m in tables.members.fields]), valid=ent_member >= 0)
     message_members, groups = _member_groups(tables, ent_member, schema, target)
     for j, column in message_members:
-        decoded = leaves[j]
-        still = keep[decoded.rows]
-        built[column] = Sparse(np.searchsorted(picked, decoded.rows[still]), _struct_array(
-            tables.member_tables[j], buf, decoded, still, target[column]), height)
+        kept = _kept_leaves(leaves[j], keep, picked)
+        built[column] = Sparse(kept.rows, _struct_array(
+            tables.member_tables[j], buf, kept, target[column]), height)
     values: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
     for (column, _), (kind, field, holds) in groups.items():
         rows = np.flatnonzero(holds)
@@ -1030,25 +1029,38 @@ def _by_range(values: np.ndarray) -> pa.Array:
 
 
 def _struct_array(
-    table: MessageTable, buf: np.ndarray, decoded: _Leaves, still: np.ndarray,
-    dtype: pl.DataType,
+    table: MessageTable, buf: np.ndarray, decoded: _Leaves, dtype: pl.DataType
 ) -> pa.StructArray:
-    """A message member's leaves, for the entries holding it that are kept (`still`)."""
-    leaf_types = dtype.to_schema()
-    holds = np.ones(int(still.sum()), dtype=np.bool_)
-    children = [
-        _scalar_array(
-            leaf.json_name, int(table.kinds[slot]), leaf, buf, decoded.ints[still, slot],
-            decoded.floats[still, slot], decoded.starts[still, slot],
-            decoded.lengths[still, slot],
-            decoded.seen[still, slot] if leaf.has_presence else holds,
-            leaf_types[leaf.json_name],
-        )
-        for slot, leaf in enumerate(table.fields)
-    ]
+    """A message member's leaves, a struct per entry of `decoded`."""
+    children = _leaf_columns(table, buf, decoded, dtype.to_schema())
     return pa.StructArray.from_arrays(
         [c.to_arrow() if isinstance(c, pl.Series) else c for c in children],
         names=[f.json_name for f in table.fields])
+
+
+def _kept_leaves(decoded: _Leaves, keep: np.ndarray, picked: np.ndarray) -> _Leaves:
+    """`decoded` for the entries `keep` selects, with their positions among them (`picked`:
+    the positions `keep` selects) as rows."""
+    still = keep[decoded.rows]
+    return _Leaves(np.searchsorted(picked, decoded.rows[still]), decoded.ok[still],
+                   decoded.ints[still], decoded.floats[still], decoded.starts[still],
+                   decoded.lengths[still], decoded.seen[still])
+
+
+def _leaf_columns(
+    table: MessageTable, buf: np.ndarray, decoded: _Leaves, leaf_types: pl.Schema
+) -> list[pa.Array | pl.Series]:
+    """A message member's leaves, one column each (`_scalar_array`), a row per entry of
+    `decoded`; a leaf without presence is valid wherever the member is held."""
+    holds = np.ones(len(decoded.rows), dtype=np.bool_)
+    return [
+        _scalar_array(
+            leaf.json_name, int(table.kinds[slot]), leaf, buf, decoded.ints[:, slot],
+            decoded.floats[:, slot], decoded.starts[:, slot], decoded.lengths[:, slot],
+            decoded.seen[:, slot] if leaf.has_presence else holds, leaf_types[leaf.json_name],
+        )
+        for slot, leaf in enumerate(table.fields)
+    ]
 
 
 @functools.cache
@@ -1096,16 +1108,9 @@ def _columns(
         where)
     message_members, groups = _member_groups(tables, ent_member, target, target)
     for j, name in message_members:
-        decoded = leaves[j]
-        rows = decoded.rows
-        if not all_kept:
-            still = keep[rows]
-            rows = np.searchsorted(picked, rows[still])
-            decoded = _Leaves(rows, decoded.ok[still], decoded.ints[still],
-                              decoded.floats[still], decoded.starts[still],
-                              decoded.lengths[still], decoded.seen[still])
-        columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, rows,
-                                       height, target[name])
+        decoded = leaves[j] if all_kept else _kept_leaves(leaves[j], keep, picked)
+        columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, height,
+                                       target[name])
     values: dict[str, list[pl.Series]] = {}
     for (column, _), (kind, field, holds) in groups.items():
         values.setdefault(column, []).append(_as_series(_scalar_array(
@@ -1199,18 +1204,6 @@ def _name_lookup(known: tuple[tuple[int, str], ...]) -> _NameLookup:
     return _NameLookup(index, names, far, as_enum(names), [v for _, v in near])
 
 
-def _arrow(values: np.ndarray, valid: np.ndarray | None, kind: pa.DataType) -> pa.Array:
-    """A primitive Arrow array over `values` (no copy), null where not `valid`."""
-    nulls = 0 if valid is None else len(valid) - int(np.count_nonzero(valid))
-    bitmap = None if nulls == 0 else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    if kind == pa.bool_():
-        values = np.packbits(values, bitorder="little")
-    return pa.Array.from_buffers(
-        kind, len(valid) if valid is not None else len(values),
-        [bitmap, pa.py_buffer(np.ascontiguousarray(values))], null_count=nulls,
-    )
-
-
 def _built_as(kind: int, field: FieldDescriptor, dtype: pl.DataType) -> str | None:
     """How `_scalar_array` builds a member's column: members built alike into one column can
     share one call. None for enums, each of which names its numbers by its own values."""
@@ -1250,7 +1243,7 @@ def _scalar_array(
     """The same column as an Arrow array as decoded (64-bit integers and floats: `dtype` says
     what they become), or, for an enum, as the Polars column of its names."""
     if kind == K_TIMESTAMP:
-        return _arrow(ints, valid, pa.timestamp("us", tz="UTC"))
+        return numpy_array(ints, valid, pa.timestamp("us", tz="UTC"))
     if kind in (K_STRING, K_BYTES):
         offsets, data = gather_bytes(buf, starts, lengths, valid)
         nulls = len(valid) - int(np.count_nonzero(valid))
@@ -1260,37 +1253,28 @@ def _scalar_array(
             [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls,
         )
     if kind in (K_DOUBLE, K_FLOAT):
-        return _arrow(floats, valid, pa.float64())
+        return numpy_array(floats, valid, pa.float64())
     if kind == K_BOOL:
-        return _arrow(ints != 0, valid, pa.bool_())
+        return numpy_array(ints != 0, valid, pa.bool_())
     if field.type == FieldDescriptor.TYPE_ENUM:
         names = _names(pl.Series(name, ints.astype(np.int32)), field.enum_type, name)
         return names if valid.all() else names.set(pl.Series(~valid), None)
     if dtype == pl.UInt64:
-        return _arrow(ints.view(np.uint64), valid, pa.uint64())
-    return _arrow(ints, valid, pa.int64())
+        return numpy_array(ints.view(np.uint64), valid, pa.uint64())
+    return numpy_array(ints, valid, pa.int64())
 
 
 def _struct_series(
-    name: str,
-    table: MessageTable,
-    buf: np.ndarray,
-    decoded: _Leaves,
-    rows: np.ndarray,
-    height: int,
+    name: str, table: MessageTable, buf: np.ndarray, decoded: _Leaves, height: int,
     dtype: pl.DataType,
 ) -> pl.Series:
-    """A message member's struct column: its leaves where an entry holds it, null elsewhere."""
-    holds = np.ones(len(rows), dtype=np.bool_)
+    """A message member's struct column of `height` rows: its leaves where an entry holds it
+    (`decoded.rows`), null elsewhere."""
+    rows = decoded.rows
     leaf_types = dtype.to_schema()
-    fields = [
-        _as_series(_scalar_array(
-            leaf.json_name, int(table.kinds[slot]), leaf, buf, decoded.ints[:, slot],
-            decoded.floats[:, slot], decoded.starts[:, slot], decoded.lengths[:, slot],
-            decoded.seen[:, slot] if leaf.has_presence else holds, leaf_types[leaf.json_name],
-        ), leaf.json_name, leaf_types[leaf.json_name])
-        for slot, leaf in enumerate(table.fields)
-    ]
+    fields = [_as_series(column, leaf.json_name, leaf_types[leaf.json_name])
+              for column, leaf in zip(_leaf_columns(table, buf, decoded, leaf_types),
+                                      table.fields, strict=True)]
     # The decoded structs, then a null one that the entries without this member point at.
     struct = pl.DataFrame(fields, schema=leaf_types).to_struct(name).extend_constant(None, 1)
     index = np.full(height, len(rows), dtype=np.int64)
