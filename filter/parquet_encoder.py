@@ -1,8 +1,9 @@
 """Parquet files encoded straight from Arrow arrays: the writer of key/value rows.
 
-In: one row group's columns as Arrow arrays, of the types the compiled key/value decoder builds
-(booleans, integers, floats, timestamps, strings and binaries; dictionary arrays of those;
-structs of them, one level deep), and the Polars schema of the frame they make.
+In: one row group's columns as Arrow arrays (or `Sparse` and `Repeated` columns), of the
+types the compiled key/value decoder builds (booleans, integers, floats, timestamps, strings
+and binaries; dictionary arrays of those; structs of them, one level deep), and the Polars
+schema of the frame they make.
 Out: the bytes of a Parquet file holding them: one row group, zstd level 1 (but column chunks
 whose pages are all under 1 KiB: uncompressed), data pages v1 with RLE definition levels,
 min/max/null statistics. Its schema, Arrow schema ("ARROW:schema", with
@@ -16,8 +17,9 @@ Why not Polars' or pyarrow's writer: key/value rows are mostly nulls (each entry
 some 16 value columns), and those writers spend 15-20 ns on each null (an all-null Int64
 column of 300,000 rows: 6 ms in Polars; pyarrow as much under structs): half the CPU of a
 key/value split with Parquet output. Here a run of nulls is one RLE run, and a column that
-repeats per message (VIN, token, timestamp) comes as a dictionary array of the message values
-indexed by each entry's message, written as such: nothing is hashed or compared per entry.
+repeats per message (VIN, token, timestamp) comes as the message values and how many entries
+each message has on the side (`Repeated`), written as a dictionary of the message values and
+one RLE run of its code per message: nothing is hashed, compared or even written per entry.
 
 What is written per leaf column (field ids of parquet.thrift in the code): an optional
 dictionary page (PLAIN values), then one data page: the definition levels (RLE/bit-packed
@@ -142,7 +144,22 @@ class Sparse:
         return self.height
 
 
-Column = pa.Array | pa.ChunkedArray | Sparse
+@dataclass(frozen=True)
+class Repeated:
+    """A column whose rows come in stretches: `values[k]` (of a dictionary array, the value
+    it codes), `counts[k]` times over (0: not at all), in order. What entries take on from
+    their message: each message's value is written once, as an RLE run of its entries
+    (`rle_runs`), instead of once per entry and then searched for runs."""
+
+    values: pa.Array
+    counts: np.ndarray  # int64, one per value
+    height: int  # the sum of `counts`
+
+    def __len__(self) -> int:
+        return self.height
+
+
+Column = pa.Array | pa.ChunkedArray | Sparse | Repeated
 
 
 @dataclass(frozen=True)
@@ -154,11 +171,16 @@ class _Leaf:
     max_level: int
     array: pa.Array  # the leaf's values: of all rows, or of a sparse column's rows
     present: np.ndarray | None  # which of `array`'s values are written (None: all)
+    counts: np.ndarray | None = None  # a `Repeated` column's: how often each value is
 
 
-def _leaves(node: SchemaNode, column: pa.Array | Sparse) -> list[tuple[thrift.Struct, _Leaf]]:
+def _leaves(
+    node: SchemaNode, column: pa.Array | Sparse | Repeated
+) -> list[tuple[thrift.Struct, _Leaf]]:
     """The leaf columns of one top-level column: its own, or its struct's fields'."""
     outer_optional = _optional(node.element)
+    if isinstance(column, Repeated):
+        return [(node.element, _repeated_leaf(node, column, outer_optional))]
     if isinstance(column, Sparse):
         array, rows, height = column.values, column.rows, column.height
         outer = array_validity(array)
@@ -194,6 +216,22 @@ def _leaves(node: SchemaNode, column: pa.Array | Sparse) -> list[tuple[thrift.St
         present = inner if rows is not None else _both(outer, inner)
         found.append((child.element, _Leaf(path, levels, max_level, leaf, present)))
     return found
+
+
+def _repeated_leaf(node: SchemaNode, column: Repeated, optional: bool) -> _Leaf:
+    """The leaf of a `Repeated` column: its levels are runs, one per value (a null's: 0)."""
+    if node.children:
+        raise UnsupportedColumn(f"{node.name}: repeated values of a group")
+    valid = array_validity(column.values)
+    if valid is not None and not optional:
+        raise UnsupportedColumn(f"{node.name}: nulls in a required column")
+    if not optional or not column.height:
+        levels = b""
+    elif valid is None:
+        levels = _rle_run(column.height, 1, 1)
+    else:
+        levels = rle_runs(valid.view(np.uint8), column.counts, 1).tobytes()
+    return _Leaf((node.name,), levels, int(optional), column.values, valid, column.counts)
 
 
 def _levels_of(
@@ -302,7 +340,15 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
     array = leaf.array
     start = len(out)
     dictionary = None
-    if pa.types.is_dictionary(array.type):
+    if leaf.counts is not None and physical != _BOOLEAN:
+        array, codes, counts = _repeated_codes(array, leaf.present, leaf.counts)
+        values, used = _dictionary_values(array.dictionary, physical, codes)
+        dictionary = _plain(values, physical)
+        width = max(int(len(array.dictionary) - 1).bit_length(), 1)
+        body = bytes([width]) + rle_runs(codes, counts, width).tobytes()
+        encoding = _RLE_DICTIONARY
+        statistics = _statistics(used, physical, unsigned, rows - int(counts.sum()))
+    elif pa.types.is_dictionary(array.type):
         codes = array_values(array.indices)
         if leaf.present is not None:
             codes = codes[leaf.present]
@@ -314,6 +360,9 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
         statistics = _statistics(used, physical, unsigned, rows - len(codes))
     else:
         values = _present_values(array, physical, leaf.present)
+        if leaf.counts is not None:  # booleans: no dictionary (as other writers do)
+            held = leaf.counts if leaf.present is None else leaf.counts[leaf.present]
+            values = np.repeat(values, held)  # type: ignore[call-overload]
         if physical in (_FLOAT, _DOUBLE):  # smaller, and compressed in half the time
             body = _byte_stream_split(values)  # type: ignore[arg-type]
             encoding = _BYTE_STREAM_SPLIT
@@ -336,6 +385,24 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
         start, _chunk_prefix(physical, encoding, leaf.path), codec, rows, uncompressed, size,
         data_offset, start if dictionary is not None else None, statistics)
     return _Chunk(entry, start, uncompressed, size)
+
+
+def _repeated_codes(
+    array: pa.Array, valid: np.ndarray | None, counts: np.ndarray
+) -> tuple[pa.DictionaryArray, np.ndarray, np.ndarray]:
+    """A `Repeated` column's values as a dictionary array (a plain array: its valid values,
+    in order, are the dictionary), and the codes and counts of the values held: valid, and
+    counted at least once."""
+    if pa.types.is_dictionary(array.type):
+        codes = array_values(array.indices, np.int32)
+    else:
+        dictionary = array if valid is None else array.filter(numpy_array(valid))
+        codes = (np.arange(len(array), dtype=np.int32) if valid is None
+                 else np.cumsum(valid, dtype=np.int32) - 1)
+        array = pa.DictionaryArray.from_arrays(numpy_array(codes, valid), dictionary,
+                                               safe=False)
+    held = counts > 0 if valid is None else (counts > 0) & valid
+    return array, codes[held], counts[held]
 
 
 def _write_page(
@@ -663,6 +730,41 @@ def rle_hybrid(values, width):  # pragma: no cover - compiled
     if pending:
         o = _bit_pack(values, pending_start, pending, width, out, o)
     return out[:o]
+
+
+@njit(cache=True, nogil=True)
+def rle_runs(values, counts, width):  # pragma: no cover - compiled
+    """The RLE/bit-packed hybrid encoding of `values[k]` repeated `counts[k]` times: RLE runs
+    only, one per stretch of equal values (counts of 0 are skipped). From two repeats on a
+    run is no larger than bit-packing them, and it costs a step per value, not per row."""
+    value_bytes = (width + 7) // 8
+    out = np.empty(len(values) * (10 + value_bytes) + 16, np.uint8)
+    o = 0
+    run = 0
+    current = 0
+    for k in range(len(values)):
+        count = counts[k]
+        if count == 0:
+            continue
+        if run and values[k] == current:
+            run += count
+            continue
+        if run:
+            o = _rle(out, o, run, current, value_bytes)
+        current = values[k]
+        run = count
+    if run:
+        o = _rle(out, o, run, current, value_bytes)
+    return out[:o]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rle(out, o, count, value, value_bytes):  # pragma: no cover - compiled
+    o = _varint(out, o, count << 1)
+    for b in range(value_bytes):
+        out[o] = (value >> (8 * b)) & 0xFF
+        o += 1
+    return o
 
 
 @njit(cache=True, nogil=True)

@@ -31,6 +31,7 @@ from filter import parquet_encoder
 from filter import thrift_compact as thrift
 from filter.parquet_encoder import (
     MIN_COMPRESSED_PAGE,
+    Repeated,
     Sparse,
     UnsupportedColumn,
     column_chunk,
@@ -38,6 +39,7 @@ from filter.parquet_encoder import (
     hybrid,
     page_header,
     rle_hybrid,
+    rle_runs,
 )
 from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS
@@ -200,6 +202,24 @@ def test_property_reads_back_as_polars_writes_it(frame: pl.DataFrame) -> None:
     assert_same_files(encode_file(sparse_columns(frame), frame.schema), reference)
 
 
+@settings(max_examples=120, deadline=None)
+@given(messages=frames(), data=st.data())
+def test_property_columns_repeated_per_message_read_back_as_polars_writes_them(
+    messages: pl.DataFrame, data: st.DataObject
+) -> None:
+    # Entries take on their message's values: each message's row, 0 to 3 times over (as
+    # many as it has entries on a side), written as runs (`Repeated`).
+    counts = np.array(data.draw(st.lists(st.integers(0, 3), min_size=messages.height,
+                                         max_size=messages.height)), dtype=np.int64)
+    if not counts.sum():
+        counts[0] = 1
+    rows = messages[np.repeat(np.arange(messages.height), counts)]
+    columns = [rows[c].to_arrow() if isinstance(t, pl.Struct)  # no runs of groups
+               else Repeated(messages[c].to_arrow(), counts, rows.height)
+               for c, t in messages.schema.items()]
+    assert_same_files(encode_file(columns, rows.schema), polars_file(rows))
+
+
 def test_dictionaries_with_repeated_values_and_unused_entries() -> None:
     # A column that repeats per message comes as a dictionary of the message values: some
     # values twice, some never used; the bounds are those of the values used.
@@ -300,6 +320,42 @@ def test_property_hybrid_round_trips(width: int, runs: list[tuple[int, int]]) ->
         assert decode_hybrid(encoded, width, len(values)) == values
         assert decode_hybrid(hybrid(np.array(values, dtype=dtype), width), width,
                              len(values)) == values
+
+
+@settings(max_examples=300, deadline=None)
+@given(width=st.integers(1, 24), runs=st.lists(
+    st.tuples(st.integers(0, 2**24 - 1), st.integers(0, 2**31 - 1)), max_size=30))
+def test_property_runs_round_trip(width: int, runs: list[tuple[int, int]]) -> None:
+    # Values repeated so many times each (0: not at all): one RLE run per stretch.
+    values = np.array([v % (1 << width) for v, _ in runs], dtype=np.int32)
+    counts = np.array([n for _, n in runs], dtype=np.int64)
+    encoded = rle_runs(values, counts, width).tobytes()
+    stretches = [(v, n) for v, n in zip(values.tolist(), counts.tolist(), strict=True) if n]
+    merged: list[list[int]] = []
+    for v, n in stretches:
+        if merged and merged[-1][0] == v:
+            merged[-1][1] += n
+        else:
+            merged.append([v, n])
+    assert decode_runs(encoded, width) == [tuple(m) for m in merged]
+
+
+def decode_runs(data: bytes, width: int) -> list[tuple[int, int]]:
+    """The (value, count) of each run of an encoding made of RLE runs only."""
+    runs, pos = [], 0
+    while pos < len(data):
+        header, shift = 0, 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            header |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        assert not header & 1, "a bit-packed run"
+        runs.append((int.from_bytes(data[pos:pos + (width + 7) // 8], "little"), header >> 1))
+        pos += (width + 7) // 8
+    return runs
 
 
 @settings(max_examples=200, deadline=None)

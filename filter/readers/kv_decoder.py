@@ -52,10 +52,9 @@ from numba.extending import intrinsic
 
 from filter.parquet_encoder import (
     Column,
+    Repeated,
     Sparse,
     UnsupportedColumn,
-    array_validity,
-    array_values,
     encode_file,
     numpy_array,
     string_array,
@@ -905,14 +904,17 @@ def _arrow_columns(
     picked = np.flatnonzero(keep)
     height = len(picked)
     target = pb.key_value_schema(entries.schema)
-    ent_msg = entries.ent_msg.take(picked).astype(np.int32)
     ent_member = entries.ent_member.take(picked)
+    # Entries come message by message: what they take on from their message is a stretch
+    # of the message's value per message.
+    counts = np.bincount(entries.ent_msg[keep], minlength=len(messages))
     built: dict[str, Column] = {}
     for name in messages.columns:
         if name in schema:
-            built[name] = _per_message(messages[name], ent_msg)
-    built["message_index"] = _coded(
-        ent_msg, numpy_array(np.arange(len(messages), dtype=np.int64) + entries.first_index))
+            built[name] = Repeated(_message_values(messages[name]), counts, height)
+    built["message_index"] = Repeated(
+        numpy_array(np.arange(len(messages), dtype=np.int64) + entries.first_index), counts,
+        height)
     built["entry_index"] = _by_range(entries.ent_pos.take(picked))
     numbers = entries.ent_key.take(picked)
     codes, categories, _ = _name_codes(
@@ -988,25 +990,13 @@ def _member_groups(
     return messages, groups
 
 
-def _per_message(values: pl.Series, ent_msg: np.ndarray) -> pa.Array:
-    """A column of message values, taken on by each entry from its message (`ent_msg`): a
-    dictionary of the message values (or of an `Enum`'s categories), indexed per entry."""
+def _message_values(values: pl.Series) -> pa.Array:
+    """A column of message values, as one Arrow array (an `Enum` column: a dictionary array
+    of its categories)."""
     array = values.to_arrow()
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    if pa.types.is_boolean(array.type):  # Parquet writers keep booleans out of dictionaries
-        return array.take(numpy_array(ent_msg))
-    if pa.types.is_dictionary(array.type):
-        dictionary, indices = array.dictionary, array.indices
-        valid = array_validity(indices)
-        codes = array_values(indices, np.int32)
-    else:
-        valid = array_validity(array)
-        dictionary = array if valid is None else array.filter(numpy_array(valid))
-        codes = (np.arange(len(array), dtype=np.int32) if valid is None
-                 else np.cumsum(valid, dtype=np.int32) - 1)
-    return _coded(codes.take(ent_msg), dictionary,
-                  valid=None if valid is None else valid.take(ent_msg))
+    return array
 
 
 def _coded(codes: np.ndarray, dictionary: pa.Array, valid: np.ndarray | None = None
