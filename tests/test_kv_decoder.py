@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from google.protobuf import descriptor_pb2
@@ -383,3 +384,32 @@ def test_property_any_string_bytes_as_the_runtime(payload, tmp_path: Path, strin
     path = tmp_path / "s.bin"
     path.write_bytes(delimited(message) + after)
     assert_same(payload, path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), messages=st.integers(1, 12), groups=st.integers(0, 4))
+def test_property_side_entries_partitions_a_side_by_member_group(
+    data: st.DataObject, messages: int, groups: int
+) -> None:
+    # One pass gives what a side's columns are built from: its entries, how many per
+    # message, their members, and their rows and entries by member group.
+    per_message = data.draw(st.lists(st.integers(0, 6), min_size=messages,
+                                     max_size=messages))
+    ent_msg = np.repeat(np.arange(messages), per_message).astype(np.int64)
+    n = len(ent_msg)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), np.bool_)
+    ent_member = np.array(data.draw(st.lists(st.integers(-1, 5), min_size=n, max_size=n)),
+                          np.int16)
+    group_of = np.array(data.draw(st.lists(st.integers(-1, groups - 1), min_size=7,
+                                           max_size=7)), np.int64)
+    picked, counts, member, grouped, offsets = kv_decoder.side_entries(
+        keep, ent_msg, messages, ent_member, group_of, groups)
+    want = np.flatnonzero(keep)
+    assert picked.tolist() == want.tolist()
+    assert counts.tolist() == np.bincount(ent_msg[keep], minlength=messages).tolist()
+    assert member.tolist() == ent_member[want].tolist()
+    group = group_of[ent_member[want] + 1]
+    for g in range(groups):
+        rows = np.flatnonzero(group == g)
+        assert grouped[0][offsets[g]:offsets[g + 1]].tolist() == rows.tolist()
+        assert grouped[1][offsets[g]:offsets[g + 1]].tolist() == want[rows].tolist()

@@ -898,16 +898,15 @@ class DecodedEntries:
 def _arrow_columns(
     entries: DecodedEntries, keep: np.ndarray, messages: pl.DataFrame, schema: pl.Schema
 ) -> list[Column]:
-    """The columns of `schema` for the entries `keep` selects, as Arrow arrays or `Sparse`
-    columns for `parquet_encoder.encode_file` (`DecodedEntries.encoded`)."""
+    """The columns of `schema` for the entries `keep` selects, as Arrow arrays, `Sparse` or
+    `Repeated` columns for `parquet_encoder.encode_file` (`DecodedEntries.encoded`)."""
     tables, buf, leaves = entries.tables, entries.buf, entries.leaves
-    picked = np.flatnonzero(keep)
-    height = len(picked)
     target = pb.key_value_schema(entries.schema)
-    ent_member = entries.ent_member.take(picked)
-    # Entries come message by message: what they take on from their message is a stretch
-    # of the message's value per message.
-    counts = np.bincount(entries.ent_msg[keep], minlength=len(messages))
+    message_members, groups, group_of = _member_groups(tables, schema, target)
+    side = side_entries(keep, entries.ent_msg, len(messages), entries.ent_member, group_of,
+                        len(message_members) + len(groups))
+    picked, counts, member, grouped, offsets = side
+    height = len(picked)
     built: dict[str, Column] = {}
     for name in messages.columns:
         if name in schema:
@@ -921,17 +920,19 @@ def _arrow_columns(
         numbers, _name_lookup(_enum_key(entries.schema.key_value.key.enum_type)))
     built["key"] = _coded(codes.astype(np.int32), string_array(categories))
     built["key_number"] = _by_range(numbers)
-    built["member"] = _coded(ent_member.astype(np.int32), string_array(
-        [m.name for m in tables.members.fields]), valid=ent_member >= 0)
-    message_members, groups = _member_groups(tables, ent_member, schema, target)
-    for j, column in message_members:
-        kept = _kept_leaves(leaves[j], keep, picked)
-        built[column] = Sparse(kept.rows, _struct_array(
-            tables.member_tables[j], buf, kept, target[column]), height)
+    built["member"] = _coded(member, _member_dictionary(
+        tuple(m.name for m in tables.members.fields)), valid=member >= 0)
+    for g, (j, column) in enumerate(message_members):
+        if offsets[g + 1] > offsets[g]:
+            kept = _kept_leaves(leaves[j], keep, picked)
+            built[column] = Sparse(kept.rows, _struct_array(
+                tables.member_tables[j], buf, kept, target[column]), height)
     values: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
-    for (column, _), (kind, field, holds) in groups.items():
-        rows = np.flatnonzero(holds)
-        taken = picked.take(rows)
+    for g, (column, kind, field) in enumerate(groups, start=len(message_members)):
+        if offsets[g + 1] == offsets[g]:
+            continue
+        rows = grouped[0][offsets[g]:offsets[g + 1]]
+        taken = grouped[1][offsets[g]:offsets[g + 1]]
         none = np.zeros(0, np.int64)
         spans = kind in (K_STRING, K_BYTES)  # the arrays a kind is built from, and no other
         array = _scalar_array(
@@ -958,36 +959,90 @@ def _arrow_columns(
         np.zeros(0, np.int64), _empty_arrow(dtype), height) for name, dtype in schema.items()]
 
 
-def _member_groups(
-    tables: KeyValueTables, ent_member: np.ndarray, columns: pl.Schema, target: pl.Schema
-) -> tuple[list[tuple[int, str]],
-           dict[tuple[str, str | int], tuple[int, FieldDescriptor, np.ndarray]]]:
-    """The oneof members that some entry holds and whose column is among `columns`.
+@functools.cache
+def _member_dictionary(names: tuple[str, ...]) -> pa.Array:
+    """The oneof's member names, the dictionary of the ``member`` column."""
+    return string_array(list(names))
 
-    First the message-typed ones (position, column). Then the scalar ones by column
-    and by how `_scalar_array` builds them (`_built_as`), each group with its first member's
-    kind and field and which entries any of its members holds: members built alike (an int32
-    and an int64 member in ``value_int``) make one array, without a coalesce of full-height
-    columns, as a oneof's members never overlap; an enum, named by its own values, is a
-    group of its own.
+
+def _member_groups(
+    tables: KeyValueTables, columns: pl.Schema, target: pl.Schema
+) -> tuple[list[tuple[int, str]], list[tuple[str, int, FieldDescriptor]], np.ndarray]:
+    """The oneof members whose column is among `columns`, in groups built as one.
+
+    First the message-typed ones, a group each (position, column). Then the groups of
+    scalar ones, by column and by how `_scalar_array` builds them (`_built_as`), each with
+    its first member's kind and field: members built alike (an int32 and an int64 member in
+    ``value_int``) make one array, without a coalesce of full-height columns, as a oneof's
+    members never overlap; an enum, named by its own values, is a group of its own. Last,
+    per member position + 1 (0: an entry without a member), the number of its group in that
+    order (-1: none), for `side_entries`.
     """
     messages: list[tuple[int, str]] = []
-    groups: dict[tuple[str, str | int], tuple[int, FieldDescriptor, np.ndarray]] = {}
+    scalars: dict[tuple[str, str | int], tuple[str, int, FieldDescriptor]] = {}
+    group_of = np.full(len(tables.members.fields) + 1, -1, dtype=np.int64)
+    grouped: list[tuple[int, tuple[str, str | int]]] = []
     for j, field in enumerate(tables.members.fields):
-        holds = ent_member == j
         column = f"value_{field.name}" if field.message_type else pb.value_column(field)
-        if column not in columns or not holds.any():
+        if column not in columns:
             continue
         if field.message_type is not None:
+            group_of[j + 1] = len(messages)
             messages.append((j, column))
             continue
         kind = int(tables.members.kinds[j])
         how = _built_as(kind, field, target[column])
         group = (column, j if how is None else how)
-        earlier = groups.get(group)
-        groups[group] = ((kind, field, holds) if earlier is None
-                         else (earlier[0], earlier[1], earlier[2] | holds))
-    return messages, groups
+        scalars.setdefault(group, (column, kind, field))
+        grouped.append((j, group))
+    number = {group: len(messages) + g for g, group in enumerate(scalars)}
+    for j, group in grouped:
+        group_of[j + 1] = number[group]
+    return messages, list(scalars.values()), group_of
+
+
+@njit(cache=True, nogil=True)
+def side_entries(keep, ent_msg, messages, ent_member, group_of, groups):
+    """One pass over a batch's entries for the side `keep` selects.
+
+    Returns the entries it picks (their positions, ascending: an entry's row on the side is
+    its place here), how many of each message's entries it picks (entries come message by
+    message), each picked entry's member (int32, -1: none), and its rows by member group
+    (`group_of[member + 1]`, `_member_groups`): the rows and the entries of group g are
+    ``grouped[0|1][offsets[g]:offsets[g + 1]]``.
+    """
+    # Branch-free (which entries a side picks, and their members, follow no pattern):
+    # slot 0 counts the entries not picked, 1 those without a group, g + 2 group g's.
+    n = len(keep)
+    counts = np.zeros(messages, np.int64)
+    sizes = np.zeros(groups + 2, np.int64)
+    for e in range(n):
+        k = np.int64(keep[e])
+        counts[ent_msg[e]] += k
+        sizes[k * (group_of[ent_member[e] + 1] + 2)] += 1
+    height = n - sizes[0]
+    offsets = np.zeros(groups + 1, np.int64)
+    offsets[1:] = np.cumsum(sizes[2:])
+    total = offsets[-1]
+    fill = np.full(groups + 2, total, np.int64)  # slots 0 and 1 write to a spare place
+    fill[2:] = offsets[:-1]
+    picked = np.empty(height + 1, np.int64)  # each with a spare place too
+    member = np.empty(height + 1, np.int32)
+    grouped = np.empty((2, total + 1), np.int64)
+    r = 0
+    for e in range(n):
+        k = np.int64(keep[e])
+        picked[r] = e
+        member[r] = ent_member[e]
+        slot = k * (group_of[ent_member[e] + 1] + 2)
+        at = fill[slot]
+        grouped[0, at] = r
+        grouped[1, at] = e
+        fill[slot] = at + (slot >= 2)
+        r += k
+    picked = picked[:height]
+    member = member[:height]
+    return picked, counts, member, grouped, offsets
 
 
 def _message_values(values: pl.Series) -> pa.Array:
@@ -1096,13 +1151,19 @@ def _columns(
     where = np.where(ent_member < 0, len(members.fields), ent_member)
     columns["member"] = _member_names(tuple(m.name for m in members.fields), coded).gather(
         where)
-    message_members, groups = _member_groups(tables, ent_member, target, target)
-    for j, name in message_members:
+    message_members, groups, group_of = _member_groups(tables, target, target)
+    group = group_of.take(ent_member.astype(np.intp) + 1)
+    for g, (j, name) in enumerate(message_members):
+        if not (group == g).any():
+            continue
         decoded = leaves[j] if all_kept else _kept_leaves(leaves[j], keep, picked)
         columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, height,
                                        target[name])
     values: dict[str, list[pl.Series]] = {}
-    for (column, _), (kind, field, holds) in groups.items():
+    for g, (column, kind, field) in enumerate(groups, start=len(message_members)):
+        holds = group == g
+        if not holds.any():
+            continue
         values.setdefault(column, []).append(_as_series(_scalar_array(
             column, kind, field, buf, ent_i, ent_f, ent_s, ent_n, holds, target[column]),
             column, target[column]))
