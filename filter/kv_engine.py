@@ -250,10 +250,9 @@ def _encoded_side(
     """
     if project.chooses_only():  # as the projection would make them, without a query
         names = [column.meta.output_name() for column in project.columns]
-        side = pl.Schema({n: messages.schema[n] if n in messages.columns else schema[n]
-                          for n in names})
-        return entries.encoded(select, messages.select(n for n in names if n in messages.columns),
-                               side)
+        known = messages.schema
+        side = pl.Schema({n: known[n] if n in known else schema[n] for n in names})
+        return entries.encoded(select, messages.select(n for n in names if n in known), side)
     stand_ins = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items()
                  if name not in messages.columns]
     projected = project(messages.lazy().with_columns(stand_ins)).collect()

@@ -46,8 +46,9 @@ from numba import njit
 from filter import thrift_compact as thrift
 from filter.parquet_layout import (
     VTX_WRITER,
+    FooterParts,
     SchemaNode,
-    footer_bytes,
+    footer_parts,
     layout_in_memory,
     row_group_of,
 )
@@ -76,12 +77,9 @@ class FileTemplate:
     """What every file of one frame schema shares: as Polars writes it, but the writer's
     name (`created_by`: vtx's, as readers work around known writers' bugs by it)."""
 
-    version: int
     columns: tuple[SchemaNode, ...]  # top-level, in order
-    key_value: dict[str, str]
-    created_by: str
-    column_orders: tuple[thrift.Struct | None, ...]
     empty: bytes  # the file itself: of no rows (and no row group), as Polars writes it
+    footer: FooterParts  # all of the footer but the rows and row groups, encoded
 
 
 def file_template(schema: pl.Schema) -> FileTemplate:
@@ -96,14 +94,10 @@ def _template(columns: tuple[tuple[str, pl.DataType], ...]) -> FileTemplate:
     pl.DataFrame(schema=schema).write_parquet(buffer)
     data = buffer.getvalue()
     layout = layout_in_memory(data, "template")
-    return FileTemplate(
-        version=layout.version,
-        columns=tuple(layout.columns.values()),
-        key_value=polars_arrow_schema(schema),
-        created_by=VTX_WRITER,
-        column_orders=tuple(layout.column_order(leaf) for leaf in range(layout.leaf_count)),
-        empty=data,
-    )
+    top = tuple(layout.columns.values())
+    orders = [layout.column_order(leaf) for leaf in range(layout.leaf_count)]
+    return FileTemplate(top, data, footer_parts(
+        layout.version, top, polars_arrow_schema(schema), VTX_WRITER, orders))
 
 
 def encode_file(arrays: list[Column], schema: pl.Schema) -> bytes:
@@ -122,8 +116,7 @@ def encode_file(arrays: list[Column], schema: pl.Schema) -> bytes:
     group = row_group_of([c.entry for c in chunks], rows, 0,
                          sum(c.uncompressed for c in chunks),
                          sum(c.compressed for c in chunks), chunks[0].start)
-    out += footer_bytes(template.version, template.columns, [group], rows,
-                        template.key_value, template.created_by, template.column_orders)
+    out += template.footer.footer([group], rows)
     return bytes(out)
 
 

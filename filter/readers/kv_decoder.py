@@ -903,9 +903,10 @@ def _arrow_columns(
     tables, buf, leaves = entries.tables, entries.buf, entries.leaves
     target = pb.key_value_schema(entries.schema)
     message_members, groups, group_of = _member_groups(tables, schema, target)
-    side = side_entries(keep, entries.ent_msg, len(messages), entries.ent_member, group_of,
-                        len(message_members) + len(groups))
-    picked, counts, member, grouped, offsets = side
+    picked = np.flatnonzero(keep)  # NumPy's: seven times as fast as Numba's
+    counts, member, grouped, offsets = side_entries(
+        picked, entries.ent_msg, len(messages), entries.ent_member, group_of,
+        len(message_members) + len(groups))
     height = len(picked)
     built: dict[str, Column] = {}
     for name in messages.columns:
@@ -923,10 +924,14 @@ def _arrow_columns(
     built["member"] = _coded(member, _member_dictionary(
         tuple(m.name for m in tables.members.fields)), valid=member >= 0)
     for g, (j, column) in enumerate(message_members):
-        if offsets[g + 1] > offsets[g]:
-            kept = _kept_leaves(leaves[j], keep, picked)
-            built[column] = Sparse(kept.rows, _struct_array(
-                tables.member_tables[j], buf, kept, target[column]), height)
+        rows = grouped[0][offsets[g]:offsets[g + 1]]
+        if not len(rows):
+            continue
+        decoded = leaves[j]  # of every entry holding the member: if the side has them all,
+        kept = (dataclasses.replace(decoded, rows=rows)  # they need not be picked out
+                if len(rows) == len(decoded.rows) else _kept_leaves(decoded, keep, picked))
+        built[column] = Sparse(rows, _struct_array(
+            tables.member_tables[j], buf, kept, target[column]), height)
     values: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
     for g, (column, kind, field) in enumerate(groups, start=len(message_members)):
         if offsets[g + 1] == offsets[g]:
@@ -1002,47 +1007,46 @@ def _member_groups(
 
 
 @njit(cache=True, nogil=True)
-def side_entries(keep, ent_msg, messages, ent_member, group_of, groups):
-    """One pass over a batch's entries for the side `keep` selects.
+def side_entries(picked, ent_msg, messages, ent_member, group_of, groups):
+    """What a side's columns are built from, in one pass over the entries it picks
+    (`picked`: their positions, ascending; an entry's row on the side is its place there).
 
-    Returns the entries it picks (their positions, ascending: an entry's row on the side is
-    its place here), how many of each message's entries it picks (entries come message by
-    message), each picked entry's member (int32, -1: none), and its rows by member group
+    Returns how many of each message's entries it picks (entries come message by message),
+    each picked entry's member (int32, -1: none), and its rows by member group
     (`group_of[member + 1]`, `_member_groups`): the rows and the entries of group g are
     ``grouped[0|1][offsets[g]:offsets[g + 1]]``.
     """
-    # Branch-free (which entries a side picks, and their members, follow no pattern):
-    # slot 0 counts the entries not picked, 1 those without a group, g + 2 group g's.
-    n = len(keep)
+    height = len(picked)
     counts = np.zeros(messages, np.int64)
-    sizes = np.zeros(groups + 2, np.int64)
-    for e in range(n):
-        k = np.int64(keep[e])
-        counts[ent_msg[e]] += k
-        sizes[k * (group_of[ent_member[e] + 1] + 2)] += 1
-    height = n - sizes[0]
+    sizes = np.zeros(groups + 1, np.int64)  # [0]: entries in no group
+    member = np.empty(height, np.int32)
+    message = -1
+    run = 0  # a message's entries, added up in a register, not in `counts`
+    for r in range(height):
+        e = picked[r]
+        m = ent_member[e]
+        member[r] = m
+        sizes[group_of[m + 1] + 1] += 1
+        if ent_msg[e] != message:
+            if run:
+                counts[message] += run
+            message = ent_msg[e]
+            run = 0
+        run += 1
+    if run:
+        counts[message] += run
     offsets = np.zeros(groups + 1, np.int64)
-    offsets[1:] = np.cumsum(sizes[2:])
-    total = offsets[-1]
-    fill = np.full(groups + 2, total, np.int64)  # slots 0 and 1 write to a spare place
-    fill[2:] = offsets[:-1]
-    picked = np.empty(height + 1, np.int64)  # each with a spare place too
-    member = np.empty(height + 1, np.int32)
-    grouped = np.empty((2, total + 1), np.int64)
-    r = 0
-    for e in range(n):
-        k = np.int64(keep[e])
-        picked[r] = e
-        member[r] = ent_member[e]
-        slot = k * (group_of[ent_member[e] + 1] + 2)
-        at = fill[slot]
-        grouped[0, at] = r
-        grouped[1, at] = e
-        fill[slot] = at + (slot >= 2)
-        r += k
-    picked = picked[:height]
-    member = member[:height]
-    return picked, counts, member, grouped, offsets
+    offsets[1:] = np.cumsum(sizes[1:])
+    fill = offsets[:-1].copy()
+    grouped = np.empty((2, offsets[-1]), np.int64)
+    for r in range(height):
+        g = group_of[member[r] + 1]
+        if g >= 0:
+            at = fill[g]
+            grouped[0, at] = r
+            grouped[1, at] = picked[r]
+            fill[g] = at + 1
+    return counts, member, grouped, offsets
 
 
 def _message_values(values: pl.Series) -> pa.Array:

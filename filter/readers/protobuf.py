@@ -568,8 +568,10 @@ def plain_frame(schema: ProtoSchema, messages: list[Message], raw: list[bytes]) 
     return pl.DataFrame(rows, schema=polars_schema(schema), orient="row")
 
 
+@functools.cache
 def key_value_schema(schema: ProtoSchema) -> pl.Schema:
-    """The Polars schema of key/value rows of `schema`'s envelope."""
+    """The Polars schema of key/value rows of `schema`'s envelope (made once per envelope
+    type, several times a batch: shared, not to be changed)."""
     layout = schema.key_value
     assert layout is not None
     columns: dict[str, pl.DataType] = {"message_index": pl.Int64(), "entry_index": pl.Int64()}
