@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from filter.cli.allocator import keep_freed_memory
 from filter.cli.options import (
     catalogue_option,
     on_unknown_option,
@@ -139,6 +140,7 @@ def command(
     # What is loaded by now (modules, the catalogue) lasts as long as the process: frozen, it
     # is left out of the collections the run triggers, which would otherwise walk it each time.
     gc.freeze()
+    keep_freed_memory()
     with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
         result = run(
             list(inputs), export_dir, onshore_dir, scenario,
