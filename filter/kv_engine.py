@@ -22,6 +22,7 @@ put envelopes back together.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +62,13 @@ class KeyValueQueries:
     files: tuple[bytes | None, bytes | None] | None = None  # the (export, onshore) Parquet
     # files, where encoded already (`split_decoded(encoded=True)`): write them instead of
     # collecting `export` / `onshore`
+
+    def files_only(self) -> KeyValueQueries:
+        """These queries once both sides are encoded: the files, counts and detections,
+        without the row queries and flags, which hold on to the batch's decoded arrays."""
+        assert self.files is not None and None not in self.files
+        return dataclasses.replace(self, export=pl.LazyFrame(), onshore=pl.LazyFrame(),
+                                   exported=None)
 
 
 @dataclass(frozen=True)

@@ -665,9 +665,11 @@ def _decode(
     ent_pos = np.empty(total, dtype=np.int64)
     ent_key = np.empty(total, dtype=np.int32)
     ent_member = np.empty(total, dtype=np.int16)
+    # An entry's value is an integer, a float or a span (start, length), as its member's kind
+    # says: the integer, the float's bits and the span's start share one array.
     ent_i = np.zeros((total, 1), dtype=np.int64)
-    ent_f = np.zeros((total, 1), dtype=np.float64)
-    ent_s = np.zeros((total, 1), dtype=np.int64)
+    ent_f = ent_i.view(np.float64)
+    ent_s = ent_i
     ent_n = np.zeros((total, 1), dtype=np.int64)
     decode_envelopes(
         buf, starts, lengths, n, base, bad,
@@ -1296,7 +1298,8 @@ def _scalar_array(
     dtype: pl.DataType,
 ) -> pa.Array | pl.Series:
     """The same column as an Arrow array as decoded (64-bit integers and floats: `dtype` says
-    what they become), or, for an enum, as the Polars column of its names."""
+    what they become), or, for an enum, as the Polars column of its names. What lies under
+    an invalid row is any value (an entry's integer, float and span share their storage)."""
     if kind == K_TIMESTAMP:
         return numpy_array(ints, valid, pa.timestamp("us", tz="UTC"))
     if kind in (K_STRING, K_BYTES):
@@ -1311,8 +1314,10 @@ def _scalar_array(
         return numpy_array(floats, valid, pa.float64())
     if kind == K_BOOL:
         return numpy_array(ints != 0, valid, pa.bool_())
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        names = _names(pl.Series(name, ints.astype(np.int32)), field.enum_type, name)
+    if field.type == FieldDescriptor.TYPE_ENUM:  # (what lies under a null is any number)
+        numbers = ints.astype(np.int32) if valid.all() else np.where(valid, ints, 0).astype(
+            np.int32)
+        names = _names(pl.Series(name, numbers), field.enum_type, name)
         return names if valid.all() else names.set(pl.Series(~valid), None)
     if dtype == pl.UInt64:
         return numpy_array(ints.view(np.uint64), valid, pa.uint64())
