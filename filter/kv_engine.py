@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from numba import njit
 
 from filter.catalogue import Catalogue, action_for
 from filter.detectors import any_hit, detector_hits, string_screen
@@ -172,11 +173,7 @@ def split_decoded(
     hit = verdicts.hits(strings)
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
-    # table[row, member + 1], flattened: one gather instead of a two-dimensional index.
-    where_in_table = keys.rows.astype(np.intp) * table.shape[1]
-    where_in_table += member
-    where_in_table += 1
-    chosen = table.ravel().take(where_in_table) & ~detected
+    chosen = chosen_entries(keys.rows, keys.low, member, table, detected)
     vin, _ = envelope_keys(schema, catalogue)
     schema = pl.Schema({**schema, TOKEN_COLUMN: pl.String})
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
@@ -307,23 +304,50 @@ class _KeyRows:
     present: list[int]  # ascending
     counts: list[int]  # entries per key number present
     row_of: dict[int, int]  # key number -> its row
-    rows: np.ndarray  # per entry, its key number's row
+    rows: np.ndarray  # per entry, its key number (its row is that minus `low`) or its row
+    low: int  # what `rows` hold minus its row: the least number when counted by range, else 0
     height: int  # rows in all (some unused when numbers are counted by range)
 
     @classmethod
     def of(cls, numbers: np.ndarray) -> _KeyRows:
         if len(numbers) == 0:
-            return cls([], [], {}, np.zeros(0, dtype=np.intp), 0)
-        low, high = int(numbers.min()), int(numbers.max())
+            return cls([], [], {}, np.zeros(0, dtype=np.intp), 0, 0)
+        low, high, tally = range_tally(numbers)
         if high - low < 1 << 16:  # as usual: counted by range, a row per number in it
-            tally = np.bincount(numbers - low)
             present = (np.flatnonzero(tally) + low).tolist()
             return cls(present, [int(tally[n - low]) for n in present],
-                       {n: n - low for n in present}, numbers - low, high - low + 1)
+                       {n: n - low for n in present}, numbers, low, high - low + 1)
         distinct, rows, tally = np.unique(numbers, return_inverse=True, return_counts=True)
         present = distinct.tolist()
-        return cls(present, tally.tolist(), {n: i for i, n in enumerate(present)}, rows,
+        return cls(present, tally.tolist(), {n: i for i, n in enumerate(present)}, rows, 0,
                    len(present))
+
+
+@njit(cache=True, nogil=True)
+def range_tally(numbers):  # pragma: no cover - compiled
+    """The least and the greatest of `numbers` (not empty), and how many times each number
+    between them occurs, if they span under 2**16 (else no tally: an empty array)."""
+    low = numbers[0]
+    high = numbers[0]
+    for n in numbers:
+        low = min(low, n)
+        high = max(high, n)
+    if high - low >= 1 << 16:
+        return np.int64(low), np.int64(high), np.zeros(0, np.int64)
+    tally = np.zeros(high - low + 1, np.int64)
+    for n in numbers:
+        tally[n - low] += 1
+    return np.int64(low), np.int64(high), tally
+
+
+@njit(cache=True, nogil=True)
+def chosen_entries(rows, low, member, table, detected):  # pragma: no cover - compiled
+    """Per entry, whether it is exported: the cell of `table` at its key's row (`rows` minus
+    `low`) and its member's column (`member` + 1), unless a detector hit it (`detected`)."""
+    chosen = np.empty(len(rows), np.bool_)
+    for e in range(len(rows)):
+        chosen[e] = table[rows[e] - low, member[e] + 1] and not detected[e]
+    return chosen
 
 
 class StringVerdicts:

@@ -392,7 +392,8 @@ def test_property_side_entries_partitions_a_side_by_member_group(
     data: st.DataObject, messages: int, groups: int
 ) -> None:
     # One pass over a side's entries gives what its columns are built from: how many per
-    # message, their members, and their rows and entries by member group.
+    # message, their members, positions and keys, and their rows and entries by member
+    # group.
     per_message = data.draw(st.lists(st.integers(0, 6), min_size=messages,
                                      max_size=messages))
     ent_msg = np.repeat(np.arange(messages), per_message).astype(np.int64)
@@ -402,9 +403,14 @@ def test_property_side_entries_partitions_a_side_by_member_group(
                           np.int16)
     group_of = np.array(data.draw(st.lists(st.integers(-1, groups - 1), min_size=7,
                                            max_size=7)), np.int64)
+    ent_pos = np.concatenate([np.arange(k) for k in per_message]).astype(np.int64)
+    ent_key = np.array(data.draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)),
+                       np.int32)
     want = np.flatnonzero(keep)
-    counts, member, grouped, offsets = kv_decoder.side_entries(
-        want, ent_msg, messages, ent_member, group_of, groups)
+    counts, member, positions, numbers, grouped, offsets = kv_decoder.side_entries(
+        want, ent_msg, ent_pos, ent_key, messages, ent_member, group_of, groups)
+    assert positions.tolist() == ent_pos[want].tolist()
+    assert numbers.tolist() == ent_key[want].tolist()
     assert counts.tolist() == np.bincount(ent_msg[keep], minlength=messages).tolist()
     assert member.tolist() == ent_member[want].tolist()
     group = group_of[ent_member[want] + 1]

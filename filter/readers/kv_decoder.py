@@ -906,9 +906,9 @@ def _arrow_columns(
     target = pb.key_value_schema(entries.schema)
     message_members, groups, group_of = _member_groups(tables, schema, target)
     picked = np.flatnonzero(keep)  # NumPy's: seven times as fast as Numba's
-    counts, member, grouped, offsets = side_entries(
-        picked, entries.ent_msg, len(messages), entries.ent_member, group_of,
-        len(message_members) + len(groups))
+    counts, member, positions, numbers, grouped, offsets = side_entries(
+        picked, entries.ent_msg, entries.ent_pos, entries.ent_key, len(messages),
+        entries.ent_member, group_of, len(message_members) + len(groups))
     height = len(picked)
     built: dict[str, Column] = {}
     for name in messages.columns:
@@ -917,11 +917,10 @@ def _arrow_columns(
     built["message_index"] = Repeated(
         numpy_array(np.arange(len(messages), dtype=np.int64) + entries.first_index), counts,
         height)
-    built["entry_index"] = _by_range(entries.ent_pos.take(picked))
-    numbers = entries.ent_key.take(picked)
+    built["entry_index"] = _by_range(positions)
     codes, categories, _ = _name_codes(
         numbers, _name_lookup(_enum_key(entries.schema.key_value.key.enum_type)))
-    built["key"] = _coded(codes.astype(np.int32), string_array(categories))
+    built["key"] = _coded(codes.astype(np.int32, copy=False), string_array(categories))
     built["key_number"] = _by_range(numbers)
     built["member"] = _coded(member, _member_dictionary(
         tuple(m.name for m in tables.members.fields)), valid=member >= 0)
@@ -1009,25 +1008,29 @@ def _member_groups(
 
 
 @njit(cache=True, nogil=True)
-def side_entries(picked, ent_msg, messages, ent_member, group_of, groups):
+def side_entries(picked, ent_msg, ent_pos, ent_key, messages, ent_member, group_of, groups):
     """What a side's columns are built from, in one pass over the entries it picks
     (`picked`: their positions, ascending; an entry's row on the side is its place there).
 
     Returns how many of each message's entries it picks (entries come message by message),
-    each picked entry's member (int32, -1: none), and its rows by member group
-    (`group_of[member + 1]`, `_member_groups`): the rows and the entries of group g are
-    ``grouped[0|1][offsets[g]:offsets[g + 1]]``.
+    each picked entry's member (int32, -1: none), position in its message and key number,
+    and its rows by member group (`group_of[member + 1]`, `_member_groups`): the rows and
+    the entries of group g are ``grouped[0|1][offsets[g]:offsets[g + 1]]``.
     """
     height = len(picked)
     counts = np.zeros(messages, np.int64)
     sizes = np.zeros(groups + 1, np.int64)  # [0]: entries in no group
     member = np.empty(height, np.int32)
+    positions = np.empty(height, ent_pos.dtype)
+    numbers = np.empty(height, ent_key.dtype)
     message = -1
     run = 0  # a message's entries, added up in a register, not in `counts`
     for r in range(height):
         e = picked[r]
         m = ent_member[e]
         member[r] = m
+        positions[r] = ent_pos[e]
+        numbers[r] = ent_key[e]
         sizes[group_of[m + 1] + 1] += 1
         if ent_msg[e] != message:
             if run:
@@ -1048,7 +1051,24 @@ def side_entries(picked, ent_msg, messages, ent_member, group_of, groups):
             grouped[0, at] = r
             grouped[1, at] = picked[r]
             fill[g] = at + 1
-    return counts, member, grouped, offsets
+    return counts, member, positions, numbers, grouped, offsets
+
+
+@njit(cache=True, nogil=True)
+def range_codes(values):  # pragma: no cover - compiled
+    """The least and the greatest of `values` (not empty), and each value less the least as
+    int32 codes, if they span under 2**16 (else no codes: an empty array)."""
+    low = values[0]
+    high = values[0]
+    for v in values:
+        low = min(low, v)
+        high = max(high, v)
+    if high - low >= 1 << 16:
+        return low, high, np.empty(0, np.int32)
+    codes = np.empty(len(values), np.int32)
+    for i in range(len(values)):
+        codes[i] = values[i] - low
+    return low, high, codes
 
 
 def _message_values(values: pl.Series) -> pa.Array:
@@ -1072,11 +1092,10 @@ def _by_range(values: np.ndarray) -> pa.Array:
     per row a few bits instead of eight bytes for the writer to compress."""
     if not len(values):
         return numpy_array(values)
-    low, high = int(values.min()), int(values.max())
+    low, high, codes = range_codes(values)
     if high - low >= 1 << 16:
         return numpy_array(values)
-    return _coded((values - low).astype(np.int32),
-                  numpy_array(np.arange(low, high + 1, dtype=values.dtype)))
+    return _coded(codes, numpy_array(np.arange(low, high + 1, dtype=values.dtype)))
 
 
 def _struct_array(
@@ -1222,19 +1241,28 @@ def _name_codes(values: np.ndarray, lookup: _NameLookup) -> tuple[np.ndarray, li
     (its name, for the few enums that have far numbers; else its digits). Also those names,
     and whether any number was outside the table."""
     known = len(lookup.names) - 1  # the trailing null
-    if len(values) and (values.min() < 0 or values.max() >= len(lookup.index)):
-        inside = (values >= 0) & (values < len(lookup.index))
-        codes = np.full(len(values), known, dtype=np.int64)
-        codes[inside] = lookup.index[values[inside]]
-    else:
-        codes = lookup.index[values]
-    missing = np.flatnonzero(codes == known)
-    if not len(missing):
+    codes, unknown = table_codes(values, lookup.index, known)
+    if not unknown:  # as usual: every number is the enum's
         return codes, lookup.known, False
+    missing = np.flatnonzero(codes == known)
     outside, which = np.unique(values[missing], return_inverse=True)
     spelled = [lookup.far.get(str(n), str(n)) for n in outside.tolist()]
     codes[missing] = known + which.ravel()
     return codes, [*lookup.known, *spelled], True
+
+
+@njit(cache=True, nogil=True)
+def table_codes(values, index, unknown):  # pragma: no cover - compiled
+    """Each value's entry in `index` (int32; a value outside it: `unknown`), and how many
+    values are `unknown`."""
+    codes = np.empty(len(values), np.int32)
+    missing = 0
+    for i in range(len(values)):
+        v = values[i]
+        code = index[v] if 0 <= v < len(index) else unknown
+        codes[i] = code
+        missing += code == unknown
+    return codes, missing
 
 
 def _enum_key(enum: EnumDescriptor) -> tuple[tuple[int, str], ...]:
