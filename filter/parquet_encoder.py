@@ -240,6 +240,8 @@ def _levels_of(
     if rows is not None:  # sparse: the levels of the held rows, zero elsewhere
         if not len(rows):
             return _rle_run(height, 0, width)
+        if max_level == 1 and not inner_optional:  # one bit a row, set at the rows held
+            return rle_bits(sparse_bits(rows, height), height).tobytes()
         levels = np.zeros(height, np.uint8)
         held = np.full(len(rows), int(outer_optional), np.uint8)
         if inner_optional:
@@ -357,14 +359,14 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
             held = leaf.counts if leaf.present is None else leaf.counts[leaf.present]
             values = np.repeat(values, held)  # type: ignore[call-overload]
         if physical in (_FLOAT, _DOUBLE):  # smaller, and compressed in half the time
-            body = _byte_stream_split(values)  # type: ignore[arg-type]
+            body = _byte_stream_split(values)  # type: ignore[assignment, arg-type]
             encoding = _BYTE_STREAM_SPLIT
         else:
             body = _plain(values, physical)
             encoding = _PLAIN
         statistics = _statistics(values, physical, unsigned, rows - _count(values))
     levels = len(leaf.levels).to_bytes(4, "little") + leaf.levels if leaf.max_level else b""
-    body = levels + body
+    body = b"".join((levels, body))  # one copy (a float page comes as an array)
     codec = _ZSTD if max(len(body), len(dictionary or b"")) >= MIN_COMPRESSED_PAGE \
         else _UNCOMPRESSED
     uncompressed = 0
@@ -576,12 +578,13 @@ def _plain(values: object, physical: int) -> bytes:
     return np.ascontiguousarray(values).tobytes()  # type: ignore[call-overload]
 
 
-def _byte_stream_split(values: np.ndarray) -> bytes:
+def _byte_stream_split(values: np.ndarray) -> np.ndarray:
     """BYTE_STREAM_SPLIT: the values' first bytes, then their second bytes, and so on. Float
     bytes of like rank resemble each other (sign and exponent): on fleet telemetry zstd made
     13% less of them, in 60% of the time, than of the same floats PLAIN."""
     width = values.dtype.itemsize
-    return np.ascontiguousarray(values).view(np.uint8).reshape(-1, width).T.tobytes()
+    words = np.ascontiguousarray(values).view(np.uint64 if width == 8 else np.uint32)
+    return split_bytes(words, width)
 
 
 #: A chunk's statistics: its null count, and the min and max of its values, encoded as
@@ -679,6 +682,36 @@ def rle_bits(packed, count):  # pragma: no cover - compiled
         out[o:o + size - literal] = packed[literal:size]
         o += size - literal
     return out[:o]
+
+
+@njit(cache=True, nogil=True)
+def split_bytes(words, width):  # pragma: no cover - compiled
+    """Values of `width` bytes, 8 or 4 (`words`: their bits, as unsigned integers) as
+    BYTE_STREAM_SPLIT lays them out: every value's first byte, then every second byte, and so
+    on (a value read once, its bytes written to their streams: twice NumPy's transpose)."""
+    count = len(words)
+    out = np.empty(count * width, np.uint8)
+    if width == 8:  # the width spelled out: the compiler unrolls the inner loop
+        for i in range(count):
+            word = np.uint64(words[i])
+            for b in range(8):
+                out[b * count + i] = (word >> np.uint64(8 * b)) & np.uint64(0xFF)
+    else:
+        for i in range(count):
+            word = np.uint64(words[i])
+            for b in range(4):
+                out[b * count + i] = (word >> np.uint64(8 * b)) & np.uint64(0xFF)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def sparse_bits(rows, height):  # pragma: no cover - compiled
+    """`height` one-bit values, set at `rows` and clear elsewhere, packed eight to a byte as
+    `rle_bits` takes them."""
+    packed = np.zeros((height + 7) // 8, np.uint8)
+    for r in rows:
+        packed[r >> 3] |= np.uint8(1 << (r & 7))
+    return packed
 
 
 @njit(cache=True, nogil=True)
