@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from numba import njit
 
 from filter.catalogue import Catalogue, action_for
 from filter.detectors import any_hit, detector_hits, string_screen
@@ -151,6 +150,8 @@ def split_decoded(
     positions, and the string values for the detectors. Each side's rows are then built from
     the arrays for its own entries only, so no wide frame is filtered.
     """
+    from filter import decoded_routes  # numba: for decoded batches only
+
     names = entries.key_names
     numbers, member = entries.routing()
     keys = _KeyRows.of(numbers)
@@ -173,7 +174,7 @@ def split_decoded(
     hit = verdicts.hits(strings)
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
-    chosen = chosen_entries(keys.rows, keys.low, member, table, detected)
+    chosen = decoded_routes.chosen_entries(keys.rows, keys.low, member, table, detected)
     vin, _ = envelope_keys(schema, catalogue)
     schema = pl.Schema({**schema, TOKEN_COLUMN: pl.String})
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
@@ -312,7 +313,9 @@ class _KeyRows:
     def of(cls, numbers: np.ndarray) -> _KeyRows:
         if len(numbers) == 0:
             return cls([], [], {}, np.zeros(0, dtype=np.intp), 0, 0)
-        low, high, tally = range_tally(numbers)
+        from filter import decoded_routes  # numba: for decoded batches only
+
+        low, high, tally = decoded_routes.range_tally(numbers)
         if high - low < 1 << 16:  # as usual: counted by range, a row per number in it
             present = (np.flatnonzero(tally) + low).tolist()
             return cls(present, [int(tally[n - low]) for n in present],
@@ -321,33 +324,6 @@ class _KeyRows:
         present = distinct.tolist()
         return cls(present, tally.tolist(), {n: i for i, n in enumerate(present)}, rows, 0,
                    len(present))
-
-
-@njit(cache=True, nogil=True)
-def range_tally(numbers):  # pragma: no cover - compiled
-    """The least and the greatest of `numbers` (not empty), and how many times each number
-    between them occurs, if they span under 2**16 (else no tally: an empty array)."""
-    low = numbers[0]
-    high = numbers[0]
-    for n in numbers:
-        low = min(low, n)
-        high = max(high, n)
-    if high - low >= 1 << 16:
-        return np.int64(low), np.int64(high), np.zeros(0, np.int64)
-    tally = np.zeros(high - low + 1, np.int64)
-    for n in numbers:
-        tally[n - low] += 1
-    return np.int64(low), np.int64(high), tally
-
-
-@njit(cache=True, nogil=True)
-def chosen_entries(rows, low, member, table, detected):  # pragma: no cover - compiled
-    """Per entry, whether it is exported: the cell of `table` at its key's row (`rows` minus
-    `low`) and its member's column (`member` + 1), unless a detector hit it (`detected`)."""
-    chosen = np.empty(len(rows), np.bool_)
-    for e in range(len(rows)):
-        chosen[e] = table[rows[e] - low, member[e] + 1] and not detected[e]
-    return chosen
 
 
 class StringVerdicts:

@@ -1,0 +1,43 @@
+"""Compiled steps of routing a decoded key/value batch (`kv_engine.split_decoded`).
+
+In: the compiled decoder's per-entry arrays (key numbers, oneof member positions, detector
+hits) and the table of what the scenario exports per key and member.
+Out: the tally of key numbers, and per entry whether it is exported: one pass each over a
+batch's million entries, instead of NumPy's several passes and temporaries.
+May fail: nothing (the caller's arrays are in range by construction).
+
+Apart from `kv_engine`, which plain messages and `vtx explain --message` use without numba:
+this module loads it, and only the key/value path imports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def range_tally(numbers):  # pragma: no cover - compiled
+    """The least and the greatest of `numbers` (not empty), and how many times each number
+    between them occurs, if they span under 2**16 (else no tally: an empty array)."""
+    low = numbers[0]
+    high = numbers[0]
+    for n in numbers:
+        low = min(low, n)
+        high = max(high, n)
+    if high - low >= 1 << 16:
+        return np.int64(low), np.int64(high), np.zeros(0, np.int64)
+    tally = np.zeros(high - low + 1, np.int64)
+    for n in numbers:
+        tally[n - low] += 1
+    return np.int64(low), np.int64(high), tally
+
+
+@njit(cache=True, nogil=True)
+def chosen_entries(rows, low, member, table, detected):  # pragma: no cover - compiled
+    """Per entry, whether it is exported: the cell of `table` at its key's row (`rows` minus
+    `low`) and its member's column (`member` + 1), unless a detector hit it (`detected`)."""
+    chosen = np.empty(len(rows), np.bool_)
+    for e in range(len(rows)):
+        chosen[e] = table[rows[e] - low, member[e] + 1] and not detected[e]
+    return chosen
