@@ -76,8 +76,8 @@ METHODS = ("vtx", "vtx-streams", "bare-parse", "fromstring")
 #: Methods run by :mod:`benchmarks.protobuf_parse`, which report their own loop time.
 PARSE_METHODS = ("bare-parse", "fromstring")
 DEFAULT_MESSAGES = (1_000_000,)
-#: The issue's target: vtx at least half as fast as the bare parse.
-TARGET_RATIO = 0.5
+#: Issue 7's target: vtx at least as fast as the bare parse (issue 4 asked half as fast).
+TARGET_RATIO = 1.0
 
 
 def method_command(method: str, src: Path, out: Path, key_file: Path) -> list[str]:
