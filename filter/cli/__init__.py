@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import suppress
 from typing import Any
 
 import click
@@ -84,5 +85,27 @@ _register()
 
 def main() -> None:
     """Console-script entry point (and `python -m filter`)."""
+    code: int | str | None = 0
     with native_panics_filtered(enabled="--debug" not in sys.argv[1:]):
-        vtx.main()
+        try:
+            vtx.main()
+        except SystemExit as exc:
+            code = exc.code
+    if not isinstance(code, int):
+        sys.exit(code)
+    _leave(code)
+
+
+def _leave(code: int) -> None:
+    """End the process with `code` once a command is done, without the interpreter's
+    teardown: by then the outputs are published (fsynced) or nothing is, every thread's work
+    is awaited, and what stays is a last collection and freeing every module, which nothing
+    needs (0.3 s after a split: 6% of a run on 1M protobuf messages)."""
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):
+            stream.flush()
+    if "logging" in sys.modules:  # Ray's, where the Ray engine ran
+        import logging
+
+        logging.shutdown()
+    os._exit(code)
