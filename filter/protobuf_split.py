@@ -68,7 +68,7 @@ OnBadRecord = Literal["fail", "quarantine"]
 OutputFormat = Literal["parquet", "protobuf"]
 #: Messages decoded per batch (and per pair of part files), with Parquet output. Each batch
 #: costs some 20 ms of fixed work (a few hundred calls per side and column); on 1M and 5M
-#: key/value messages 50,000 split 10-15% faster than 25,000, at 800 MB peak (550 MB).
+#: key/value messages 50,000 split 10-15% faster than 25,000, at 710-740 MB peak (510-550).
 BATCH_MESSAGES = 50_000
 #: The same with protobuf output (`--output-format protobuf`), which also does best at 50,000.
 STREAM_BATCH_MESSAGES = 50_000
