@@ -15,16 +15,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from filter.readers.kv_decoder import bounds
+
 
 @njit(cache=True, nogil=True)
 def range_tally(numbers):  # pragma: no cover - compiled
     """The least and the greatest of `numbers` (not empty), and how many times each number
     between them occurs, if they span under 2**16 (else no tally: an empty array)."""
-    low = numbers[0]
-    high = numbers[0]
-    for n in numbers:
-        low = min(low, n)
-        high = max(high, n)
+    low, high = bounds(numbers)
     if high - low >= 1 << 16:
         return np.int64(low), np.int64(high), np.zeros(0, np.int64)
     tally = np.zeros(high - low + 1, np.int64)

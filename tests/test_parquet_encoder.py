@@ -281,20 +281,25 @@ def test_a_side_the_encoder_refuses_is_written_by_polars(monkeypatch, tmp_path) 
 # --- the RLE / bit-packed hybrid ------------------------------------------------------------
 
 
+def _run_header(data: bytes, pos: int) -> tuple[int, int]:
+    """A run's header (a ULEB128 varint) at `pos`, and where the run's data starts."""
+    header, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        header |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return header, pos
+
+
 def decode_hybrid(data: bytes, width: int, count: int) -> list[int]:
     """A reference decoder, after the Parquet format's description of the encoding."""
     out: list[int] = []
     pos = 0
     value_bytes = (width + 7) // 8
     while len(out) < count:
-        header, shift = 0, 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            header |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+        header, pos = _run_header(data, pos)
         if header & 1:  # bit-packed groups of 8
             groups = header >> 1
             bits = int.from_bytes(data[pos:pos + groups * width], "little")
@@ -344,14 +349,7 @@ def decode_runs(data: bytes, width: int) -> list[tuple[int, int]]:
     """The (value, count) of each run of an encoding made of RLE runs only."""
     runs, pos = [], 0
     while pos < len(data):
-        header, shift = 0, 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            header |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+        header, pos = _run_header(data, pos)
         assert not header & 1, "a bit-packed run"
         runs.append((int.from_bytes(data[pos:pos + (width + 7) // 8], "little"), header >> 1))
         pos += (width + 7) // 8

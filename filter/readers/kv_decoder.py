@@ -1054,15 +1054,22 @@ def side_entries(picked, ent_msg, ent_pos, ent_key, messages, ent_member, group_
     return counts, member, positions, numbers, grouped, offsets
 
 
-@njit(cache=True, nogil=True)
-def range_codes(values):  # pragma: no cover - compiled
-    """The least and the greatest of `values` (not empty), and each value less the least as
-    int32 codes, if they span under 2**16 (else no codes: an empty array)."""
+@njit(cache=True, nogil=True, inline="always")
+def bounds(values):  # pragma: no cover - compiled
+    """The least and the greatest of `values` (not empty), in one pass."""
     low = values[0]
     high = values[0]
     for v in values:
         low = min(low, v)
         high = max(high, v)
+    return low, high
+
+
+@njit(cache=True, nogil=True)
+def range_codes(values):  # pragma: no cover - compiled
+    """The least and the greatest of `values` (not empty), and each value less the least as
+    int32 codes, if they span under 2**16 (else no codes: an empty array)."""
+    low, high = bounds(values)
     if high - low >= 1 << 16:
         return low, high, np.empty(0, np.int32)
     codes = np.empty(len(values), np.int32)
