@@ -335,27 +335,27 @@ def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int)
     array = leaf.array
     start = len(out)
     dictionary = None
-    if leaf.counts is not None and physical != _BOOLEAN:
-        array, codes, counts = _repeated_codes(array, leaf.present, leaf.counts)
+    repeated = leaf.counts is not None and physical != _BOOLEAN  # booleans: no dictionary
+    if repeated or pa.types.is_dictionary(array.type):
+        counts = None  # codes one per row; a `Repeated` column's: one per stretch of rows
+        if repeated:
+            array, codes, counts = _repeated_codes(array, leaf.present, leaf.counts)
+        else:
+            codes = array_values(array.indices)
+            if leaf.present is not None:
+                codes = codes[leaf.present]
         values, used = _dictionary_values(array.dictionary, physical, codes)
         dictionary = _plain(values, physical)
         width = max(int(len(array.dictionary) - 1).bit_length(), 1)
-        body = bytes([width]) + rle_runs(codes, counts, width).tobytes()
+        runs = (hybrid(codes, width) if counts is None
+                else rle_runs(codes, counts, width).tobytes())
+        body = bytes([width]) + runs
         encoding = _RLE_DICTIONARY
-        statistics = _statistics(used, physical, unsigned, rows - int(counts.sum()))
-    elif pa.types.is_dictionary(array.type):
-        codes = array_values(array.indices)
-        if leaf.present is not None:
-            codes = codes[leaf.present]
-        values, used = _dictionary_values(array.dictionary, physical, codes)
-        dictionary = _plain(values, physical)
-        width = max(int(len(array.dictionary) - 1).bit_length(), 1)
-        body = bytes([width]) + hybrid(codes, width)
-        encoding = _RLE_DICTIONARY
-        statistics = _statistics(used, physical, unsigned, rows - len(codes))
+        written = len(codes) if counts is None else int(counts.sum())
+        statistics = _statistics(used, physical, unsigned, rows - written)
     else:
         values = _present_values(array, physical, leaf.present)
-        if leaf.counts is not None:  # booleans: no dictionary (as other writers do)
+        if leaf.counts is not None:  # repeated booleans, row by row (as other writers do)
             held = leaf.counts if leaf.present is None else leaf.counts[leaf.present]
             values = np.repeat(values, held)  # type: ignore[call-overload]
         if physical in (_FLOAT, _DOUBLE):  # smaller, and compressed in half the time
