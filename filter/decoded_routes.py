@@ -13,12 +13,12 @@ this module loads it, and only the key/value path imports it.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from filter.jit import kernel
 from filter.readers.kv_decoder import bounds
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def range_tally(numbers):  # pragma: no cover - compiled
     """The least and the greatest of `numbers` (not empty), and how many times each number
     between them occurs, if they span under 2**16 (else no tally: an empty array)."""
@@ -31,7 +31,7 @@ def range_tally(numbers):  # pragma: no cover - compiled
     return np.int64(low), np.int64(high), tally
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def chosen_entries(rows, low, member, table, detected):  # pragma: no cover - compiled
     """Per entry, whether it is exported: the cell of `table` at its key's row (`rows` minus
     `low`) and its member's column (`member` + 1), unless a detector hit it (`detected`)."""

@@ -15,12 +15,12 @@ caller refuses them before splicing).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from filter.jit import kernel
 from filter.wire import load_u8, put_varint, skip, store_u8, varint, varint_size
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def envelope_layout(buf, starts, lengths, entries_number, vin_number, time_number, counts,
                     vin_spans, seconds, nanos, timed):
     """Per message: its entries, the span of its (last) VIN, and its timestamp (`timed`; the
@@ -62,7 +62,7 @@ def envelope_layout(buf, starts, lengths, entries_number, vin_number, time_numbe
     return ok
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _timestamp(data, start, stop, seconds, nanos):
     """Merge a Timestamp message's seconds (1) and nanos (2) into `seconds` and `nanos`:
     -> (False when bad, seconds, nanos)."""
@@ -83,7 +83,7 @@ def _timestamp(data, start, stop, seconds, nanos):
     return True, seconds, nanos
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _copy(out, at, data, start, stop):
     """Copy the bytes at address `data` [start, stop) to address `out` + `at`; the end."""
     for k in range(start, stop):
@@ -97,7 +97,7 @@ def _copy(out, at, data, start, stop):
 _PREFIX_ROOM = 5
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _close_message(out, at, body, end):
     """Write the length of the body at address `out` [body, end) as a varint at `at`, move
     the body to follow it (left: the room was at most `_PREFIX_ROOM`); the position after it."""
@@ -109,7 +109,7 @@ def _close_message(out, at, body, end):
     return start + size
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _timestamp_size(seconds, nanos):
     """The bytes of a Timestamp message holding `seconds` and `nanos` (defaults left out)."""
     size = 0
@@ -120,7 +120,7 @@ def _timestamp_size(seconds, nanos):
     return size
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number, flags, base,
                    token_bytes, coarse, timed, seconds, nanos, export_out, onshore_out):
     """Both delimited streams: per message, the export (token, timestamp, flagged entries)

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from numba import njit
 
 from filter import thrift_compact as thrift
+from filter.jit import kernel
 from filter.parquet_layout import (
     VTX_WRITER,
     FooterParts,
@@ -643,7 +643,7 @@ def hybrid(values: np.ndarray, width: int) -> bytes:
 _RUN_BYTES = 4
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def rle_bits(packed, count):  # pragma: no cover - compiled
     """The RLE/bit-packed hybrid encoding of `count` one-bit values, given packed eight to a
     byte, least significant bit first (`np.packbits(values, bitorder="little")`).
@@ -684,7 +684,7 @@ def rle_bits(packed, count):  # pragma: no cover - compiled
     return out[:o]
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def split_bytes(words, width):  # pragma: no cover - compiled
     """Values of `width` bytes, 8 or 4 (`words`: their bits, as unsigned integers) as
     BYTE_STREAM_SPLIT lays them out: every value's first byte, then every second byte, and so
@@ -704,7 +704,7 @@ def split_bytes(words, width):  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def sparse_bits(rows, height):  # pragma: no cover - compiled
     """`height` one-bit values, set at `rows` and clear elsewhere, packed eight to a byte as
     `rle_bits` takes them."""
@@ -714,7 +714,7 @@ def sparse_bits(rows, height):  # pragma: no cover - compiled
     return packed
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def rle_hybrid(values, width):  # pragma: no cover - compiled
     """Parquet's RLE/bit-packed hybrid encoding of `values` (integers, each < 2**width).
 
@@ -758,7 +758,7 @@ def rle_hybrid(values, width):  # pragma: no cover - compiled
     return out[:o]
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def rle_runs(values, counts, width):  # pragma: no cover - compiled
     """The RLE/bit-packed hybrid encoding of `values[k]` repeated `counts[k]` times: RLE runs
     only, one per stretch of equal values (counts of 0 are skipped). From two repeats on a
@@ -784,7 +784,7 @@ def rle_runs(values, counts, width):  # pragma: no cover - compiled
     return out[:o]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _rle(out, o, count, value, value_bytes):  # pragma: no cover - compiled
     o = _varint(out, o, count << 1)
     for b in range(value_bytes):
@@ -793,7 +793,7 @@ def _rle(out, o, count, value, value_bytes):  # pragma: no cover - compiled
     return o
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def bit_packed(values, width):  # pragma: no cover - compiled
     """`values` as one bit-packed run of the hybrid encoding (the last group padded)."""
     n = len(values)
@@ -801,7 +801,7 @@ def bit_packed(values, width):  # pragma: no cover - compiled
     return out[:_bit_pack(values, 0, n, width, out, 0)]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _varint(out, o, n):  # pragma: no cover - compiled
     while n > 0x7F:
         out[o] = (n & 0x7F) | 0x80
@@ -811,7 +811,7 @@ def _varint(out, o, n):  # pragma: no cover - compiled
     return o + 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _bit_pack(values, start, count, width, out, o):  # pragma: no cover - compiled
     groups = (count + 7) // 8
     o = _varint(out, o, (groups << 1) | 1)
@@ -843,7 +843,7 @@ def _bit_pack(values, start, count, width, out, o):  # pragma: no cover - compil
     return o
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def plain_byte_arrays(offsets, data, rows):  # pragma: no cover - compiled
     """PLAIN BYTE_ARRAY values: per row taken, a 4-byte length, then the bytes."""
     total = 0
@@ -864,7 +864,7 @@ def plain_byte_arrays(offsets, data, rows):  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def span_min_max(offsets, data, rows):  # pragma: no cover - compiled
     """The rows holding the least and the greatest byte string (unsigned bytewise order)."""
     low = rows[0]
@@ -877,7 +877,7 @@ def span_min_max(offsets, data, rows):  # pragma: no cover - compiled
     return low, high
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _less(offsets, data, a, b):  # pragma: no cover - compiled
     a0, a1, b0, b1 = offsets[a], offsets[a + 1], offsets[b], offsets[b + 1]
     n = min(a1 - a0, b1 - b0)
@@ -888,7 +888,7 @@ def _less(offsets, data, a, b):  # pragma: no cover - compiled
     return (a1 - a0) < (b1 - b0)
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def marked(codes, size):  # pragma: no cover - compiled
     """Which of `size` dictionary entries the codes use."""
     used = np.zeros(size, np.bool_)

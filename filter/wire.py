@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
+
+from filter.jit import kernel
 
 
 @intrinsic
@@ -55,7 +57,7 @@ def store_u8(typingctx, address, offset, value):
     return types.none(address, offset, value), codegen
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def varint(data, pos, end):  # -> (value, next position); next -1 when truncated/too long
     result = np.int64(0)
     if pos < 0:  # a read upstream failed: never read before the buffer
@@ -74,7 +76,7 @@ def varint(data, pos, end):  # -> (value, next position); next -1 when truncated
     return result, -1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def skip(data, pos, end, wire):  # position after a value of `wire` type, -1 when bad
     if pos < 0:  # a read upstream failed
         return -1
@@ -93,7 +95,7 @@ def skip(data, pos, end, wire):  # position after a value of `wire` type, -1 whe
     return -1  # groups (3, 4) and the reserved types: the plain path decides
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def put_varint(out, at, value):
     """Write `value` as a varint at address `out` + `at`; the next position. A negative int64
     is sent as its 64-bit pattern (10 bytes), as the format says."""
@@ -106,7 +108,7 @@ def put_varint(out, at, value):
     return at + 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def varint_size(value):
     """How many bytes `put_varint` writes for `value`."""
     bits = np.uint64(value)

@@ -47,9 +47,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
-from numba import njit
 from numba.extending import intrinsic
 
+from filter.jit import kernel
 from filter.parquet_encoder import (
     Column,
     Repeated,
@@ -183,7 +183,7 @@ def _leaf_table(member: FieldDescriptor) -> MessageTable | None:
 # stores them).
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def valid_utf8(data, pos, end):
     while pos < end:
         c = load_u8(data, pos)
@@ -226,17 +226,17 @@ def _bitcast(typingctx, value, target):
     return to(value, target), codegen
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _as_float64(bits):
     return _bitcast(np.int64(bits), np.float64)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _as_float32(bits):
     return _bitcast(np.int32(np.uint32(bits & 0xFFFFFFFF)), np.float32)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def scalar(data, pos, end, kind):
     """Decode one scalar of `kind` at `pos`: -> (integer, float, next position or -1).
 
@@ -289,7 +289,7 @@ def scalar(data, pos, end, kind):
     return pos, 0.0, pos + length
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def frame_messages(buf, pos, index, limit, delimited, max_bytes, starts, lengths, offsets):
     """Frame up to `limit` messages from `pos`: -> (status, count, next position)."""
     data = buf.ctypes.data
@@ -312,7 +312,7 @@ def frame_messages(buf, pos, index, limit, delimited, max_bytes, starts, lengths
     return _FRAMED_ALL, count, pos
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def count_entries(buf, starts, lengths, n, entries_number, counts, bad):
     """Entries per message (top-level tags only); messages that do not frame are bad."""
     data = buf.ctypes.data
@@ -335,7 +335,7 @@ def count_entries(buf, starts, lengths, n, entries_number, counts, bad):
         counts[m] = c
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def decode_envelopes(
     buf, starts, lengths, n, base, bad,
     entries_number, key_number, value_number,
@@ -488,7 +488,7 @@ def decode_envelopes(
             bad[m] = 1
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def decode_leaves(buf, rows, ent_s, ent_n, slot_of, kinds, wire_of,
                   out_i, out_f, out_s, out_n, seen, ok):
     """The leaves of one member message type, for the entries `rows` that hold it."""
@@ -522,7 +522,7 @@ def decode_leaves(buf, rows, ent_s, ent_n, slot_of, kinds, wire_of,
             seen[r, slot] = True
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def gather_bytes(buf, starts, lengths, valid):
     """The spans as one Arrow byte buffer and its int64 offsets (invalid rows empty)."""
     n = len(starts)
@@ -1007,7 +1007,7 @@ def _member_groups(
     return messages, list(scalars.values()), group_of
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def side_entries(picked, ent_msg, ent_pos, ent_key, messages, ent_member, group_of, groups):
     """What a side's columns are built from, in one pass over the entries it picks
     (`picked`: their positions, ascending; an entry's row on the side is its place there).
@@ -1054,7 +1054,7 @@ def side_entries(picked, ent_msg, ent_pos, ent_key, messages, ent_member, group_
     return counts, member, positions, numbers, grouped, offsets
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def bounds(values):  # pragma: no cover - compiled
     """The least and the greatest of `values` (not empty), in one pass."""
     low = values[0]
@@ -1065,7 +1065,7 @@ def bounds(values):  # pragma: no cover - compiled
     return low, high
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def range_codes(values):  # pragma: no cover - compiled
     """The least and the greatest of `values` (not empty), and each value less the least as
     int32 codes, if they span under 2**16 (else no codes: an empty array)."""
@@ -1258,7 +1258,7 @@ def _name_codes(values: np.ndarray, lookup: _NameLookup) -> tuple[np.ndarray, li
     return codes, [*lookup.known, *spelled], True
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def table_codes(values, index, unknown):  # pragma: no cover - compiled
     """Each value's entry in `index` (int32; a value outside it: `unknown`), and how many
     values are `unknown`."""
