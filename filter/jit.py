@@ -15,45 +15,49 @@ random numbers, typed containers, ...): about 0.3 s, once per process, before th
 runs. Loading object code needs none of it, only the runtime for arrays (NRT); compiling does,
 and numba's compiler refreshes the context itself (`numba.core.compiler.CompilerBase`), so a
 cache miss compiles as before. Where numba's internals are not as expected, or a load without
-the refresh fails, numba's own load runs instead.
+the refresh fails, numba's own load runs instead. Only vtx's kernels load this way (their own
+caches are changed, not numba's class): other numba code in a pipeline's process is left as
+numba made it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import MethodType
 from typing import Any
 
 from numba import njit
 from numba.core import caching
 from numba.core.runtime import rtsys
 
-_numba_load_overload = caching.Cache.load_overload
 
-
-def _load_overload(self: Any, sig: Any, target_context: Any) -> Any:
+def _load_overload(self: caching.Cache, sig: Any, target_context: Any) -> Any:
     """`Cache.load_overload` without the registry refresh: the runtime only."""
     try:
         rtsys.initialize(target_context)
         with self._guard_against_spurious_io_errors():
             return self._load_overload(sig, target_context)
     except Exception:  # anything unforeseen: numba's own load (with its refresh) decides
-        return _numba_load_overload(self, sig, target_context)
+        return caching.Cache.load_overload(self, sig, target_context)
 
 
-def _loads_without_refresh() -> bool:
-    """Install `_load_overload` if numba's cache has the parts it calls; whether it did."""
-    parts = (hasattr(caching.Cache, name)
-             for name in ("_load_overload", "_guard_against_spurious_io_errors"))
-    if not all(parts) or not hasattr(rtsys, "initialize"):
-        return False
-    caching.Cache.load_overload = _load_overload
-    return True
-
-
-LOADS_WITHOUT_REFRESH = _loads_without_refresh()
+#: Whether numba's cache has the parts `_load_overload` calls (else kernels load as numba
+#: loads them).
+LOADS_WITHOUT_REFRESH = all(
+    hasattr(caching.Cache, name) for name in ("_load_overload", "_guard_against_spurious_io_errors")
+) and hasattr(rtsys, "initialize")
 
 
 def kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """`numba.njit` as vtx's kernels use it: cached, without the GIL, plus `options`
-    (``inline="always"`` for helpers)."""
-    return njit(cache=True, nogil=True, **options)
+    (``inline="always"`` for helpers); loaded from the cache by `_load_overload`."""
+    compile_cached = njit(cache=True, nogil=True, **options)
+
+    def compiled(function: Callable[..., Any]) -> Any:
+        dispatcher = compile_cached(function)
+        cache = getattr(dispatcher, "_cache", None)
+        if LOADS_WITHOUT_REFRESH and isinstance(cache, caching.Cache):
+            cache.load_overload = MethodType(_load_overload, cache)  # type: ignore[method-assign]
+        return dispatcher
+
+    return compiled
