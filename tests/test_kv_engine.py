@@ -121,6 +121,38 @@ def test_key_numbers_the_enum_lacks_stay_onshore_even_under_a_catch_all_rule(
     assert counts["unknown_keys"] == 1
 
 
+def test_a_message_member_split_between_the_sides(payload, tmp_path: Path) -> None:
+    # Location's location_value is exported, Soc's is not: each side holds some of the
+    # entries holding that member (the decoder picks them out of the member's leaves).
+    text = (DATA / "mini-catalogue.toml").read_text().replace(
+        'aliases = ["timestamp", "ts"]', 'aliases = ["timestamp", "ts", "created_at"]') + (
+        '\n[[rules]]\nid = "all-fleet"\nclass = "after_sales"\npatterns = ["fleet.*"]\n'
+        'basis = "test basis: every key"\n'
+        '\n[[rules]]\nid = "location-member"\nclass = "after_sales"\n'
+        'patterns = ["fleet.Location.location_value"]\nbasis = "test basis: one member"\n')
+    (tmp_path / "c.toml").write_text(text)
+    catalogue = load_catalogue(tmp_path / "c.toml")
+    messages = []
+    for i in range(3):
+        msg = payload.message_class(vin=f"LSV{i}")
+        held = msg.data.add(key=8).value.location_value  # under "Soc": no rule, withheld
+        held.latitude, held.longitude = 1.0 + i, 2.0
+        msg.data.add(key=8).value.double_value = 55.0 + i
+        sent = msg.data.add(key=21).value.location_value
+        sent.latitude, sent.longitude = 10.0 + i, 20.0
+        messages.append(msg.SerializeToString())
+    path = tmp_path / "s.bin"
+    path.write_bytes(delimited(*messages))
+    _, export, onshore, counts = split(payload, path, catalogue)
+    assert export["key"].to_list() == ["Soc", "Location"] * 3
+    assert export["value_location_value"].to_list() == [
+        None, {"latitude": 10.0, "longitude": 20.0}, None,
+        {"latitude": 11.0, "longitude": 20.0}, None, {"latitude": 12.0, "longitude": 20.0}]
+    assert onshore["key"].to_list() == ["Soc"] * 3
+    assert onshore["value_location_value"].struct.field("latitude").to_list() == [1.0, 2.0, 3.0]
+    assert counts["entries"] == 9 and counts["exported"] == 6
+
+
 def test_used_car_exports_the_day_not_the_time(payload, shipped, tmp_path: Path) -> None:
     # created_at: 2026-09-21 14:13:20 UTC
     msg = payload.message_class.FromString(make_payload(payload))
