@@ -928,11 +928,9 @@ def _arrow_columns(
         rows = grouped[0][offsets[g]:offsets[g + 1]]
         if not len(rows):
             continue
-        decoded = leaves[j]  # of every entry holding the member: if the side has them all,
-        kept = (dataclasses.replace(decoded, rows=rows)  # they need not be picked out
-                if len(rows) == len(decoded.rows) else _kept_leaves(decoded, keep, picked))
         built[column] = Sparse(rows, _struct_array(
-            tables.member_tables[j], buf, kept, target[column]), height)
+            tables.member_tables[j], buf, _kept_leaves(leaves[j], keep, rows), target[column]),
+            height)
     values: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
     for g, (column, kind, field) in enumerate(groups, start=len(message_members)):
         if offsets[g + 1] == offsets[g]:
@@ -1115,13 +1113,14 @@ def _struct_array(
         names=[f.json_name for f in table.fields])
 
 
-def _kept_leaves(decoded: _Leaves, keep: np.ndarray, picked: np.ndarray) -> _Leaves:
-    """`decoded` for the entries `keep` selects, with their positions among them (`picked`:
-    the positions `keep` selects) as rows."""
+def _kept_leaves(decoded: _Leaves, keep: np.ndarray, rows: np.ndarray) -> _Leaves:
+    """`decoded` (of every entry holding a member) for the entries `keep` selects, whose rows
+    on their side are `rows`. If the side has them all, nothing is picked out."""
+    if len(rows) == len(decoded.rows):
+        return dataclasses.replace(decoded, rows=rows)
     still = keep[decoded.rows]
-    return _Leaves(np.searchsorted(picked, decoded.rows[still]), decoded.ok[still],
-                   decoded.ints[still], decoded.floats[still], decoded.starts[still],
-                   decoded.lengths[still], decoded.seen[still])
+    return _Leaves(rows, decoded.ok[still], decoded.ints[still], decoded.floats[still],
+                   decoded.starts[still], decoded.lengths[still], decoded.seen[still])
 
 
 def _leaf_columns(
@@ -1188,7 +1187,10 @@ def _columns(
     for g, (j, name) in enumerate(message_members):
         if not (group == g).any():
             continue
-        decoded = leaves[j] if all_kept else _kept_leaves(leaves[j], keep, picked)
+        decoded = leaves[j]
+        if not all_kept:  # the kept entries' rows: their places among those kept
+            held = decoded.rows[keep[decoded.rows]]
+            decoded = _kept_leaves(decoded, keep, np.searchsorted(picked, held))
         columns[name] = _struct_series(name, tables.member_tables[j], buf, decoded, height,
                                        target[name])
     values: dict[str, list[pl.Series]] = {}
