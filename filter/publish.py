@@ -71,21 +71,49 @@ class StagedOutput:
 
 def stage(target: str | Path, run_id: str, *, overwrite: bool) -> StagedOutput:
     """Check `target` may be written, clear stale staging beside it, and create a staging dir."""
-    target = Path(target).absolute()
+    return stage_all([target], run_id, overwrite=overwrite)[0]
+
+
+def stage_all(
+    targets: list[str | Path], run_id: str, *, overwrite: bool
+) -> list[StagedOutput]:
+    """`stage` for several targets, each step for all of them before the next: every target
+    checked, then the stale staging beside each cleared, then the staging dirs created. So a
+    refused target leaves nothing behind, and once any of this run's staging dirs exists, no
+    dead run's is left beside any of the targets (a run killed between two targets would
+    otherwise leave the second one's for the next run to find)."""
+    checked = [_writable(Path(t).absolute(), overwrite) for t in targets]
+    for target in checked:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale(target.parent, target.name)
+        except OSError as exc:
+            raise _cannot_create(target, exc) from None
+    # The owner is in the name, so no marker file ends up in the published output.
+    staged = [StagedOutput(
+        target, target.parent / f".{target.name}{_STAGING}{_HOST}-{os.getpid()}-{run_id}",
+        replace=overwrite) for target in checked]
+    for made, output in enumerate(staged):
+        try:
+            output.staging.mkdir()
+        except OSError as exc:
+            for earlier in staged[:made]:
+                earlier.discard()
+            raise _cannot_create(output.target, exc) from None
+    return staged
+
+
+def _writable(target: Path, overwrite: bool) -> Path:
+    """`target`, if it may be written: absent, an empty directory, or replaced (`overwrite`)."""
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target}: exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise OutputError(f"{target}: target is not empty", hint="use --overwrite to replace it")
-    parent = target.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(parent, target.name)
-        # The owner is in the name, so no marker file ends up in the published output.
-        staging = parent / f".{target.name}{_STAGING}{_HOST}-{os.getpid()}-{run_id}"
-        staging.mkdir()
-    except OSError as exc:
-        raise OutputError(f"{target}: cannot create output: {exc.strerror or exc}") from None
-    return StagedOutput(target=target, staging=staging, replace=overwrite)
+    return target
+
+
+def _cannot_create(target: Path, exc: OSError) -> OutputError:
+    return OutputError(f"{target}: cannot create output: {exc.strerror or exc}")
 
 
 def _remove_stale(parent: Path, name: str) -> None:

@@ -44,7 +44,7 @@ from filter.parquet_splice import splice_pair, splice_refusal
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
 from filter.pseudonym import token_mapping
-from filter.publish import StagedOutput, stage
+from filter.publish import StagedOutput, stage_all
 from filter.readers.parquet import (
     ParquetInput,
     expand_inputs,
@@ -199,13 +199,11 @@ def staged_outputs(
 
     On any failure, and on interruption, whatever was staged is discarded: nothing publishes.
     """
-    staged: list[StagedOutput] = []
+    onshore, export = stage_all([onshore_target, export_target], run_id, overwrite=overwrite)
     try:
-        staged.append(stage(onshore_target, run_id, overwrite=overwrite))
-        staged.append(stage(export_target, run_id, overwrite=overwrite))
-        yield staged[1], staged[0]
+        yield export, onshore
     except BaseException:
-        for s in staged:
+        for s in (onshore, export):
             s.discard()
         raise
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from filter import OutputError
-from filter.publish import stage
+from filter.publish import stage, stage_all
 
 
 def test_stage_then_publish(tmp_path: Path) -> None:
@@ -65,6 +65,40 @@ def test_live_runs_staging_is_left_alone(tmp_path: Path) -> None:
     dead.mkdir()
     stage(tmp_path / "out", "run1", overwrite=False).discard()
     assert alive.exists() and not dead.exists()
+
+
+def test_staging_several_targets_clears_every_dead_run_first(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    # A run killed between creating its first and its second staging dir must not leave a
+    # dead run's staging beside the second target: every target is swept before any
+    # staging dir of this run appears.
+    import filter.publish as publish
+
+    dead = [tmp_path / f".{name}.vtx-staging-{publish._HOST}-999999999-gone"
+            for name in ("onshore", "export")]
+    for directory in dead:
+        directory.mkdir()
+    seen_when_created: list[list[str]] = []
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args, **kwargs) -> None:
+        if ".vtx-staging-" in self.name:
+            seen_when_created.append(sorted(p.name for p in tmp_path.iterdir()))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    staged = stage_all([tmp_path / "onshore", tmp_path / "export"], "run1", overwrite=False)
+    assert [s.target.name for s in staged] == ["onshore", "export"]
+    assert seen_when_created[0] == []  # no dead run's staging left when the first is made
+    assert not any(d.exists() for d in dead)
+
+
+def test_a_refused_target_leaves_no_staging_of_the_others(tmp_path: Path) -> None:
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "old").write_text("old")
+    with pytest.raises(OutputError, match="not empty"):
+        stage_all([tmp_path / "onshore", tmp_path / "export"], "run1", overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
 def test_every_published_file_reached_the_disk_before_its_rename(tmp_path: Path,
