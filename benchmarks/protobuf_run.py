@@ -61,6 +61,7 @@ from benchmarks.run import (
     _fmt,
     _now,
     _rows_label,
+    compile_bytecode,
     machine_info,
     measure,
     summarise,
@@ -189,6 +190,7 @@ def bench_one(
     repo_root = BENCH_DIR.parent
     max_rss = None if max_rss_gb is None else int(max_rss_gb * 2**30)
     warm_page_cache(src)
+    compile_bytecode(repo_root)
     started = _now()
     runs: dict[str, list[RunResult]] = {m: [] for m in methods}
     reports: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
