@@ -8,6 +8,7 @@ catalogue, data and way of writing the input.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,12 @@ def test_a_footer_whose_chunks_overlap_is_refused(fleet_file, tmp_path) -> None:
     assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
 
 
-def test_a_damaged_page_in_a_copied_column_fails_the_run(fleet_file, tmp_path) -> None:
+@pytest.mark.parametrize("pass_bytes", [parquet_splice.CHECK_PASS_BYTES, 1])
+def test_a_damaged_page_in_a_copied_column_fails_the_run(
+    fleet_file, tmp_path, monkeypatch, pass_bytes
+) -> None:
+    """Also when the background check reads each column in a pass of its own."""
+    monkeypatch.setattr(parquet_splice, "CHECK_PASS_BYTES", pass_bytes)
     meta = pq.read_metadata(fleet_file)
     names = [meta.row_group(1).column(i).path_in_schema for i in range(meta.num_columns)]
     chunk = meta.row_group(1).column(names.index(SOH))  # copied, never computed
@@ -260,6 +266,40 @@ def test_a_damaged_page_in_a_copied_column_fails_the_run(fleet_file, tmp_path) -
         split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
               catalogue=MINI_CATALOGUE)
     assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+
+
+@given(sizes=st.lists(st.integers(0, 50), max_size=12), budget=st.integers(1, 60))
+def test_check_passes_cut_columns_in_order_within_the_budget(sizes, budget) -> None:
+    columns = [(f"c{i}", n) for i, n in enumerate(sizes)]
+    passes = parquet_splice.check_passes(columns, budget)
+    assert [name for p in passes for name in p] == [name for name, _ in columns]
+    size = dict(columns)
+    for cut in passes:
+        assert cut, "no pass is empty"
+        assert len(cut) == 1 or sum(size[c] for c in cut) <= budget
+    for before, after in itertools.pairwise(passes):  # each pass as full as it can be
+        assert sum(size[c] for c in before) + size[after[0]] > budget
+
+
+def test_the_check_reads_every_column_however_it_is_cut(fleet_file, tmp_path, monkeypatch) -> None:
+    """With a pass per column, the background check still reads each column the copy does
+    not compute, each once, whole."""
+    cut: list[list[str]] = []
+    check_passes = parquet_splice.check_passes
+
+    def recording(columns, budget):
+        cut.extend(passes := check_passes(columns, budget))
+        return passes
+
+    monkeypatch.setattr(parquet_splice, "CHECK_PASS_BYTES", 1)
+    monkeypatch.setattr(parquet_splice, "check_passes", recording)
+    split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+          catalogue=MINI_CATALOGUE)
+    columns = [c for p in cut for c in p]
+    assert len(cut) > 1 and all(len(p) == 1 for p in cut)
+    assert len(columns) == len(set(columns))
+    assert SOH in columns  # a copied column
+    assert set(columns) < set(pq.read_schema(fleet_file).names)  # the token's input: computed
 
 
 def test_a_chunk_kept_in_another_file_is_refused(fleet_file, tmp_path) -> None:
