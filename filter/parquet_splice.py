@@ -79,7 +79,8 @@ MAX_ROW_GROUP_ROWS = 2**21
 #: column is a pass of its own. Polars decodes a pass a row group at a time, a few row groups
 #: in flight, so the check's memory follows this, not the file's width. Measured on 10M rows
 #: (106 columns, 250,000-row groups of 83 MB): one pass of every column, peak RSS of the split
-#: 730-790 MB; passes of ~10 MB, 410-460 MB, the same CPU time.
+#: 715-790 MB; passes of 16 MiB, 478-491 MB; of 8 MiB, 443-470 MB; the same CPU time. (At
+#: 50M rows 4, 8 and 16 MiB peaked alike, 537-566 MB: there the check's spikes set the peak.)
 CHECK_PASS_BYTES = 16 * 1024 * 1024
 _OLD_PARQUET_MR = re.compile(r"parquet-mr version 1\.[0-2]\.")
 #: Names of the onshore side's computed columns in the shared in-memory file.
@@ -390,7 +391,7 @@ def check_passes(columns: list[tuple[str, int]], budget: int) -> list[list[str]]
     passes: list[list[str]] = []
     size = 0
     for name, nbytes in columns:
-        if not passes or (size + nbytes > budget and passes[-1]):
+        if not passes or size + nbytes > budget:  # a pass is never left empty
             passes.append([])
             size = 0
         passes[-1].append(name)
