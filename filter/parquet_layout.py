@@ -42,6 +42,9 @@ MAGIC = b"PAR1"
 #: The writer a footer vtx writes names, where it does not keep an input writer's name.
 VTX_WRITER = f"vtx version {__version__}"
 _TAIL = 8  # footer length (4 bytes, little-endian) and the magic
+#: ColumnMetaData fields a reader needs to find and decode a chunk's pages: type, encodings,
+#: path, codec, value count, sizes, data and dictionary page offsets.
+_PAGE_FIELDS = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 11})
 
 
 @dataclass(frozen=True)
@@ -196,13 +199,20 @@ def layout_in_memory(data: bytes, name: str) -> ParquetLayout:
     return ParquetLayout(data[end - length:end], end - length, name)
 
 
-def relocated_chunk(chunk: thrift.Struct, start: int, new_start: int) -> thrift.Struct:
+def relocated_chunk(
+    chunk: thrift.Struct, start: int, new_start: int, *, pages_only: bool = False
+) -> thrift.Struct:
     """`chunk`'s footer entry once its bytes, at `start` in its file, are at `new_start`.
 
-    Page indexes and bloom filters, which lie outside the chunk, are dropped.
+    Page indexes and bloom filters, which lie outside the chunk, are dropped. With
+    `pages_only`, so is all a reader could answer from without decoding the pages (statistics,
+    encoding statistics, size statistics, key-value metadata): the entry of a chunk copied to
+    be decoded.
     """
     shift = new_start - start
     meta = dict(chunk[3].value)
+    if pages_only:
+        meta = {k: v for k, v in meta.items() if k in _PAGE_FIELDS}
     for field_id in (9, 10, 11):  # data, index and dictionary page offsets
         if field_id in meta:
             meta[field_id] = thrift.Field(thrift.I64, meta[field_id].value + shift)

@@ -44,8 +44,10 @@ def test_the_schema_tree_numbers_leaves_in_file_order(source) -> None:
     assert layout.created_by is not None and layout.created_by.startswith("Polars")
 
 
-def test_a_file_of_relocated_chunks_reads_back(source, tmp_path) -> None:
-    """Columns "b" and "s.y.q" of every row group, copied into a file of their own."""
+@pytest.mark.parametrize("pages_only", [False, True])
+def test_a_file_of_relocated_chunks_reads_back(source, tmp_path, pages_only) -> None:
+    """Columns "b" and "s.y.q" of every row group, copied into a file of their own; with
+    `pages_only`, with nothing in their footer entries but where their pages are."""
     layout = read_layout(source)
     data = source.read_bytes()
     columns = [layout.columns["b"], layout.columns["s"].pruned([("y", "q")])]
@@ -55,7 +57,8 @@ def test_a_file_of_relocated_chunks_reads_back(source, tmp_path) -> None:
         chunks = []
         for leaf in (4, 3):
             start, length = group.ranges[leaf]
-            chunks.append(relocated_chunk(group.chunks[leaf], start, len(out)))
+            chunks.append(relocated_chunk(group.chunks[leaf], start, len(out),
+                                          pages_only=pages_only))
             out += data[start:start + length]
         groups.append(row_group_entry(chunks, group.rows, group.index))
     out += footer_bytes(2, columns, groups, 3, {}, "test", [None, None])
@@ -63,7 +66,10 @@ def test_a_file_of_relocated_chunks_reads_back(source, tmp_path) -> None:
     path.write_bytes(bytes(out))
     expected = pl.DataFrame({"b": FRAME["b"], "s": [{"y": {"q": True}}, None, {"y": None}]})
     assert_frame_equal(pl.read_parquet(path), expected)
-    assert pq.read_metadata(path).num_rows == 3
+    meta = pq.read_metadata(path)
+    assert meta.num_rows == 3
+    stats = [meta.row_group(g).column(c).is_stats_set for g in range(2) for c in range(2)]
+    assert stats == [not pages_only] * 4
 
 
 def test_files_it_cannot_lay_out(tmp_path, source) -> None:
