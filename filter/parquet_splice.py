@@ -22,9 +22,14 @@ How:
   path does) into an in-memory Parquet file, whose chunks are copied in turn.
 - Every leaf of the input is decoded once, by Polars in a background thread, while the chunks
   are copied: a damaged page fails the run, as it fails one that decodes everything, instead
-  of passing unread into an output. It reads the columns in passes of at most
-  `CHECK_PASS_BYTES` of a row group (uncompressed), so that its memory follows that bound,
-  not the file's width.
+  of passing unread into an output. It decodes pieces of at most `CHECK_PASS_BYTES`
+  (uncompressed): some columns of a few row groups.
+- Polars reads the input only from Parquet files in memory made of the chunks it needs
+  (`_ChunkFiles`): a row group's columns for the computed ones, a piece for the check. Given
+  the whole file, Polars reads row groups ahead of what it decodes, and the check's memory
+  spiked by up to 200 MB, the more often the longer the file; a small file at a time, there
+  is nothing to read ahead. (pyarrow, which read the computed columns before, kept the whole
+  footer parsed and memory in its own pool: 70 MB more at 10M rows.)
 
 Copied columns keep the input's compression (a Snappy or uncompressed input gives Snappy or
 uncompressed columns); `vtx split --reencode` writes every column anew instead.
@@ -38,12 +43,11 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from filter import thrift_compact as thrift
 from filter.engine import Lookups, split_lazy, unchanged_columns
@@ -52,10 +56,12 @@ from filter.manifest import FileRecord
 from filter.parquet_layout import (
     MAGIC,
     VTX_WRITER,
+    FooterParts,
     ParquetLayout,
     RowGroupLayout,
     SchemaNode,
     footer_bytes,
+    footer_parts,
     layout_in_memory,
     read_layout,
     relocated_chunk,
@@ -65,7 +71,7 @@ from filter.parquet_metadata import polars_arrow_schema
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan
 from filter.prefetch import prefetched
-from filter.readers.parquet import ParquetInput, scan
+from filter.readers.parquet import ParquetInput
 
 #: Parquet physical types whose chunks are copied; INT96 and fixed-length byte arrays are
 #: encoded anew, where readers restore their logical types from more than the chunk.
@@ -74,14 +80,16 @@ _COPIED_PHYSICAL = {0, 1, 2, 4, 5, 6}  # BOOLEAN, INT32, INT64, FLOAT, DOUBLE, B
 _ENCODED_DTYPES = (pl.Categorical, pl.Enum, pl.Object)
 #: Largest row group split by copying chunks (memory holds one row group's computed columns).
 MAX_ROW_GROUP_ROWS = 2**21
-#: At most this much of a row group's columns (uncompressed, as the input's first row group
-#: with rows says) is decoded in one pass of the background check (`_decode_leaves`); a wider
-#: column is a pass of its own. Polars decodes a pass a row group at a time, a few row groups
-#: in flight, so the check's memory follows this, not the file's width. Measured on 10M rows
-#: (106 columns, 250,000-row groups of 83 MB): one pass of every column, peak RSS of the split
-#: 715-790 MB; passes of 16 MiB, 478-491 MB; of 8 MiB, 443-470 MB; the same CPU time. (At
-#: 50M rows 4, 8 and 16 MiB peaked alike, 537-566 MB: there the check's spikes set the peak.)
+#: At most this much of the input (uncompressed, as its first row group with rows says) is
+#: decoded in one piece by the background check (`_decode_leaves`); one column of one row
+#: group wider than this is a piece of its own. Measured alone on 10M rows (106 columns,
+#: 250,000-row groups of 83 MB): pieces of 8, 16, 32 and 64 MiB peak at 220, 266, 403 and
+#: 412 MB of RSS for the same CPU time.
 CHECK_PASS_BYTES = 16 * 1024 * 1024
+#: Row groups in each piece of the background check, at least: Polars decodes the row groups
+#: of one file in parallel, one per task, and no faster than one core for a single one. On
+#: 10M rows, alone: 2 gave 6.2 s against 10.0 s for 1, with the same CPU time and peak RSS.
+CHECK_GROUPS = 2
 _OLD_PARQUET_MR = re.compile(r"parquet-mr version 1\.[0-2]\.")
 #: Names of the onshore side's computed columns in the shared in-memory file.
 _ONSHORE_PREFIX = "\x00onshore\x00"
@@ -125,14 +133,14 @@ def splice_pair(
     """Split `source` into its pair of part files by copying column chunks; also its
     detector hit counts (by ``path\\x1fdetector``)."""
     layout = read_layout(source.path)
-    full = split_lazy(scan(source), plan, lookups)
+    # The outputs' schemas, from the plan's: a scan of the input would parse its footer again.
+    full = split_lazy(pl.LazyFrame(schema=plan.schema), plan, lookups)
     schemas = {"export": full.export.collect_schema(), "onshore": full.onshore.collect_schema()}
     copied = {side: _copied_columns(side, plan, lookups, layout) for side in _SIDES}
     computed = _computed_query(plan, lookups, schemas, copied)
-    reader = pq.ParquetFile(source.path)
     counts: Counter[str] = Counter(full.known_counts)
     # The computed columns' reads decode what they read; the rest is decoded here.
-    decoded = _Background(_decode_leaves, source, plan, set(computed.needed),
+    decoded = _Background(_decode_leaves, source, plan, layout, set(computed.needed),
                           _column_bytes(layout))
     with (
         part_pair(export_path, onshore_path) as (export_file, onshore_file),
@@ -143,7 +151,9 @@ def splice_pair(
                    for side in _SIDES}
         writers = {side: _PartAssembler(side, part, columns[side], layout, empty)
                    for side, part in (("export", export_file), ("onshore", onshore_file))}
-        for group, helper in prefetched(_computed_row_groups(reader, layout, computed)):
+        needed = _Columns.of(computed.needed, plan, layout)
+        reads = _ChunkFiles(input_file.fileno(), layout.source)
+        for group, helper in prefetched(_computed_row_groups(reads, needed, layout, computed)):
             counts.update(helper.counts)
             for writer in writers.values():
                 writer.add_row_group(group, input_file.fileno(), helper)
@@ -179,13 +189,13 @@ class _Background:
 
 
 def _computed_row_groups(
-    reader: pq.ParquetFile, layout: ParquetLayout, computed: _ComputedQuery
+    reads: _ChunkFiles, needed: _Columns, layout: ParquetLayout, computed: _ComputedQuery
 ) -> Iterator[tuple[RowGroupLayout, _Helper]]:
-    """Every row group that holds rows, with its computed columns."""
+    """Every row group that holds rows, with its computed columns (from the `needed` input
+    columns: Polars reads a file of their chunks)."""
     for group in layout.row_groups():
         if group.rows:
-            table = reader.read_row_group(group.index, columns=computed.needed, use_threads=True)
-            yield group, computed.run(table)
+            yield group, computed.run(pl.read_parquet(reads.file([group], needed)))
 
 
 @dataclass(frozen=True)
@@ -207,11 +217,11 @@ class _ComputedQuery:
     needed: list[str]  # input columns they read
     names: dict[Destination, list[str]]  # computed output columns per side, token first
 
-    def run(self, table: object | None) -> _Helper:
-        """Compute and encode one row group's columns (an empty frame for None)."""
-        frame = (pl.DataFrame(schema=self.plan.schema) if table is None
-                 else pl.from_arrow(table))
-        assert isinstance(frame, pl.DataFrame)
+    def run(self, frame: pl.DataFrame | None) -> _Helper:
+        """Compute and encode one row group's columns (from the input columns they need; an
+        empty frame for None)."""
+        if frame is None:
+            frame = pl.DataFrame(schema=self.plan.schema)
         frame = frame.cast({c: t for c, t in self.plan.schema.items() if frame.schema[c] != t})
         queries = split_lazy(frame.lazy(), self.plan, self.lookups)
         onshore = [pl.col(c).alias(_ONSHORE_PREFIX + c) for c in self.names["onshore"][1:]]
@@ -331,13 +341,7 @@ class _PartAssembler:
         if len(self._buffer) < length:
             self._buffer = bytearray(length)
         view = memoryview(self._buffer)[:length]
-        done = 0
-        while done < length:
-            got = os.preadv(fd, [view[done:]], start + done)
-            if not got:
-                raise InputError(f"{self.layout.source}: file ends inside a column chunk "
-                                 f"(byte {start + done}); was it changed during the run?")
-            done += got
+        _read_into(fd, view, start, self.layout.source)
         return self._append(chunk, view, start)
 
     def _append(self, chunk: thrift.Struct, data: memoryview, start: int) -> thrift.Struct:
@@ -367,11 +371,17 @@ class _PartAssembler:
 
 
 def _decode_leaves(
-    source: ParquetInput, plan: ExportPlan, skip: set[str], column_bytes: dict[str, int]
+    source: ParquetInput, plan: ExportPlan, layout: ParquetLayout, skip: set[str],
+    column_bytes: dict[str, int],
 ) -> None:
     """Decode every value of `source`'s columns but `skip`, and discard them: the copy reads
-    none of them, and a damaged page must fail the run. Columns are read in passes of at most
-    `CHECK_PASS_BYTES` (`column_bytes`: each column's share of a row group), in file order."""
+    none of them, and a damaged page must fail the run.
+
+    Polars reads them a piece at a time, each piece a Parquet file in memory (`_ChunkFiles`):
+    the columns of one pass (`check_passes`) in one row group, or in as many consecutive row
+    groups as `CHECK_PASS_BYTES` holds (`column_bytes`: each column's share of a row group).
+    With one small file at a time, Polars has nothing to read ahead.
+    """
     checks: dict[str, list[pl.Expr]] = {}  # by top-level column: a pass reads it whole
     for decision in plan.fields:
         if decision.column in skip:
@@ -380,9 +390,108 @@ def _decode_leaves(
         nested = dtype.is_nested()  # a list's null count need not read its elements
         checks.setdefault(decision.column, []).append(
             (value.hash().sum() if nested else value.null_count()).alias(decision.path))
-    for columns in check_passes([(c, column_bytes.get(c, 0)) for c in checks],
-                                CHECK_PASS_BYTES):
-        scan(source).select([e for c in columns for e in checks[c]]).collect(engine="streaming")
+    row_bytes = sum(column_bytes.get(c, 0) for c in checks)
+    groups_per_piece = max(CHECK_GROUPS, CHECK_PASS_BYTES // max(row_bytes, 1))
+    passes = check_passes([(c, groups_per_piece * column_bytes.get(c, 0)) for c in checks],
+                          CHECK_PASS_BYTES)
+    pieces = [(_Columns.of(columns, plan, layout), [e for c in columns for e in checks[c]])
+              for columns in passes]
+    groups = (g for g in layout.row_groups() if g.rows)
+    with source.path.open("rb") as input_file:
+        files = _ChunkFiles(input_file.fileno(), layout.source)
+        for run in _runs(groups, groups_per_piece):
+            for columns, exprs in pieces:
+                pl.scan_parquet(files.file(run, columns)).select(exprs).collect(
+                    engine="streaming")
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Some top-level columns of the input, as Polars reads them from a file of their chunks
+    (`_ChunkFiles`)."""
+
+    leaves: tuple[int, ...]  # their leaf columns, in file order
+    footer: FooterParts  # their schema, for the footers of such files
+
+    @classmethod
+    def of(cls, columns: list[str], plan: ExportPlan, layout: ParquetLayout) -> _Columns:
+        nodes = [layout.columns[c] for c in columns]
+        # The Arrow schema makes Polars read them as the plan's types, as a scan of the input
+        # does.
+        arrow = polars_arrow_schema(pl.Schema({c: plan.schema[c] for c in columns}))
+        return cls(tuple(leaf for n in nodes for leaf in n.leaves),
+                   footer_parts(layout.version, nodes, arrow, VTX_WRITER, []))
+
+
+class _ChunkFiles:
+    """Parquet files in memory, each made of some of the input's chunks, for Polars to read:
+    so that a read holds the row groups asked for and nothing more. Polars, given the whole
+    file, reads row groups ahead of what it decodes, and parses the whole footer again for
+    every query.
+
+    One per thread: the chunks are read into one buffer, kept from file to file, and copied
+    once into the file's bytes (a fresh buffer per file cost twice the CPU time: the kernel
+    clears every page of a new allocation).
+    """
+
+    def __init__(self, fd: int, source: str) -> None:
+        self._fd = fd
+        self._source = source
+        self._buffer = bytearray()
+
+    def file(self, groups: Sequence[RowGroupLayout], columns: _Columns) -> bytes:
+        """A Parquet file of the chunks of `columns` in `groups`: their bytes, and a footer
+        that says where they are and nothing a reader could answer from without decoding
+        them (no statistics)."""
+        placed = []  # (start in the input, length, start in the file)
+        entries = []
+        where = len(MAGIC)
+        for ordinal, group in enumerate(groups):
+            chunks = []
+            for leaf in columns.leaves:
+                start, length = group.ranges[leaf]
+                chunks.append(relocated_chunk(group.chunks[leaf], start, where,
+                                              pages_only=True))
+                placed.append((start, length, where))
+                where += length
+            entries.append(row_group_entry(chunks, group.rows, ordinal))
+        tail = columns.footer.footer(entries, sum(g.rows for g in groups))
+        size = where + len(tail)
+        if len(self._buffer) < size:
+            self._buffer = bytearray(size)
+        with memoryview(self._buffer) as view:
+            view[:len(MAGIC)] = MAGIC
+            for start, length, at in placed:
+                _read_into(self._fd, view[at:at + length], start, self._source)
+            view[where:size] = tail
+            return bytes(view[:size])
+
+
+def _runs(items: Iterable[RowGroupLayout], size: int) -> Iterator[list[RowGroupLayout]]:
+    """`items` in consecutive runs of `size` (the last may be shorter)."""
+    run: list[RowGroupLayout] = []
+    for item in items:
+        run.append(item)
+        if len(run) == size:
+            yield run
+            run = []
+    if run:
+        yield run
+
+
+def _read_into(fd: int, view: memoryview, start: int, source: str) -> None:
+    """Fill `view` with the bytes of `fd` from `start` on."""
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], start + done)
+        if not got:
+            raise _truncated(source, start + done)
+        done += got
+
+
+def _truncated(source: str, at: int) -> InputError:
+    return InputError(f"{source}: file ends inside a column chunk (byte {at}); was it changed "
+                      "during the run?")
 
 
 def check_passes(columns: list[tuple[str, int]], budget: int) -> list[list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from filter import InputError, parquet_splice, read_manifest, split
 from filter import thrift_compact as thrift
@@ -281,25 +282,44 @@ def test_check_passes_cut_columns_in_order_within_the_budget(sizes, budget) -> N
         assert sum(size[c] for c in before) + size[after[0]] > budget
 
 
-def test_the_check_reads_every_column_however_it_is_cut(fleet_file, tmp_path, monkeypatch) -> None:
-    """With a pass per column, the background check still reads each column the copy does
-    not compute, each once, whole."""
-    cut: list[list[str]] = []
-    check_passes = parquet_splice.check_passes
+@pytest.mark.parametrize("pass_bytes", [1, parquet_splice.CHECK_PASS_BYTES])
+def test_the_check_decodes_every_value_the_copy_does_not_read_once(
+    fleet_file, tmp_path, monkeypatch, pass_bytes
+) -> None:
+    """Between them, the background check's files hold every value of every column the
+    computed columns do not read, each once, in order; with a piece per column too. Their
+    footers hold no statistics, from which a reader could answer without decoding."""
+    made: list[bytes] = []
+    make_file = parquet_splice._ChunkFiles.file
 
-    def recording(columns, budget):
-        cut.extend(passes := check_passes(columns, budget))
-        return passes
+    def recording(self, groups, columns):
+        data = make_file(self, groups, columns)
+        if threading.current_thread().name == "vtx-decode":
+            made.append(data)
+        return data
 
-    monkeypatch.setattr(parquet_splice, "CHECK_PASS_BYTES", 1)
-    monkeypatch.setattr(parquet_splice, "check_passes", recording)
+    monkeypatch.setattr(parquet_splice, "CHECK_PASS_BYTES", pass_bytes)
+    monkeypatch.setattr(parquet_splice._ChunkFiles, "file", recording)
     split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
           catalogue=MINI_CATALOGUE)
-    columns = [c for p in cut for c in p]
-    assert len(cut) > 1 and all(len(p) == 1 for p in cut)
-    assert len(columns) == len(set(columns))
-    assert SOH in columns  # a copied column
-    assert set(columns) < set(pq.read_schema(fleet_file).names)  # the token's input: computed
+    pieces = [pl.read_parquet(data) for data in made]
+    checked: dict[str, list[pl.Series]] = {}
+    for piece in pieces:
+        for name in piece.columns:
+            checked.setdefault(name, []).append(piece[name])
+    assert SOH in checked and "vin" not in checked  # the token reads the VINs
+    assert set(checked) | {"vin", "Vehicle.Service.Notes"} == set(FLEET.columns)
+    for name, parts in checked.items():
+        assert_series_equal(pl.concat(parts), FLEET[name])
+    metas = [pq.read_metadata(pa.BufferReader(data)) for data in made]
+    for meta in metas:
+        assert not any(meta.row_group(g).column(c).is_stats_set
+                       for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+    if pass_bytes == 1:  # a column and the fewest row groups a piece has
+        assert all(piece.width == 1 for piece in pieces)
+        assert {m.num_row_groups for m in metas} == {parquet_splice.CHECK_GROUPS}
+    else:  # the whole file is a few kB: one piece
+        assert [m.num_row_groups for m in metas] == [4]
 
 
 def test_a_chunk_kept_in_another_file_is_refused(fleet_file, tmp_path) -> None:
