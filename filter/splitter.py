@@ -11,14 +11,14 @@ May fail: `CatalogueError`, `ScenarioError`, `KeyFileError`, `InputError`,
 published and the staging directories are removed.
 
 How: the plan is compiled once from the batch's schema; the distinct VINs of the batch are read
-(one column) and tokenised once each, and the distinct values of low-cardinality exported
-strings are run through the detectors once each; then each input file is split row group by
-row group (`filter.parquet_splice`): the columns a side holds unchanged are copied as their
-encoded column chunks, the others (the token, fields an action or a detector changes) computed
-by the engine and encoded by Polars, so memory is bounded by a row group, not the input. With
-`reencode`, every input file is streamed by Polars through both projections in a single pass
-(`sink_parquet(lazy=True)` + `collect_all`) instead. Inputs are hashed in a background thread
-while the split runs; outputs are hashed as they are written.
+(one column, `LOOKUP_RUN_ROWS` rows at a time) and tokenised once each, and the distinct values
+of low-cardinality exported strings are run through the detectors once each; then each input
+file is split row group by row group (`filter.parquet_splice`): the columns a side holds
+unchanged are copied as their encoded column chunks, the others (the token, fields an action or
+a detector changes) computed by the engine and encoded by Polars, so memory is bounded by a row
+group, not the input. With `reencode`, every input file is streamed by Polars through both
+projections in a single pass (`sink_parquet(lazy=True)` + `collect_all`) instead. Inputs are
+hashed in a background thread while the split runs; outputs are hashed as they are written.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
+from filter import value_tables
 from filter.catalogue import Catalogue, load_catalogue
 from filter.engine import Lookups, split_lazy
 from filter.errors import CatalogueError, InputError, OutputError, first_line
@@ -54,6 +55,11 @@ from filter.readers.parquet import (
 )
 from filter.value_tables import distinct_query, enumeration_fields, value_table
 
+#: Rows of a Parquet batch one query of `batch_lookups` reads. Polars' streaming `unique`
+#: holds memory in proportion to the rows it has read (pola-rs/polars#25607): alone, the
+#: distinct VINs of 10M rows peaked at 216 MB of RSS, of 50M rows at 375 MB. Runs of this
+#: many rows hold what one run holds, however long the batch.
+LOOKUP_RUN_ROWS = 5_000_000
 #: Called after each input file with (files done, files in all, rows done, rows in all).
 ProgressCallback = Callable[[int, int, int, int], None]
 
@@ -293,18 +299,44 @@ def check_targets(
     return export_target, onshore_target
 
 
-def batch_lookups(frame: pl.LazyFrame, export_plan: ExportPlan, key: bytes) -> Lookups:
+def batch_lookups(
+    frame: pl.LazyFrame, export_plan: ExportPlan, key: bytes, *, rows: int | None = None
+) -> Lookups:
     """What the split looks up by distinct value: one pass over the VIN column and the
-    string fields that hold enumerations (`filter.value_tables`)."""
-    vins = frame.select(pl.col(export_plan.vehicle_id_column).cast(pl.String).unique())
+    string fields that hold enumerations (`filter.value_tables`).
+
+    `rows`: the frame's height, given when a slice of the frame reads only its own rows (a
+    Parquet scan); the pass then reads `LOOKUP_RUN_ROWS` rows at a time. None: one query.
+    """
     enumerations = enumeration_fields(frame, export_plan)
-    distinct_vins, *distinct = pl.collect_all(
-        [vins, *(distinct_query(frame, export_plan, d) for d in enumerations)])
+    vins = pl.col(export_plan.vehicle_id_column).cast(pl.String).unique()
+    runs = ([frame] if rows is None or rows <= LOOKUP_RUN_ROWS else
+            [frame.slice(offset, LOOKUP_RUN_ROWS) for offset in range(0, rows, LOOKUP_RUN_ROWS)])
+    distinct_vins: pl.Series | None = None
+    distinct: dict[str, pl.Series] = {}  # by path: what the runs so far found
+    for run in runs:
+        # A field already past the limit gets no table: it is not read again.
+        fields = [d for d in enumerations
+                  if len(distinct.get(d.path, ())) <= value_tables.DISTINCT_LIMIT]
+        queries = [run.select(vins), *(distinct_query(run, export_plan, d) for d in fields)]
+        # A slice's queries one by one: `collect_all` would cache the slice they share, whole.
+        found, *values = (pl.collect_all(queries) if len(runs) == 1 else
+                          [query.collect(engine="streaming") for query in queries])
+        distinct_vins = _union(distinct_vins, found.to_series())
+        for decision, frame_values in zip(fields, values, strict=True):
+            distinct[decision.path] = _union(distinct.get(decision.path),
+                                             frame_values.to_series())
+    assert distinct_vins is not None
     tables = {
-        d.path: table for d, values in zip(enumerations, distinct, strict=True)
-        if (table := value_table(values.to_series())) is not None
+        path: table for path, values in distinct.items()
+        if (table := value_table(values)) is not None
     }
-    return Lookups(tokens=token_mapping(key, distinct_vins.to_series()), tables=tables)
+    return Lookups(tokens=token_mapping(key, distinct_vins), tables=tables)
+
+
+def _union(seen: pl.Series | None, found: pl.Series) -> pl.Series:
+    """The distinct values of `seen` and `found` together."""
+    return found if seen is None else pl.concat([seen, found]).unique()
 
 
 def _source_lookups(
@@ -312,7 +344,8 @@ def _source_lookups(
 ) -> Lookups:
     """`batch_lookups` over every input file; a read failure names the file and row group."""
     try:
-        return batch_lookups(pl.scan_parquet([s.path for s in sources]), export_plan, key)
+        return batch_lookups(pl.scan_parquet([s.path for s in sources]), export_plan, key,
+                             rows=sum(s.rows for s in sources))
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
         for source in sources:
             if (found := locate_corruption(source)) is not None:

@@ -8,7 +8,7 @@ from polars.testing import assert_frame_equal
 
 from filter import plan, split_frame
 from filter.splitter import batch_lookups
-from filter.value_tables import enumeration_fields
+from filter.value_tables import distinct_query, enumeration_fields
 
 from .conftest import KEY
 
@@ -55,3 +55,45 @@ def test_an_enumeration_only_at_the_start_gets_no_table(mini_catalogue, monkeypa
     for with_table, by_row in zip(split_frame(frame, mini_catalogue, "after-sales", key=KEY),
                                   (export, onshore), strict=True):
         assert_frame_equal(with_table, by_row)
+
+
+def test_a_batch_read_in_runs_finds_what_one_query_finds(mini_catalogue, tmp_path,
+                                                          monkeypatch) -> None:
+    """`batch_lookups` over a Parquet scan, a few rows at a time: the same tokens and the
+    same tables; a field past the limit in a later run gets no table, as in one query."""
+    frame = pl.DataFrame({
+        "vin": [f"LSV0000000000000{i % 7}" for i in range(100)],
+        "ts": list(range(100)),
+        NOTES: ["ok", None, "check tyres", "call 13812345678"] * 25,
+    })
+    path = tmp_path / "fleet.parquet"
+    frame.write_parquet(path, row_group_size=10)
+    decided = plan(frame.schema, mini_catalogue, "after-sales")
+    whole = batch_lookups(pl.scan_parquet(path), decided, KEY)
+    monkeypatch.setattr("filter.splitter.LOOKUP_RUN_ROWS", 13)
+    runs = batch_lookups(pl.scan_parquet(path), decided, KEY, rows=frame.height)
+    assert len(runs.tokens) == 7 and runs.tokens == whole.tokens
+    assert set(runs.tables) == set(whole.tables) == {NOTES}
+    assert sorted(runs.tables[NOTES].values) == sorted(whole.tables[NOTES].values)
+    hits = {t: {name: sorted(table.values[c] for c in codes)
+                for name, codes in table.hit_codes.items()}
+            for t, table in (("runs", runs.tables[NOTES]), ("whole", whole.tables[NOTES]))}
+    assert hits["runs"] == hits["whole"] and any(hits["runs"].values())
+
+    monkeypatch.setattr("filter.value_tables.SAMPLE_ROWS", 20)  # all "ok": an enumeration
+    monkeypatch.setattr("filter.value_tables.ENUM_SHARE", 0.5)
+    monkeypatch.setattr("filter.value_tables.DISTINCT_LIMIT", 30)  # passed in the 6th run
+    growing = frame.with_columns(
+        pl.when(pl.col("ts") < 40).then(pl.lit("ok")).otherwise(pl.format("note {}", "ts"))
+        .alias(NOTES))
+    growing.write_parquet(path, row_group_size=10)
+    assert [d.path for d in enumeration_fields(pl.scan_parquet(path), decided)] == [NOTES]
+    queries = []
+
+    def recording(*args):
+        queries.append(args[2].path)
+        return distinct_query(*args)
+
+    monkeypatch.setattr("filter.splitter.distinct_query", recording)
+    assert batch_lookups(pl.scan_parquet(path), decided, KEY, rows=frame.height).tables == {}
+    assert queries == [NOTES] * 6  # of 8 runs: not read again once past the limit
