@@ -143,6 +143,7 @@ def splice_pair(
     decoded = _Background(_decode_leaves, source, plan, layout, set(computed.needed),
                           _column_bytes(layout))
     with (
+        decoded,
         part_pair(export_path, onshore_path) as (export_file, onshore_file),
         source.path.open("rb") as input_file,
     ):
@@ -166,21 +167,30 @@ def splice_pair(
 class _Background:
     """A call run in a daemon thread; `result()` waits for it and raises what it raised.
 
-    A daemon, so that a run stopped by an error or an interruption does not wait for the
-    call (decoding a 50M-row file takes half a minute); Polars cannot be told to stop.
+    The call is given a `threading.Event` last, set when the block that uses this (a
+    context manager) ends before `result()`: a run stopped by an error tells the check to stop
+    after its current piece, rather than decoding on (half a minute at 50M rows) in a
+    pipeline's process. A daemon, so that an interruption does not wait for that piece.
     """
 
     def __init__(self, call: Callable[..., None], *args: object) -> None:
         self._error: BaseException | None = None
+        self._stop = threading.Event()
 
         def run() -> None:
             try:
-                call(*args)
+                call(*args, self._stop)
             except BaseException as exc:  # handed to the caller of result()
                 self._error = exc
 
         self._thread = threading.Thread(target=run, name="vtx-decode", daemon=True)
         self._thread.start()
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
 
     def result(self) -> None:
         self._thread.join()
@@ -372,10 +382,10 @@ class _PartAssembler:
 
 def _decode_leaves(
     source: ParquetInput, plan: ExportPlan, layout: ParquetLayout, skip: set[str],
-    column_bytes: dict[str, int],
+    column_bytes: dict[str, int], stop: threading.Event,
 ) -> None:
     """Decode every value of `source`'s columns but `skip`, and discard them: the copy reads
-    none of them, and a damaged page must fail the run.
+    none of them, and a damaged page must fail the run. Returns early once `stop` is set.
 
     Polars reads them a piece at a time, each piece a Parquet file in memory (`_ChunkFiles`):
     the columns of one pass (`check_passes`) in one row group, or in as many consecutive row
@@ -401,6 +411,8 @@ def _decode_leaves(
         files = _ChunkFiles(input_file.fileno(), layout.source)
         for run in _runs(groups, groups_per_piece):
             for columns, exprs in pieces:
+                if stop.is_set():
+                    return
                 pl.scan_parquet(files.file(run, columns)).select(exprs).collect(
                     engine="streaming")
 

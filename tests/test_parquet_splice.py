@@ -8,6 +8,7 @@ catalogue, data and way of writing the input.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import tempfile
 import threading
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal, assert_series_equal
 
-from filter import InputError, parquet_splice, read_manifest, split
+from filter import InputError, OutputError, parquet_splice, read_manifest, split
 from filter import thrift_compact as thrift
 from filter.cli import vtx
 from filter.parquet_layout import read_layout
@@ -398,3 +399,41 @@ def test_a_categorical_inside_a_struct_is_encoded_again(tmp_path) -> None:
     source = tmp_path / "nested.parquet"
     frame.write_parquet(source)
     assert_same_outputs(split_both_ways(source, tmp_path, MINI_CATALOGUE, "after-sales"))
+
+
+def test_a_failed_run_stops_the_check_after_its_piece(fleet_file, tmp_path, monkeypatch) -> None:
+    """When the run fails, the background check stops after the piece it is decoding (if
+    any) rather than decoding on in the caller's process."""
+    started, failed = threading.Event(), threading.Event()
+    checks: list[threading.Thread] = []
+    pieces: list[int] = []
+    decode_leaves = parquet_splice._decode_leaves
+    make_file = parquet_splice._ChunkFiles.file
+
+    def checking(*args):
+        checks.append(threading.current_thread())
+        started.set()
+        decode_leaves(*args)
+
+    def recording(self, groups, columns):
+        if threading.current_thread() in checks:
+            failed.wait(timeout=60)  # a piece under way when the run fails
+            pieces.append(len(groups))
+        return make_file(self, groups, columns)
+
+    def failing(self, group, input_fd, helper):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(parquet_splice, "CHECK_PASS_BYTES", 1)  # 16 pieces: 8 columns x 2
+    monkeypatch.setattr(parquet_splice, "_decode_leaves", checking)
+    monkeypatch.setattr(parquet_splice._ChunkFiles, "file", recording)
+    monkeypatch.setattr(parquet_splice._PartAssembler, "add_row_group", failing)
+    with pytest.raises(OutputError, match="No space left on device"):
+        split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+              catalogue=MINI_CATALOGUE)
+    failed.set()
+    assert started.wait(timeout=60)
+    [check] = checks
+    check.join(timeout=60)
+    assert not check.is_alive()
+    assert len(pieces) <= 1
