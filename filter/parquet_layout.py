@@ -178,6 +178,13 @@ def chunk_start(data_page_offset: int, dictionary_page_offset: int | None) -> in
 
 def read_layout(path: Path) -> ParquetLayout:
     """The layout of the Parquet file at `path` (only its footer is read)."""
+    try:
+        return _read_layout(path)
+    except OSError as exc:  # the caller may report an OSError as its output's
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read_layout(path: Path) -> ParquetLayout:
     with path.open("rb") as fh:
         size = fh.seek(0, 2)
         if size < len(MAGIC) + _TAIL:

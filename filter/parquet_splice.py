@@ -46,6 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -145,7 +146,7 @@ def splice_pair(
     with (
         decoded,
         part_pair(export_path, onshore_path) as (export_file, onshore_file),
-        source.path.open("rb") as input_file,
+        _open_input(source) as input_file,
     ):
         empty = computed.run(None)
         columns = {side: _output_columns(side, schemas[side], copied[side], empty)
@@ -407,7 +408,7 @@ def _decode_leaves(
     pieces = [(_Columns.of(columns, plan, layout), [e for c in columns for e in checks[c]])
               for columns in passes]
     groups = (g for g in layout.row_groups() if g.rows)
-    with source.path.open("rb") as input_file:
+    with _open_input(source) as input_file:
         files = _ChunkFiles(input_file.fileno(), layout.source)
         for run in _runs(groups, groups_per_piece):
             for columns, exprs in pieces:
@@ -491,11 +492,24 @@ def _runs(items: Iterable[RowGroupLayout], size: int) -> Iterator[list[RowGroupL
         yield run
 
 
+def _open_input(source: ParquetInput) -> BinaryIO:
+    """The input file, open for reading; an `InputError` if it cannot be (the caller reports
+    an `OSError` as the output's)."""
+    try:
+        return source.path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{source.path}: cannot read: {exc.strerror or exc}") from None
+
+
 def _read_into(fd: int, view: memoryview, start: int, source: str) -> None:
-    """Fill `view` with the bytes of `fd` from `start` on."""
+    """Fill `view` with the bytes of `fd` (the input, named `source`) from `start` on."""
     done = 0
     while done < len(view):
-        got = os.preadv(fd, [view[done:]], start + done)
+        try:
+            got = os.preadv(fd, [view[done:]], start + done)
+        except OSError as exc:  # the input's failure, not the output's
+            raise InputError(f"{source}: cannot read byte {start + done}: "
+                             f"{exc.strerror or exc}") from None
         if not got:
             raise _truncated(source, start + done)
         done += got

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import os
 import tempfile
 import threading
 from pathlib import Path
@@ -437,3 +438,27 @@ def test_a_failed_run_stops_the_check_after_its_piece(fleet_file, tmp_path, monk
     check.join(timeout=60)
     assert not check.is_alive()
     assert len(pieces) <= 1
+
+
+def test_an_input_the_system_fails_to_read_is_named_as_the_input(
+    fleet_file, tmp_path, monkeypatch
+) -> None:
+    """A read error on the input (EIO) is the input's error, naming it: not a failure to write
+    the outputs, which an `OSError` elsewhere in a split is."""
+    def failing(fd, buffers, offset):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "preadv", failing)
+    with pytest.raises(InputError, match=r"fleet\.parquet: cannot read byte \d+: Input/output"):
+        split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+              catalogue=MINI_CATALOGUE)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY)
+    result = CliRunner().invoke(vtx, [
+        "split", str(fleet_file), "--export", str(tmp_path / "e"), "--onshore",
+        str(tmp_path / "o"), "--scenario", "after-sales", "--catalogue", str(MINI_CATALOGUE),
+        "--key-file", str(key_file), "--quiet"])
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"vtx: error: {fleet_file}: cannot read byte "), line
