@@ -220,6 +220,13 @@ def relocated_chunk(
     meta = dict(chunk[3].value)
     if pages_only:
         meta = {k: v for k, v in meta.items() if k in _PAGE_FIELDS}
+    dictionary = meta.get(11)
+    if dictionary is not None and chunk_start(meta[9].value, dictionary.value) != dictionary.value:
+        # Not a dictionary page before the data (some writers put 0 for none): readers ignore
+        # it, and shifted it would point into the file.
+        del meta[11]
+    if 10 in meta and meta[10].value <= 0:  # no index page, likewise
+        del meta[10]
     for field_id in (9, 10, 11):  # data, index and dictionary page offsets
         if field_id in meta:
             meta[field_id] = thrift.Field(thrift.I64, meta[field_id].value + shift)

@@ -10,6 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from filter import InputError
+from filter import thrift_compact as thrift
 from filter.parquet_layout import (
     MAGIC,
     footer_bytes,
@@ -88,3 +89,22 @@ def test_files_it_cannot_lay_out(tmp_path, source) -> None:
     garbled.write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"garbled\.parquet: not a readable Parquet footer"):
         read_layout(garbled)
+
+
+def test_a_dictionary_offset_that_points_at_no_dictionary_is_not_moved(source) -> None:
+    """Some writers put 0 for "no dictionary page"; moved like an offset, it would point into
+    the new file, at whatever is there."""
+    group = next(read_layout(source).row_groups())
+    chunk = group.chunks[0]
+    meta = chunk[3].value
+    start, _ = group.ranges[0]
+    moved = relocated_chunk(chunk, start, start + 1000)[3].value
+    assert moved[9].value == meta[9].value + 1000
+    if 11 in meta:
+        assert moved[11].value == meta[11].value + 1000
+    for nothing in (0, meta[9].value + 5):  # none; after the data page
+        faked = {**chunk, 3: thrift.Field(thrift.STRUCT, {**meta, 11: thrift.Field(
+            thrift.I64, nothing), 10: thrift.Field(thrift.I64, 0)})}
+        moved = relocated_chunk(faked, start, start + 1000)[3].value
+        assert 11 not in moved and 10 not in moved
+        assert moved[9].value == meta[9].value + 1000
