@@ -389,8 +389,8 @@ def _decode_leaves(
     none of them, and a damaged page must fail the run. Returns early once `stop` is set.
 
     Polars reads them a piece at a time, each piece a Parquet file in memory (`_ChunkFiles`):
-    the columns of one pass (`check_passes`) in one row group, or in as many consecutive row
-    groups as `CHECK_PASS_BYTES` holds (`column_bytes`: each column's share of a row group).
+    the columns of one pass (`check_passes`) in `CHECK_GROUPS` consecutive row groups, or in
+    as many as `CHECK_PASS_BYTES` holds (`column_bytes`: each column's share of a row group).
     With one small file at a time, Polars has nothing to read ahead.
     """
     checks: dict[str, list[pl.Expr]] = {}  # by top-level column: a pass reads it whole

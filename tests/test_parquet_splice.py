@@ -205,6 +205,17 @@ def test_empty_row_groups_and_an_empty_file(tmp_path) -> None:
     assert read_manifest(published["copied"][0])["rows"] == 0
 
 
+def cli_split(source: Path, tmp_path: Path) -> Any:
+    """`vtx split` of `source` into ``tmp_path/e`` and ``tmp_path/o`` (after-sales, the mini
+    catalogue), run through the CLI."""
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY)
+    return CliRunner().invoke(vtx, [
+        "split", str(source), "--export", str(tmp_path / "e"), "--onshore",
+        str(tmp_path / "o"), "--scenario", "after-sales", "--catalogue", str(MINI_CATALOGUE),
+        "--key-file", str(key_file), "--quiet"])
+
+
 def _rewrite_footer(path: Path, change) -> None:
     data = path.read_bytes()
     length = int.from_bytes(data[-8:-4], "little")
@@ -237,12 +248,7 @@ def test_a_footer_whose_chunks_overlap_is_refused(fleet_file, tmp_path) -> None:
             split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
                   catalogue=MINI_CATALOGUE, reencode=reencode)
         assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
-    key_file = tmp_path / "vtx.key"
-    key_file.write_bytes(KEY)
-    result = CliRunner().invoke(vtx, [
-        "split", str(fleet_file), "--export", str(tmp_path / "e"), "--onshore",
-        str(tmp_path / "o"), "--scenario", "after-sales", "--catalogue", str(MINI_CATALOGUE),
-        "--key-file", str(key_file), "--quiet"])
+    result = cli_split(fleet_file, tmp_path)
     assert result.exit_code == 1, result.output
     assert result.stderr.strip().splitlines() == [
         f"vtx: error: {fleet_file}: row group 0 of 4, column "
@@ -453,12 +459,8 @@ def test_an_input_the_system_fails_to_read_is_named_as_the_input(
         split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
               catalogue=MINI_CATALOGUE)
     assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
-    key_file = tmp_path / "vtx.key"
-    key_file.write_bytes(KEY)
-    result = CliRunner().invoke(vtx, [
-        "split", str(fleet_file), "--export", str(tmp_path / "e"), "--onshore",
-        str(tmp_path / "o"), "--scenario", "after-sales", "--catalogue", str(MINI_CATALOGUE),
-        "--key-file", str(key_file), "--quiet"])
+    result = cli_split(fleet_file, tmp_path)
     assert result.exit_code == 1, result.output
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"vtx: error: {fleet_file}: cannot read byte "), line
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
