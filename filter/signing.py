@@ -105,6 +105,9 @@ KEY_ID_HEX_CHARS = 16
 _SIGNATURE_BYTES = 64
 #: A signature file vtx writes is under 250 bytes; anything much larger is not one.
 _MAX_SIGNATURE_FILE = 1024
+#: An Ed25519 PEM file is about 120 bytes; other keys' files (RSA 4096: 3.3 kB) fit too, so
+#: that they get their own message.
+_MAX_KEY_FILE = 64 * 1024
 _PRIVATE_MODE = 0o600
 _PUBLIC_MODE = 0o644
 _MAKE_ONE = "make one with `vtx keygen`"
@@ -406,10 +409,16 @@ def _token_key_refused(where: str) -> KeyFileError:
 
 
 def _read_key_file(path: str | Path, what: str) -> bytes:
+    """A key file's bytes; a file larger than any key file (a device, a data file given by
+    mistake) is refused after reading `_MAX_KEY_FILE` bytes, not read to its end."""
     try:
-        return Path(path).read_bytes()
+        with Path(path).open("rb") as fh:
+            data = fh.read(_MAX_KEY_FILE + 1)
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    if len(data) > _MAX_KEY_FILE:
+        raise KeyFileError(f"{path}: larger than {_MAX_KEY_FILE} bytes: not a {what} file")
+    return data
 
 
 def _kind(key: object) -> str:

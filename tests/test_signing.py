@@ -521,6 +521,11 @@ def test_verify_refuses_a_public_key_it_cannot_use(signed, keys, tmp_path, runne
         2,
         "cannot read public key",
     )
+    assert_one_line_error(
+        verify(runner, export, None, "--public-key", "/dev/zero"),
+        2,
+        "/dev/zero: larger than 65536 bytes: not a public key file",
+    )
 
 
 # --- the real command -----------------------------------------------------------------------
