@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -52,6 +52,7 @@ from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_
 from filter.prefetch import mapped_ahead, prefetched
 from filter.pseudonym import token_mapping
 from filter.readers import protobuf as pb
+from filter.signing import resolve_signing_key
 from filter.splitter import (
     ProgressCallback,
     SplitResult,
@@ -63,6 +64,9 @@ from filter.splitter import (
     staged_outputs,
     write_pair,
 )
+
+if TYPE_CHECKING:
+    from filter.signing import SigningKey
 
 OnBadRecord = Literal["fail", "quarantine"]
 OutputFormat = Literal["parquet", "protobuf"]
@@ -150,11 +154,12 @@ def split_protobuf(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     output_format: OutputFormat = "parquet",
+    signing_key: SigningKey | None = None,
 ) -> SplitResult:
     """Split protobuf `inputs` of type `message` into published export and onshore outputs.
 
     `output_format` "protobuf" writes each side as delimited streams of the input's own type
-    (`filter.protobuf_writer`) instead of Parquet.
+    (`filter.protobuf_writer`) instead of Parquet. `signing_key` as for `split`.
     """
     started = time.perf_counter()
     run = prepare_run(
@@ -165,6 +170,7 @@ def split_protobuf(
     )
     cat, schema, sources, export_plan = run.catalogue, run.schema, run.sources, run.plan
     export_target, onshore_target = run.targets
+    signer = resolve_signing_key(signing_key, key)
 
     run_id = uuid.uuid4().hex
     tally = Tally()
@@ -261,7 +267,7 @@ def split_protobuf(
                                       "framing": "delimited"}
         manifests = publish_outputs(
             decided, run_id, inputs_done, stages, export_files, onshore_files,
-            tally.detections, extra=extra,
+            tally.detections, extra=extra, signing_key=signer,
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, decided, started

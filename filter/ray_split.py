@@ -88,6 +88,7 @@ from filter.readers.parquet import (
     inspect_batch,
     locate_corruption,
 )
+from filter.signing import resolve_signing_key
 from filter.splitter import (
     ProgressCallback,
     SplitResult,
@@ -103,6 +104,8 @@ from filter.value_tables import ValueTable, value_table
 
 if TYPE_CHECKING:
     from ray.data import Dataset
+
+    from filter.signing import SigningKey
 
 _INSTALL_HINT = "the ray engine needs the ray extra: pip install 'vtx[ray]'"
 #: Name of a part file while its block is in flight; the driver renames it ``part-NNNNN``.
@@ -295,10 +298,12 @@ def split_ray(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     address: str | None = None,
+    signing_key: SigningKey | None = None,
 ) -> SplitResult:
     """Split Parquet `inputs` on Ray into published export and onshore directories.
 
-    Takes what `filter.splitter.split` takes, plus `address`: when Ray is not initialised
+    Takes what `filter.splitter.split` takes (`signing_key` included: the driver signs, the
+    key never goes to a worker), plus `address`: when Ray is not initialised
     yet, connect to the cluster there (``"auto"``: the one ``ray start`` runs on this machine;
     None: start a local one) for the run and disconnect after; when it is, use that session.
     `progress` is called per block written, with (blocks done, blocks done, rows done, rows).
@@ -308,6 +313,7 @@ def split_ray(
     cat = resolve_catalogue(catalogue)
     check_pin(cat, catalogue_sha256)
     cat.scenario(scenario)  # fail on a bad scenario before touching any file
+    signer = resolve_signing_key(signing_key, key)
     paths = expand_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
     if not paths:
         raise InputError("no input files given")
@@ -347,7 +353,8 @@ def split_ray(
         for part in parts:
             detections.update(part.detections)
         manifests = publish_outputs(
-            export_plan, run_id, input_records, stages, export_files, onshore_files, detections
+            export_plan, run_id, input_records, stages, export_files, onshore_files, detections,
+            signing_key=signer,
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, export_plan, started
@@ -605,6 +612,7 @@ def split_ray_protobuf(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     address: str | None = None,
+    signing_key: SigningKey | None = None,
 ) -> SplitResult:
     """Split protobuf `inputs` on Ray, with the result of `split_protobuf` (same arguments).
 
@@ -623,6 +631,7 @@ def split_ray_protobuf(
     )
     cat, schema, sources, export_plan = run.catalogue, run.schema, run.sources, run.plan
     export_target, onshore_target = run.targets
+    signer = resolve_signing_key(signing_key, key)
     batch_size = protobuf_split_module.BATCH_MESSAGES  # read now: tests lower it
     units = _units(sources, framing, batch_size)
 
@@ -683,7 +692,7 @@ def split_ray_protobuf(
         extra = manifest_extra(schema, message, framing, namespace, tally)
         manifests = publish_outputs(
             decided, run_id, input_records, stages, export_files, onshore_files,
-            tally.detections, extra=extra,
+            tally.detections, extra=extra, signing_key=signer,
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, decided, started

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -53,7 +53,13 @@ from filter.readers.parquet import (
     locate_corruption,
     scan,
 )
+from filter.signing import resolve_signing_key, sign_manifest
 from filter.value_tables import distinct_query, enumeration_fields, value_table
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from filter.signing import SigningKey
 
 #: Rows of a Parquet batch one query of `batch_lookups` reads. Polars' streaming `unique`
 #: holds memory in proportion to the rows it has read (pola-rs/polars#25607): alone, the
@@ -153,6 +159,7 @@ def split(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     reencode: bool = False,
+    signing_key: SigningKey | None = None,
 ) -> SplitResult:
     """Split Parquet `inputs` into published export and onshore directories.
 
@@ -160,11 +167,14 @@ def split(
     `catalogue_sha256` pins the catalogue: any other catalogue is refused. The columns a side
     holds unchanged are copied as the input encoded them (`filter.parquet_splice`);
     `reencode` has Polars decode and encode every column instead (zstd level 1).
+    `signing_key` (an Ed25519 key or its file, not the token key): sign both manifests
+    (`filter.signing`); None: unsigned.
     """
     started = time.perf_counter()
     cat = resolve_catalogue(catalogue)
     check_pin(cat, catalogue_sha256)
     cat.scenario(scenario)  # fail on a bad scenario before touching any file
+    signer = resolve_signing_key(signing_key, key)  # refused before any file is touched
     paths = expand_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
     if not paths:
         raise InputError("no input files given")
@@ -190,7 +200,8 @@ def split(
         ]
         _reconcile(input_records, export_files, onshore_files)
         manifests = publish_outputs(
-            export_plan, run_id, input_records, stages, export_files, onshore_files, detections
+            export_plan, run_id, input_records, stages, export_files, onshore_files, detections,
+            signing_key=signer,
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, export_plan, started
@@ -224,11 +235,14 @@ def publish_outputs(
     detections: Mapping[str, int],
     *,
     extra: Mapping[str, Any] | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write both manifests into the (export, onshore) `stages` and publish them, onshore first.
 
     The caller has reconciled the rows. `extra` adds top-level keys to both manifests (what an
-    input format records about itself). Returns the manifests by destination.
+    input format records about itself). With `signing_key`, each manifest is signed in staging
+    (`filter.signing.sign_manifest`), so an output publishes signed or not at all.
+    Returns the manifests by destination.
     """
     export_stage, onshore_stage = stages
     manifests = {}
@@ -241,6 +255,8 @@ def publish_outputs(
             inputs=inputs, files=files, counterpart=other, detections=detections, extra=extra,
         )
         write_manifest(own.staging, manifests[destination])
+        if signing_key is not None:
+            sign_manifest(own.staging, signing_key)
     # Onshore first: an export never stands published without its onshore half.
     onshore_stage.publish()
     export_stage.publish()

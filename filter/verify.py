@@ -7,7 +7,7 @@ file, and the column and detector where one applies; never a data value. Checks:
 
 - **Integrity**, each directory: the manifest parses and has a known `schema_version`; every
   file it lists exists with the listed SHA-256 and, from the Parquet footer, the listed row
-  count; no file in the directory besides `_manifest.json` is unlisted.
+  count; no file in the directory besides `_manifest.json` (and `_manifest.sig`) is unlisted.
 - **Policy**, the export: the catalogue's SHA-256 equals the manifest's; the scenario exists and
   accepts the manifest's origin; every leaf column of every part is a key column (the
   vehicle token, the manifest's timestamp) or is classified by the catalogue into an ordinary
@@ -16,6 +16,9 @@ file, and the column and detector where one applies; never a data value. Checks:
 - **Values**, the export: no string value (string and list-of-string leaves other than the
   keys) hits a value detector (`filter.detectors`); with the onshore side given, no export
   string (the token included) holds a VIN of the onshore VIN column.
+- **Signature**, each directory (`filter.signing.check_signature`): a `_manifest.sig` must be
+  exactly what vtx writes; with a public key, each manifest must carry a valid signature by
+  that key; with `require_signature`, each must carry one.
 - **Reconciliation**, with the onshore side: both manifests name the same `run_id`, list the
   same file names with equal row counts, and every part pair holds the same `vehicle_token`
   column, row by row.
@@ -42,7 +45,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -55,7 +58,11 @@ from filter.plan import TOKEN_COLUMN, decide_path
 from filter.readers import protobuf as pb
 from filter.readers.parquet import READ_ERRORS
 from filter.readers.protobuf import UNKNOWN_FIELDS
+from filter.signing import SIGNATURE_NAME, check_signature, load_public_key
 from filter.splitter import resolve_catalogue
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 #: Manifest schema versions this verifier understands.
 KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
@@ -177,11 +184,25 @@ def verify_output(
     export_dir: str | Path,
     onshore_dir: str | Path | None = None,
     catalogue: Catalogue | str | Path | None = None,
+    *,
+    public_key: Ed25519PublicKey | str | Path | None = None,
+    require_signature: bool = False,
 ) -> VerifyReport:
-    """Check a published export (and its onshore counterpart, when given); see the module doc."""
+    """Check a published export (and its onshore counterpart, when given); see the module doc.
+
+    `public_key` (a key or its PEM file): each side's manifest must be signed by it.
+    `require_signature`: each side must be signed (by any key, when no `public_key` is given).
+    """
     cat = resolve_catalogue(catalogue)
+    if isinstance(public_key, str | Path):
+        public_key = load_public_key(public_key)
     export = check_directory(export_dir, "export")
     onshore = check_directory(onshore_dir, "onshore") if onshore_dir is not None else None
+    for side in (export, onshore):
+        if side is not None and side.manifest is not None:
+            side.failures += [Failure(str(side.directory), problem) for problem in
+                              check_signature(side.directory, public_key,
+                                              required=require_signature)]
     found: list[Failure] = []
     if export.manifest is not None and export.manifest["destination"] == "export":
         schemas = _schemas(export)
@@ -230,7 +251,8 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
         side.fail(manifest_path, f"destination is {manifest['destination']!r}, "
                   f"not {destination!r}: is this the {destination} directory?")
     listed = {f["name"]: f for f in manifest["files"]}
-    present = {p.name for p in side.directory.iterdir()} - {MANIFEST_NAME}
+    # The signature is checked by verify_output (`filter.signing.check_signature`).
+    present = {p.name for p in side.directory.iterdir()} - {MANIFEST_NAME, SIGNATURE_NAME}
     for name in sorted(present - set(listed)):
         side.fail(side.directory / name, "not listed in the manifest")
     for name, record in listed.items():

@@ -153,3 +153,16 @@ def test_cli_engine_ray_reads_protobuf(payload, tmp_path: Path) -> None:
         "--descriptor-set", str(TEST_SET), "--message", "testfleet.Payload"])
     assert result.exit_code == 0, result.output
     assert read_manifest(tmp_path / "e")["entries"]["entries"] == 10
+
+
+def test_the_driver_signs_protobuf_outputs(tmp_path: Path) -> None:
+    from filter.signing import generate
+    from filter.verify import verify_output
+
+    generate(tmp_path / "egress.key", tmp_path / "egress.pub")
+    (tmp_path / "in").mkdir()
+    stream = record_stream(tmp_path / "in" / "r.bin", 5)
+    split_ray_protobuf([stream], tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                       signing_key=tmp_path / "egress.key", **RECORD)
+    report = verify_output(tmp_path / "e", tmp_path / "o", public_key=tmp_path / "egress.pub")
+    assert report.ok, report.failures

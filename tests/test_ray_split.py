@@ -154,6 +154,19 @@ def test_cli_engine_ray(fleet_files, key_file, tmp_path) -> None:
     assert read_manifest(tmp_path / "onshore")["rows"] == 120
 
 
+def test_the_driver_signs_both_manifests(fleet_files, tmp_path) -> None:
+    from filter.signing import generate
+    from filter.verify import verify_output
+
+    generate(tmp_path / "egress.key", tmp_path / "egress.pub")
+    split_ray(fleet_files, tmp_path / "export", tmp_path / "onshore", "after-sales", key=KEY,
+              catalogue=MINI_CATALOGUE, signing_key=tmp_path / "egress.key")
+    report = verify_output(tmp_path / "export", tmp_path / "onshore", MINI_CATALOGUE,
+                           public_key=tmp_path / "egress.pub")
+    assert report.ok, report.failures
+    assert all((tmp_path / side / "_manifest.sig").is_file() for side in ("export", "onshore"))
+
+
 def test_vtx_process_starts_and_stops_its_own_cluster(fleet_files, key_file, tmp_path) -> None:
     # A separate process: no Ray session yet, so `vtx` starts a local cluster, prints only
     # its summary, and shuts the cluster down (the process exits).

@@ -74,9 +74,9 @@ def vtx(debug: bool) -> None:
 
 
 def _register() -> None:
-    from filter.cli import catalogue, demo, explain, report, split, verify
+    from filter.cli import catalogue, demo, explain, keygen, report, split, verify
 
-    for module in (split, explain, verify, report, catalogue, demo):
+    for module in (split, explain, verify, report, catalogue, keygen, demo):
         vtx.add_command(module.command)
 
 

@@ -21,6 +21,7 @@ from filter.cli.options import (
 from filter.cli.summary import print_summary
 from filter.errors import InputError
 from filter.pseudonym import load_key
+from filter.signing import SIGNING_KEY_ENV
 from filter.splitter import ProgressCallback, check_pin, resolve_catalogue, split
 
 PARQUET_MAGIC = b"PAR1"
@@ -39,6 +40,10 @@ PARQUET_MAGIC = b"PAR1"
               help="Refuse any catalogue whose SHA-256 is not HEX (pin a reviewed version).")
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Secret key for vehicle tokens (default: the file named by VTX_KEY_FILE).")
+@click.option("--signing-key", "signing_key_file", envvar=SIGNING_KEY_ENV, show_envvar=True,
+              type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ed25519 key (vtx keygen) to sign both manifests with; not the token key. "
+                   "Default: the file named by VTX_SIGNING_KEY_FILE; none: unsigned.")
 @on_unknown_option
 @click.option("--overwrite", is_flag=True, help="Replace non-empty targets.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary.")
@@ -85,6 +90,7 @@ def command(
     catalogue_path: Path | None,
     catalogue_sha256: str | None,
     key_file: Path | None,
+    signing_key_file: Path | None,
     on_unknown: str,
     overwrite: bool,
     quiet: bool,
@@ -145,7 +151,7 @@ def command(
         result = run(
             list(inputs), export_dir, onshore_dir, scenario,
             key=key, catalogue=catalogue, on_unknown=on_unknown,  # type: ignore[arg-type]
-            origin=origin, overwrite=overwrite, progress=progress,
+            origin=origin, overwrite=overwrite, progress=progress, signing_key=signing_key_file,
         )
     if not quiet:
         print_summary(result)

@@ -6,6 +6,7 @@ from collections import Counter
 
 import click
 
+from filter.signing import signed_by
 from filter.splitter import SplitResult
 
 
@@ -33,3 +34,5 @@ def print_summary(result: SplitResult) -> None:
         click.echo(f"  quarantined records: {len(quarantined):,} (onshore quarantine/)")
     click.echo(f"  export:  {result.export_dir}")
     click.echo(f"  onshore: {result.onshore_dir}")
+    if (signer := signed_by(result.export_dir)) is not None:
+        click.echo(f"  signed:  both manifests, key {signer}")

@@ -2,7 +2,8 @@
 
 Clean: one summary line on stdout, exit 0. Failures: one line ``vtx: verify: ...`` per failure
 on stderr (no summary), exit 3. An output that cannot be checked at all (not a directory, a
-catalogue that does not load) is an ordinary error: ``vtx: error: ...``, exit 1 or 2.
+catalogue that does not load) is an ordinary error: ``vtx: error: ...``, exit 1 or 2; so is
+a `--public-key` file that is not an Ed25519 public key (exit 2).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import click
 
 from filter.cli.options import catalogue_option
 from filter.errors import EXIT_OK, EXIT_VERIFY
+from filter.signing import key_id, load_public_key, signed_by
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -22,15 +24,35 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--onshore", "onshore_dir", type=_DIR, default=None,
               help="The onshore counterpart: also check it and reconcile the two.")
 @catalogue_option
-def command(export_dir: Path, onshore_dir: Path | None, catalogue_path: Path | None) -> int:
+@click.option("--public-key", "public_key_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="Ed25519 public key (vtx keygen): every manifest must be signed by it.")
+@click.option("--require-signature", is_flag=True,
+              help="Fail unsigned outputs (without --public-key, who signed is not checked).")
+def command(
+    export_dir: Path,
+    onshore_dir: Path | None,
+    catalogue_path: Path | None,
+    public_key_file: Path | None,
+    require_signature: bool,
+) -> int:
     """Check EXPORT_DIR: hashes, row counts and files against its manifest, every column
     against the catalogue and scenario, every string value against the detectors, and (with
-    --onshore) no onshore VIN in the export and both sides reconciling. Exit 3 on failures."""
+    --onshore) no onshore VIN in the export and both sides reconciling; with --public-key,
+    that each manifest is signed by that key. Exit 3 on failures."""
     from filter.verify import verify_output  # only for this command: it loads protobuf
 
-    report = verify_output(export_dir, onshore_dir, catalogue_path)
+    public_key = load_public_key(public_key_file) if public_key_file is not None else None
+    report = verify_output(export_dir, onshore_dir, catalogue_path, public_key=public_key,
+                           require_signature=require_signature)
     if report.ok:
-        click.echo(report.summary())
+        if public_key is not None:
+            note = f"; signed by key {key_id(public_key)}"
+        elif (claimed := signed_by(export_dir)) is not None:
+            note = f"; signature names key {claimed} (not checked: no --public-key)"
+        else:
+            note = ""
+        click.echo(report.summary() + note)
         return EXIT_OK
     for failure in report.failures:
         click.echo(f"vtx: verify: {failure}", err=True)
