@@ -113,7 +113,7 @@ def split_key_values(
     """The export, onshore and count queries of key/value rows."""
     schema = frame.collect_schema()
     keys = frame.select(pl.col("key").unique()).collect()["key"].drop_nulls().to_list()
-    vins = BatchVins.of(tokens)
+    vins = BatchVins.of(tokens, automaton=True)
     route, detected = entry_route(schema, catalogue, scenario, keys, namespace, vins)
     base = frame.with_columns(route.alias(_ROUTE), detected.alias(_DETECTED))
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
@@ -181,7 +181,7 @@ def split_decoded(
     # Detectors run on the entries holding a string only.
     where, strings = entries.strings()
     verdicts = verdicts or StringVerdicts()
-    vins = BatchVins.of(tokens)
+    vins = BatchVins.of(tokens, automaton=True)
     hit = verdicts.hits(strings, vins)
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit

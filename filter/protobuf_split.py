@@ -400,7 +400,8 @@ def write_stream_batch(
     messages = len(raw)
     keys = stream_keys(schema, export_plan, catalogue, scenario)
     if schema.key_value is None:
-        detected = _plain_detections(batch.rows, raw, export_plan, tally, BatchVins.of(tokens))
+        detected = _plain_detections(batch.rows, raw, export_plan, tally,
+                                     BatchVins.of(tokens, automaton=True))
         return _write_streams(export_path, onshore_path, messages, lambda e, o: (
             pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys, e, o)))
     if queries is None:
