@@ -35,6 +35,7 @@ from filter.parquet_layout import read_layout
 from filter.parquet_splice import splice_refusal
 from filter.readers.parquet import inspect_parquet
 from filter.reconstruct import reconstruct
+from filter.verify import verify_output
 
 from .conftest import KEY, MINI_CATALOGUE
 from .test_properties import SENSITIVE, build, catalogues, frames, schemas, unique_paths
@@ -575,6 +576,8 @@ def test_a_hit_moves_onshore_however_the_strings_are_encoded(
     assert found["hits"]["mobile_number"] == 1
     stored = pl.read_parquet(source)
     assert_frame_equal(reconstruct(export, onshore, stored.schema), stored)
+    verified = verify_output(tmp_path / "e", tmp_path / "o")
+    assert verified.ok, verified.failures
 
 
 @pytest.mark.parametrize("store_schema", [True, False])
