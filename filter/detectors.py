@@ -152,9 +152,11 @@ class Detector:
         return self.build(detection_text(value))
 
 
-#: Separates a value from its NFKC form in `detection_text`: no pattern matches across it
-#: (it is not a space, digit, letter or any character a pattern takes inside a match), so a
-#: match lies in one of the two, or is anchored at the separator as at an end.
+#: Separates a value from its NFKC form in `detection_text`. No pattern takes it inside a
+#: match (it is no space, digit, letter or punctuation): the classes that take it ("not a
+#: digit", "not a letter") take it as they take an end of the text, so a match lies in one of
+#: the two. (`[\s\S]{4}ftyp`, the media signature, may span it in a value of under four
+#: characters: that errs towards a hit.)
 _THEN_NFKC = "\x00"
 
 
