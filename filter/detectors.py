@@ -354,6 +354,7 @@ class BatchVins:
         hit = pl.any_horizontal(found) if found else pl.lit(False)
         return pl.when(text.is_null()).then(None).otherwise(hit)
 
+    @functools.cached_property
     def screen(self) -> str | None:
         """A regular expression that matches every string `hits` may hit as it is (one that
         hits only as NFKC makes it holds a character `_FOLDABLE` matches): the first three
@@ -390,7 +391,7 @@ def suspects_only(value: pl.Expr, vins: BatchVins | None = None) -> pl.Expr:
     take 0.6 s, where `any_hit` of the notes takes 0.95 s. Give the result a column of its own
     (`with_columns`) before testing it: an expression that used it twice would scan twice.
     """
-    screen = vins.screen() if vins else None
+    screen = vins.screen if vins else None
     pattern = _ANY_SUSPECT if screen is None else f"{_ANY_SUSPECT}|{screen}"
     keep_all = pl.when(value.str.contains(pattern)).then(None)
     return value.str.slice(0, keep_all.otherwise(pl.lit(0, pl.Int64)))
