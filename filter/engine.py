@@ -22,15 +22,16 @@ Both outputs keep every row in input order, so they line up row for row.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import polars as pl
 
 from filter.catalogue import Action
-from filter.detectors import any_hit, detector_hits, string_screen
+from filter.detectors import BatchVins, any_hit, as_strings, detector_hits, string_screen
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan, FieldDecision
 from filter.pseudonym import token_expr
-from filter.value_tables import ValueTable, table_hits
+from filter.value_tables import ValueTable, export_dtype, table_hits
 
 #: Separates the field path from the detector name in the names of hit-count columns.
 COUNT_SEPARATOR = "\x1f"
@@ -47,6 +48,11 @@ class Lookups:
     tokens: dict[str, str]  # VIN -> vehicle token
     tables: dict[str, ValueTable]  # field path -> detector verdicts of its distinct values
 
+    @functools.cached_property
+    def vins(self) -> BatchVins:
+        """The batch's VINs, for the `BATCH_VIN` detector (made once per batch)."""
+        return BatchVins.of(self.tokens)
+
 
 @dataclass(frozen=True)
 class SplitQueries:
@@ -61,9 +67,11 @@ class SplitQueries:
 def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> SplitQueries:
     """The queries that split `frame` by `plan`.
 
-    Scanned fields with a value table are tested by code; the others row by row.
+    Scanned fields with a value table are tested by code; the others row by row. A value
+    that is or holds a VIN of the batch (`lookups.vins`) moves as a detector hit does.
     """
     tables = lookups.tables
+    vins = lookups.vins
     base = frame
     hit_of: dict[str, pl.Expr] = {}  # field path -> "any detector hit" column
     counts: list[pl.Expr] = []
@@ -71,6 +79,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
     hit_columns: list[pl.Expr] = []
     any_columns: list[pl.Expr] = []
     suspects: list[pl.Expr] = []  # free-text strings, cut to what a detector could hit
+    texts: list[pl.Expr] = []  # what the detectors read of them (`detection_text`)
     free_text: list[tuple[str, str, pl.Expr, pl.DataType]] = []  # scanned row by row
     for index, decision in enumerate(d for d in plan.fields if d.scanned):
         value, dtype = plan.leaf(decision)
@@ -88,11 +97,14 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
             # Free text: one combined pass per row, on the values some detector could hit
             # (strings: the others cut to "" first); which detectors hit is counted
             # afterwards, on the few rows that hit.
-            if dtype == pl.String:
-                cut, hit = string_screen(value, f"{any_name}_suspects")
-                suspects.append(cut)
+            strings, many = as_strings(value, dtype)
+            if not many:
+                screen = string_screen(strings, f"{any_name}_suspects", vins)
+                suspects.append(screen.cut)
+                texts.append(screen.text)
+                hit = screen.hit
             else:
-                hit = any_hit(value, dtype)
+                hit = any_hit(value, dtype, vins)
             any_columns.append(hit.fill_null(False).alias(any_name))
             free_text.append((any_name, decision.path, value, dtype))
             continue
@@ -106,11 +118,13 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
     # The token is computed once, in the frame both sides select from (a token per side cost
     # a second cast and gather per row).
     base = frame.with_columns(token_expr(plan.vehicle_id_column, lookups.tokens, _TOKEN), *suspects)
+    if texts:
+        base = base.with_columns(texts)
     if hit_columns or any_columns:
         base = base.with_columns(hit_columns).with_columns(any_columns)
     detections = [base.select(counts)] if counts else []
     detections += [
-        base.filter(pl.col(any_name)).select(detector_counts(value, dtype, path))
+        base.filter(pl.col(any_name)).select(detector_counts(value, dtype, path, vins))
         for any_name, path, value, dtype in free_text
     ]
 
@@ -128,7 +142,7 @@ def split_lazy(frame: pl.LazyFrame, plan: ExportPlan, lookups: Lookups) -> Split
             values = {
                 d.inner: v
                 for d in by_column[column]
-                if (v := _side_value(plan, d, side, hit_of.get(d.path))) is not None
+                if (v := _side_value(plan, d, side, hit_of.get(d.path), tables)) is not None
             }
             if values:
                 exprs.append(_assemble(column, plan.schema[column], by_column[column], values))
@@ -165,7 +179,7 @@ def unchanged_columns(
         if decision.column == plan.vehicle_id_column and side == "export":
             continue
         hit = pl.lit(True) if moves_values(decision, lookups.tables) else None
-        value = _side_value(plan, decision, side, hit)
+        value = _side_value(plan, decision, side, hit, lookups.tables)
         if value is None:
             continue
         if value.plain:
@@ -182,7 +196,8 @@ class _Value:
 
 
 def _side_value(
-    plan: ExportPlan, decision: FieldDecision, side: Destination, hit: pl.Expr | None
+    plan: ExportPlan, decision: FieldDecision, side: Destination, hit: pl.Expr | None,
+    tables: dict[str, ValueTable],
 ) -> _Value | None:
     """What `side` holds of one leaf, or None when the leaf is not there."""
     leaf, dtype = plan.leaf(decision)
@@ -193,7 +208,11 @@ def _side_value(
         value = apply_action(leaf, dtype, decision.action) if decision.action else leaf
         if hit is not None:
             value = pl.when(hit).then(None).otherwise(value)
-        return _Value(value, plain=decision.action is None and hit is None)
+        # An enum's categories a detector hits leave its type (hit values are null by now).
+        exported = export_dtype(dtype, tables.get(decision.path)) if decision.scanned else dtype
+        if exported != dtype:
+            value = value.cast(exported)
+        return _Value(value, plain=decision.action is None and hit is None and exported == dtype)
     if goes_here or decision.action is not None:  # the exact value of a transformed export
         return _Value(leaf, plain=True)
     if hit is not None:  # the values the detectors moved out of the export
@@ -201,12 +220,15 @@ def _side_value(
     return None
 
 
-def detector_counts(value: pl.Expr, dtype: pl.DataType, path: str) -> list[pl.Expr]:
-    """Per detector, how many rows it hits in the field at `path`, named as the manifests
-    count them ("<path><US><detector>"); select them on the rows some detector hit."""
+def detector_counts(
+    value: pl.Expr, dtype: pl.DataType, path: str, vins: BatchVins | None = None
+) -> list[pl.Expr]:
+    """Per detector (and `BATCH_VIN` with `vins`), how many rows it hits in the field at
+    `path`, named as the manifests count them ("<path><US><detector>"); select them on the rows
+    some detector hit."""
     return [
         h.fill_null(False).sum().cast(pl.UInt32).alias(f"{path}{COUNT_SEPARATOR}{d}")
-        for d, h in detector_hits(value, dtype).items()
+        for d, h in detector_hits(value, dtype, vins).items()
     ]
 
 

@@ -13,7 +13,8 @@ Each entry goes to exactly one side. It is exported only when all of these hold:
   exports (a key number the descriptor does not know has no name, so no rule: withheld);
 - when its value is a message (a location, a door set), the path ``<namespace>.<Key>.<member>``
   is exported as well, so a message never rides out under a scalar key's decision;
-- no detector hits its string value (a location sent as text by older firmware);
+- no detector hits its string value (a location sent as text by older firmware), and it is
+  not and does not hold a VIN of the batch (`detectors.BatchVins`: the VINs read so far);
 - it carries no field the descriptor does not know.
 Export rows carry ``vehicle_token`` instead of the VIN; onshore rows carry both, with the
 withheld entries whole. ``message_index`` and ``entry_index`` on both sides let onshore teams
@@ -31,7 +32,14 @@ import numpy as np
 import polars as pl
 
 from filter.catalogue import Catalogue, action_for
-from filter.detectors import any_hit, detector_hits, string_screen
+from filter.detectors import (
+    BATCH_VIN,
+    BatchVins,
+    StringScreen,
+    any_hit,
+    detector_hits,
+    string_screen,
+)
 from filter.engine import COUNT_SEPARATOR, MOVED, apply_action, detector_counts
 from filter.errors import InputError
 from filter.parquet_metadata import as_enum
@@ -105,7 +113,8 @@ def split_key_values(
     """The export, onshore and count queries of key/value rows."""
     schema = frame.collect_schema()
     keys = frame.select(pl.col("key").unique()).collect()["key"].drop_nulls().to_list()
-    route, detected = entry_route(schema, catalogue, scenario, keys, namespace)
+    vins = BatchVins.of(tokens, automaton=True)
+    route, detected = entry_route(schema, catalogue, scenario, keys, namespace, vins)
     base = frame.with_columns(route.alias(_ROUTE), detected.alias(_DETECTED))
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
     return KeyValueQueries(
@@ -113,7 +122,7 @@ def split_key_values(
         onshore=onshore(base.filter(~pl.col(_ROUTE))),
         counts=base.select(_COUNTS),
         positions=base.filter(pl.col(_ROUTE)).select(_POSITION),
-        detections=_detections(base),
+        detections=_detections(base, vins),
     )
 
 
@@ -132,9 +141,10 @@ def split_decoded(
     """The same queries for entries the compiled decoder holds as arrays.
 
     `tokens` must hold the VIN of every message of the batch, entries or not (as
-    `Batch.distinct` gives them): each message's token is looked up once, for its entries.
-    `verdicts` remembers the detectors' verdicts on string values from batch to batch (one
-    per run; without, each batch tests its own values).
+    `Batch.distinct` gives them): each message's token is looked up once, for its entries; a
+    string value that is or holds one of them stays onshore (`BATCH_VIN`). `verdicts`
+    remembers the detectors' verdicts on string values from batch to batch (one per run;
+    without, each batch tests its own values).
 
     With `build_rows` each side's rows are built now (the export's on the caller's thread,
     the onshore's at the same time on a second one); without, only when its query is
@@ -171,7 +181,8 @@ def split_decoded(
     # Detectors run on the entries holding a string only.
     where, strings = entries.strings()
     verdicts = verdicts or StringVerdicts()
-    hit = verdicts.hits(strings)
+    vins = BatchVins.of(tokens, automaton=True)
+    hit = verdicts.hits(strings, vins)
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
     chosen = decoded_routes.chosen_entries(keys.rows, keys.low, member, table, detected)
@@ -236,7 +247,7 @@ def split_decoded(
         onshore=onshore_rows,
         counts=counts.lazy(),
         positions=None,
-        detections=verdicts.detections(strings.filter(pl.Series(hit))).lazy(),
+        detections=verdicts.detections(strings.filter(pl.Series(hit)), vins).lazy(),
         exported=chosen,
         files=(export_file, onshore_file) if encoded else None,
     )
@@ -271,18 +282,20 @@ def _encoded_side(
 _SIDE_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-side")
 
 
-def _detections(flagged: pl.LazyFrame) -> pl.LazyFrame:
-    """Per detector, how many entries it hit: computed on the entries some detector hit."""
-    return flagged.filter(pl.col(_DETECTED)).select(_detection_counts())
+def _detections(flagged: pl.LazyFrame, vins: BatchVins | None = None) -> pl.LazyFrame:
+    """Per detector (the batch's VINs too), how many entries it hit: computed on the entries
+    some detector hit."""
+    counts = (*_detection_counts(), *_batch_vin_counts(vins))
+    return flagged.filter(pl.col(_DETECTED)).select(counts)
 
 
 @functools.cache
-def _string_screen() -> tuple[pl.Expr, pl.Expr]:
-    """``value_string`` cut to what a detector could hit, and whether any detector hits it
-    (false where it is null): `detectors.string_screen`, built once, as are the expressions
-    below, being the same for every batch."""
-    cut, hit = string_screen(pl.col("value_string"), _SUSPECTS)
-    return cut, hit.fill_null(False)
+def _string_screen() -> StringScreen:
+    """``value_string`` cut to what a detector could hit, its detection text, and whether any
+    detector hits it (false where it is null): `detectors.string_screen`, built once, as are
+    the expressions below, being the same for every batch."""
+    screen = string_screen(pl.col("value_string"), _SUSPECTS)
+    return dataclasses.replace(screen, hit=screen.hit.fill_null(False))
 
 
 @functools.cache
@@ -296,6 +309,18 @@ def _detector_flags() -> tuple[pl.Expr, ...]:
 def _detection_counts() -> tuple[pl.Expr, ...]:
     return (pl.len().alias(f"value_string{COUNT_SEPARATOR}{MOVED}"),
             *detector_counts(pl.col("value_string"), pl.String, "value_string"))
+
+
+#: The name under which entries whose string value is or holds a VIN of the batch are counted.
+_BATCH_VIN_COUNT = f"value_string{COUNT_SEPARATOR}{BATCH_VIN}"
+
+
+def _batch_vin_counts(vins: BatchVins | None) -> tuple[pl.Expr, ...]:
+    """How many entries' string values are or hold a VIN of the batch (none without VINs)."""
+    if not vins:
+        return ()
+    hit = vins.hits(pl.col("value_string")).fill_null(False)
+    return (hit.sum().cast(pl.UInt32).alias(_BATCH_VIN_COUNT),)
 
 
 @dataclass(frozen=True)
@@ -342,8 +367,15 @@ class StringVerdicts:
         self._found: dict[str, tuple[bool, ...]] = {}  # hit strings -> per detector, a hit?
         self._limit = limit
 
-    def hits(self, strings: pl.Series) -> np.ndarray:
-        """Per string (none null), whether any detector hits it."""
+    def hits(self, strings: pl.Series, vins: BatchVins | None = None) -> np.ndarray:
+        """Per string (none null), whether any detector hits it, or with `vins`, whether it
+        is or holds one of the batch's VINs (not remembered: the next batch has others)."""
+        found = self._static_hits(strings)
+        if vins and len(strings):
+            found = found | _batch_vin_flags(strings, vins)
+        return found
+
+    def _static_hits(self, strings: pl.Series) -> np.ndarray:
         distinct = strings.unique()
         if 2 * len(distinct) > len(strings):
             return _hit_of(strings).to_numpy()
@@ -358,9 +390,10 @@ class StringVerdicts:
         hitting = [v for v in values if found.get(v) or self._hit.get(v, False)]
         return strings.is_in(hitting).to_numpy()
 
-    def detections(self, hit: pl.Series) -> pl.DataFrame:
+    def detections(self, hit: pl.Series, vins: BatchVins | None = None) -> pl.DataFrame:
         """The one-row frame of detector counts (as `_detections` makes it) over `hit`, the
-        strings some detector hit: each distinct string's detectors found once per run."""
+        strings some detector (or `vins`) hit: each distinct string's detectors found once per
+        run."""
         counted = hit.value_counts(name="times")
         values = counted.to_series(0).to_list()
         new = [v for v in values if v not in self._found]
@@ -376,19 +409,34 @@ class StringVerdicts:
             flags = fresh[value] if value in fresh else self._found[value]
             for i, flag in enumerate(flags):
                 totals[i] += times if flag else 0
-        return pl.DataFrame([pl.Series(n, [c], dtype=pl.UInt32)
-                             for n, c in zip(names, [len(hit), *totals], strict=True)])
+        found = pl.DataFrame([pl.Series(n, [c], dtype=pl.UInt32)
+                              for n, c in zip(names, [len(hit), *totals], strict=True)])
+        if not vins:
+            return found
+        batch = _batch_vin_flags(counted.to_series(0), vins)
+        times = int(counted["times"].filter(pl.Series(batch)).sum()) if len(batch) else 0
+        return found.with_columns(pl.lit(times, dtype=pl.UInt32).alias(_BATCH_VIN_COUNT))
+
+
+def _batch_vin_flags(strings: pl.Series, vins: BatchVins) -> np.ndarray:
+    """Per string, whether it is or holds one of `vins`: tested once per distinct string."""
+    distinct = strings.unique()
+    flagged = distinct.filter(pl.select(vins.hits(pl.lit(distinct)).fill_null(False)).to_series())
+    return strings.is_in(flagged.to_list()).to_numpy()
 
 
 def _hit_of(strings: pl.Series) -> pl.Series:
-    cut, hit = _string_screen()
-    return strings.to_frame("value_string").with_columns(cut).select(hit).to_series()
+    screen = _string_screen()
+    return (strings.to_frame("value_string").with_columns(screen.cut).with_columns(screen.text)
+            .select(screen.hit).to_series())
 
 
 def entry_route(
-    schema: pl.Schema, catalogue: Catalogue, scenario: str, keys: list[str], namespace: str
+    schema: pl.Schema, catalogue: Catalogue, scenario: str, keys: list[str], namespace: str,
+    vins: BatchVins | None = None,
 ) -> tuple[pl.Expr, pl.Expr]:
-    """Whether each entry is exported, and whether a detector hit its string value.
+    """Whether each entry is exported, and whether a detector (or with `vins`, a VIN of the
+    batch) hit its string value.
 
     `keys` are the key names present (each is decided once, with its message members).
     """
@@ -401,7 +449,7 @@ def entry_route(
     if pairs:
         member_ok = member_ok | pl.concat_str(
             [pl.col("key"), pl.lit("\0"), pl.col("member")]).is_in(pairs)
-    detected = any_hit(pl.col("value_string"), pl.String).fill_null(False)
+    detected = any_hit(pl.col("value_string"), pl.String, vins).fill_null(False)
     route = (
         pl.col("key").is_in(list(routes.keys))
         & (pl.col("key") != pl.col("key_number").cast(pl.String))  # a number the enum lacks

@@ -49,8 +49,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from filter import thrift_compact as thrift
+from filter.detectors import any_hit
 from filter.engine import Lookups, split_lazy, unchanged_columns
 from filter.errors import InputError
 from filter.manifest import FileRecord
@@ -61,6 +64,7 @@ from filter.parquet_layout import (
     ParquetLayout,
     RowGroupLayout,
     SchemaNode,
+    chunk_start,
     footer_bytes,
     footer_parts,
     layout_in_memory,
@@ -69,6 +73,7 @@ from filter.parquet_layout import (
     row_group_entry,
 )
 from filter.parquet_metadata import polars_arrow_schema
+from filter.parquet_pages import CODECS, dictionary_values
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan
 from filter.prefetch import prefetched
@@ -77,6 +82,12 @@ from filter.readers.parquet import ParquetInput
 #: Parquet physical types whose chunks are copied; INT96 and fixed-length byte arrays are
 #: encoded anew, where readers restore their logical types from more than the chunk.
 _COPIED_PHYSICAL = {0, 1, 2, 4, 5, 6}  # BOOLEAN, INT32, INT64, FLOAT, DOUBLE, BYTE_ARRAY
+_BYTE_ARRAY = 6
+#: Parquet codec ids by the names pyarrow's footer gives them (its "LZ4" is Parquet's
+#: Hadoop-framed LZ4, 5), of the codecs `parquet_pages` reads.
+_CODEC_IDS = {name: codec for name, codec in {
+    "UNCOMPRESSED": 0, "SNAPPY": 1, "GZIP": 2, "BROTLI": 4, "ZSTD": 6, "LZ4_RAW": 7,
+}.items() if codec in CODECS}
 #: Polars types that carry more than their Parquet column says (categories, objects).
 _ENCODED_DTYPES = (pl.Categorical, pl.Enum, pl.Object)
 #: Largest row group split by copying chunks (memory holds one row group's computed columns).
@@ -138,6 +149,8 @@ def splice_pair(
     full = split_lazy(pl.LazyFrame(schema=plan.schema), plan, lookups)
     schemas = {"export": full.export.collect_schema(), "onshore": full.onshore.collect_schema()}
     copied = {side: _copied_columns(side, plan, lookups, layout) for side in _SIDES}
+    copied["export"], judged = _dictionaries_pass(source, plan, lookups, layout,
+                                                  copied["export"])
     computed = _computed_query(plan, lookups, schemas, copied)
     counts: Counter[str] = Counter(full.known_counts)
     # The computed columns' reads decode what they read; the rest is decoded here.
@@ -149,9 +162,11 @@ def splice_pair(
         _open_input(source) as input_file,
     ):
         empty = computed.run(None)
+        counts.update(empty.counts)  # every count the queries make, at 0 for a file of no rows
         columns = {side: _output_columns(side, schemas[side], copied[side], empty)
                    for side in _SIDES}
-        writers = {side: _PartAssembler(side, part, columns[side], layout, empty)
+        writers = {side: _PartAssembler(side, part, columns[side], layout, empty,
+                                        judged if side == "export" else {})
                    for side, part in (("export", export_file), ("onshore", onshore_file))}
         needed = _Columns.of(computed.needed, plan, layout)
         reads = _ChunkFiles(input_file.fileno(), layout.source)
@@ -293,6 +308,82 @@ def _copied_columns(
     return copied
 
 
+def _dictionaries_pass(
+    source: ParquetInput, plan: ExportPlan, lookups: Lookups, layout: ParquetLayout,
+    copied: dict[str, SchemaNode],
+) -> tuple[dict[str, SchemaNode], dict[tuple[int, int], tuple[int, int]]]:
+    """The export's `copied` columns without those whose string chunks (of scanned fields)
+    have a dictionary value some detector hits, or that `parquet_pages` cannot read page by
+    page to tell: those are encoded anew from their values. Also the byte range of every
+    chunk judged, by (row group, leaf), which the copy must find where it copies from.
+
+    A dictionary may hold values no row uses, which no read of the column returns (so no value
+    table holds them) and a copy would take along. The chunks are found with pyarrow's reading
+    of the footer (its own decode, in C++, of a 40-row-group footer costs some 100 ms here);
+    `_PartAssembler` refuses a chunk whose range vtx's reading gives otherwise.
+    """
+    scanned = {d.column for d in plan.fields if d.scanned}
+    leaves = {column: [leaf for leaf, n in zip(node.leaves, _leaf_nodes(node), strict=True)
+                       if _physical(n) == _BYTE_ARRAY]
+              for column, node in copied.items() if column in scanned}
+    leaves = {column: found for column, found in leaves.items() if found}
+    if not leaves:
+        return copied, {}
+    values: dict[str, set[bytes]] = {column: set() for column in leaves}
+    unreadable: set[str] = set()
+    ranges: dict[tuple[int, int], tuple[int, int]] = {}
+    buffer = bytearray()
+    try:
+        footer = pq.read_metadata(source.path)
+    except (pa.ArrowException, OSError):
+        return {c: n for c, n in copied.items() if c not in leaves}, {}
+    with _open_input(source) as input_file:
+        for index in range(footer.num_row_groups):
+            group = footer.row_group(index)
+            if not group.num_rows:
+                continue
+            for column, column_leaves in leaves.items():
+                for leaf in column_leaves:
+                    chunk = group.column(leaf)
+                    codec = _CODEC_IDS.get(chunk.compression)
+                    start = chunk_start(chunk.data_page_offset, chunk.dictionary_page_offset)
+                    length = chunk.total_compressed_size
+                    ranges[index, leaf] = (start, length)
+                    if column in unreadable:
+                        continue
+                    if codec is None or start < len(MAGIC) or length < 0 \
+                            or start + length > source.bytes:
+                        unreadable.add(column)
+                        continue
+                    if len(buffer) < length:
+                        buffer = bytearray(length)
+                    view = memoryview(buffer)[:length]
+                    _read_into(input_file.fileno(), view, start, layout.source)
+                    found = dictionary_values(view, codec)
+                    if found is None:
+                        unreadable.add(column)
+                    else:
+                        values[column].update(found)
+    # The values a value table already judged (a copied scanned column has tables, none of
+    # whose values hit) need no second look; the others are judged together, in one query.
+    tables = [(d.column, lookups.tables.get(d.path)) for d in plan.fields if d.scanned]
+    judged = {column: {v.encode() for c, table in tables if c == column and table
+                       for v in table.values} for column in values}
+    unknown = {column: {v for v in found if v not in judged[column]}
+               for column, found in values.items()}
+    hit = set(unreadable)
+    pending = sorted({v for column, found in unknown.items() if column not in hit for v in found})
+    if pending:
+        strings = pl.Series(pending, dtype=pl.Binary).cast(pl.String, strict=False)
+        # Bytes that are not UTF-8 are no string a detector could judge: they count as hits.
+        flags = pl.select(any_hit(pl.lit(strings), pl.String, lookups.vins).fill_null(True))
+        hitting = {v for v, flag in zip(pending, flags.to_series(), strict=True) if flag}
+        hit |= {column for column, found in unknown.items() if found & hitting}
+    kept = {column: node for column, node in copied.items() if column not in hit}
+    judged_leaves = {leaf for column in leaves if column not in hit for leaf in leaves[column]}
+    return kept, {key: where for key, where in ranges.items() if key[1] in judged_leaves}
+
+
 def _output_columns(
     side: Destination, schema: pl.Schema, copied: dict[str, SchemaNode], helper: _Helper
 ) -> list[_Column]:
@@ -318,8 +409,11 @@ class _PartAssembler:
     def __init__(
         self, side: Destination, part: HashingFile, columns: list[_Column],
         layout: ParquetLayout, empty: _Helper,
+        judged: dict[tuple[int, int], tuple[int, int]],
     ) -> None:
         self.side = side
+        self.judged = judged  # (row group, leaf) -> the range whose dictionary was judged
+        self.judged_leaves = {leaf for _, leaf in judged}
         self.part = part
         self.columns = columns
         self.layout = layout
@@ -337,6 +431,12 @@ class _PartAssembler:
             if column.copied:
                 for leaf in column.node.leaves:
                     start, length = group.ranges[leaf]
+                    if leaf in self.judged_leaves and \
+                            self.judged.get((group.index, leaf)) != (start, length):
+                        raise InputError(
+                            f"{self.layout.source}: row group {group.index}, column "
+                            f"{column.name!r}: the footer reads as two places for one column "
+                            "chunk; it is malformed")
                     chunks.append(self._copy(input_fd, group.chunks[leaf], start, length))
                 continue
             for leaf in helper.layout.columns[column.source].leaves:

@@ -269,7 +269,7 @@ def _decide(
     elif cls not in allowed:
         destination = "onshore"
         reason = f"not in scenario: ordinary class {cls!r} is not exported under {scenario!r}"
-    elif dtype == pl.Binary:
+    elif dtype is not None and _holds(dtype, (pl.Binary, pl.Object)):
         destination = "onshore"
         reason = f"binary data is never exported (media and blobs), whatever its class {cls!r}"
     else:
@@ -287,6 +287,17 @@ def _decide(
         action=action,
         scanned=destination == "export" and dtype is not None and is_scannable(dtype),
     )
+
+
+def _holds(dtype: pl.DataType, kinds: tuple[type[pl.DataType], ...]) -> bool:
+    """Whether `dtype` is, or holds at any depth (list, array, struct), a type of `kinds`."""
+    if dtype.base_type() in kinds:
+        return True
+    if isinstance(dtype, pl.List | pl.Array):
+        return _holds(dtype.inner, kinds)
+    if isinstance(dtype, pl.Struct):
+        return any(_holds(f.dtype, kinds) for f in dtype.fields)
+    return False
 
 
 def _applies(action: Action, dtype: pl.DataType) -> bool:

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from filter import protobuf_writer as pbw
 from filter.catalogue import Catalogue, action_for
-from filter.detectors import any_hit
+from filter.detectors import BatchVins, any_hit
 from filter.engine import COUNT_SEPARATOR, MOVED, Lookups, detector_counts
 from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
 from filter.kv_engine import (
@@ -406,7 +406,8 @@ def write_stream_batch(
     messages = len(raw)
     keys = stream_keys(schema, export_plan, catalogue, scenario)
     if schema.key_value is None:
-        detected = _plain_detections(batch.rows, raw, export_plan, tally)
+        detected = _plain_detections(batch.rows, raw, export_plan, tally,
+                                     BatchVins.of(tokens, automaton=True))
         return _write_streams(export_path, onshore_path, messages, lambda e, o: (
             pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys, e, o)))
     if queries is None:
@@ -491,14 +492,16 @@ def stream_keys(
 
 
 def _plain_detections(
-    rows: pl.DataFrame, raw: pb.RawMessages, export_plan: ExportPlan, tally: Tally
+    rows: pl.DataFrame, raw: pb.RawMessages, export_plan: ExportPlan, tally: Tally,
+    vins: BatchVins,
 ) -> dict[int, set[str]]:
-    """Per message index, the exported string fields a detector hit (counted in `tally`)."""
+    """Per message index, the exported string fields a detector hit, or that are or hold one
+    of `vins` (counted in `tally`)."""
     scanned = [d for d in export_plan.fields if d.scanned and d.destination == "export"]
     if not scanned or rows.height == 0:
         return {}
     hit = rows.select(
-        any_hit(*export_plan.leaf(d)).fill_null(False).alias(d.path) for d in scanned)
+        any_hit(*export_plan.leaf(d), vins).fill_null(False).alias(d.path) for d in scanned)
     found: dict[int, set[str]] = {}
     for d in scanned:
         where = hit[d.path].arg_true().to_list()
@@ -507,7 +510,7 @@ def _plain_detections(
         for row in where:
             found.setdefault(int(raw.indexes[row]), set()).add(d.path)
         tally.detections[f"{d.path}{COUNT_SEPARATOR}{MOVED}"] += len(where)
-        per = rows[where].select(detector_counts(*export_plan.leaf(d), d.path))
+        per = rows[where].select(detector_counts(*export_plan.leaf(d), d.path, vins))
         tally.detections.update({k: v for k, v in per.row(0, named=True).items() if v})
     return found
 

@@ -63,6 +63,7 @@ import pyarrow as pa
 import filter.protobuf_split as protobuf_split_module
 import filter.value_tables as value_tables_module
 from filter.catalogue import Catalogue
+from filter.detectors import BatchVins
 from filter.engine import Lookups, split_lazy
 from filter.errors import EXIT_DATA, EXIT_USAGE, InputError, OutputError, VtxError, first_line
 from filter.manifest import FileRecord, sha256_file
@@ -100,7 +101,7 @@ from filter.splitter import (
     staged_outputs,
     write_pair,
 )
-from filter.value_tables import ValueTable, value_table
+from filter.value_tables import ValueTable, enum_categories, field_strings, value_table
 
 if TYPE_CHECKING:
     from ray.data import Dataset
@@ -209,14 +210,16 @@ def dataset_lookups(ds: Dataset, export_plan: ExportPlan, key: bytes) -> Lookups
         sizes = distinct.group_by("field").len()
         over.update(sizes.filter(pl.col("len") > limit, pl.col("field") != _VIN)["field"])
         distinct = distinct.filter(~pl.col("field").is_in(over))
+    vins = distinct.filter(pl.col("field") == _VIN)["value"]
+    batch_vins = BatchVins.of(vins.to_list())  # looked for in the strings, as locally
     tables: dict[str, ValueTable] = {}
     for decision in scanned:
         if decision.path in over:
             continue
         values = distinct.filter(pl.col("field") == decision.path)["value"]
-        if (table := value_table(values)) is not None:
+        categories = enum_categories(export_plan.leaf(decision)[1])
+        if (table := value_table(values, batch_vins, categories=categories)) is not None:
             tables[decision.path] = table
-    vins = distinct.filter(pl.col("field") == _VIN)["value"]
     return Lookups(tokens=token_mapping(key, vins), tables=tables)
 
 
@@ -234,8 +237,7 @@ def _block_distincts(batch: pa.Table, *, export_plan: ExportPlan, limit: int) ->
         .implode().alias(_VIN)
     ]
     for decision in (d for d in export_plan.fields if d.scanned):
-        value, dtype = export_plan.leaf(decision)
-        strings = value if dtype == pl.String else value.explode()
+        strings = field_strings(*export_plan.leaf(decision))
         exprs.append(strings.unique().drop_nulls().implode().alias(decision.path))
     found = _as_frame(batch, export_plan).select(exprs).collect()
     over = (pl.col("values").list.len() > limit) & (pl.col("field") != _VIN)

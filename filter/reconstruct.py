@@ -48,14 +48,21 @@ def reconstruct(
         if not sides:
             raise InputError(f"column {name!r} is in neither output")
         if len(sides) == 1:
-            exprs.append(sides[0][0].alias(name))
+            exprs.append(_as(sides[0][0], sides[0][1], dtype).alias(name))
         elif not isinstance(dtype, pl.Struct):
             # In both: a key, a value the export transformed (exact onshore), or a value a
             # detector moved (onshore where it hit, export elsewhere): onshore first.
-            exprs.append(pl.coalesce(sides[1][0], sides[0][0]).alias(name))
+            exprs.append(pl.coalesce(*(_as(e, t, dtype) for e, t in reversed(sides)))
+                         .alias(name))
         else:
             exprs.append(_merge_struct(sides, dtype).alias(name))
     return both.select(exprs)
+
+
+def _as(expr: pl.Expr, dtype: pl.DataType, wanted: pl.DataType) -> pl.Expr:
+    """`expr` (of `dtype`) as the input's type: an enum the export holds without the
+    categories a detector hit has them back."""
+    return expr if dtype == wanted else expr.cast(wanted)
 
 
 def _merge_struct(halves: list[tuple[pl.Expr, pl.DataType]], dtype: pl.Struct) -> pl.Expr:
@@ -70,8 +77,9 @@ def _merge_struct(halves: list[tuple[pl.Expr, pl.DataType]], dtype: pl.Struct) -
         if len(pieces) > 1 and isinstance(fld.dtype, pl.Struct):
             fields.append(_merge_struct(pieces, fld.dtype).alias(fld.name))
         elif len(pieces) > 1:  # onshore half first, as for whole columns
-            fields.append(pl.coalesce([p for p, _ in reversed(pieces)]).alias(fld.name))
+            fields.append(pl.coalesce([_as(p, t, fld.dtype) for p, t in reversed(pieces)])
+                          .alias(fld.name))
         else:
-            fields.append(pieces[0][0].alias(fld.name))
+            fields.append(_as(*pieces[0], fld.dtype).alias(fld.name))
     all_null = pl.all_horizontal([expr.is_null() for expr, _ in halves])
     return pl.when(all_null).then(None).otherwise(pl.struct(fields))

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from filter import value_tables
 from filter.catalogue import Catalogue, load_catalogue
+from filter.detectors import BatchVins
 from filter.engine import Lookups, split_lazy
 from filter.errors import CatalogueError, InputError, OutputError, first_line
 from filter.manifest import FileRecord, build_manifest, sha256_file, write_manifest
@@ -54,7 +55,12 @@ from filter.readers.parquet import (
     scan,
 )
 from filter.signing import resolve_signing_key, sign_manifest
-from filter.value_tables import distinct_query, enumeration_fields, value_table
+from filter.value_tables import (
+    distinct_query,
+    enum_categories,
+    enumeration_fields,
+    value_table,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -343,9 +349,13 @@ def batch_lookups(
             distinct[decision.path] = _union(distinct.get(decision.path),
                                              frame_values.to_series())
     assert distinct_vins is not None
+    # The batch's own VINs are looked for in its strings too (the `batch_vin` detector).
+    batch_vins = BatchVins.of(distinct_vins.to_list())
+    dtypes = {d.path: export_plan.leaf(d)[1] for d in enumerations}
     tables = {
         path: table for path, values in distinct.items()
-        if (table := value_table(values)) is not None
+        if (table := value_table(values, batch_vins,
+                                 categories=enum_categories(dtypes[path]))) is not None
     }
     return Lookups(tokens=token_mapping(key, distinct_vins), tables=tables)
 

@@ -51,7 +51,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from filter.catalogue import Catalogue
-from filter.detectors import detector_hits, is_scannable
+from filter.detectors import as_strings, detector_hits, is_scannable
 from filter.errors import InputError, first_line
 from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
 from filter.plan import TOKEN_COLUMN, decide_path
@@ -564,9 +564,10 @@ def _vin_hits(expr: pl.Expr, dtype: pl.DataType, vins: Sequence[str]) -> pl.Expr
         found = value.is_in(list(vins))
         return found | value.str.contains_any(long) if long else found
 
-    if dtype == pl.String:
-        return hit(expr)
-    return expr.list.eval(hit(pl.element())).list.any()
+    strings, many = as_strings(expr, dtype)  # categoricals, enums, nested lists too
+    if not many:
+        return hit(strings)
+    return strings.list.eval(hit(pl.element())).list.any()
 
 
 def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:

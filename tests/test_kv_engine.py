@@ -278,3 +278,82 @@ def test_a_detected_value_seen_in_an_earlier_batch_still_moves(payload, shipped,
     assert export["value_string"].to_list() == ["ok"] * 9
     assert onshore["value_string"].to_list() == ["31.230416, 121.473701"] * 3
     assert len(result.export_manifest["files"]) == 3  # three batches
+
+
+# --- the batch's own VINs in string values (issue 23, item 3) -----------------------------
+
+VIN_A = "LRW3E7EK0PC100001"  # its ISO 3779 check digit is wrong: no `vin` detector hit
+VIN_B = "LRW3E7EK0PC100002"
+
+
+def envelope_stream(path: Path) -> Path:
+    """Two `vtx.telemetry.v1.Envelope`s; under ChargeState (exported in after-sales) string
+    values that hold the other message's VIN, in lower case, and inside a word."""
+    envelope = pb.load_schema(None, "vtx.telemetry.v1.Envelope")
+    charge_state = envelope.key_value.key.enum_type.values_by_name["ChargeState"].number
+    raws = []
+    for i, (vin, values) in enumerate([
+        (VIN_A, ["Charging", f"paired with {VIN_B}", f"car {VIN_A.lower()}"]),
+        (VIN_B, [f"x{VIN_A}y", "Complete"]),
+    ]):
+        msg = envelope.message_class(vin=vin)
+        msg.created_at.seconds = 1_790_000_000 + i
+        for value in values:
+            msg.data.add(key=charge_state).value.string_value = value
+        raws.append(msg.SerializeToString())
+    path.write_bytes(delimited(*raws))
+    return path
+
+
+def _no_vin_in(directory: Path) -> None:
+    planted = [v.encode() for vin in (VIN_A, VIN_B) for v in (vin, vin.lower())]
+    for f in directory.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert not [p for p in planted if p in data], f.name
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
+def test_an_entry_holding_a_vin_of_the_batch_stays_onshore(
+    shipped, tmp_path: Path, output_format: str
+) -> None:
+    from filter.protobuf_split import split_protobuf
+    from filter.verify import verify_output
+
+    stream = envelope_stream(tmp_path / "kv.bin")
+    result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message="vtx.telemetry.v1.Envelope", output_format=output_format)
+    _no_vin_in(tmp_path / "e")
+    assert result.export_manifest["entries"]["exported"] == 2
+    assert result.export_manifest["entries"]["detected"] == 3
+    [found] = result.export_manifest["detections"]
+    assert found["field"] == "value_string" and found["moved_values"] == 3
+    assert found["hits"] == {"batch_vin": 3}
+    report = verify_output(tmp_path / "e", tmp_path / "o")
+    assert report.ok, report.failures
+    if output_format == "parquet":
+        export = pl.read_parquet(tmp_path / "e" / "*.parquet")
+        assert sorted(export["value_string"]) == ["Charging", "Complete"]
+
+
+def test_both_key_value_engines_hold_back_the_batch_vins(shipped, tmp_path: Path) -> None:
+    # The frame engine and the compiled decoder's arrays route the same (`split` checks it).
+    stream = envelope_stream(tmp_path / "kv.bin")
+    envelope = pb.load_schema(None, "vtx.telemetry.v1.Envelope")
+    rows, export, onshore, counts = split(envelope, stream, shipped)
+    assert sorted(export["value_string"]) == ["Charging", "Complete"]
+    assert export.height + onshore.height == rows.height
+    assert counts["detected"] == 3 and counts["hits"] == {"batch_vin": 3}
+
+
+def test_string_verdicts_do_not_carry_one_batch_vins_into_the_next() -> None:
+    """Detector verdicts are remembered from batch to batch; whether a string holds a VIN of
+    the batch is not: the next batch has other VINs."""
+    from filter.detectors import BatchVins
+    from filter.kv_engine import StringVerdicts
+
+    verdicts = StringVerdicts()
+    strings = pl.Series([f"see {VIN_A}", "ok", f"see {VIN_A}"])
+    assert verdicts.hits(strings, BatchVins.of([VIN_A])).tolist() == [True, False, True]
+    assert verdicts.hits(strings, BatchVins.of([VIN_B])).tolist() == [False, False, False]
+    assert verdicts.hits(strings).tolist() == [False, False, False]

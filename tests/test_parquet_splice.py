@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import os
 import tempfile
 import threading
+from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
@@ -25,12 +28,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal, assert_series_equal
 
-from filter import InputError, OutputError, parquet_splice, read_manifest, split
+from filter import InputError, OutputError, parquet_splice, read_manifest, split, split_frame
 from filter import thrift_compact as thrift
 from filter.cli import vtx
 from filter.parquet_layout import read_layout
 from filter.parquet_splice import splice_refusal
 from filter.readers.parquet import inspect_parquet
+from filter.reconstruct import reconstruct
+from filter.verify import verify_output
 
 from .conftest import KEY, MINI_CATALOGUE
 from .test_properties import SENSITIVE, build, catalogues, frames, schemas, unique_paths
@@ -48,19 +53,32 @@ WRITERS = st.fixed_dictionaries({
 })
 
 
+def _coded_list(dtype: pl.DataType, in_list: bool = False) -> bool:
+    """Whether `dtype` holds, at any depth, a list of categorical or enum strings."""
+    if isinstance(dtype, pl.Categorical | pl.Enum):
+        return in_list
+    if isinstance(dtype, pl.List):
+        return _coded_list(dtype.inner, True)
+    if isinstance(dtype, pl.Struct):
+        return any(_coded_list(f.dtype, in_list) for f in dtype.fields)
+    return False
+
+
 def write_input(frame: pl.DataFrame, path: Path, writer: dict[str, Any]) -> None:
     if writer["library"] == "polars":
         frame.write_parquet(path, compression=writer["compression"],
                             row_group_size=writer["row_group_size"])
         return
     compression = {"uncompressed": "none"}.get(writer["compression"], writer["compression"])
+    # pyarrow 26 cannot read back its own pages of lists of dictionaries cut this small either
+    coded_lists = any(_coded_list(t) for t in frame.schema.values())
     pq.write_table(frame.to_arrow(), path, compression=compression,
                    row_group_size=writer["row_group_size"], write_page_index=writer["page_index"],
                    use_dictionary=writer["dictionary"],
                    data_page_version=writer["data_page_version"],
                    # pyarrow 26 cannot read back its own v2 pages of lists cut this small
                    data_page_size=writer["data_page_size"]
-                   if writer["data_page_version"] == "1.0" else None,
+                   if writer["data_page_version"] == "1.0" and not coded_lists else None,
                    use_byte_stream_split=[c for c, t in frame.schema.items() if t == pl.Float64]
                    if writer["byte_stream_split"] else False,
                    store_schema=writer["store_schema"])
@@ -463,4 +481,183 @@ def test_an_input_the_system_fails_to_read_is_named_as_the_input(
     assert result.exit_code == 1, result.output
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"vtx: error: {fleet_file}: cannot read byte "), line
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+
+
+# --- strings however they are encoded (issue 23, item 1) -----------------------------------
+
+NOTES = "Vehicle.Service.Notes"
+PLANTED = "call owner 13812345678"
+TWO_ROWS = {"vin": ["LRW3E7EK0PC100001"] * 2,
+            "timestamp": [datetime(2026, 11, 24), datetime(2026, 11, 24, 0, 0, 1)]}
+
+
+def _pandas_category(path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame({**TWO_ROWS, NOTES: pd.Categorical(["ok", PLANTED])}).to_parquet(
+        path, compression=None)
+
+
+def _polars(dtype: pl.DataType) -> Any:
+    def write(path: Path) -> None:
+        pl.DataFrame({**TWO_ROWS, NOTES: pl.Series(["ok", PLANTED], dtype=dtype)}).write_parquet(
+            path, compression="uncompressed")
+    return write
+
+
+def _pyarrow(notes: pa.Array, **options: Any) -> Any:
+    def write(path: Path) -> None:
+        table = pa.table({"vin": TWO_ROWS["vin"],
+                          "timestamp": pa.array(TWO_ROWS["timestamp"], pa.timestamp("us")),
+                          NOTES: notes})
+        pq.write_table(table, path, compression="none", **options)
+    return write
+
+
+#: Ways of storing one exported string field whose second value holds a mobile number.
+ENCODINGS = {
+    "pandas category": _pandas_category,
+    "polars categorical": _polars(pl.Categorical),
+    "polars enum": _polars(pl.Enum(["ok", PLANTED])),
+    "pyarrow dictionary_encode": _pyarrow(pa.array(["ok", PLANTED]).dictionary_encode()),
+    "pyarrow large_string": _pyarrow(pa.array(["ok", PLANTED], pa.large_string())),
+    "pyarrow string_view": _pyarrow(pa.array(["ok", PLANTED], pa.string_view())),
+    "list<dictionary<string>>": _pyarrow(pa.array(
+        [["ok"], ["fine", PLANTED]], pa.list_(pa.dictionary(pa.int32(), pa.string())))),
+    "list<struct<text: dictionary<string>>>": _pyarrow(pa.array(
+        [[{"text": "ok"}], [{"text": PLANTED}]],
+        pa.list_(pa.struct([("text", pa.dictionary(pa.int32(), pa.string()))])))),
+    "list<list<string>>": _pyarrow(pa.array([[["ok"]], [["a"], [PLANTED]]])),
+    "fixed-size list<string>": _pyarrow(pa.array([["ok"], [PLANTED]], pa.list_(pa.string(), 1))),
+}
+
+
+def _split_cli(source: Path, tmp_path: Path, *extra: str) -> Any:
+    """`vtx split` of `source`, as issue 23 ran it: the shipped catalogue, after-sales."""
+    key_file = tmp_path / "K"
+    key_file.write_text("ab" * 32)
+    return CliRunner().invoke(vtx, [
+        "split", str(source), "--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o"),
+        "--scenario", "after-sales", "--key-file", str(key_file), "--quiet", *extra])
+
+
+def _assert_nowhere_in_export(export_dir: Path, planted: str) -> None:
+    """Not in any byte of any file of the export: values, dictionaries, footers, manifest."""
+    files = [f for f in export_dir.rglob("*") if f.is_file()]
+    assert files
+    for f in files:
+        assert planted.encode() not in f.read_bytes(), f.name
+
+
+@pytest.mark.parametrize("reencode", [False, True], ids=["copied", "reencode"])
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_a_hit_moves_onshore_however_the_strings_are_encoded(
+    tmp_path: Path, encoding: str, reencode: bool
+) -> None:
+    source = tmp_path / "in.parquet"
+    ENCODINGS[encoding](source)
+    assert PLANTED.encode() in source.read_bytes()  # written plain: the test can see it
+    explained = CliRunner().invoke(vtx, ["explain", str(source), "--scenario", "after-sales",
+                                         "--format", "json"])
+    assert explained.exit_code == 0, explained.output
+    [notes] = [f for f in json.loads(explained.output) if f["field"] == NOTES]
+    assert notes["detectors"] is True and notes["destination"] == "export"
+
+    result = _split_cli(source, tmp_path, *(["--reencode"] if reencode else []))
+    assert result.exit_code == 0, result.output
+    _assert_nowhere_in_export(tmp_path / "e", "13812345678")
+    export = pl.read_parquet(tmp_path / "e" / "part-00000.parquet")
+    onshore = pl.read_parquet(tmp_path / "o" / "part-00000.parquet")
+    assert export[NOTES][1] is None and export[NOTES][0] is not None
+    assert onshore[NOTES][0] is None and PLANTED in str(onshore[NOTES][1])
+    [found] = read_manifest(tmp_path / "e")["detections"]
+    assert found["field"] == NOTES and found["moved_values"] == 1
+    assert found["hits"]["mobile_number"] == 1
+    stored = pl.read_parquet(source)
+    assert_frame_equal(reconstruct(export, onshore, stored.schema), stored)
+    verified = verify_output(tmp_path / "e", tmp_path / "o")
+    assert verified.ok, verified.failures
+
+
+@pytest.mark.parametrize("store_schema", [True, False])
+def test_an_unused_dictionary_value_that_hits_is_not_copied_into_the_export(
+    tmp_path: Path, store_schema: bool
+) -> None:
+    """pyarrow writes an Arrow dictionary as it is: a value no row uses is in the chunk's
+    dictionary page, where no read of the column finds it. Without the Arrow schema Polars reads
+    the column as plain strings, with a value table of the rows' values only: the chunk must
+    still not be copied as it is."""
+    notes = pa.DictionaryArray.from_arrays(pa.array([0, 0], pa.int32()), pa.array(["ok", PLANTED]))
+    source = tmp_path / "in.parquet"
+    _pyarrow(notes, store_schema=store_schema)(source)
+    assert PLANTED.encode() in source.read_bytes()
+    result = _split_cli(source, tmp_path)
+    assert result.exit_code == 0, result.output
+    _assert_nowhere_in_export(tmp_path / "e", "13812345678")
+    assert pl.read_parquet(tmp_path / "e" / "part-00000.parquet")[NOTES].to_list() == ["ok"] * 2
+    # An unused dictionary value is no row's value: nothing to move, nothing counted.
+    assert read_manifest(tmp_path / "e")["detections"][0]["moved_values"] == 0
+
+
+def test_a_clean_dictionary_is_still_copied_as_it_is(tmp_path: Path) -> None:
+    """The check costs no copy where no dictionary value hits: the chunk keeps its bytes."""
+    notes = pa.DictionaryArray.from_arrays(pa.array([0, 1], pa.int32()), pa.array(["ok", "fine"]))
+    source = tmp_path / "in.parquet"
+    _pyarrow(notes, store_schema=False)(source)
+    assert _split_cli(source, tmp_path).exit_code == 0
+    layout = read_layout(tmp_path / "e" / "part-00000.parquet")
+    assert layout.created_by == read_layout(source).created_by  # the input's writer: copied
+
+
+def test_an_enum_exports_without_the_categories_a_detector_hits(tmp_path: Path) -> None:
+    """An enum's type names all its categories, used or not, wherever it goes (Polars writes
+    them all as the column's dictionary): one a detector hits leaves the export's type."""
+    frame = pl.DataFrame({**TWO_ROWS, NOTES: pl.Series(
+        ["ok", "ok"], dtype=pl.Enum(["ok", "fine", PLANTED, "a@b.cn"]))})
+    export, onshore = split_frame(frame, None, "after-sales", key=KEY)
+    assert export.schema[NOTES] == pl.Enum(["ok", "fine"])
+    assert export[NOTES].to_list() == ["ok", "ok"]
+    assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)
+    source = tmp_path / "in.parquet"
+    frame.write_parquet(source, compression="uncompressed")
+    for extra in ((), ("--reencode",)):
+        root = tmp_path / ("reencode" if extra else "copied")
+        root.mkdir()
+        result = _split_cli(source, root, *extra)
+        assert result.exit_code == 0, result.output
+        _assert_nowhere_in_export(root / "e", "13812345678")
+        _assert_nowhere_in_export(root / "e", "a@b.cn")
+        assert pl.read_parquet_schema(root / "e" / "part-00000.parquet")[NOTES] == pl.Enum(
+            ["ok", "fine"])
+
+
+def test_a_chunk_the_footer_places_two_ways_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """The dictionary check finds chunks by pyarrow's reading of the footer, the copy by
+    vtx's: where they disagree (a malformed footer), the copy stops, publishing nothing.
+    Here pyarrow is made to place the notes' chunk where another column's clean one is."""
+    dirty = pa.DictionaryArray.from_arrays(pa.array([0, 0], pa.int32()), pa.array(["ok", PLANTED]))
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({
+        "vin": TWO_ROWS["vin"], "timestamp": pa.array(TWO_ROWS["timestamp"], pa.timestamp("us")),
+        NOTES: dirty, "Vehicle.Service.Tasks": pa.array(["ok", "ok"]).dictionary_encode(),
+    }), source, compression="none", store_schema=False)
+    real = pq.read_metadata
+
+    class Misplaced:  # pyarrow's footer, with the notes (leaf 2) where the tasks (3) are
+        def __init__(self, footer: Any) -> None:
+            self.footer, self.num_rows = footer, footer.num_rows
+
+        def column(self, leaf: int) -> Any:
+            return self.footer.column(3 if leaf == 2 else leaf)
+
+    def read_metadata(where: Any) -> Any:
+        found = real(where)
+        footer = type("Footer", (), {"num_row_groups": found.num_row_groups,
+                                     "row_group": lambda self, i: Misplaced(found.row_group(i))})
+        return footer()
+
+    monkeypatch.setattr(parquet_splice, "pq", SimpleNamespace(read_metadata=read_metadata))
+    with pytest.raises(InputError, match="two places for one column chunk"):
+        split(source, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY)
     assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()

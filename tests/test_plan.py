@@ -152,3 +152,40 @@ def test_exported_strings_are_scanned(mini_catalogue) -> None:
     decided = by_path(plan(SCHEMA, mini_catalogue, "after-sales"))
     assert decided["Vehicle.Diagnostics.DTCList"].scanned
     assert not decided["Vehicle.Cabin.HVAC.AmbientAirTemperature"].scanned  # not exported
+
+
+def test_exported_strings_are_scanned_however_they_are_stored(mini_catalogue) -> None:
+    """Issue 23, item 1: dictionary-encoded, categorical, enum, large and view strings, and
+    lists, arrays and structs holding them, are all strings to the detectors."""
+    import pyarrow as pa
+
+    stored = pa.schema([
+        ("vin", pa.string()), ("ts", pa.int64()),
+        ("Vehicle.Service.Dictionary", pa.dictionary(pa.int32(), pa.string())),
+        ("Vehicle.Service.Large", pa.large_string()),
+        ("Vehicle.Service.View", pa.string_view()),
+        ("Vehicle.Service.Lists", pa.list_(pa.dictionary(pa.int8(), pa.string()))),
+        ("Vehicle.Service.Nested", pa.list_(pa.struct([("n", pa.int8()), ("s", pa.string())]))),
+        ("Vehicle.Service.Numbers", pa.list_(pa.int32())),
+    ])
+    decided = by_path(plan(stored, mini_catalogue, "after-sales"))
+    for path in ("Dictionary", "Large", "View", "Lists", "Nested"):
+        assert decided[f"Vehicle.Service.{path}"].scanned, path
+        assert decided[f"Vehicle.Service.{path}"].as_dict()["detectors"] is True
+    assert not decided["Vehicle.Service.Numbers"].scanned
+    polars_types = {"vin": pl.String, "ts": pl.Int64,
+                    "Vehicle.Service.Category": pl.Categorical(),
+                    "Vehicle.Service.Enum": pl.Enum(["a", "b"]),
+                    "Vehicle.Service.Array": pl.Array(pl.String, 2)}
+    decided = by_path(plan(polars_types, mini_catalogue, "after-sales"))
+    assert all(decided[f"Vehicle.Service.{p}"].scanned for p in ("Category", "Enum", "Array"))
+
+
+def test_binary_inside_lists_and_structs_is_withheld(mini_catalogue) -> None:
+    schema = {"vin": pl.String, "ts": pl.Int64,
+              "Vehicle.Service.Photos": pl.List(pl.Binary),
+              "Vehicle.Service.Visit": pl.List(pl.Struct({"note": pl.String, "scan": pl.Binary}))}
+    decided = by_path(plan(schema, mini_catalogue, "after-sales"))
+    for path in ("Vehicle.Service.Photos", "Vehicle.Service.Visit"):
+        assert decided[path].destination == "onshore", path
+        assert "binary data is never exported" in decided[path].reason

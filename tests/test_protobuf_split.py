@@ -267,3 +267,33 @@ def test_explain_a_message_type() -> None:
     assert fields["unknown_fields"]["destination"] == "onshore"
     none = runner.invoke(vtx, ["explain", "--scenario", "after-sales"])
     assert none.exit_code == 2 and "--message" in none.stderr
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
+def test_plain_records_hold_back_the_batch_vins_in_strings(
+    tmp_path: Path, output_format: str
+) -> None:
+    """Issue 23, item 3: a string field bound for the export that holds a VIN of the batch
+    (lower case, its check digit wrong) stays onshore, as a detector hit does."""
+    from filter.verify import verify_output
+
+    vins = ["LRW3E7EK0PC100001", "LRW3E7EK0PC100002"]
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    messages = []
+    for i, dtcs in enumerate([["P0420"], [f"P0300 {vins[0].lower()}"], [f"see {vins[1]}"]]):
+        msg = record.message_class(vin=vins[i % 2])
+        msg.timestamp.seconds = 1_790_000_000 + i
+        msg.vehicle.diagnostics.dtc_list.extend(dtcs)
+        messages.append(msg.SerializeToString())
+    stream = tmp_path / "records.bin"
+    stream.write_bytes(delimited(*messages))
+    result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message="vtx.telemetry.v1.Record", output_format=output_format)
+    for f in (tmp_path / "e").rglob("*"):
+        data = f.read_bytes() if f.is_file() else b""
+        assert not [v for v in vins if v.encode() in data or v.lower().encode() in data]
+    found = {d["field"]: d for d in result.export_manifest["detections"]}
+    dtc = found["vehicle.diagnostics.dtcList"]
+    assert dtc["moved_values"] == 2 and dtc["hits"]["batch_vin"] == 2
+    report = verify_output(tmp_path / "e", tmp_path / "o")
+    assert report.ok, report.failures

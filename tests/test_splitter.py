@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from filter import InputError, OutputError, read_manifest, split
+from filter import InputError, OutputError, read_manifest, split, split_frame
 from filter.manifest import sha256_file
 from filter.reconstruct import reconstruct
 
@@ -193,3 +194,89 @@ def test_scanned_fields_without_hits_are_reported_with_zero_counts(batch_file, t
     (dtcs,) = result.export_manifest["detections"]
     assert dtcs["field"] == "Vehicle.Diagnostics.DTCList"
     assert dtcs["moved_values"] == 0 and set(dtcs["hits"].values()) == {0}
+
+
+# --- the batch's own VINs in exported strings (issue 23, item 3) ---------------------------
+
+NOTES = "Vehicle.Service.Notes"
+OIL = "Vehicle.Powertrain.CombustionEngine.EngineOil.Level"  # few values: a value table
+VIN_A = "LRW3E7EK0PC100001"  # its ISO 3779 check digit is wrong: no `vin` detector hit
+VIN_B = "LRW3E7EK0PC100002"
+FULL_WIDTH_A = "".join(chr(ord(c) + 0xFEE0) for c in VIN_A)  # in full-width letters
+
+
+def _vin_batch() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Two files: notes and an enumeration that hold the other file's VIN, its own VIN in
+    lower case, inside a word, in full-width letters; and ordinary values."""
+    stamps = [datetime(2026, 11, 24, 0, 0, s) for s in range(4)]
+    first = pl.DataFrame({
+        "vin": [VIN_A] * 4, "timestamp": stamps,
+        NOTES: ["ok", f"owner of {VIN_A.lower()} called", f"see {VIN_B}", None],
+        OIL: ["Low", "Low", "Normal", VIN_B],
+    })
+    second = pl.DataFrame({
+        "vin": [VIN_B] * 4, "timestamp": stamps,
+        NOTES: [f"x{VIN_A}y", f"tow {FULL_WIDTH_A} today", "fine", "fine"],
+        OIL: ["Low", "Normal", "Normal", "Low"],
+    })
+    return first, second
+
+
+def _export_bytes_hold_no_vin(export_dir: Path) -> None:
+    planted = [v.encode() for vin in (VIN_A, VIN_B) for v in (vin, vin.lower())]
+    planted.append(FULL_WIDTH_A.encode())
+    for f in export_dir.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert not [p for p in planted if p in data], f.name
+
+
+@pytest.mark.parametrize("reencode", [False, True], ids=["copied", "reencode"])
+def test_a_vin_of_the_batch_in_an_exported_string_stays_onshore(
+    tmp_path: Path, reencode: bool
+) -> None:
+    from filter.verify import verify_output
+
+    first, second = _vin_batch()
+    (tmp_path / "in").mkdir()
+    for name, frame in (("a", first), ("b", second)):
+        frame.write_parquet(tmp_path / "in" / f"{name}.parquet", compression="uncompressed")
+    result = split(tmp_path / "in", tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                   reencode=reencode)
+    _export_bytes_hold_no_vin(tmp_path / "e")
+    exports = [pl.read_parquet(tmp_path / "e" / f"part-0000{i}.parquet") for i in (0, 1)]
+    onshores = [pl.read_parquet(tmp_path / "o" / f"part-0000{i}.parquet") for i in (0, 1)]
+    assert exports[0][NOTES].to_list() == ["ok", None, None, None]
+    assert exports[1][NOTES].to_list() == [None, None, "fine", "fine"]
+    assert exports[0][OIL].to_list() == ["Low", "Low", "Normal", None]
+    assert onshores[0][NOTES].to_list()[1:3] == first[NOTES].to_list()[1:3]
+    assert onshores[1][NOTES].to_list()[:2] == second[NOTES].to_list()[:2]
+    assert onshores[0][OIL].to_list()[3] == VIN_B
+    found = {d["field"]: d for d in result.export_manifest["detections"]}
+    assert found[NOTES]["moved_values"] == 4 and found[NOTES]["hits"]["batch_vin"] == 4
+    assert found[NOTES]["hits"]["vin"] == 0  # no valid check digit: only the batch's own VINs
+    assert found[OIL]["moved_values"] == 1 and found[OIL]["hits"]["batch_vin"] == 1
+    report = verify_output(tmp_path / "e", tmp_path / "o")
+    assert report.ok, report.failures
+    for frame, export, onshore in zip((first, second), exports, onshores, strict=True):
+        assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)
+
+
+def test_split_frame_moves_the_batch_vins_out_of_the_export() -> None:
+    first, second = _vin_batch()
+    frame = pl.concat([first, second])
+    export, onshore = split_frame(frame, None, "after-sales", key=KEY)
+    assert export[NOTES].to_list() == ["ok", None, None, None, None, None, "fine", "fine"]
+    assert export[OIL].null_count() == 1
+    assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)
+    lazy_export, _ = split_frame(frame.lazy(), None, "after-sales", key=KEY)
+    assert_frame_equal(lazy_export.collect(), export)
+
+
+def test_short_vin_values_hit_only_as_a_whole_value() -> None:
+    """A VIN column may hold anything; a short value hits only where a string is that value,
+    or every text holding its letters would move."""
+    frame = pl.DataFrame({"vin": ["X1", "X1"], "timestamp": [1, 2],
+                          NOTES: ["x1", "tax1 paid"]})
+    export, _ = split_frame(frame, None, "after-sales", key=KEY)
+    assert export[NOTES].to_list() == [None, "tax1 paid"]

@@ -1,0 +1,110 @@
+"""The values of a column chunk's dictionary pages, read from the chunk's own bytes.
+
+In: the bytes of one column chunk, as a footer places them, and its compression codec.
+Out: every value its dictionary pages hold (PLAIN byte arrays), or None when the chunk is not
+one this module can read page by page: a page type or codec it does not know, a dictionary
+encoding other than PLAIN, a page that does not end where its header says, bytes after the
+last page.
+May fail: nothing; whatever cannot be read is None, for the caller to treat as unknown.
+
+Why: a Parquet dictionary may hold values no row uses (pyarrow writes an Arrow dictionary as
+it is, unused entries and all). Reading the column never returns them, so the detectors never
+see them, yet a chunk copied as its bytes takes them along: `filter.parquet_splice` copies a
+string chunk into the export only when every value of its dictionaries passes the detectors,
+and encodes the column anew otherwise. The fields read (ids of parquet.thrift):
+
+- PageHeader: 1 type, 2 uncompressed_page_size, 3 compressed_page_size,
+  7 dictionary_page_header;
+- DictionaryPageHeader: 1 num_values, 2 encoding.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from filter import thrift_compact as thrift
+
+# PageHeader fields.
+_PAGE_TYPE = 1
+_UNCOMPRESSED_SIZE = 2
+_COMPRESSED_SIZE = 3
+_DICTIONARY_HEADER = 7
+# DictionaryPageHeader fields.
+_NUM_VALUES = 1
+_ENCODING = 2
+# PageType values.
+_DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
+# Encodings a dictionary page may use for its values: PLAIN, and PLAIN_DICTIONARY (the name
+# Parquet 1.0 gave the same thing).
+_PLAIN_ENCODINGS = frozenset({0, 2})
+#: Codecs (CompressionCodec values) by the names pyarrow decompresses them under. LZO and the
+#: Hadoop-framed LZ4 (3, 5) are not here: their chunks are encoded anew.
+CODECS = {0: None, 1: "snappy", 2: "gzip", 4: "brotli", 6: "zstd", 7: "lz4_raw"}
+
+
+def dictionary_values(chunk: bytes | memoryview, codec: int) -> list[bytes] | None:
+    """Every value of the dictionary pages of `chunk` (none without a dictionary), or None
+    when the chunk cannot be read page by page (see the module doc)."""
+    if codec not in CODECS:
+        return None
+    data = memoryview(chunk).cast("B")
+    values: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        try:
+            header, body = thrift.decode(data, pos)
+            kind = header[_PAGE_TYPE].value
+            size = header[_COMPRESSED_SIZE].value
+        except (thrift.ThriftError, KeyError):
+            return None
+        end = body + size
+        if size < 0 or end > len(data):
+            return None
+        if kind == _DICTIONARY_PAGE:
+            found = _dictionary_page(header, data[body:end], codec)
+            if found is None:
+                return None
+            values += found
+        elif kind not in (_DATA_PAGE, _DATA_PAGE_V2):
+            return None  # an index page, or a type newer than vtx: unknown bytes
+        pos = end
+    return values
+
+
+def _dictionary_page(header: thrift.Struct, page: memoryview, codec: int) -> list[bytes] | None:
+    """The PLAIN byte-array values of one dictionary page, or None."""
+    try:
+        dictionary = header[_DICTIONARY_HEADER].value
+        count = dictionary[_NUM_VALUES].value
+        encoding = dictionary[_ENCODING].value
+        size = header[_UNCOMPRESSED_SIZE].value
+    except (KeyError, AttributeError, TypeError):
+        return None
+    if encoding not in _PLAIN_ENCODINGS or count < 0:
+        return None
+    name = CODECS[codec]
+    if name is None:
+        plain = bytes(page)
+    else:
+        try:
+            plain = pa.decompress(page, decompressed_size=size, codec=name, asbytes=True)
+        except (pa.ArrowException, ValueError, OSError):
+            return None
+    return _plain_byte_arrays(plain, count)
+
+
+def _plain_byte_arrays(plain: bytes, count: int) -> list[bytes] | None:
+    """`count` PLAIN byte arrays (a 4-byte little-endian length, then the bytes), filling
+    `plain` exactly; None otherwise. A loop per dictionary entry: per distinct value."""
+    values = []
+    pos = 0
+    for _ in range(count):
+        if pos + 4 > len(plain):
+            return None
+        length = int.from_bytes(plain[pos : pos + 4], "little")
+        pos += 4
+        if pos + length > len(plain):
+            return None
+        values.append(plain[pos : pos + length])
+        pos += length
+    return values if pos == len(plain) else None

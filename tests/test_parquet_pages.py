@@ -1,0 +1,85 @@
+"""Dictionary values read from column chunks' own bytes (filter/parquet_pages.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from filter import thrift_compact as thrift
+from filter.parquet_layout import read_layout
+from filter.parquet_pages import dictionary_values
+
+UNUSED = "call owner 13812345678"
+
+
+def chunk_of(path: Path, leaf: int = 0, group: int = 0) -> tuple[bytes, int]:
+    """The bytes of one column chunk of `path`, and its codec."""
+    layout = read_layout(path)
+    found = list(layout.row_groups())[group]
+    start, length = found.ranges[leaf]
+    with path.open("rb") as fh:
+        fh.seek(start)
+        data = fh.read(length)
+    return data, found.chunks[leaf][3].value[4].value
+
+
+def write(path: Path, array: pa.Array, **options) -> Path:
+    pq.write_table(pa.table({"s": array}), path, **options)
+    return path
+
+
+@pytest.mark.parametrize("compression", ["none", "snappy", "gzip", "brotli", "zstd", "lz4"])
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_every_dictionary_value_is_read_used_or_not(
+    tmp_path: Path, compression: str, version: str
+) -> None:
+    # An Arrow dictionary is written as it is: its unused value is in the dictionary page.
+    array = pa.DictionaryArray.from_arrays(
+        pa.array([0, 0, 2], pa.int32()), pa.array(["ok", UNUSED, "fine"])
+    )
+    path = write(
+        tmp_path / "d.parquet",
+        array,
+        compression=compression,
+        data_page_version=version,
+        store_schema=False,
+    )
+    assert dictionary_values(*chunk_of(path)) == [b"ok", UNUSED.encode(), b"fine"]
+
+
+def test_a_chunk_without_a_dictionary_has_no_values(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.parquet", pa.array(["a", "b"]), use_dictionary=False)
+    assert dictionary_values(*chunk_of(path)) == []
+
+
+def test_a_chunk_of_many_pages_is_walked_to_its_end(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "m.parquet",
+        pa.array([f"v{i % 50}" for i in range(5000)]),
+        data_page_size=64,
+        compression="zstd",
+    )
+    assert sorted(dictionary_values(*chunk_of(path))) == sorted(f"v{i}".encode() for i in range(50))
+
+
+def test_what_cannot_be_read_page_by_page_is_none(tmp_path: Path) -> None:
+    array = pa.array(["ok", "fine"]).dictionary_encode()
+    path = write(tmp_path / "d.parquet", array, compression="none")
+    data, codec = chunk_of(path)
+    assert dictionary_values(data, 3) is None  # LZO
+    assert dictionary_values(data, 5) is None  # Hadoop-framed LZ4
+    assert dictionary_values(data[:-1], codec) is None  # cut inside its last page
+    assert dictionary_values(data + b"\x00", codec) is None  # a byte after its last page
+    header, body = thrift.decode(data, 0)
+    header[1] = thrift.Field(thrift.I32, 1)  # an index page: bytes readers skip
+    assert dictionary_values(thrift.encode(header) + data[body:], codec) is None
+    header[1] = thrift.Field(thrift.I32, 2)
+    dictionary = header[7].value
+    dictionary[2] = thrift.Field(thrift.I32, 8)  # RLE_DICTIONARY: not a dictionary's values
+    assert dictionary_values(thrift.encode(header) + data[body:], codec) is None
+    dictionary[2] = thrift.Field(thrift.I32, 0)
+    dictionary[1] = thrift.Field(thrift.I32, 3)  # more values than the page holds
+    assert dictionary_values(thrift.encode(header) + data[body:], codec) is None
