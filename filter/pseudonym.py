@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from filter.errors import KeyFileError
+from filter.files import read_regular
 
 KEY_ENV = "VTX_KEY_FILE"
 TOKEN_HEX_CHARS = 32
@@ -39,7 +40,7 @@ def load_key(path: str | Path | None = None) -> bytes:
             )
         path, source = env, KEY_ENV
     try:
-        key = Path(path).read_bytes().strip()
+        key = read_regular(Path(path)).strip()
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read key file ({source}): {exc.strerror}") from None
     if len(key) < MIN_KEY_BYTES:

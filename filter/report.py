@@ -26,6 +26,7 @@ from typing import Any
 
 from filter._version import __version__
 from filter.errors import InputError, OutputError, first_line
+from filter.files import replace_file
 from filter.manifest import MANIFEST_NAME
 from filter.verify import manifest_problem
 
@@ -147,12 +148,12 @@ def write_report(directories: Iterable[str | Path], html_path: str | Path) -> li
     """Render the report of `directories` into `html_path`; returns the runs it shows."""
     runs = load_runs(directories)
     target = Path(html_path)
-    partial = target.with_name(f".{target.name}.vtx-partial")
+    page = render_report(runs).encode("utf-8")
     try:
-        partial.write_text(render_report(runs), encoding="utf-8")
-        partial.replace(target)
+        # A new file of a random name, renamed over the target: a link planted at the target
+        # or at a temporary name is never written through.
+        replace_file(target, lambda out: out.write(page))
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise OutputError(f"{target}: cannot write report: {exc.strerror or exc}") from None
     return runs
 

@@ -344,8 +344,9 @@ def _source_lookups(
 ) -> Lookups:
     """`batch_lookups` over every input file; a read failure names the file and row group."""
     try:
-        return batch_lookups(pl.scan_parquet([s.path for s in sources]), export_plan, key,
-                             rows=sum(s.rows for s in sources))
+        # glob=False: a path is that file, even with `[` in its name (Polars would glob it).
+        frame = pl.scan_parquet([s.path for s in sources], glob=False)
+        return batch_lookups(frame, export_plan, key, rows=sum(s.rows for s in sources))
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
         for source in sources:
             if (found := locate_corruption(source)) is not None:

@@ -110,8 +110,9 @@ def _stream_rows(path: Path) -> pl.DataFrame:
 PART_FORMATS: dict[str, PartFormat] = {
     ".parquet": PartFormat(
         rows=lambda p: pq.read_metadata(p).num_rows,
-        schema=lambda p: pl.Schema(pl.read_parquet_schema(p)),
-        scan=pl.scan_parquet,
+        # glob=False: a part is that file, even under a directory with `[` in its name.
+        schema=lambda p: pl.scan_parquet(p, glob=False).collect_schema(),
+        scan=lambda p: pl.scan_parquet(p, glob=False),
     ),
     # Delimited streams of the input's type (`--output-format protobuf`): rows are messages;
     # the content is checked on the rows they decode to, with the type the manifest names.

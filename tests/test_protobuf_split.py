@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -267,3 +269,79 @@ def test_explain_a_message_type() -> None:
     assert fields["unknown_fields"]["destination"] == "onshore"
     none = runner.invoke(vtx, ["explain", "--scenario", "after-sales"])
     assert none.exit_code == 2 and "--message" in none.stderr
+
+def cli_split(*args: str) -> Any:
+    return CliRunner().invoke(vtx, ["split", *args, "--scenario", "after-sales",
+                                    "--descriptor-set", str(TEST_SET), "--message",
+                                    "testfleet.Payload", "-q"])
+
+
+def test_a_link_in_a_topic_dump_is_refused(payload, tmp_path: Path) -> None:
+    # A link planted in a dump, pointing at the key file: read as a message, it would have
+    # been quarantined onshore (the key's bytes) and hashed into the manifests.
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY + b"\n")
+    dump = tmp_path / "topic"
+    dump.mkdir()
+    (dump / "0001.bin").write_bytes(make_payload(payload))
+    (dump / "0002.bin").symlink_to(key_file)
+    targets = ["--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o")]
+    for given in (str(dump), str(dump / "*.bin")):  # the dump, and a pattern over its files
+        result = cli_split(given, *targets, "--key-file", str(key_file), "--framing", "single",
+                           "--on-bad-record", "quarantine")
+        assert result.exit_code == 1, result.output
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("vtx: error: ") and "0002.bin: is a symbolic link" in line
+        assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+    (dump / "0002.bin").unlink()
+    (dump / "0002.bin").symlink_to(dump / "0001.bin")  # a link inside the dump: refused too
+    with pytest.raises(InputError, match="is a symbolic link in topic dump"):
+        split_protobuf(dump, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                       message="testfleet.Payload", descriptor_set=TEST_SET)
+    (dump / "0002.bin").unlink()
+    os.mkfifo(dump / "0002.bin")  # a FIFO: refused, not waited on
+    with pytest.raises(InputError, match=r"0002\.bin: is a FIFO in topic dump"):
+        split_protobuf(dump, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                       message="testfleet.Payload", descriptor_set=TEST_SET)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+
+
+def test_a_pattern_does_not_reach_through_a_directory_link(payload, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.bin").write_bytes(delimited(make_payload(payload)))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.bin").write_bytes(delimited(make_payload(payload)))
+    (inputs / "more").symlink_to(outside)
+    with pytest.raises(InputError, match=r"more: is a symbolic link matched by pattern"):
+        split_protobuf(str(inputs / "**" / "*.bin"), tmp_path / "e", tmp_path / "o",
+                       "after-sales", key=KEY, message="testfleet.Payload",
+                       descriptor_set=TEST_SET)
+    # The literal directories before the pattern may be links: the user named them.
+    (tmp_path / "named").symlink_to(inputs)
+    (inputs / "more").unlink()
+    result = split_protobuf(str(tmp_path / "named" / "*.bin"), tmp_path / "e", tmp_path / "o",
+                            "after-sales", key=KEY, message="testfleet.Payload",
+                            descriptor_set=TEST_SET)
+    assert result.onshore_manifest["inputs"][0]["rows"] == 1
+
+
+def test_a_stream_named_like_a_pattern_is_that_file(payload, tmp_path: Path) -> None:
+    from filter.verify import verify_output
+
+    (tmp_path / "s[1].bin").write_bytes(delimited(make_payload(payload, "LSVBRACKET0000001")))
+    (tmp_path / "s1.bin").write_bytes(delimited(make_payload(payload, "LSVPLAIN000000001")))
+    folder = tmp_path / "dump[x]"
+    folder.mkdir()
+    (folder / "0001.bin").write_bytes(make_payload(payload, "LSVFOLDER00000001"))
+    for given, framing, vin in ((tmp_path / "s[1].bin", "delimited", "LSVBRACKET0000001"),
+                                (folder, "single", "LSVFOLDER00000001")):
+        out = tmp_path / f"out-{vin}"
+        result = split_protobuf(str(given), out / "e[1]", out / "o[1]", "after-sales", key=KEY,
+                                message="testfleet.Payload", descriptor_set=TEST_SET,
+                                framing=framing)  # type: ignore[arg-type]
+        assert result.onshore_manifest["inputs"][0]["path"] == str(given)
+        onshore = pl.read_parquet(out / "o[1]" / "part-00000-00000.parquet", glob=False)
+        assert set(onshore["vin"]) == {vin}
+        assert verify_output(out / "e[1]", out / "o[1]").ok

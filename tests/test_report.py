@@ -97,3 +97,24 @@ def test_not_an_output(tmp_path) -> None:
     result = CliRunner().invoke(vtx, ["report", str(tmp_path), "--html", str(tmp_path / "r")])
     assert result.exit_code == 1 and result.stderr.startswith("vtx: error: ")
     assert not (tmp_path / "r").exists()
+
+
+def test_the_report_is_not_written_through_a_planted_link(outputs, tmp_path) -> None:
+    export, onshore = outputs
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    target = tmp_path / "r.html"
+    # A link at the name the report's temporary file had, and one at the target itself.
+    (tmp_path / ".r.html.vtx-partial").symlink_to(victim)
+    result = CliRunner().invoke(vtx, ["report", str(export), str(onshore), "--html",
+                                      str(target)])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    target.unlink()
+    target.symlink_to(victim)
+    result = CliRunner().invoke(vtx, ["report", str(export), "--html", str(target)])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    assert not target.is_symlink() and "vtx audit report" in target.read_text()
+    assert [p.name for p in tmp_path.iterdir() if "vtx-partial" in p.name] == [
+        ".r.html.vtx-partial"]  # the planted link, left alone; no temporary file left behind
