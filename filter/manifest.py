@@ -27,7 +27,7 @@ from filter.engine import COUNT_SEPARATOR, MOVED
 from filter.errors import OutputError
 from filter.files import open_regular
 from filter.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
-from filter.pseudonym import TOKEN_HEX_CHARS
+from filter.pseudonym import KEY_ID_HEX_CHARS, KEY_ID_MESSAGE, TOKEN_HEX_CHARS
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "_manifest.json"
@@ -66,6 +66,7 @@ def build_manifest(
     inputs: Iterable[FileRecord],
     files: Iterable[FileRecord],
     counterpart: Path,
+    key_id: str,
     detections: Mapping[str, int] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -97,6 +98,9 @@ def build_manifest(
             "timestamp": plan.timestamp_column,
             "token": TOKEN_COLUMN,
             "token_method": f"HMAC-SHA256(key, VIN), hex, first {TOKEN_HEX_CHARS} characters",
+            "key_id": key_id,
+            "key_id_method": f"HMAC-SHA256(key, {KEY_ID_MESSAGE.decode()!r}), hex, first "
+                             f"{KEY_ID_HEX_CHARS} characters",
         },
         "inputs": [
             {"path": str(i.path), "bytes": i.bytes, "sha256": i.sha256, "rows": i.rows}

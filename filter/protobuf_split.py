@@ -50,7 +50,7 @@ from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import mapped_ahead, prefetched
-from filter.pseudonym import token_mapping
+from filter.pseudonym import check_key, key_id, token_mapping
 from filter.readers import protobuf as pb
 from filter.splitter import (
     ProgressCallback,
@@ -154,9 +154,11 @@ def split_protobuf(
     """Split protobuf `inputs` of type `message` into published export and onshore outputs.
 
     `output_format` "protobuf" writes each side as delimited streams of the input's own type
-    (`filter.protobuf_writer`) instead of Parquet.
+    (`filter.protobuf_writer`) instead of Parquet. A weak `key` is refused
+    (`filter.pseudonym.check_key`).
     """
     started = time.perf_counter()
+    key = check_key(key)
     run = prepare_run(
         inputs, export_dir, onshore_dir, scenario,
         load=lambda: pb.load_schema(descriptor_set, message, kv_field=kv_field),
@@ -261,7 +263,7 @@ def split_protobuf(
                                       "framing": "delimited"}
         manifests = publish_outputs(
             decided, run_id, inputs_done, stages, export_files, onshore_files,
-            tally.detections, extra=extra,
+            tally.detections, key_id=key_id(key), extra=extra,
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, decided, started

@@ -178,6 +178,7 @@ def _run_section(run: RunOutputs) -> str:
          f"the export carries <code>{escape(str(m['keys'].get('token', 'vehicle_token')))}"
          f"</code> ({escape(str(m['keys'].get('token_method', '')))})"),
         ("timestamp", f"<code>{escape(m['keys']['timestamp'])}</code>, in both outputs"),
+        ("key id", _key_ids(run)),
     ])
     return (
         f'<h2 id="run-{escape(run.run_id)}">Run <code>{escape(run.run_id)}</code>: '
@@ -264,6 +265,16 @@ def _entries_verdict(run: RunOutputs, read: int) -> str:
                 f'exported and {run.onshore["rows"]:,} kept onshore, each once.</p>')
     return (f'<p class="bad">Entries do not reconcile: {read:,} read, {written:,} '
             "written.</p>")
+
+
+def _key_ids(run: RunOutputs) -> str:
+    """The key id of each side given, flagged when they differ (tokens of two keys)."""
+    ids = {side: str(man["keys"].get("key_id", "not recorded"))
+           for side, man in (("export", run.export), ("onshore", run.onshore)) if man}
+    if len(set(ids.values())) == 1:
+        return f"<code>{escape(next(iter(ids.values())))}</code>"
+    return '<span class="bad">differ: </span>' + ", ".join(
+        f"{side} <code>{escape(value)}</code>" for side, value in ids.items())
 
 
 def _inputs(manifest: dict[str, Any]) -> str:

@@ -555,6 +555,10 @@ def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
     where = f"{export.directory} and {onshore.directory}"
     if e["run_id"] != o["run_id"]:
         return [Failure(where, f"different runs: export {e['run_id']}, onshore {o['run_id']}")]
+    e_key, o_key = e["keys"].get("key_id"), o["keys"].get("key_id")
+    if not isinstance(e_key, str) or e_key != o_key:  # tokens of two keys never line up
+        return [Failure(where, f"different keys: export key_id {e_key}, onshore key_id "
+                        f"{o_key}; the tokens were not made with one key")]
     if e.get("input_format", {}).get("layout") == "key_value":
         return _reconcile_entries(export, onshore)
     streams = _is_stream(e)
