@@ -2,11 +2,17 @@
 
 In: the run's plan, inputs and written part files.
 Out: a JSON document per output directory (export and onshore) with `schema_version`, the vtx
-version, the catalogue (id, version, sha256), the scenario, the inputs (path, bytes, sha256,
-rows), the files (name, rows, bytes, sha256), the columns (name, class, rule, basis, reason),
-per-class column counts and the row count. Both manifests share a `run_id`, so a verifier can
-pair them, and the row counts of both equal the inputs' total: that is the reconciliation.
-The manifest never holds a data value.
+version, the catalogue (id, version, sha256), the scenario, the keys (with the `key_id` of the
+pseudonymisation key), the inputs, the files (name, rows, bytes, sha256), the columns (name,
+class, rule, basis, reason), per-class column counts and the row count. Both manifests share a
+`run_id` and a `key_id`, so a verifier can pair them, and the row counts of both equal the
+inputs' total: that is the reconciliation. The manifest never holds a data value.
+
+The export manifest leaves the country, so it holds nothing derived from the inputs' content
+without the key: its `inputs` give rows only (an input's path can hold a VIN, its size and
+unkeyed SHA-256 are an oracle for a small input's content), and `ONSHORE_ONLY` sections (the
+quarantined records' names, offsets, sizes and digests) are left out of it; it keeps counts.
+The onshore manifest holds all of it.
 
 Bump `SCHEMA_VERSION` when a change breaks readers of the manifest, and say so in CHANGELOG.md.
 """
@@ -32,6 +38,9 @@ from filter.pseudonym import KEY_ID_HEX_CHARS, KEY_ID_MESSAGE, TOKEN_HEX_CHARS
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "_manifest.json"
 _HASH_CHUNK = 1024 * 1024
+#: Sections an input format adds (`build_manifest`'s `extra`) that describe onshore content
+#: record by record: written to the onshore manifest only.
+ONSHORE_ONLY = frozenset({"quarantined"})
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,10 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest of one output directory.
 
-    `extra` adds reader-specific sections (a protobuf input's format, key/value entry counts,
-    quarantined records); it cannot replace the common keys.
+    `key_id` is the pseudonymisation key's (`filter.pseudonym.key_id`). `extra` adds
+    reader-specific sections (a protobuf input's format, key/value entry counts, quarantined
+    records); it cannot replace the common keys, and its `ONSHORE_ONLY` sections are left out
+    of the export's manifest.
 
     `detections` are detector hit counts by ``"<field>\x1f<detector>"`` (``moved`` for values
     moved by any detector); counts only, never values.
@@ -102,7 +113,9 @@ def build_manifest(
             "key_id_method": f"HMAC-SHA256(key, {KEY_ID_MESSAGE.decode()!r}), hex, first "
                              f"{KEY_ID_HEX_CHARS} characters",
         },
+        # The export's: rows only (see the module doc); the onshore's: where each came from.
         "inputs": [
+            {"rows": i.rows} if destination == "export" else
             {"path": str(i.path), "bytes": i.bytes, "sha256": i.sha256, "rows": i.rows}
             for i in inputs
         ],
@@ -119,7 +132,8 @@ def build_manifest(
             "path": str(counterpart),
         },
     }
-    return {**common, **{k: v for k, v in (extra or {}).items() if k not in common}}
+    return {**common, **{k: v for k, v in (extra or {}).items() if k not in common
+                          and not (destination == "export" and k in ONSHORE_ONLY)}}
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:

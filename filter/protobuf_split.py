@@ -673,7 +673,10 @@ def manifest_extra(
                          "descriptor_set": schema.source,
                          "layout": "key_value" if schema.key_value else "plain",
                          **({"namespace": namespace} if schema.key_value else {})},
+        # Where each bad record was, its size and digest: onshore only (`ONSHORE_ONLY`); the
+        # count goes to both sides.
         "quarantined": tally.quarantined,
+        "quarantined_records": len(tally.quarantined),
     }
     if schema.key_value is not None:
         extra["entries"] = {k: int(v) for k, v in tally.entries.items()}

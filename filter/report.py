@@ -3,7 +3,8 @@
 In: published output directories (export and/or onshore; the two sides of a run are paired by
 their manifests' `run_id`).
 Out: an HTML document (inline CSS and SVG, no scripts, no external assets) with one section per
-run: the inputs (path, rows, bytes, SHA-256), the catalogue (id, version, SHA-256), scenario and
+run: the inputs (path, rows, bytes, SHA-256 from the onshore manifest; rows only when just the
+export is given), the key id, the catalogue (id, version, SHA-256), scenario and
 origin, the outputs, a chart of what went where (columns per class, exported or kept onshore;
 rows per output), the columns per class and destination with rule and reason, and the value
 detectors' hits and moved values per field.
@@ -185,7 +186,7 @@ def _run_section(run: RunOutputs) -> str:
         f"{escape(m['scenario'])}</h2>\n{note}{facts}\n"
         f"<h3>What went where</h3>\n{_chart(run)}\n"
         f"<h3>Outputs</h3>\n{_outputs(run)}\n"
-        f"<h3>Inputs</h3>\n{_inputs(m)}\n"
+        f"<h3>Inputs</h3>\n{_inputs(run.onshore or m)}\n"
         f"<h3>Columns by class and destination</h3>\n{_class_table(run)}\n"
         f"<h3>Value detectors</h3>\n{_detections(run)}\n"
         f"{_protobuf(run)}"
@@ -205,10 +206,12 @@ def _protobuf(run: RunOutputs) -> str:
     if isinstance(entries, dict):
         facts.append(("entries", ", ".join(
             f"{escape(str(k)).replace('_', ' ')} {_int(v):,}" for k, v in entries.items())))
-    quarantined = _records((run.onshore or run.any).get("quarantined"))
+    # The onshore manifest lists them; the export's holds their count only.
+    count = (len(_records(run.onshore.get("quarantined"))) if run.onshore is not None
+             else _int(run.any.get("quarantined_records", 0)))
     facts.append(("quarantined records",
-                  f"{len(quarantined):,} (raw bytes under the onshore output's quarantine/)"
-                  if quarantined else "none"))
+                  f"{count:,} (raw bytes under the onshore output's quarantine/)"
+                  if count else "none"))
     return f"<h3>Protobuf input</h3>\n{_facts(facts)}\n"
 
 
@@ -278,6 +281,12 @@ def _key_ids(run: RunOutputs) -> str:
 
 
 def _inputs(manifest: dict[str, Any]) -> str:
+    if manifest.get("destination") == "export":  # rows only: the rest stays onshore
+        rows = [[f"{n}", f"{_int(i.get('rows', 0)):,}"]
+                for n, i in enumerate(_records(manifest.get("inputs")))]
+        return (_table(["input", "rows"], rows, {0, 1}) + '<p class="muted">The export '
+                "manifest holds each input's rows only; paths, sizes and SHA-256 are in the "
+                "onshore manifest.</p>")
     rows = [[f"<code>{escape(str(i.get('path')))}</code>", f"{_int(i.get('rows', 0)):,}",
              f"{_int(i.get('bytes', 0)):,}", f"<code>{escape(str(i.get('sha256')))}</code>"]
             for i in _records(manifest.get("inputs"))]

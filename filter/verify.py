@@ -7,7 +7,8 @@ file, and the column and detector where one applies; never a data value. Checks:
 
 - **Integrity**, each directory: the manifest parses and has a known `schema_version`; every
   file it lists exists with the listed SHA-256 and, from the Parquet footer, the listed row
-  count; no file in the directory besides `_manifest.json` is unlisted.
+  count; no file in the directory besides `_manifest.json` is unlisted (an onshore
+  ``quarantine/`` holds exactly the bad records its manifest lists, with their SHA-256).
 - **Policy**, the export: the catalogue's SHA-256 equals the manifest's; the scenario exists and
   accepts the manifest's origin; every leaf column of every part is a key column (the
   vehicle token, the manifest's timestamp) or is classified by the catalogue into an ordinary
@@ -16,9 +17,9 @@ file, and the column and detector where one applies; never a data value. Checks:
 - **Values**, the export: no string value (string and list-of-string leaves other than the
   keys) hits a value detector (`filter.detectors`); with the onshore side given, no export
   string (the token included) holds a VIN of the onshore VIN column.
-- **Reconciliation**, with the onshore side: both manifests name the same `run_id`, list the
-  same file names with equal row counts, and every part pair holds the same `vehicle_token`
-  column, row by row.
+- **Reconciliation**, with the onshore side: both manifests name the same `run_id` and the
+  same `keys.key_id` (the tokens' key), list the same file names with equal row counts, and
+  every part pair holds the same `vehicle_token` column, row by row.
 
 Parts are streamed (Polars' streaming engine, one query per part); only the distinct VINs of
 the onshore side are held in memory. A part whose hash does not match its manifest is reported
@@ -52,6 +53,7 @@ from filter.detectors import detector_hits, is_scannable
 from filter.errors import InputError, first_line
 from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
 from filter.plan import TOKEN_COLUMN, decide_path
+from filter.protobuf_split import QUARANTINE_DIR
 from filter.readers import protobuf as pb
 from filter.readers.parquet import READ_ERRORS
 from filter.readers.protobuf import UNKNOWN_FIELDS
@@ -232,6 +234,9 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
                   f"not {destination!r}: is this the {destination} directory?")
     listed = {f["name"]: f for f in manifest["files"]}
     present = {p.name for p in side.directory.iterdir()} - {MANIFEST_NAME}
+    if QUARANTINE_DIR in present and isinstance(manifest.get("quarantined"), list):
+        present.discard(QUARANTINE_DIR)  # bad records kept raw, listed apart from the parts
+        _check_quarantine(side, manifest["quarantined"])
     for name in sorted(present - set(listed)):
         side.fail(side.directory / name, "not listed in the manifest")
     for name, record in listed.items():
@@ -239,6 +244,26 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
     if sum(f["rows"] for f in manifest["files"]) != manifest["rows"]:
         side.fail(manifest_path, f"rows {manifest['rows']} is not the sum of its files' rows")
     return side
+
+
+def _check_quarantine(side: OutputCheck, records: Sequence[Any]) -> None:
+    """The onshore ``quarantine/`` holds exactly the bad records its manifest lists, each with
+    its listed size and SHA-256."""
+    directory = side.directory / QUARANTINE_DIR
+    listed: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        name = str(record.get("file", "")) if isinstance(record, dict) else ""
+        listed[name.removeprefix(f"{QUARANTINE_DIR}/")] = record
+    present = {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+    for name in sorted(present - set(listed)):
+        side.fail(directory / name, "not listed in the manifest's quarantined records")
+    for name, record in listed.items():
+        path = directory / name
+        if name not in present or "/" in name or not path.is_file():
+            side.fail(path, "listed as a quarantined record but missing")
+        elif sha256_file(path) != record.get("sha256") or path.stat().st_size != record.get(
+                "bytes"):
+            side.fail(path, "quarantined record differs from the manifest's size or sha256")
 
 
 def _check_file(side: OutputCheck, name: str, record: Mapping[str, Any], present: set[str]) -> None:

@@ -58,7 +58,7 @@ def test_plain_records_split_by_column(tmp_path: Path) -> None:
     manifest = read_manifest(tmp_path / "e")
     assert manifest["input_format"]["layout"] == "plain"
     assert manifest["inputs"][0]["rows"] == 5
-    assert manifest["quarantined"] == []
+    assert manifest["quarantined_records"] == 0 and "quarantined" not in manifest
 
 
 def test_key_value_entries_split_by_key(payload, tmp_path: Path) -> None:
@@ -270,10 +270,74 @@ def test_explain_a_message_type() -> None:
     none = runner.invoke(vtx, ["explain", "--scenario", "after-sales"])
     assert none.exit_code == 2 and "--message" in none.stderr
 
+
 def cli_split(*args: str) -> Any:
     return CliRunner().invoke(vtx, ["split", *args, "--scenario", "after-sales",
                                     "--descriptor-set", str(TEST_SET), "--message",
                                     "testfleet.Payload", "-q"])
+
+
+def test_the_export_manifest_holds_nothing_derived_from_onshore_content(
+    payload, tmp_path: Path
+) -> None:
+    # A bad record holding a VIN, and a broken length prefix (the rest of the file is kept),
+    # in an input named after a vehicle: the export manifest must give none of it away.
+    vin = "LSVAU2180N2183294"
+    bad = b"\x0a\x11" + vin.encode() + b"\xff\xff"  # the VIN field, then a truncated tag
+    stream = tmp_path / f"{vin}.bin"
+    stream.write_bytes(delimited(make_payload(payload, vin), bad, make_payload(payload))
+                       + b"\x40abc")
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY + b"\n")
+    result = cli_split(str(stream), "--export", str(tmp_path / "e"), "--onshore",
+                       str(tmp_path / "o"), "--key-file", str(key_file),
+                       "--on-bad-record", "quarantine")
+    assert result.exit_code == 0, result.output
+    onshore = read_manifest(tmp_path / "o")
+    kept = onshore["quarantined"]
+    assert [q["message_index"] for q in kept] == [1, 3]
+    assert onshore["inputs"][0]["sha256"] == hashlib.sha256(stream.read_bytes()).hexdigest()
+    export_text = (tmp_path / "e" / "_manifest.json").read_text()
+    export = json.loads(export_text)
+    assert export["quarantined_records"] == onshore["quarantined_records"] == 2
+    assert "quarantined" not in export
+    assert export["inputs"] == [{"rows": 2}]
+    onshore_content = [(tmp_path / "o" / q["file"]).read_bytes() for q in kept]
+    assert onshore_content[0] == bad
+    for data in (*onshore_content, stream.read_bytes(), key_file.read_bytes(), KEY):
+        digest = hashlib.sha256(data).hexdigest()
+        assert digest[:16] not in export_text
+    assert vin not in export_text  # nor the input's name, which holds it
+    # verify and report still work, on both sides and on the export alone.
+    checked = CliRunner().invoke(vtx, ["verify", str(tmp_path / "e"), "--onshore",
+                                       str(tmp_path / "o")])
+    assert checked.exit_code == 0, checked.output
+    for sides, shown in (([tmp_path / "e", tmp_path / "o"], onshore["inputs"][0]["sha256"]),
+                         ([tmp_path / "e"], "paths, sizes and SHA-256 are in the onshore")):
+        report = CliRunner().invoke(vtx, ["report", *map(str, sides), "--html",
+                                          str(tmp_path / "r.html")])
+        assert report.exit_code == 0, report.output
+        html = (tmp_path / "r.html").read_text()
+        assert "2 (raw bytes under the onshore output" in html and shown in html
+
+
+def test_a_quarantine_is_verified_against_the_onshore_manifest(payload, tmp_path: Path) -> None:
+    from filter.verify import verify_output
+
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload), b"\x0a\xff\xff"))
+    split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                   message="testfleet.Payload", descriptor_set=TEST_SET,
+                   on_bad_record="quarantine")
+    assert verify_output(tmp_path / "e", tmp_path / "o").ok
+    (kept,) = (tmp_path / "o" / "quarantine").iterdir()
+    kept.write_bytes(b"\x0a\xff\xfe")
+    (tmp_path / "o" / "quarantine" / "stray.bin").write_bytes(b"x")
+    failures = [str(f) for f in verify_output(tmp_path / "e", tmp_path / "o").failures]
+    assert len(failures) == 2
+    assert any("stray.bin: not listed in the manifest's quarantined records" in f
+               for f in failures)
+    assert any(f"{kept.name}: quarantined record differs" in f for f in failures)
 
 
 def test_a_link_in_a_topic_dump_is_refused(payload, tmp_path: Path) -> None:

@@ -55,8 +55,10 @@ def test_report_pairs_sides_and_shows_manifest_facts(outputs, tmp_path) -> None:
     page = parse(html)
     text = " ".join(page.text)
     manifest = json.loads((export / "_manifest.json").read_text())
+    inputs = json.loads((onshore / "_manifest.json").read_text())["inputs"]  # onshore only
     for fact in (manifest["run_id"], manifest["catalogue"]["sha256"], "mini", "after-sales",
-                 manifest["inputs"][0]["sha256"], "Vehicle.Cabin.HVAC.AmbientAirTemperature",
+                 inputs[0]["sha256"], manifest["keys"]["key_id"],
+                 "Vehicle.Cabin.HVAC.AmbientAirTemperature",
                  "Vehicle.Diagnostics.DTCList", "moved values", "mobile_number",
                  "Rows reconcile"):
         assert fact in text, fact

@@ -28,8 +28,8 @@ def test_split_publishes_both_outputs_with_manifests(batch_file: Path, batch, tm
     export, onshore = read_manifest(tmp_path / "export"), read_manifest(tmp_path / "onshore")
     assert export["run_id"] == onshore["run_id"]
     assert export["rows"] == onshore["rows"] == batch.height == result.rows
-    assert export["inputs"][0]["sha256"] == sha256_file(batch_file)
-    assert export["inputs"][0]["rows"] == batch.height
+    assert onshore["inputs"][0]["sha256"] == sha256_file(batch_file)
+    assert export["inputs"] == [{"rows": batch.height}]  # where and what: onshore only
     assert export["catalogue"]["id"] == "mini" and export["scenario"] == "rnd"
     for manifest, directory in ((export, tmp_path / "export"), (onshore, tmp_path / "onshore")):
         assert manifest["schema_version"] == 1
