@@ -253,7 +253,10 @@ def _check_quarantine(side: OutputCheck, records: Sequence[Any]) -> None:
     listed: dict[str, Mapping[str, Any]] = {}
     for record in records:
         name = str(record.get("file", "")) if isinstance(record, dict) else ""
-        listed[name.removeprefix(f"{QUARANTINE_DIR}/")] = record
+        name = name.removeprefix(f"{QUARANTINE_DIR}/")
+        if name in listed:  # two records, one file: one of them was overwritten
+            side.fail(directory / name, "listed for more than one quarantined record")
+        listed[name] = record
     present = {p.name for p in directory.iterdir()} if directory.is_dir() else set()
     for name in sorted(present - set(listed)):
         side.fail(directory / name, "not listed in the manifest's quarantined records")

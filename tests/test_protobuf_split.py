@@ -338,6 +338,13 @@ def test_a_quarantine_is_verified_against_the_onshore_manifest(payload, tmp_path
     assert any("stray.bin: not listed in the manifest's quarantined records" in f
                for f in failures)
     assert any(f"{kept.name}: quarantined record differs" in f for f in failures)
+    # Two bad records under one file name (one overwrote the other) fail too.
+    edit = tmp_path / "o" / "_manifest.json"
+    manifest = json.loads(edit.read_text())
+    manifest["quarantined"].append(dict(manifest["quarantined"][0]))
+    edit.write_text(json.dumps(manifest))
+    assert any("listed for more than one quarantined record" in str(f)
+               for f in verify_output(tmp_path / "e", tmp_path / "o").failures)
 
 
 def test_a_link_in_a_topic_dump_is_refused(payload, tmp_path: Path) -> None:
