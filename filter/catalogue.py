@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from filter.errors import CatalogueError, ScenarioError
+from filter.files import read_regular
 from filter.patterns import PathPattern, PatternSyntaxError, compile_pattern
 from filter.resources import default_catalogue_path
 
@@ -274,7 +275,7 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Load and validate a catalogue TOML file; `None` loads the shipped default catalogue."""
     file = Path(path) if path is not None else default_catalogue_path()
     try:
-        raw = file.read_bytes()
+        raw = read_regular(file)  # a FIFO or device is refused, not read
     except OSError as exc:
         raise CatalogueError([f"{file}: cannot read catalogue: {exc.strerror or exc}"]) from None
     try:

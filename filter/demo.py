@@ -11,6 +11,7 @@ The sample is small and made with Python's seeded `random`, so it is identical o
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import string
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
+from filter.files import replace_file, write_new
+from filter.pseudonym import load_key
 from filter.splitter import SplitResult, split
 
 DEMO_SCENARIO = "after-sales"
@@ -108,17 +111,19 @@ def run_demo(directory: str | Path, *, seed: int = 7) -> DemoRun:
     (root / "input").mkdir(parents=True, exist_ok=True)
     batch = sample_batch(seed=seed)
     input_path = root / "input" / "fleet-batch.parquet"
-    batch.write_parquet(input_path, row_group_size=2000)
+    # Written as new files (a link planted at either name is replaced or refused, never
+    # written through).
+    replace_file(input_path, lambda out: batch.write_parquet(out, row_group_size=2000))
     key_path = root / "demo.key"
-    if not key_path.exists():
-        key_path.write_text(secrets.token_hex(32) + "\n")
-        key_path.chmod(0o600)
+    if not os.path.lexists(key_path):
+        write_new(key_path, lambda out: out.write(secrets.token_hex(32).encode() + b"\n"),
+                  mode=0o600)
     result = split(
         input_path,
         root / "export",
         root / "onshore",
         DEMO_SCENARIO,
-        key=key_path.read_bytes().strip(),
+        key=load_key(key_path),
         overwrite=True,
     )
     return DemoRun(input_path, key_path, batch["vin"].n_unique(), result)

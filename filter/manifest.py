@@ -2,11 +2,17 @@
 
 In: the run's plan, inputs and written part files.
 Out: a JSON document per output directory (export and onshore) with `schema_version`, the vtx
-version, the catalogue (id, version, sha256), the scenario, the inputs (path, bytes, sha256,
-rows), the files (name, rows, bytes, sha256), the columns (name, class, rule, basis, reason),
-per-class column counts and the row count. Both manifests share a `run_id`, so a verifier can
-pair them, and the row counts of both equal the inputs' total: that is the reconciliation.
-The manifest never holds a data value.
+version, the catalogue (id, version, sha256), the scenario, the keys (with the `key_id` of the
+pseudonymisation key), the inputs, the files (name, rows, bytes, sha256), the columns (name,
+class, rule, basis, reason), per-class column counts and the row count. Both manifests share a
+`run_id` and a `key_id`, so a verifier can pair them, and the row counts of both equal the
+inputs' total: that is the reconciliation. The manifest never holds a data value.
+
+The export manifest leaves the country, so it holds nothing derived from the inputs' content
+without the key: its `inputs` give rows only (an input's path can hold a VIN, its size and
+unkeyed SHA-256 are an oracle for a small input's content), and `ONSHORE_ONLY` sections (the
+quarantined records' names, offsets, sizes and digests) are left out of it; it keeps counts.
+The onshore manifest holds all of it.
 
 Bump `SCHEMA_VERSION` when a change breaks readers of the manifest, and say so in CHANGELOG.md.
 """
@@ -25,12 +31,16 @@ from typing import Any
 from filter._version import __version__
 from filter.engine import COUNT_SEPARATOR, MOVED
 from filter.errors import OutputError
+from filter.files import open_regular
 from filter.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
-from filter.pseudonym import TOKEN_HEX_CHARS
+from filter.pseudonym import KEY_ID_HEX_CHARS, KEY_ID_MESSAGE, TOKEN_HEX_CHARS
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "_manifest.json"
 _HASH_CHUNK = 1024 * 1024
+#: Sections an input format adds (`build_manifest`'s `extra`) that describe onshore content
+#: record by record: written to the onshore manifest only.
+ONSHORE_ONLY = frozenset({"quarantined"})
 
 
 @dataclass(frozen=True)
@@ -43,12 +53,15 @@ class FileRecord:
     sha256: str
 
 
-def sha256_file(path: Path) -> str:
-    """The hex SHA-256 of a file, read in chunks (hashlib releases the GIL, so threads help)."""
+def sha256_file(path: Path, *, follow_links: bool = True) -> str:
+    """The hex SHA-256 of a file, read in chunks (hashlib releases the GIL, so threads help).
+
+    A regular file only (`filter.files.open_regular`: a FIFO or device is an `OSError`, not
+    read forever); ``follow_links=False`` refuses a symbolic link too."""
     digest = hashlib.sha256()
     buffer = bytearray(_HASH_CHUNK)  # reused: a fresh bytes per chunk cost 30% more CPU
     view = memoryview(buffer)
-    with path.open("rb", buffering=0) as fh:
+    with open_regular(path, follow_links=follow_links) as fh:
         while size := fh.readinto(buffer):
             digest.update(view[:size])
     return digest.hexdigest()
@@ -62,13 +75,16 @@ def build_manifest(
     inputs: Iterable[FileRecord],
     files: Iterable[FileRecord],
     counterpart: Path,
+    key_id: str,
     detections: Mapping[str, int] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one output directory.
 
-    `extra` adds reader-specific sections (a protobuf input's format, key/value entry counts,
-    quarantined records); it cannot replace the common keys.
+    `key_id` is the pseudonymisation key's (`filter.pseudonym.key_id`). `extra` adds
+    reader-specific sections (a protobuf input's format, key/value entry counts, quarantined
+    records); it cannot replace the common keys, and its `ONSHORE_ONLY` sections are left out
+    of the export's manifest.
 
     `detections` are detector hit counts by ``"<field>\x1f<detector>"`` (``moved`` for values
     moved by any detector); counts only, never values.
@@ -93,8 +109,13 @@ def build_manifest(
             "timestamp": plan.timestamp_column,
             "token": TOKEN_COLUMN,
             "token_method": f"HMAC-SHA256(key, VIN), hex, first {TOKEN_HEX_CHARS} characters",
+            "key_id": key_id,
+            "key_id_method": f"HMAC-SHA256(key, {KEY_ID_MESSAGE.decode()!r}), hex, first "
+                             f"{KEY_ID_HEX_CHARS} characters",
         },
+        # The export's: rows only (see the module doc); the onshore's: where each came from.
         "inputs": [
+            {"rows": i.rows} if destination == "export" else
             {"path": str(i.path), "bytes": i.bytes, "sha256": i.sha256, "rows": i.rows}
             for i in inputs
         ],
@@ -111,7 +132,8 @@ def build_manifest(
             "path": str(counterpart),
         },
     }
-    return {**common, **{k: v for k, v in (extra or {}).items() if k not in common}}
+    return {**common, **{k: v for k, v in (extra or {}).items() if k not in common
+                          and not (destination == "export" and k in ONSHORE_ONLY)}}
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:

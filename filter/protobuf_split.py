@@ -19,7 +19,6 @@ This is the plain-protobuf decoding path (`filter.readers.protobuf`).
 from __future__ import annotations
 
 import functools
-import glob
 import hashlib
 import io
 import time
@@ -39,6 +38,7 @@ from filter.catalogue import Catalogue, action_for
 from filter.detectors import BatchVins, any_hit
 from filter.engine import COUNT_SEPARATOR, MOVED, Lookups, detector_counts
 from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
+from filter.files import argument_paths, check_named, entry_kind, found_special
 from filter.kv_engine import (
     KeyValueQueries,
     StringVerdicts,
@@ -50,7 +50,7 @@ from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import mapped_ahead, prefetched
-from filter.pseudonym import token_mapping
+from filter.pseudonym import check_key, key_id, token_mapping
 from filter.readers import protobuf as pb
 from filter.signing import resolve_signing_key
 from filter.splitter import (
@@ -159,9 +159,11 @@ def split_protobuf(
     """Split protobuf `inputs` of type `message` into published export and onshore outputs.
 
     `output_format` "protobuf" writes each side as delimited streams of the input's own type
-    (`filter.protobuf_writer`) instead of Parquet. `signing_key` as for `split`.
+    (`filter.protobuf_writer`) instead of Parquet. `signing_key` as for `split`. A weak `key`
+    is refused (`filter.pseudonym.check_key`).
     """
     started = time.perf_counter()
+    key = check_key(key)
     run = prepare_run(
         inputs, export_dir, onshore_dir, scenario,
         load=lambda: pb.load_schema(descriptor_set, message, kv_field=kv_field),
@@ -267,7 +269,7 @@ def split_protobuf(
                                       "framing": "delimited"}
         manifests = publish_outputs(
             decided, run_id, inputs_done, stages, export_files, onshore_files,
-            tally.detections, extra=extra, signing_key=signer,
+            tally.detections, key_id=key_id(key), extra=extra, signing_key=signer,
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, decided, started
@@ -302,19 +304,23 @@ def protobuf_plan(
 
 
 def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given, glob patterns expanded, directories kept whole (topic dumps)."""
+    """Files as given, glob patterns expanded, directories kept whole (topic dumps).
+
+    As for Parquet (`filter.readers.parquet.expand_inputs`): an existing path is that path,
+    a pattern is expanded once by vtx, no link vtx finds itself is followed (a pattern's
+    match, a topic dump's entry: `filter.readers.protobuf.dump_files`), and a FIFO, device or
+    socket is refused rather than read.
+    """
     found: list[Path] = []
     for item in inputs:
-        path = Path(item)
-        if path.exists():
+        paths, matched = argument_paths(item)
+        for path in paths:
+            kind = entry_kind(path) if matched else check_named(path)
+            if kind == "special":
+                raise found_special(path, f"matched by pattern {str(item)!r}")
+            if kind == "directory":
+                pb.dump_files(path)  # its links and special files refused before any read
             found.append(path)
-        elif set("*?[") & set(str(item)):
-            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True))
-            if not matches:
-                raise InputError(f"{item}: pattern matches no files")
-            found.extend(matches)
-        else:
-            raise InputError(f"{path}: no such file or directory")
     if not found:
         raise InputError("no input files given")
     return list(dict.fromkeys(p.resolve() for p in found))
@@ -579,15 +585,15 @@ def source_digest(source: Path) -> str:
         return sha256_file(source)
     digest = hashlib.sha256()  # a topic dump: its files' names and digests, in order
     for path in pb.dump_files(source):
-        digest.update(f"{path.name}\0{sha256_file(path)}\n".encode())
+        digest.update(f"{path.name}\0{sha256_file(path, follow_links=False)}\n".encode())
     return digest.hexdigest()
 
 
 def source_bytes(source: Path) -> int:
-    """The size of an input in bytes (a topic dump: of all its files)."""
+    """The size of an input in bytes (a topic dump: of the files it is read from)."""
     if not source.is_dir():
         return source.stat().st_size
-    return sum(p.stat().st_size for p in source.iterdir() if p.is_file())
+    return sum(p.lstat().st_size for p in pb.dump_files(source))
 
 
 def reconcile_outputs(
@@ -676,7 +682,10 @@ def manifest_extra(
                          "descriptor_set": schema.source,
                          "layout": "key_value" if schema.key_value else "plain",
                          **({"namespace": namespace} if schema.key_value else {})},
+        # Where each bad record was, its size and digest: onshore only (`ONSHORE_ONLY`); the
+        # count goes to both sides.
         "quarantined": tally.quarantined,
+        "quarantined_records": len(tally.quarantined),
     }
     if schema.key_value is not None:
         extra["entries"] = {k: int(v) for k, v in tally.entries.items()}

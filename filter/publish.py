@@ -119,7 +119,7 @@ def _cannot_create(target: Path, exc: OSError) -> OutputError:
 def _remove_stale(parent: Path, name: str) -> None:
     """Remove staging and retired directories of `name` left by runs that no longer exist."""
     for entry in parent.glob(f".{glob.escape(name)}.vtx-*"):
-        if not entry.is_dir():
+        if entry.is_symlink() or not entry.is_dir():  # not ours: a link is never followed
             continue
         marker = _STAGING if _STAGING in entry.name else _RETIRED
         if marker in entry.name and _owner_alive(entry.name.split(marker, 1)[1]):

@@ -81,7 +81,7 @@ from filter.protobuf_split import (
     source_digest,
     write_batch,
 )
-from filter.pseudonym import token_mapping
+from filter.pseudonym import check_key, key_id, token_mapping
 from filter.readers import protobuf as pb
 from filter.readers.parquet import (
     ParquetInput,
@@ -156,8 +156,10 @@ def split_dataset(
     combined block and keeps each Dataset independent. Both hold one row per input row and,
     with ``DataContext.execution_options.preserve_order``, in the same order; otherwise pair
     them by ``vehicle_token`` and the timestamp. Detector hit counts are not reported here
-    (`split_ray` writes them to the manifests).
+    (`split_ray` writes them to the manifests). A weak `key` is refused
+    (`filter.pseudonym.check_key`).
     """
+    key = check_key(key)
     import_ray()
     cat = resolve_catalogue(catalogue)
     schema = ds.schema()
@@ -310,6 +312,7 @@ def split_ray(
     None: start a local one) for the run and disconnect after; when it is, use that session.
     `progress` is called per block written, with (blocks done, blocks done, rows done, rows).
     """
+    key = check_key(key)
     ray = import_ray()
     started = time.perf_counter()
     cat = resolve_catalogue(catalogue)
@@ -357,6 +360,7 @@ def split_ray(
         manifests = publish_outputs(
             export_plan, run_id, input_records, stages, export_files, onshore_files, detections,
             signing_key=signer,
+            key_id=key_id(key),
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, export_plan, started
@@ -621,6 +625,7 @@ def split_ray_protobuf(
     `address` as for `split_ray`. `progress` is called per task done, with (tasks done,
     tasks, messages done, 0). One task per input file, or per run of a topic dump's files.
     """
+    key = check_key(key)
     ray = import_ray()
     started = time.perf_counter()
     proto = _ProtoType(
@@ -694,7 +699,7 @@ def split_ray_protobuf(
         extra = manifest_extra(schema, message, framing, namespace, tally)
         manifests = publish_outputs(
             decided, run_id, input_records, stages, export_files, onshore_files,
-            tally.detections, extra=extra, signing_key=signer,
+            tally.detections, key_id=key_id(key), extra=extra, signing_key=signer,
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, decided, started

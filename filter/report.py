@@ -3,7 +3,8 @@
 In: published output directories (export and/or onshore; the two sides of a run are paired by
 their manifests' `run_id`).
 Out: an HTML document (inline CSS and SVG, no scripts, no external assets) with one section per
-run: the inputs (path, rows, bytes, SHA-256), the catalogue (id, version, SHA-256), scenario and
+run: the inputs (path, rows, bytes, SHA-256 from the onshore manifest; rows only when just the
+export is given), the key id, the catalogue (id, version, SHA-256), scenario and
 origin, the outputs, a chart of what went where (columns per class, exported or kept onshore;
 rows per output), the columns per class and destination with rule and reason, and the value
 detectors' hits and moved values per field.
@@ -26,6 +27,7 @@ from typing import Any
 
 from filter._version import __version__
 from filter.errors import InputError, OutputError, first_line
+from filter.files import replace_file
 from filter.manifest import MANIFEST_NAME
 from filter.verify import manifest_problem
 
@@ -147,12 +149,12 @@ def write_report(directories: Iterable[str | Path], html_path: str | Path) -> li
     """Render the report of `directories` into `html_path`; returns the runs it shows."""
     runs = load_runs(directories)
     target = Path(html_path)
-    partial = target.with_name(f".{target.name}.vtx-partial")
+    page = render_report(runs).encode("utf-8")
     try:
-        partial.write_text(render_report(runs), encoding="utf-8")
-        partial.replace(target)
+        # A new file of a random name, renamed over the target: a link planted at the target
+        # or at a temporary name is never written through.
+        replace_file(target, lambda out: out.write(page))
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise OutputError(f"{target}: cannot write report: {exc.strerror or exc}") from None
     return runs
 
@@ -177,13 +179,14 @@ def _run_section(run: RunOutputs) -> str:
          f"the export carries <code>{escape(str(m['keys'].get('token', 'vehicle_token')))}"
          f"</code> ({escape(str(m['keys'].get('token_method', '')))})"),
         ("timestamp", f"<code>{escape(m['keys']['timestamp'])}</code>, in both outputs"),
+        ("key id", _key_ids(run)),
     ])
     return (
         f'<h2 id="run-{escape(run.run_id)}">Run <code>{escape(run.run_id)}</code>: '
         f"{escape(m['scenario'])}</h2>\n{note}{facts}\n"
         f"<h3>What went where</h3>\n{_chart(run)}\n"
         f"<h3>Outputs</h3>\n{_outputs(run)}\n"
-        f"<h3>Inputs</h3>\n{_inputs(m)}\n"
+        f"<h3>Inputs</h3>\n{_inputs(run.onshore or m)}\n"
         f"<h3>Columns by class and destination</h3>\n{_class_table(run)}\n"
         f"<h3>Value detectors</h3>\n{_detections(run)}\n"
         f"{_protobuf(run)}"
@@ -203,10 +206,12 @@ def _protobuf(run: RunOutputs) -> str:
     if isinstance(entries, dict):
         facts.append(("entries", ", ".join(
             f"{escape(str(k)).replace('_', ' ')} {_int(v):,}" for k, v in entries.items())))
-    quarantined = _records((run.onshore or run.any).get("quarantined"))
+    # The onshore manifest lists them; the export's holds their count only.
+    count = (len(_records(run.onshore.get("quarantined"))) if run.onshore is not None
+             else _int(run.any.get("quarantined_records", 0)))
     facts.append(("quarantined records",
-                  f"{len(quarantined):,} (raw bytes under the onshore output's quarantine/)"
-                  if quarantined else "none"))
+                  f"{count:,} (raw bytes under the onshore output's quarantine/)"
+                  if count else "none"))
     return f"<h3>Protobuf input</h3>\n{_facts(facts)}\n"
 
 
@@ -265,7 +270,23 @@ def _entries_verdict(run: RunOutputs, read: int) -> str:
             "written.</p>")
 
 
+def _key_ids(run: RunOutputs) -> str:
+    """The key id of each side given, flagged when they differ (tokens of two keys)."""
+    ids = {side: str(man["keys"].get("key_id", "not recorded"))
+           for side, man in (("export", run.export), ("onshore", run.onshore)) if man}
+    if len(set(ids.values())) == 1:
+        return f"<code>{escape(next(iter(ids.values())))}</code>"
+    return '<span class="bad">differ: </span>' + ", ".join(
+        f"{side} <code>{escape(value)}</code>" for side, value in ids.items())
+
+
 def _inputs(manifest: dict[str, Any]) -> str:
+    if manifest.get("destination") == "export":  # rows only: the rest stays onshore
+        rows = [[f"{n}", f"{_int(i.get('rows', 0)):,}"]
+                for n, i in enumerate(_records(manifest.get("inputs")))]
+        return (_table(["input", "rows"], rows, {0, 1}) + '<p class="muted">The export '
+                "manifest holds each input's rows only; paths, sizes and SHA-256 are in the "
+                "onshore manifest.</p>")
     rows = [[f"<code>{escape(str(i.get('path')))}</code>", f"{_int(i.get('rows', 0)):,}",
              f"{_int(i.get('bytes', 0)):,}", f"<code>{escape(str(i.get('sha256')))}</code>"]
             for i in _records(manifest.get("inputs"))]

@@ -45,7 +45,7 @@ from filter.manifest import FileRecord, build_manifest, sha256_file, write_manif
 from filter.parquet_splice import splice_pair, splice_refusal
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
-from filter.pseudonym import token_mapping
+from filter.pseudonym import check_key, key_id, token_mapping
 from filter.publish import StagedOutput, stage_all
 from filter.readers.parquet import (
     ParquetInput,
@@ -140,7 +140,9 @@ def split_frame(
 
     A `DataFrame` gives two `DataFrame`s; a `LazyFrame` gives two `LazyFrame`s (the VIN column
     is read once to tokenise its distinct values). The caller's frame is not modified.
+    A weak `key` is refused (`filter.pseudonym.check_key`).
     """
+    key = check_key(key)
     cat = resolve_catalogue(catalogue)
     lazy = frame.lazy()
     export_plan = plan(lazy.collect_schema(), cat, scenario, on_unknown=on_unknown, origin=origin)
@@ -172,11 +174,13 @@ def split(
     `origin` is where the batch comes from (a scenario may accept only some origins);
     `catalogue_sha256` pins the catalogue: any other catalogue is refused. The columns a side
     holds unchanged are copied as the input encoded them (`filter.parquet_splice`);
-    `reencode` has Polars decode and encode every column instead (zstd level 1).
+    `reencode` has Polars decode and encode every column instead (zstd level 1). A weak
+    `key` is refused (`filter.pseudonym.check_key`).
     `signing_key` (an Ed25519 key or its file, not the token key): sign both manifests
     (`filter.signing`); None: unsigned.
     """
     started = time.perf_counter()
+    key = check_key(key)
     cat = resolve_catalogue(catalogue)
     check_pin(cat, catalogue_sha256)
     cat.scenario(scenario)  # fail on a bad scenario before touching any file
@@ -208,6 +212,7 @@ def split(
         manifests = publish_outputs(
             export_plan, run_id, input_records, stages, export_files, onshore_files, detections,
             signing_key=signer,
+            key_id=key_id(key),
         )
     return SplitResult.published(
         (export_target, onshore_target), manifests, export_plan, started
@@ -240,13 +245,15 @@ def publish_outputs(
     onshore_files: Sequence[FileRecord],
     detections: Mapping[str, int],
     *,
+    key_id: str,
     extra: Mapping[str, Any] | None = None,
     signing_key: Ed25519PrivateKey | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write both manifests into the (export, onshore) `stages` and publish them, onshore first.
 
-    The caller has reconciled the rows. `extra` adds top-level keys to both manifests (what an
-    input format records about itself). With `signing_key`, each manifest is signed in staging
+    The caller has reconciled the rows. `key_id` is the key's (`filter.pseudonym.key_id`).
+    `extra` adds top-level keys to both manifests (what an input format records about
+    itself). With `signing_key`, each manifest is signed in staging
     (`filter.signing.sign_manifest`), so an output publishes signed or not at all.
     Returns the manifests by destination.
     """
@@ -258,7 +265,8 @@ def publish_outputs(
     ):
         manifests[destination] = build_manifest(
             destination=destination, plan=export_plan, run_id=run_id,
-            inputs=inputs, files=files, counterpart=other, detections=detections, extra=extra,
+            inputs=inputs, files=files, counterpart=other, key_id=key_id, detections=detections,
+            extra=extra,
         )
         write_manifest(own.staging, manifests[destination])
         if signing_key is not None:
@@ -370,8 +378,9 @@ def _source_lookups(
 ) -> Lookups:
     """`batch_lookups` over every input file; a read failure names the file and row group."""
     try:
-        return batch_lookups(pl.scan_parquet([s.path for s in sources]), export_plan, key,
-                             rows=sum(s.rows for s in sources))
+        # glob=False: a path is that file, even with `[` in its name (Polars would glob it).
+        frame = pl.scan_parquet([s.path for s in sources], glob=False)
+        return batch_lookups(frame, export_plan, key, rows=sum(s.rows for s in sources))
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
         for source in sources:
             if (found := locate_corruption(source)) is not None:

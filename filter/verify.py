@@ -7,7 +7,9 @@ file, and the column and detector where one applies; never a data value. Checks:
 
 - **Integrity**, each directory: the manifest parses and has a known `schema_version`; every
   file it lists exists with the listed SHA-256 and, from the Parquet footer, the listed row
-  count; no file in the directory besides `_manifest.json` (and `_manifest.sig`) is unlisted.
+  count; no file in the directory besides `_manifest.json` (and `_manifest.sig`) is unlisted
+  (an onshore ``quarantine/`` holds exactly the bad records its manifest lists, with their
+  SHA-256).
 - **Policy**, the export: the catalogue's SHA-256 equals the manifest's; the scenario exists and
   accepts the manifest's origin; every leaf column of every part is a key column (the
   vehicle token, the manifest's timestamp) or is classified by the catalogue into an ordinary
@@ -19,9 +21,9 @@ file, and the column and detector where one applies; never a data value. Checks:
 - **Signature**, each directory (`filter.signing.check_signature`): a `_manifest.sig` must be
   exactly what vtx writes; with a public key, each manifest must carry a valid signature by
   that key; with `require_signature`, each must carry one.
-- **Reconciliation**, with the onshore side: both manifests name the same `run_id`, list the
-  same file names with equal row counts, and every part pair holds the same `vehicle_token`
-  column, row by row.
+- **Reconciliation**, with the onshore side: both manifests name the same `run_id` and the
+  same `keys.key_id` (the tokens' key), list the same file names with equal row counts, and
+  every part pair holds the same `vehicle_token` column, row by row.
 
 Parts are streamed (Polars' streaming engine, one query per part); only the distinct VINs of
 the onshore side are held in memory. A part whose hash does not match its manifest is reported
@@ -55,6 +57,7 @@ from filter.detectors import as_strings, detector_hits, is_scannable
 from filter.errors import InputError, first_line
 from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
 from filter.plan import TOKEN_COLUMN, decide_path
+from filter.protobuf_split import QUARANTINE_DIR
 from filter.readers import protobuf as pb
 from filter.readers.parquet import READ_ERRORS
 from filter.readers.protobuf import UNKNOWN_FIELDS
@@ -117,8 +120,9 @@ def _stream_rows(path: Path) -> pl.DataFrame:
 PART_FORMATS: dict[str, PartFormat] = {
     ".parquet": PartFormat(
         rows=lambda p: pq.read_metadata(p).num_rows,
-        schema=lambda p: pl.Schema(pl.read_parquet_schema(p)),
-        scan=pl.scan_parquet,
+        # glob=False: a part is that file, even under a directory with `[` in its name.
+        schema=lambda p: pl.scan_parquet(p, glob=False).collect_schema(),
+        scan=lambda p: pl.scan_parquet(p, glob=False),
     ),
     # Delimited streams of the input's type (`--output-format protobuf`): rows are messages;
     # the content is checked on the rows they decode to, with the type the manifest names.
@@ -253,6 +257,9 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
     listed = {f["name"]: f for f in manifest["files"]}
     # The signature is checked by verify_output (`filter.signing.check_signature`).
     present = {p.name for p in side.directory.iterdir()} - {MANIFEST_NAME, SIGNATURE_NAME}
+    if QUARANTINE_DIR in present and isinstance(manifest.get("quarantined"), list):
+        present.discard(QUARANTINE_DIR)  # bad records kept raw, listed apart from the parts
+        _check_quarantine(side, manifest["quarantined"])
     for name in sorted(present - set(listed)):
         side.fail(side.directory / name, "not listed in the manifest")
     for name, record in listed.items():
@@ -260,6 +267,29 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
     if sum(f["rows"] for f in manifest["files"]) != manifest["rows"]:
         side.fail(manifest_path, f"rows {manifest['rows']} is not the sum of its files' rows")
     return side
+
+
+def _check_quarantine(side: OutputCheck, records: Sequence[Any]) -> None:
+    """The onshore ``quarantine/`` holds exactly the bad records its manifest lists, each with
+    its listed size and SHA-256."""
+    directory = side.directory / QUARANTINE_DIR
+    listed: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        name = str(record.get("file", "")) if isinstance(record, dict) else ""
+        name = name.removeprefix(f"{QUARANTINE_DIR}/")
+        if name in listed:  # two records, one file: one of them was overwritten
+            side.fail(directory / name, "listed for more than one quarantined record")
+        listed[name] = record
+    present = {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+    for name in sorted(present - set(listed)):
+        side.fail(directory / name, "not listed in the manifest's quarantined records")
+    for name, record in listed.items():
+        path = directory / name
+        if name not in present or "/" in name or not path.is_file():
+            side.fail(path, "listed as a quarantined record but missing")
+        elif sha256_file(path) != record.get("sha256") or path.stat().st_size != record.get(
+                "bytes"):
+            side.fail(path, "quarantined record differs from the manifest's size or sha256")
 
 
 def _check_file(side: OutputCheck, name: str, record: Mapping[str, Any], present: set[str]) -> None:
@@ -577,6 +607,10 @@ def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
     where = f"{export.directory} and {onshore.directory}"
     if e["run_id"] != o["run_id"]:
         return [Failure(where, f"different runs: export {e['run_id']}, onshore {o['run_id']}")]
+    e_key, o_key = e["keys"].get("key_id"), o["keys"].get("key_id")
+    if not isinstance(e_key, str) or e_key != o_key:  # tokens of two keys never line up
+        return [Failure(where, f"different keys: export key_id {e_key}, onshore key_id "
+                        f"{o_key}; the tokens were not made with one key")]
     if e.get("input_format", {}).get("layout") == "key_value":
         return _reconcile_entries(export, onshore)
     streams = _is_stream(e)

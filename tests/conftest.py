@@ -12,7 +12,7 @@ from filter.demo import sample_batch
 
 DATA = Path(__file__).parent / "data"
 MINI_CATALOGUE = DATA / "mini-catalogue.toml"
-KEY = b"0123456789abcdef0123456789abcdef"
+KEY = b"824b886d0de2275fe19f856e9ec5b5a3"  # random hex: a key `check_key` accepts
 
 
 @pytest.fixture(scope="session")

@@ -324,3 +324,49 @@ def test_reencode_is_for_parquet_input(runner, tmp_path, key_file, batch_file) -
     result = runner.invoke(vtx, split_args([str(batch_file)], tmp_path, "--key-file",
                                            str(key_file), "--reencode", "--engine", "ray"))
     assert_one_line_error(result, 2, "--reencode applies to Parquet input with --engine local")
+
+
+def test_special_files_are_refused_at_once(batch_file, key_file, tmp_path) -> None:
+    # Each case in a process of its own, with a timeout: a FIFO or /dev/zero read as a file
+    # blocks (or reads) forever.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    descriptors = Path(__file__).parent / "data" / "fleet_test.binpb"
+    protobuf = ["--message", "testfleet.Payload", "--descriptor-set", str(descriptors)]
+    cases = {
+        "protobuf input, FIFO": ([str(fifo), *protobuf], 1, "fifo: is a FIFO"),
+        "protobuf input, /dev/zero": (["/dev/zero", *protobuf], 1,
+                                      "/dev/zero: is a character device"),
+        "Parquet input, FIFO": ([str(fifo)], 1, "fifo: is a FIFO"),
+        "key file": ([str(batch_file), "--key-file", str(fifo)], 2,
+                     "cannot read key file (--key-file): not a regular file (a FIFO)"),
+        "catalogue": ([str(batch_file), "--catalogue", str(fifo)], 2,
+                      "cannot read catalogue: not a regular file (a FIFO)"),
+        "descriptor set": ([str(batch_file), "--message", "testfleet.Payload",
+                            "--descriptor-set", "/dev/zero"], 1,
+                           "cannot read descriptor set: not a regular file (a character"),
+    }
+    for name, (args, code, fragment) in cases.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "filter", "split", *args, "--export", str(tmp_path / "e"),
+             "--onshore", str(tmp_path / "o"), "--scenario", "after-sales",
+             *([] if "--key-file" in args else ["--key-file", str(key_file)])],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == code, (name, done.stderr)
+        assert done.stderr.startswith("vtx: error: ") and fragment in done.stderr, name
+        assert len(done.stderr.splitlines()) == 1, name
+        assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists(), name
+
+
+def test_demo_does_not_write_through_planted_links(runner, tmp_path) -> None:
+    demo = tmp_path / "demo"
+    (demo / "input").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (demo / "input" / "fleet-batch.parquet").symlink_to(victim)
+    (demo / "demo.key").symlink_to(tmp_path / "planted.key")  # dangling: written through?
+    result = runner.invoke(vtx, ["demo", str(demo)])
+    assert result.exit_code == 2, result.output  # the key link is not a key: refused
+    assert "demo.key: cannot read key file" in result.stderr
+    assert victim.read_text() == "keep me" and not (tmp_path / "planted.key").exists()
+    assert not (demo / "input" / "fleet-batch.parquet").is_symlink()  # replaced, not followed

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -56,7 +58,7 @@ def test_plain_records_split_by_column(tmp_path: Path) -> None:
     manifest = read_manifest(tmp_path / "e")
     assert manifest["input_format"]["layout"] == "plain"
     assert manifest["inputs"][0]["rows"] == 5
-    assert manifest["quarantined"] == []
+    assert manifest["quarantined_records"] == 0 and "quarantined" not in manifest
 
 
 def test_key_value_entries_split_by_key(payload, tmp_path: Path) -> None:
@@ -297,3 +299,148 @@ def test_plain_records_hold_back_the_batch_vins_in_strings(
     assert dtc["moved_values"] == 2 and dtc["hits"]["batch_vin"] == 2
     report = verify_output(tmp_path / "e", tmp_path / "o")
     assert report.ok, report.failures
+def cli_split(*args: str) -> Any:
+    return CliRunner().invoke(vtx, ["split", *args, "--scenario", "after-sales",
+                                    "--descriptor-set", str(TEST_SET), "--message",
+                                    "testfleet.Payload", "-q"])
+
+
+def test_the_export_manifest_holds_nothing_derived_from_onshore_content(
+    payload, tmp_path: Path
+) -> None:
+    # A bad record holding a VIN, and a broken length prefix (the rest of the file is kept),
+    # in an input named after a vehicle: the export manifest must give none of it away.
+    vin = "LSVAU2180N2183294"
+    bad = b"\x0a\x11" + vin.encode() + b"\xff\xff"  # the VIN field, then a truncated tag
+    stream = tmp_path / f"{vin}.bin"
+    stream.write_bytes(delimited(make_payload(payload, vin), bad, make_payload(payload))
+                       + b"\x40abc")
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY + b"\n")
+    result = cli_split(str(stream), "--export", str(tmp_path / "e"), "--onshore",
+                       str(tmp_path / "o"), "--key-file", str(key_file),
+                       "--on-bad-record", "quarantine")
+    assert result.exit_code == 0, result.output
+    onshore = read_manifest(tmp_path / "o")
+    kept = onshore["quarantined"]
+    assert [q["message_index"] for q in kept] == [1, 3]
+    assert onshore["inputs"][0]["sha256"] == hashlib.sha256(stream.read_bytes()).hexdigest()
+    export_text = (tmp_path / "e" / "_manifest.json").read_text()
+    export = json.loads(export_text)
+    assert export["quarantined_records"] == onshore["quarantined_records"] == 2
+    assert "quarantined" not in export
+    assert export["inputs"] == [{"rows": 2}]
+    onshore_content = [(tmp_path / "o" / q["file"]).read_bytes() for q in kept]
+    assert onshore_content[0] == bad
+    for data in (*onshore_content, stream.read_bytes(), key_file.read_bytes(), KEY):
+        digest = hashlib.sha256(data).hexdigest()
+        assert digest[:16] not in export_text
+    assert vin not in export_text  # nor the input's name, which holds it
+    # verify and report still work, on both sides and on the export alone.
+    checked = CliRunner().invoke(vtx, ["verify", str(tmp_path / "e"), "--onshore",
+                                       str(tmp_path / "o")])
+    assert checked.exit_code == 0, checked.output
+    for sides, shown in (([tmp_path / "e", tmp_path / "o"], onshore["inputs"][0]["sha256"]),
+                         ([tmp_path / "e"], "paths, sizes and SHA-256 are in the onshore")):
+        report = CliRunner().invoke(vtx, ["report", *map(str, sides), "--html",
+                                          str(tmp_path / "r.html")])
+        assert report.exit_code == 0, report.output
+        html = (tmp_path / "r.html").read_text()
+        assert "2 (raw bytes under the onshore output" in html and shown in html
+
+
+def test_a_quarantine_is_verified_against_the_onshore_manifest(payload, tmp_path: Path) -> None:
+    from filter.verify import verify_output
+
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload), b"\x0a\xff\xff"))
+    split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                   message="testfleet.Payload", descriptor_set=TEST_SET,
+                   on_bad_record="quarantine")
+    assert verify_output(tmp_path / "e", tmp_path / "o").ok
+    (kept,) = (tmp_path / "o" / "quarantine").iterdir()
+    kept.write_bytes(b"\x0a\xff\xfe")
+    (tmp_path / "o" / "quarantine" / "stray.bin").write_bytes(b"x")
+    failures = [str(f) for f in verify_output(tmp_path / "e", tmp_path / "o").failures]
+    assert len(failures) == 2
+    assert any("stray.bin: not listed in the manifest's quarantined records" in f
+               for f in failures)
+    assert any(f"{kept.name}: quarantined record differs" in f for f in failures)
+    # Two bad records under one file name (one overwrote the other) fail too.
+    edit = tmp_path / "o" / "_manifest.json"
+    manifest = json.loads(edit.read_text())
+    manifest["quarantined"].append(dict(manifest["quarantined"][0]))
+    edit.write_text(json.dumps(manifest))
+    assert any("listed for more than one quarantined record" in str(f)
+               for f in verify_output(tmp_path / "e", tmp_path / "o").failures)
+
+
+def test_a_link_in_a_topic_dump_is_refused(payload, tmp_path: Path) -> None:
+    # A link planted in a dump, pointing at the key file: read as a message, it would have
+    # been quarantined onshore (the key's bytes) and hashed into the manifests.
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY + b"\n")
+    dump = tmp_path / "topic"
+    dump.mkdir()
+    (dump / "0001.bin").write_bytes(make_payload(payload))
+    (dump / "0002.bin").symlink_to(key_file)
+    targets = ["--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o")]
+    for given in (str(dump), str(dump / "*.bin")):  # the dump, and a pattern over its files
+        result = cli_split(given, *targets, "--key-file", str(key_file), "--framing", "single",
+                           "--on-bad-record", "quarantine")
+        assert result.exit_code == 1, result.output
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("vtx: error: ") and "0002.bin: is a symbolic link" in line
+        assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+    (dump / "0002.bin").unlink()
+    (dump / "0002.bin").symlink_to(dump / "0001.bin")  # a link inside the dump: refused too
+    with pytest.raises(InputError, match="is a symbolic link in topic dump"):
+        split_protobuf(dump, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                       message="testfleet.Payload", descriptor_set=TEST_SET)
+    (dump / "0002.bin").unlink()
+    os.mkfifo(dump / "0002.bin")  # a FIFO: refused, not waited on
+    with pytest.raises(InputError, match=r"0002\.bin: is a FIFO in topic dump"):
+        split_protobuf(dump, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                       message="testfleet.Payload", descriptor_set=TEST_SET)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+
+
+def test_a_pattern_does_not_reach_through_a_directory_link(payload, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.bin").write_bytes(delimited(make_payload(payload)))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.bin").write_bytes(delimited(make_payload(payload)))
+    (inputs / "more").symlink_to(outside)
+    with pytest.raises(InputError, match=r"more: is a symbolic link matched by pattern"):
+        split_protobuf(str(inputs / "**" / "*.bin"), tmp_path / "e", tmp_path / "o",
+                       "after-sales", key=KEY, message="testfleet.Payload",
+                       descriptor_set=TEST_SET)
+    # The literal directories before the pattern may be links: the user named them.
+    (tmp_path / "named").symlink_to(inputs)
+    (inputs / "more").unlink()
+    result = split_protobuf(str(tmp_path / "named" / "*.bin"), tmp_path / "e", tmp_path / "o",
+                            "after-sales", key=KEY, message="testfleet.Payload",
+                            descriptor_set=TEST_SET)
+    assert result.onshore_manifest["inputs"][0]["rows"] == 1
+
+
+def test_a_stream_named_like_a_pattern_is_that_file(payload, tmp_path: Path) -> None:
+    from filter.verify import verify_output
+
+    (tmp_path / "s[1].bin").write_bytes(delimited(make_payload(payload, "LSVBRACKET0000001")))
+    (tmp_path / "s1.bin").write_bytes(delimited(make_payload(payload, "LSVPLAIN000000001")))
+    folder = tmp_path / "dump[x]"
+    folder.mkdir()
+    (folder / "0001.bin").write_bytes(make_payload(payload, "LSVFOLDER00000001"))
+    for given, framing, vin in ((tmp_path / "s[1].bin", "delimited", "LSVBRACKET0000001"),
+                                (folder, "single", "LSVFOLDER00000001")):
+        out = tmp_path / f"out-{vin}"
+        result = split_protobuf(str(given), out / "e[1]", out / "o[1]", "after-sales", key=KEY,
+                                message="testfleet.Payload", descriptor_set=TEST_SET,
+                                framing=framing)  # type: ignore[arg-type]
+        assert result.onshore_manifest["inputs"][0]["path"] == str(given)
+        onshore = pl.read_parquet(out / "o[1]" / "part-00000-00000.parquet", glob=False)
+        assert set(onshore["vin"]) == {vin}
+        assert verify_output(out / "e[1]", out / "o[1]").ok

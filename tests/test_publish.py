@@ -67,6 +67,23 @@ def test_live_runs_staging_is_left_alone(tmp_path: Path) -> None:
     assert alive.exists() and not dead.exists()
 
 
+def test_a_link_planted_at_a_staging_name_is_not_followed(tmp_path: Path) -> None:
+    # Hardening (rmtree refused links already): a link named like a dead run's staging
+    # directory, pointing at a directory to destroy, is neither followed nor emptied.
+    from filter.publish import _HOST
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("keep me")
+    planted = tmp_path / f".out.vtx-staging-{_HOST}-999999999-gone"
+    planted.symlink_to(victim)
+    staged = stage(tmp_path / "out", "run1", overwrite=False)
+    (staged.staging / "f").write_text("x")
+    staged.publish()
+    assert (victim / "keep").read_text() == "keep me" and planted.is_symlink()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f"]
+
+
 def test_staging_several_targets_clears_every_dead_run_first(tmp_path: Path,
                                                              monkeypatch) -> None:
     # A run killed between creating its first and its second staging dir must not leave a

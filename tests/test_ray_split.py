@@ -215,3 +215,17 @@ def test_import_filter_does_not_import_ray() -> None:
     code = "import sys, filter; assert 'ray' not in sys.modules; filter.split_dataset"
     subprocess.run([sys.executable, "-c", code + "; assert 'ray' not in sys.modules"],
                    check=True)
+
+
+def test_a_path_with_glob_characters_is_that_file_on_ray(fleet, tmp_path) -> None:
+    fleet.write_parquet(tmp_path / "b[1].parquet")
+    fleet.head(5).drop("Vehicle.Cabin.HVAC.AmbientAirTemperature").write_parquet(
+        tmp_path / "b1.parquet")
+    given = tmp_path / "b[1].parquet"
+    result = split_ray(str(given), tmp_path / "e[1]", tmp_path / "o[1]", "after-sales",
+                       key=KEY, catalogue=MINI_CATALOGUE)
+    assert result.onshore_manifest["inputs"][0]["sha256"] == sha256_file(given)
+    onshore = pl.concat([pl.read_parquet(p, glob=False)
+                         for p in sorted((tmp_path / "o[1]").glob("part-*.parquet"))])
+    assert onshore.height == fleet.height
+    assert "Vehicle.Cabin.HVAC.AmbientAirTemperature" in onshore.columns

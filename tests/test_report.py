@@ -55,8 +55,10 @@ def test_report_pairs_sides_and_shows_manifest_facts(outputs, tmp_path) -> None:
     page = parse(html)
     text = " ".join(page.text)
     manifest = json.loads((export / "_manifest.json").read_text())
+    inputs = json.loads((onshore / "_manifest.json").read_text())["inputs"]  # onshore only
     for fact in (manifest["run_id"], manifest["catalogue"]["sha256"], "mini", "after-sales",
-                 manifest["inputs"][0]["sha256"], "Vehicle.Cabin.HVAC.AmbientAirTemperature",
+                 inputs[0]["sha256"], manifest["keys"]["key_id"],
+                 "Vehicle.Cabin.HVAC.AmbientAirTemperature",
                  "Vehicle.Diagnostics.DTCList", "moved values", "mobile_number",
                  "Rows reconcile"):
         assert fact in text, fact
@@ -97,3 +99,24 @@ def test_not_an_output(tmp_path) -> None:
     result = CliRunner().invoke(vtx, ["report", str(tmp_path), "--html", str(tmp_path / "r")])
     assert result.exit_code == 1 and result.stderr.startswith("vtx: error: ")
     assert not (tmp_path / "r").exists()
+
+
+def test_the_report_is_not_written_through_a_planted_link(outputs, tmp_path) -> None:
+    export, onshore = outputs
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    target = tmp_path / "r.html"
+    # A link at the name the report's temporary file had, and one at the target itself.
+    (tmp_path / ".r.html.vtx-partial").symlink_to(victim)
+    result = CliRunner().invoke(vtx, ["report", str(export), str(onshore), "--html",
+                                      str(target)])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    target.unlink()
+    target.symlink_to(victim)
+    result = CliRunner().invoke(vtx, ["report", str(export), "--html", str(target)])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    assert not target.is_symlink() and "vtx audit report" in target.read_text()
+    assert [p.name for p in tmp_path.iterdir() if "vtx-partial" in p.name] == [
+        ".r.html.vtx-partial"]  # the planted link, left alone; no temporary file left behind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+import os
 from pathlib import Path
 
 import polars as pl
@@ -28,8 +29,8 @@ def test_split_publishes_both_outputs_with_manifests(batch_file: Path, batch, tm
     export, onshore = read_manifest(tmp_path / "export"), read_manifest(tmp_path / "onshore")
     assert export["run_id"] == onshore["run_id"]
     assert export["rows"] == onshore["rows"] == batch.height == result.rows
-    assert export["inputs"][0]["sha256"] == sha256_file(batch_file)
-    assert export["inputs"][0]["rows"] == batch.height
+    assert onshore["inputs"][0]["sha256"] == sha256_file(batch_file)
+    assert export["inputs"] == [{"rows": batch.height}]  # where and what: onshore only
     assert export["catalogue"]["id"] == "mini" and export["scenario"] == "rnd"
     for manifest, directory in ((export, tmp_path / "export"), (onshore, tmp_path / "onshore")):
         assert manifest["schema_version"] == 1
@@ -280,3 +281,66 @@ def test_short_vin_values_hit_only_as_a_whole_value() -> None:
                           NOTES: ["x1", "tax1 paid"]})
     export, _ = split_frame(frame, None, "after-sales", key=KEY)
     assert export[NOTES].to_list() == [None, "tax1 paid"]
+@pytest.mark.parametrize("reencode", [False, True], ids=["spliced", "reencode"])
+def test_a_path_with_glob_characters_is_that_file(batch, tmp_path, reencode) -> None:
+    # `b[1].parquet` beside `b1.parquet`, which Polars would glob `b[1].parquet` to.
+    batch.write_parquet(tmp_path / "b[1].parquet")
+    batch.head(7).drop("Vehicle.Cabin.HVAC.AmbientAirTemperature").write_parquet(
+        tmp_path / "b1.parquet")
+    folder = tmp_path / "d[x]"
+    folder.mkdir()
+    batch.tail(5).write_parquet(folder / "a.parquet")
+    given = tmp_path / "b[1].parquet"
+    result = run([str(given), str(folder)], tmp_path / "out[1]", reencode=reencode)
+    inputs = result.onshore_manifest["inputs"]
+    assert [i["path"] for i in inputs] == [str(given), str(folder / "a.parquet")]
+    assert inputs[0]["sha256"] == sha256_file(given) and inputs[0]["rows"] == batch.height
+    onshore = pl.read_parquet(result.onshore_dir / "part-00000.parquet", glob=False)
+    assert onshore.height == batch.height
+    assert "Vehicle.Cabin.HVAC.AmbientAirTemperature" in onshore.columns
+    from filter.verify import verify_output
+
+    report = verify_output(result.export_dir, result.onshore_dir, MINI_CATALOGUE)
+    assert report.ok, report.failures
+
+
+def test_a_pattern_is_expanded_once_into_literal_paths(batch, tmp_path) -> None:
+    batch.head(3).write_parquet(tmp_path / "c[1]x.parquet")  # only a match holds `[`
+    batch.tail(4).write_parquet(tmp_path / "c1x.parquet")
+    result = run(str(tmp_path / "c*.parquet"), tmp_path / "out")
+    assert [(Path(i["path"]).name, i["rows"]) for i in result.onshore_manifest["inputs"]] == [
+        ("c1x.parquet", 4), ("c[1]x.parquet", 3)]
+    for part, rows in (("part-00000.parquet", batch.tail(4)), ("part-00001.parquet",
+                                                              batch.head(3))):
+        onshore = pl.read_parquet(result.onshore_dir / part)
+        assert onshore["vin"].to_list() == rows["vin"].to_list(), part
+    with pytest.raises(InputError, match=r"c\?\?\?\.parquet: pattern matches no files"):
+        run(str(tmp_path / "c???.parquet"), tmp_path / "none")
+
+
+def test_links_inside_an_input_directory_are_refused(batch, tmp_path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    batch.write_parquet(src / "a.parquet")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    batch.write_parquet(outside / "b.parquet")
+    (src / "notes.txt").symlink_to(outside / "b.parquet")  # never read: left alone
+    (src / "b.parquet").symlink_to(outside / "b.parquet")
+    with pytest.raises(InputError, match=r"src/b\.parquet: is a symbolic link inside input "):
+        run(src, tmp_path / "o1")
+    (src / "b.parquet").unlink()
+    (src / "more").symlink_to(outside)
+    with pytest.raises(InputError, match=r"src/more: is a symbolic link inside input "):
+        run(src, tmp_path / "o2")
+    (src / "more").unlink()
+    os.mkfifo(src / "c.parquet")
+    with pytest.raises(InputError, match=r"c\.parquet: is a FIFO inside input directory"):
+        run(src, tmp_path / "o3")
+    (src / "c.parquet").unlink()
+    with pytest.raises(InputError, match=r"notes\.txt: is a symbolic link matched by pattern"):
+        run(str(src / "*"), tmp_path / "o4")  # matches notes.txt, a link
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("o") and p.name != "outside"]
+    # A link the user names is followed: the user chose it.
+    (tmp_path / "named.parquet").symlink_to(outside / "b.parquet")
+    assert run(tmp_path / "named.parquet", tmp_path / "o5").rows == batch.height

@@ -146,6 +146,20 @@ def test_tokens_must_line_up(outputs) -> None:
     assert "row(s) carry a different vehicle_token" in failure
 
 
+def test_both_sides_must_carry_one_key_id(outputs) -> None:
+    export, onshore = outputs
+    assert verify(export, onshore) == []
+    # The onshore half as if made under a rotated key: its tokens would not match.
+    edit_manifest(onshore, lambda m: m["keys"].update(key_id="0" * 16))
+    (failure,) = verify(export, onshore)
+    assert "different keys: export key_id" in failure and "onshore key_id 0000" in failure
+    assert verify(export) == []  # alone, the export has nothing to compare with
+    for side in (export, onshore):  # a manifest without a key id cannot be paired either
+        edit_manifest(side, lambda m: m["keys"].pop("key_id"))
+    (failure,) = verify(export, onshore)
+    assert "different keys: export key_id None" in failure
+
+
 def test_sides_swapped_or_missing(outputs, tmp_path) -> None:
     _export, onshore = outputs
     assert "destination is 'onshore', not 'export'" in verify(onshore)[0]

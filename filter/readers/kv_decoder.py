@@ -49,6 +49,7 @@ import pyarrow as pa
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from numba.extending import intrinsic
 
+from filter.files import open_regular
 from filter.jit import kernel
 from filter.parquet_encoder import (
     Column,
@@ -557,7 +558,7 @@ def iter_kv_batches(
 ) -> Iterator[pb.Batch]:
     """The key/value rows of the stream file `source`, `batch_size` messages at a time."""
     try:
-        with source.open("rb") as fh:
+        with open_regular(source) as fh:  # a regular file only: no FIFO, no device
             size = os.fstat(fh.fileno()).st_size
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     except OSError as exc:

@@ -1,6 +1,7 @@
 """Parquet input: find the files of a batch, check them, and stream them lazily.
 
-In: paths, directories and glob patterns as a user types them.
+In: paths, directories and glob patterns as a user types them (a path that exists is a path,
+whatever its name holds; vtx expands patterns itself and hands every reader literal paths).
 Out: `ParquetInput`s (path, bytes, rows, row groups, Polars schema), read from the footer only,
 and `scan(input)`, a `LazyFrame` that Polars streams in batches.
 May fail: `InputError` naming the file and, where it can be found, the row group: a missing
@@ -10,8 +11,8 @@ schema that differs from the batch's first file.
 
 from __future__ import annotations
 
-import glob
 import itertools
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,9 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from filter.errors import InputError, first_line
+from filter.files import argument_paths, check_named, entry_kind, found_link, found_special
 from filter.parquet_layout import chunk_start
 
-_GLOB_CHARS = set("*?[")
 #: What reading a damaged file can raise: library errors, and pyo3's `PanicException` (a
 #: `BaseException`, raised when Polars' native code panics on data it did not expect).
 READ_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
@@ -44,34 +45,72 @@ class ParquetInput:
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     """Files named by `inputs`: files as given, directories searched for ``*.parquet``, globs.
 
-    Hidden files and names starting with ``_`` (manifests, markers) are skipped inside
-    directories. Order: as given, each directory's and glob's matches sorted; duplicates once.
+    An argument that exists as a path is that path, even with glob characters in its name;
+    one that does not is a glob pattern, expanded once here (`filter.files.argument_paths`),
+    its matching files then read as literal paths. Hidden files and names starting with ``_``
+    (manifests, markers) are skipped inside directories. vtx follows no symbolic link it finds
+    itself: a link a directory walk would read (a ``*.parquet`` link, a link to a directory)
+    or a pattern matches is refused, as is a FIFO, device or socket where a file would be
+    read. Order: as given, each directory's and glob's matches sorted; duplicates once.
     """
     found: list[Path] = []
     for item in inputs:
-        text = str(item)
-        path = Path(text)
-        if path.is_dir():
-            matches = sorted(
-                p for p in path.rglob("*.parquet")
-                if p.is_file() and not any(part[0] in "._" for part in p.relative_to(path).parts)
-            )
+        paths, matched = argument_paths(item)
+        if matched:  # its files (directories it matches are left out, as always)
+            kinds = {match: entry_kind(match) for match in paths}
+            for match, kind in kinds.items():
+                if kind == "special":
+                    raise found_special(match, f"matched by pattern {str(item)!r}")
+            files = [match for match, kind in kinds.items() if kind == "file"]
+            if not files:
+                raise InputError(f"{item}: pattern matches no files")
+            found.extend(files)
+            continue
+        path = paths[0]
+        if check_named(path) == "directory":
+            matches = parquet_files(path)
             if not matches:
                 raise InputError(f"{path}: directory holds no .parquet files")
             found.extend(matches)
-        elif path.exists():
-            found.append(path)
-        elif _GLOB_CHARS & set(text):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-            if not matches:
-                raise InputError(f"{text}: pattern matches no files")
-            found.extend(matches)
         else:
-            raise InputError(f"{path}: no such file or directory")
+            found.append(path)
     unique: dict[Path, None] = {}
     for p in found:
         unique.setdefault(p.resolve(), None)
     return list(unique)
+
+
+def parquet_files(directory: Path) -> list[Path]:
+    """The ``*.parquet`` files below `directory`, sorted, links not followed.
+
+    Names starting with ``.`` or ``_`` are skipped, directories with everything in them. A
+    ``*.parquet`` entry that is a symbolic link or not a regular file, and a link to a
+    directory, are refused (`InputError`): vtx never reads through a link it found itself.
+    """
+    found: list[Path] = []
+    pending = [directory]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError as exc:
+            raise InputError(f"{current}: cannot read directory: {exc.strerror or exc}") from None
+        for entry in entries:
+            if entry.name[0] in "._":
+                continue
+            path = Path(entry.path)
+            parquet = entry.name.endswith(".parquet")
+            if entry.is_symlink():
+                if parquet or path.is_dir():
+                    raise found_link(path, f"inside input directory {directory}")
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(path)
+            elif parquet and not entry.is_file(follow_symlinks=False):
+                raise found_special(path, f"inside input directory {directory}")
+            elif parquet:
+                found.append(path)
+    return sorted(found)
 
 
 def inspect_parquet(path: Path) -> ParquetInput:
@@ -85,7 +124,7 @@ def inspect_parquet(path: Path) -> ParquetInput:
         raise InputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
     _check_chunk_ranges(path, size, meta)
     try:
-        schema = pl.scan_parquet(path).collect_schema()
+        schema = pl.scan_parquet(path, glob=False).collect_schema()
     except READ_ERRORS as exc:  # polars raises ComputeError and others for unsupported schemas
         raise InputError(f"{path}: schema cannot be read: {first_line(exc)}") from None
     largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
@@ -152,8 +191,8 @@ def inspect_batch(paths: Sequence[Path]) -> list[ParquetInput]:
 
 
 def scan(source: ParquetInput) -> pl.LazyFrame:
-    """A lazy, streaming scan of one input file."""
-    return pl.scan_parquet(source.path)
+    """A lazy, streaming scan of one input file (that file: its name is not a pattern)."""
+    return pl.scan_parquet(source.path, glob=False)
 
 
 def locate_corruption(source: ParquetInput) -> InputError | None:

@@ -49,6 +49,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from filter.errors import InputError, first_line
+from filter.files import entry_kind, found_link, found_special, open_regular, read_regular
 from filter.resources import shipped_dir
 
 Framing = Literal["delimited", "single"]
@@ -140,7 +141,7 @@ def load_schema(
     )
     source = str(descriptor_set) if descriptor_set is not None else SHIPPED_SOURCE
     try:
-        files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
+        files = descriptor_pb2.FileDescriptorSet.FromString(read_regular(path))
     except OSError as exc:
         raise InputError(f"{path}: cannot read descriptor set: {exc.strerror or exc}") from None
     except DecodeError as exc:
@@ -202,15 +203,18 @@ def detect_key_value(descriptor: Descriptor, kv_field: str | None = None) -> Key
 
 
 def iter_frames(
-    path: Path, framing: Framing, *, start: int = 0, first_index: int = 0
+    path: Path, framing: Framing, *, start: int = 0, first_index: int = 0,
+    follow_links: bool = True,
 ) -> Iterator[Frame]:
     """The messages of one file: varint-delimited, or the whole file as one message.
 
     The file is memory-mapped, so a large stream costs page cache, not process memory.
     A delimited stream can be framed from byte `start`, where message `first_index` begins.
+    Only a regular file is read (`filter.files.open_regular`; ``follow_links=False``: not
+    through a symbolic link either).
     """
     try:
-        with path.open("rb") as fh:
+        with open_regular(path, follow_links=follow_links) as fh:
             size = os.fstat(fh.fileno()).st_size
             data: bytes | mmap.mmap = (
                 mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -253,8 +257,26 @@ def iter_directory(directory: Path) -> Iterator[tuple[Path, Frame]]:
 
 
 def dump_files(directory: Path) -> list[Path]:
-    """The message files of a topic dump, in the order they are read."""
-    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    """The message files of a topic dump, in the order they are read.
+
+    Hidden names and subdirectories are left out; a symbolic link (which could point at the
+    key file or anything else outside the dump) and a FIFO, device or socket are refused with
+    an `InputError`, before any file of the dump is read.
+    """
+    try:
+        entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        raise InputError(f"{directory}: cannot read directory: {exc.strerror or exc}") from None
+    files = []
+    for path in entries:
+        kind = entry_kind(path)
+        if kind == "link":
+            raise found_link(path, f"in topic dump {directory}")
+        if kind == "special":
+            raise found_special(path, f"in topic dump {directory}")
+        if kind == "file":
+            files.append(path)
+    return files
 
 
 def _read_varint(
@@ -508,12 +530,13 @@ def _dump_frames(
     """One message per file; its index is its position in the dump."""
     for ordinal, path in enumerate(files, start=first_index):
         try:
-            for frame in iter_frames(path, "single"):
+            for frame in iter_frames(path, "single", follow_links=False):
                 yield path, Frame(ordinal, frame.offset, frame.data)
         except _FramingError as exc:  # a file too large to be one message
             if on_bad is None:
                 raise
-            on_bad(BadRecord(path, ordinal, 0, exc.message, path.read_bytes()))
+            on_bad(BadRecord(path, ordinal, 0, exc.message,
+                             read_regular(path, follow_links=False)))
 
 
 def file_frames(
@@ -532,7 +555,7 @@ def file_frames(
     except _FramingError as exc:
         if on_bad is None:
             raise
-        with source.open("rb") as fh:
+        with open_regular(source) as fh:
             fh.seek(exc.offset)
             rest = fh.read()  # what cannot be framed: kept whole for the onshore quarantine
         on_bad(BadRecord(source, exc.index, exc.offset, exc.message, rest))

@@ -39,7 +39,7 @@ from filter.cli import vtx  # noqa: E402
 from filter.demo import sample_batch  # noqa: E402
 
 MINI_CATALOGUE = ROOT / "tests" / "data" / "mini-catalogue.toml"
-KEY = b"0123456789abcdef0123456789abcdef"
+KEY = b"824b886d0de2275fe19f856e9ec5b5a3"  # random hex: a key `check_key` accepts
 NATIVE = "native code wrote to stderr"
 
 
