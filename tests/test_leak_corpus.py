@@ -219,7 +219,31 @@ def assert_withheld(export_strings: list[str], onshore_strings: list[str]) -> No
 # --- Parquet inputs ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ["byte-copy", "reencode"])
+def run_split(source: Path, export: Path, onshore: Path, engine: str, tmp_path: Path) -> None:
+    """`filter.split` with the byte-copy or re-encoding engine, or `vtx split` (the CLI)."""
+    if engine.startswith("cli"):
+        key_file = tmp_path / "vtx.key"
+        key_file.write_bytes(KEY + b"\n")
+        args = [
+            "split",
+            str(source),
+            "--export",
+            str(export),
+            "--onshore",
+            str(onshore),
+            "--scenario",
+            "after-sales",
+            "--key-file",
+            str(key_file),
+            "-q",
+        ]
+        result = CliRunner().invoke(vtx, args + (["--reencode"] if "reencode" in engine else []))
+        assert result.exit_code == 0, result.output
+    else:
+        split(source, export, onshore, "after-sales", key=KEY, reencode=engine == "reencode")
+
+
+@pytest.mark.parametrize("engine", ["byte-copy", "reencode", "cli", "cli-reencode"])
 @pytest.mark.parametrize("kind", list(PARQUET_INPUTS))
 def test_planted_values_stay_out_of_the_parquet_export(
     kind: str, engine: str, tmp_path: Path
@@ -228,7 +252,7 @@ def test_planted_values_stay_out_of_the_parquet_export(
     PARQUET_INPUTS[kind](source)
     assert all(m.encode() in source.read_bytes() for m in MARKERS)  # planted, uncompressed
     export, onshore = tmp_path / "export", tmp_path / "onshore"
-    split(source, export, onshore, "after-sales", key=KEY, reencode=engine == "reencode")
+    run_split(source, export, onshore, engine, tmp_path)
     assert leaked_bytes(export, tmp_path) == {}
     assert_withheld(parquet_strings(export), parquet_strings(onshore))
 
