@@ -441,8 +441,11 @@ class _PartAssembler:
                 continue
             for leaf in helper.layout.columns[column.source].leaves:
                 start, length = helper.group.ranges[leaf]
-                chunks.append(self._append(helper.group.chunks[leaf],
-                                           memoryview(helper.data)[start:start + length], start))
+                chunk = self._append(helper.group.chunks[leaf],
+                                     memoryview(helper.data)[start:start + length], start)
+                if column.source != column.name:
+                    _rename_path(chunk, column.name)
+                chunks.append(chunk)
         # Kept encoded: as objects, a 200-row-group file's entries took some 60 MB.
         entry = row_group_entry(chunks, group.rows, len(self.row_groups))
         self.row_groups.append(thrift.encode(entry))
@@ -479,6 +482,16 @@ class _PartAssembler:
     def record(self) -> FileRecord:
         """The finished part file's record."""
         return FileRecord(self.part.path, self.rows, self.part.size, self.part.sha256)
+
+
+def _rename_path(chunk: thrift.Struct, name: str) -> None:
+    """Give the relocated `chunk` (its ColumnMetaData a copy) the output's top-level `name` in
+    its path_in_schema: the in-memory file's internal name would leave the footer's paths
+    naming no column of its schema, which Spark refuses and fastparquet reads as nulls."""
+    meta = chunk[3].value
+    path = meta[3].value
+    meta[3] = thrift.Field(thrift.LIST, thrift.ThriftList(path.element, [
+        name.encode(), *path.items[1:]]))
 
 
 def _decode_leaves(
