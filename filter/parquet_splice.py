@@ -73,7 +73,7 @@ from filter.parquet_layout import (
     row_group_entry,
 )
 from filter.parquet_metadata import polars_arrow_schema
-from filter.parquet_pages import CODECS, dictionary_values
+from filter.parquet_pages import CODECS, bad_checksum, dictionary_values
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan
 from filter.prefetch import prefetched
@@ -437,7 +437,9 @@ class _PartAssembler:
                             f"{self.layout.source}: row group {group.index}, column "
                             f"{column.name!r}: the footer reads as two places for one column "
                             "chunk; it is malformed")
-                    chunks.append(self._copy(input_fd, group.chunks[leaf], start, length))
+                    chunks.append(self._copy(input_fd, group.chunks[leaf], start, length,
+                                             f"row group {group.index}, column "
+                                             f"{column.name!r}"))
                 continue
             for leaf in helper.layout.columns[column.source].leaves:
                 start, length = helper.group.ranges[leaf]
@@ -451,11 +453,18 @@ class _PartAssembler:
         self.row_groups.append(thrift.encode(entry))
         self.rows += group.rows
 
-    def _copy(self, fd: int, chunk: thrift.Struct, start: int, length: int) -> thrift.Struct:
+    def _copy(
+        self, fd: int, chunk: thrift.Struct, start: int, length: int, where: str
+    ) -> thrift.Struct:
+        """Copy the input's chunk at `start` (`where` names it), once its page CRCs pass."""
         if len(self._buffer) < length:
             self._buffer = bytearray(length)
         view = memoryview(self._buffer)[:length]
         _read_into(fd, view, start, self.layout.source)
+        bad = bad_checksum(view)
+        if bad is not None:
+            raise InputError(f"{self.layout.source}: {where}: {bad} does not match its "
+                             "checksum; the file is corrupt")
         return self._append(chunk, view, start)
 
     def _append(self, chunk: thrift.Struct, data: memoryview, start: int) -> thrift.Struct:
