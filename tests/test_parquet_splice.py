@@ -536,7 +536,7 @@ ENCODINGS = {
 def _split_cli(source: Path, tmp_path: Path, *extra: str) -> Any:
     """`vtx split` of `source`, as issue 23 ran it: the shipped catalogue, after-sales."""
     key_file = tmp_path / "K"
-    key_file.write_text("ab" * 32)
+    key_file.write_bytes(KEY)
     return CliRunner().invoke(vtx, [
         "split", str(source), "--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o"),
         "--scenario", "after-sales", "--key-file", str(key_file), "--quiet", *extra])
