@@ -100,8 +100,11 @@ def bad_checksum(chunk: bytes | memoryview) -> str | None:
             return None
         crc = header.get(_CRC)
         if crc is not None and zlib.crc32(data[body:end]) != crc.value & 0xFFFFFFFF:
-            what = {_DICTIONARY_PAGE: "dictionary page", _DATA_PAGE: "data page",
-                    _DATA_PAGE_V2: "data page"}.get(kind, "page")
+            what = {
+                _DICTIONARY_PAGE: "dictionary page",
+                _DATA_PAGE: "data page",
+                _DATA_PAGE_V2: "data page",
+            }.get(kind, "page")
             return f"the {what} at byte {pos} of the chunk"
         pos = end
     return None
