@@ -5,7 +5,8 @@ and values for every part file, whether its columns were copied as the input enc
 encoded anew. What is normalised, and only that: values become Python objects (fastparquet
 gives pandas/numpy ones), a missing value is None (fastparquet gives NaN or NaT for floats and
 timestamps), and a timestamp is a naive `datetime` (readers differ in unit and time zone
-wrapping; the instants compared are the same).
+wrapping, and PySpark gives an instant in the local zone: the instants compared are the
+same, as naive UTC times).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,9 @@ def spark() -> Any:
         .config("spark.driver.memory", "512m")
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.sql.session.timeZone", "UTC")
+        # Naive timestamps (isAdjustedToUTC=false) as TIMESTAMP_NTZ, which PySpark returns as
+        # they are, not shifted to the Python process's local zone.
+        .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
         .getOrCreate()
     )
     yield session
@@ -210,14 +214,18 @@ def test_spark_reads_the_parts_as_pyarrow_does(
     for part in files:
         expected = read_pyarrow(part)
         frame = spark.read.parquet(str(part))
-        rows = [list(r) for r in frame.collect()]
+        # PySpark gives an instant (TIMESTAMP, isAdjustedToUTC=true) as a naive local time
+        zoned = [type(f.dataType).__name__ == "TimestampType" for f in frame.schema.fields]
+        rows = [[_spark(v, z) for v, z in zip(r, zoned, strict=True)] for r in frame.collect()]
         assert frame.columns == list(expected), part
-        assert _columns(frame.columns, [[_spark(v) for v in r] for r in rows]) == expected, part
+        assert _columns(frame.columns, rows) == expected, part
 
 
-def _spark(value: Any) -> Any:
+def _spark(value: Any, zoned: bool = False) -> Any:
     """A Spark Row value as pyarrow's to_pylist gives it: nested rows as dicts, bytes from
-    bytearray."""
+    bytearray, an instant (`zoned`, given in the local zone) as its UTC time."""
+    if zoned and isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
     if hasattr(value, "asDict"):
         return {k: _spark(v) for k, v in value.asDict().items()}
     if isinstance(value, list):
