@@ -461,10 +461,7 @@ class _PartAssembler:
             self._buffer = bytearray(length)
         view = memoryview(self._buffer)[:length]
         _read_into(fd, view, start, self.layout.source)
-        bad = bad_checksum(view)
-        if bad is not None:
-            raise InputError(f"{self.layout.source}: {where}: {bad} does not match its "
-                             "checksum; the file is corrupt")
+        _check_pages(view, self.layout.source, where)
         return self._append(chunk, view, start)
 
     def _append(self, chunk: thrift.Struct, data: memoryview, start: int) -> thrift.Struct:
@@ -491,6 +488,14 @@ class _PartAssembler:
     def record(self) -> FileRecord:
         """The finished part file's record."""
         return FileRecord(self.part.path, self.rows, self.part.size, self.part.sha256)
+
+
+def _check_pages(chunk: memoryview, source: str, where: str) -> None:
+    """Raise InputError if a page of `chunk` (`where` in `source`) fails its CRC."""
+    bad = bad_checksum(chunk)
+    if bad is not None:
+        raise InputError(f"{source}: {where}: {bad} does not match its checksum; the file is "
+                         "corrupt")
 
 
 def _rename_path(chunk: thrift.Struct, name: str) -> None:
@@ -547,6 +552,7 @@ class _Columns:
 
     leaves: tuple[int, ...]  # their leaf columns, in file order
     footer: FooterParts  # their schema, for the footers of such files
+    names: tuple[str, ...]  # the top-level column of each leaf, for messages
 
     @classmethod
     def of(cls, columns: list[str], plan: ExportPlan, layout: ParquetLayout) -> _Columns:
@@ -555,7 +561,8 @@ class _Columns:
         # does.
         arrow = polars_arrow_schema(pl.Schema({c: plan.schema[c] for c in columns}))
         return cls(tuple(leaf for n in nodes for leaf in n.leaves),
-                   footer_parts(layout.version, nodes, arrow, VTX_WRITER, []))
+                   footer_parts(layout.version, nodes, arrow, VTX_WRITER, []),
+                   tuple(c for c, n in zip(columns, nodes, strict=True) for _ in n.leaves))
 
 
 class _ChunkFiles:
@@ -578,16 +585,16 @@ class _ChunkFiles:
         """A Parquet file of the chunks of `columns` in `groups`: their bytes, and a footer
         that says where they are and nothing a reader could answer from without decoding
         them (no statistics)."""
-        placed = []  # (start in the input, length, start in the file)
+        placed = []  # (start in the input, length, start in the file, what it is)
         entries = []
         where = len(MAGIC)
         for ordinal, group in enumerate(groups):
             chunks = []
-            for leaf in columns.leaves:
+            for leaf, name in zip(columns.leaves, columns.names, strict=True):
                 start, length = group.ranges[leaf]
                 chunks.append(relocated_chunk(group.chunks[leaf], start, where,
                                               pages_only=True))
-                placed.append((start, length, where))
+                placed.append((start, length, where, f"row group {group.index}, column {name!r}"))
                 where += length
             entries.append(row_group_entry(chunks, group.rows, ordinal))
         tail = columns.footer.footer(entries, sum(g.rows for g in groups))
@@ -596,8 +603,11 @@ class _ChunkFiles:
             self._buffer = bytearray(size)
         with memoryview(self._buffer) as view:
             view[:len(MAGIC)] = MAGIC
-            for start, length, at in placed:
+            for start, length, at, what in placed:
                 _read_into(self._fd, view[at:at + length], start, self._source)
+                # Polars does not check page CRCs: a damaged page that decodes would reach a
+                # computed column (a token from a damaged VIN) unnoticed.
+                _check_pages(view[at:at + length], self._source, what)
             view[where:size] = tail
             return bytes(view[:size])
 

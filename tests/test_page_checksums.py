@@ -36,9 +36,11 @@ TABLE = pa.table(
 )
 
 
-def write_with_crcs(path: Path, compression: str = "none", version: str = "1.0") -> Path:
+def write_with_crcs(
+    path: Path, compression: str = "none", version: str = "1.0", table: pa.Table = TABLE
+) -> Path:
     pq.write_table(
-        TABLE,
+        table,
         path,
         write_page_checksum=True,
         compression=compression,
@@ -87,7 +89,16 @@ def flip_last_byte_of_first_page(path: Path, column: str, group: int) -> int:
     return start
 
 
-@pytest.mark.parametrize(("column", "page"), [(DISTANCE, "data page"), (NOTES, "dictionary page")])
+#: Copied into the export; copied onshore; read to compute the token (never copied).
+DAMAGED = [
+    (DISTANCE, "data page"),
+    (NOTES, "dictionary page"),
+    ("Vehicle.Speed", "data page"),
+    ("vin", "dictionary page"),
+]
+
+
+@pytest.mark.parametrize(("column", "page"), DAMAGED)
 def test_a_page_that_fails_its_checksum_fails_the_run(
     tmp_path: Path, column: str, page: str
 ) -> None:
@@ -128,3 +139,18 @@ def test_an_intact_input_with_checksums_splits_and_keeps_them_valid(
     exported = pq.read_table(export, page_checksum_verification=True)
     assert exported[NOTES].to_pylist() == TABLE[NOTES].to_pylist()
     assert exported[DISTANCE].to_pylist() == TABLE[DISTANCE].to_pylist()
+
+
+def test_a_column_read_to_be_computed_has_its_checksums_checked(tmp_path: Path) -> None:
+    """Notes holding a mobile number are computed anew on both sides, never copied: their
+    pages reach the outputs only through Polars' decode, which checks no CRC."""
+    notes = pa.array(["brake pads ok", "call 13812345678"] * 4)
+    source = write_with_crcs(tmp_path / "in.parquet", table=TABLE.set_column(2, NOTES, notes))
+    flip_last_byte_of_first_page(source, NOTES, 1)
+    result = cli_split(source, tmp_path)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"vtx: error: {source}: row group 1, column {NOTES!r}: the dictionary page at byte 0 "
+        "of the chunk does not match its checksum; the file is corrupt"
+    ]
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
