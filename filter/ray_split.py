@@ -80,7 +80,7 @@ from filter.protobuf_split import (
     source_digest,
     write_batch,
 )
-from filter.pseudonym import token_mapping
+from filter.pseudonym import TokenMapping, token_mapping
 from filter.readers import protobuf as pb
 from filter.readers.parquet import (
     ParquetInput,
@@ -775,7 +775,7 @@ def _skip(record: pb.BadRecord) -> None:
 
 def _split_unit(
     batch: pa.Table, *, proto: _ProtoType, batch_size: int, export_plan: ExportPlan,
-    catalogue: Catalogue, scenario: str, namespace: str, tokens: dict[str, str],
+    catalogue: Catalogue, scenario: str, namespace: str, tokens: TokenMapping,
     on_bad_record: OnBadRecord, export_dir: str, onshore_dir: str,
 ) -> pa.Table:
     """Second pass: split one unit into a pair of part files per batch, keeping bad records

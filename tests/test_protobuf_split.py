@@ -219,7 +219,7 @@ def test_verify_checks_key_value_outputs(payload, tmp_path: Path) -> None:
     manifest_path.write_text(json.dumps(manifest))
     failures = "\n".join(str(f) for f in verify_output(tmp_path / "e", tmp_path / "o").failures)
     assert "entries of 'fleet.Location'" in failures
-    assert "are on both sides" in failures
+    assert "are out of place" in failures
 
 
 def test_verify_passes_plain_protobuf_outputs(tmp_path: Path) -> None:
@@ -267,3 +267,48 @@ def test_explain_a_message_type() -> None:
     assert fields["unknown_fields"]["destination"] == "onshore"
     none = runner.invoke(vtx, ["explain", "--scenario", "after-sales"])
     assert none.exit_code == 2 and "--message" in none.stderr
+
+
+def _cli_split(stream: Path, out: Path, *extra: str) -> tuple[int, str]:
+    key_file = out.parent / "key"
+    key_file.write_bytes(KEY)
+    result = CliRunner().invoke(vtx, [
+        "split", str(stream), "--export", str(out / "e"), "--onshore", str(out / "o"),
+        "--scenario", "after-sales", "--key-file", str(key_file), "--descriptor-set",
+        str(TEST_SET), "--message", "testfleet.Payload", *extra])
+    return result.exit_code, result.stderr
+
+
+def test_export_numbers_entries_densely_and_onshore_maps_them(payload, tmp_path: Path) -> None:
+    from filter.reconstruct import reconstruct_entries
+
+    first = payload.message_class.FromString(make_payload(payload))  # 21 8 10 64 999
+    first.data.add(key=5).value.double_value = 48_211.5  # Odometer: exported, after a gap
+    second = payload.message_class.FromString(make_payload(payload, "LSV2"))
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(first.SerializeToString(), second.SerializeToString()))
+    assert _cli_split(stream, tmp_path / "out") == (0, "")
+    export = pl.read_parquet(tmp_path / "out" / "e" / "*.parquet")
+    onshore = pl.read_parquet(tmp_path / "out" / "o" / "*.parquet")
+    assert export.select("message_index", "entry_index", "key").rows() == [
+        (0, 0, "Soc"), (0, 1, "Odometer"), (1, 0, "Soc")]  # no gap shows the withheld
+    assert onshore.filter(pl.col("message_index") == 0).select(
+        "entry_index", "exported_before").rows() == [(0, 0), (2, 1), (3, 1), (4, 1)]
+    merged = reconstruct_entries(export, onshore)
+    rows = pl.concat([b.rows for b in pb.iter_batches(payload, stream, "delimited")])
+    assert merged.select("message_index", "entry_index", "key").equals(
+        rows.select("message_index", "entry_index", "key"))
+    verified = CliRunner().invoke(vtx, ["verify", str(tmp_path / "out" / "e"), "--onshore",
+                                        str(tmp_path / "out" / "o")])
+    assert verified.exit_code == 0, verified.stderr
+    # The export renumbered as the input had it (gaps where withheld entries were) is caught.
+    part = tmp_path / "out" / "e" / "part-00000-00000.parquet"
+    export.with_columns(pl.Series("entry_index", [1, 5, 1])).write_parquet(part)
+    manifest_path = tmp_path / "out" / "e" / "_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    data = part.read_bytes()
+    manifest["files"][0].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    manifest_path.write_text(json.dumps(manifest))
+    verified = CliRunner().invoke(vtx, ["verify", str(tmp_path / "out" / "e"), "--onshore",
+                                        str(tmp_path / "out" / "o")])
+    assert verified.exit_code == 3 and "are out of place" in verified.stderr

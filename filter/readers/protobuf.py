@@ -35,7 +35,7 @@ import difflib
 import functools
 import mmap
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -390,17 +390,20 @@ class DecodedRows(Protocol):
 
     def routing(self) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def positions(self) -> np.ndarray: ...
+
     def strings(self) -> tuple[np.ndarray, pl.Series]: ...
 
     def envelopes(self) -> pl.DataFrame: ...
 
     def rows(
         self, select: np.ndarray | None = None, messages: pl.DataFrame | None = None, *,
-        coded: bool = False,
+        coded: bool = False, entry_columns: Mapping[str, np.ndarray] | None = None,
     ) -> pl.DataFrame: ...
 
     def encoded(
-        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema
+        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema, *,
+        entry_columns: Mapping[str, np.ndarray] | None = None,
     ) -> bytes | None: ...
 
 
