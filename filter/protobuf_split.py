@@ -50,7 +50,7 @@ from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import mapped_ahead, prefetched
-from filter.pseudonym import token_mapping
+from filter.pseudonym import TokenMapping, token_mapping
 from filter.readers import protobuf as pb
 from filter.splitter import (
     ProgressCallback,
@@ -186,7 +186,7 @@ def split_protobuf(
             export_files.append(export_file)
             onshore_files.append(onshore_file)
 
-        tokens: dict[str, str] = {}
+        tokens: TokenMapping = {}
         verdicts = StringVerdicts()  # the detectors' verdicts on key/value string values
         streams = output_format == "protobuf"
         write, suffix = (write_stream_batch, pbw.PART_SUFFIX) if streams else (
@@ -200,7 +200,7 @@ def split_protobuf(
 
             def tokened(
                 batches: Iterable[pb.Batch],
-            ) -> Iterator[tuple[pb.Batch, dict[str, str]]]:
+            ) -> Iterator[tuple[pb.Batch, TokenMapping]]:
                 """Batches with the tokens of their VINs, in order (each VIN is hashed once
                 per run)."""
                 for batch in batches:
@@ -209,8 +209,8 @@ def split_protobuf(
                     yield batch, dict(tokens)  # this batch's view: the next one may add to it
 
             def queried(
-                item: tuple[pb.Batch, dict[str, str]],
-            ) -> tuple[pb.Batch, dict[str, str], KeyValueQueries | None]:
+                item: tuple[pb.Batch, TokenMapping],
+            ) -> tuple[pb.Batch, TokenMapping, KeyValueQueries | None]:
                 batch, known = item
                 queries = batch_queries(schema, batch, cat, scenario, namespace, known,
                                         rows=not streams, verdicts=verdicts)
@@ -222,7 +222,7 @@ def split_protobuf(
 
             def prepared(
                 source: Path = source, batches: Iterable[pb.Batch] = batches
-            ) -> Iterator[tuple[pb.Batch, dict[str, str], KeyValueQueries | None]]:
+            ) -> Iterator[tuple[pb.Batch, TokenMapping, KeyValueQueries | None]]:
                 """Batches with their tokens and queries: built ahead, in the read-ahead
                 thread, while the previous batch is written. For Parquet output a thread of
                 its own decodes the next batch, and the next batch's queries (its two sides
@@ -329,7 +329,7 @@ def write_batch(
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
-    tokens: dict[str, str],
+    tokens: TokenMapping,
     tally: Tally,
     export_path: Path,
     onshore_path: Path,
@@ -381,7 +381,7 @@ def write_stream_batch(
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
-    tokens: dict[str, str],
+    tokens: TokenMapping,
     tally: Tally,
     export_path: Path,
     onshore_path: Path,
@@ -418,7 +418,8 @@ def write_stream_batch(
         chosen = (positions["message_index"].to_numpy(), positions["entry_index"].to_numpy())
     _tally_entries(tally, counts, detections)
     export_held, onshore_held = _HeldWrites(), _HeldWrites()
-    pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_held, onshore_held)
+    pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_held, onshore_held,
+                                decoded=batch.entries if queries.exported is not None else None)
     job = functools.partial(_write_streams, export_path, onshore_path, messages, lambda e, o: (
         export_held.replay(e), onshore_held.replay(o)))
     return job() if writer is None else writer.submit(job)
@@ -519,7 +520,7 @@ def batch_queries(
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
-    tokens: dict[str, str],
+    tokens: TokenMapping,
     *,
     rows: bool = True,
     verdicts: StringVerdicts | None = None,
