@@ -242,6 +242,7 @@ def split_protobuf(
                     export_stage.staging / name, onshore_stage.staging / name, queries=queries,
                     **({"writer": writer} if streams else {}),
                 ))
+                check_unknown(tally, on_unknown, namespace, cat.id)  # stop at the first batch
                 # At most one batch waits to be written: memory stays bounded.
                 while len(pairs) > 1:
                     take(pairs.popleft())
@@ -268,6 +269,25 @@ def split_protobuf(
     )
 
 
+def check_unknown(tally: Tally, on_unknown: OnUnknown, namespace: str, catalogue_id: str) -> None:
+    """Under ``on_unknown="fail"``, raise `UnclassifiedFieldsError` for what the data held so
+    far that no rule can classify: key numbers the descriptor's key enum lacks (each as
+    ``<namespace>.<number>``), and fields the descriptor does not know (the entries or
+    messages that carry them, counted), as the Parquet path stops on an unclassified column.
+    (Names of the key enum and plain fields are checked before any data, by `protobuf_plan`.)
+    """
+    if on_unknown != "fail":
+        return
+    unknown = sorted((f"{namespace}.{k}" for k in tally.keys if k.lstrip("-").isdigit()),
+                     key=lambda path: int(path.rsplit(".", 1)[1]))
+    carrying = tally.entries["unknown_fields"]
+    if carrying:
+        unknown.append(f"{pb.UNKNOWN_FIELDS} (fields the descriptor does not know, in "
+                       f"{carrying} entr(ies) or message(s))")
+    if unknown:
+        raise UnclassifiedFieldsError(unknown, catalogue_id)
+
+
 def protobuf_plan(
     schema: pb.ProtoSchema,
     catalogue: Catalogue,
@@ -279,8 +299,8 @@ def protobuf_plan(
     """The plan of the rows: per column for plain messages, the key columns for key/value.
 
     Under ``on_unknown="fail"`` the fields that no rule classifies (plain: columns; key/value:
-    the names of the key enum) stop the run. Fields the descriptor does not know can only be
-    found in the data: they are withheld, never a reason to stop.
+    the names of the key enum) stop the run. Key numbers and fields the descriptor does not
+    know can only be found in the data: `check_unknown` stops the run on them.
     """
     if schema.key_value is None:
         decided = plan(pb.polars_schema(schema), catalogue, scenario, origin=origin)
@@ -347,6 +367,7 @@ def write_batch(
                 batch.rows.lazy(), export_plan, Lookups(tokens, {}), export_path, onshore_path
             )
             tally.detections.update(counts)
+            _tally_unknown_messages(tally, batch.rows)
             return export_file, onshore_file
         if queries is None:
             queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens)
@@ -401,6 +422,7 @@ def write_stream_batch(
     keys = stream_keys(schema, export_plan, catalogue, scenario)
     if schema.key_value is None:
         detected = _plain_detections(batch.rows, raw, export_plan, tally)
+        _tally_unknown_messages(tally, batch.rows)
         return _write_streams(export_path, onshore_path, messages, lambda e, o: (
             pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys, e, o)))
     if queries is None:
@@ -505,6 +527,12 @@ def _plain_detections(
         per = rows[where].select(detector_counts(*export_plan.leaf(d), d.path))
         tally.detections.update({k: v for k, v in per.row(0, named=True).items() if v})
     return found
+
+
+def _tally_unknown_messages(tally: Tally, rows: pl.DataFrame) -> None:
+    """Plain messages: how many carry fields the descriptor does not know (for
+    `check_unknown`; the manifests count entries of key/value input only)."""
+    tally.entries["unknown_fields"] += rows.height - rows[pb.UNKNOWN_FIELDS].null_count()
 
 
 def _tally_entries(tally: Tally, counts: pl.DataFrame, detections: pl.DataFrame) -> None:

@@ -70,6 +70,7 @@ from filter.plan import ExportPlan, OnUnknown, plan
 from filter.protobuf_split import (
     OnBadRecord,
     Tally,
+    check_unknown,
     guarded_batches,
     manifest_extra,
     manifest_plan,
@@ -678,6 +679,7 @@ def split_ray_protobuf(
             FileRecord(s, tally.messages[s], source_bytes(s), digest)
             for s, digest in zip(sources, digests, strict=True)
         ]
+        check_unknown(tally, on_unknown, namespace, cat.id)
         reconcile_outputs(schema, tally, export_files, onshore_files)
         decided = manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
         extra = manifest_extra(schema, message, framing, namespace, tally)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -312,3 +313,45 @@ def test_export_numbers_entries_densely_and_onshore_maps_them(payload, tmp_path:
     verified = CliRunner().invoke(vtx, ["verify", str(tmp_path / "out" / "e"), "--onshore",
                                         str(tmp_path / "out" / "o")])
     assert verified.exit_code == 3 and "are out of place" in verified.stderr
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
+def test_on_unknown_fail_stops_on_what_the_data_holds(payload, tmp_path, output_format) -> None:
+    """A key number the descriptor's enum lacks, or a field it does not know (in an entry, in
+    an envelope, in a plain message), is unclassified: under --on-unknown fail, exit 1 naming
+    it, nothing published; withheld (exit 0) without."""
+    known = payload.message_class(vin="LSV1")
+    known.created_at.seconds = 1_790_000_000
+    known.data.add(key=8).value.double_value = 80.5
+    newer_key = make_payload(payload)  # holds key 999
+    datum = payload.message_class().data.add(key=8)
+    datum.value.double_value = 1.0
+    odd = datum.SerializeToString() + b"\x48\x01"  # an entry with a field 9 the schema lacks
+    odd_entry = known.SerializeToString() + b"\x0a" + bytes([len(odd)]) + odd
+    odd_envelope = known.SerializeToString() + b"\xa8\x06\x01"  # envelope field 101
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    plain = record.message_class(vin="LSV1").SerializeToString() + b"\xa8\x06\x01"
+    cases = [("key", [newer_key], "testfleet.Payload", r"fleet\.999"),
+             ("entry", [odd_entry], "testfleet.Payload", "unknown_fields"),
+             ("envelope", [odd_envelope], "testfleet.Payload", "unknown_fields"),
+             ("plain", [plain], "vtx.telemetry.v1.Record", "unknown_fields")]
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY)
+    for name, messages, message, named in cases:
+        stream = tmp_path / f"{name}.bin"
+        stream.write_bytes(delimited(known.SerializeToString(), *messages)
+                           if message == "testfleet.Payload" else delimited(*messages))
+        out = tmp_path / name
+        args = ["split", str(stream), "--export", str(out / "e"), "--onshore", str(out / "o"),
+                "--scenario", "after-sales", "--key-file", str(key_file), "--message", message,
+                "--output-format", output_format]
+        if message == "testfleet.Payload":
+            args += ["--descriptor-set", str(TEST_SET)]
+        failed = CliRunner().invoke(vtx, [*args, "--on-unknown", "fail"])
+        assert failed.exit_code == 1, (name, failed.output)
+        assert failed.stderr.startswith("vtx: error: ") and "not classified" in failed.stderr
+        assert re.search(named, failed.stderr), (name, failed.stderr)
+        assert not (out / "e").exists() and not (out / "o").exists()
+        assert not out.exists() or not list(out.iterdir())  # no staging left either
+        withheld = CliRunner().invoke(vtx, args)
+        assert withheld.exit_code == 0, (name, withheld.output)
