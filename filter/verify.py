@@ -46,6 +46,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
+from google.protobuf.descriptor import Descriptor
 
 from filter.catalogue import Catalogue
 from filter.detectors import detector_hits, is_scannable
@@ -409,6 +410,7 @@ def _check_plain_stream(
 ) -> list[Failure]:
     """Plain protobuf export: every leaf the scenario does not export is unset everywhere."""
     failures: list[Failure] = []
+    defaults = _enum_defaults(_stream_reader(export.directory.absolute())[0].descriptor)
     for name, schema in schemas.items():
         part = export.directory / name
         sent: list[pl.Expr] = []
@@ -418,7 +420,10 @@ def _check_plain_stream(
             for path, expr, leaf in _leaves(column, dtype):
                 if column == UNKNOWN_FIELDS or decide_path(cat, scenario, path).destination \
                         != "export":
-                    sent.append(_is_set(expr, leaf).sum().alias(path))
+                    held = _is_set(expr, leaf)
+                    if path in defaults:  # an enum not sent reads as its default's name
+                        held = held & (expr != defaults[path])
+                    sent.append(held.sum().alias(path))
         if not sent:
             continue
         try:
@@ -429,6 +434,23 @@ def _check_plain_stream(
         failures += [Failure(f"{part}: field {path!r}", f"set in {count} message(s) but not "
                              "allowed in the export") for path, count in row.items() if count]
     return failures
+
+
+def _enum_defaults(descriptor: Descriptor, prefix: str = "", depth: int = 0) -> dict[str, str]:
+    """The name of the default value of every single enum leaf of a message type, by the
+    dotted path of JSON names its decoded column has (messages walked, lists not)."""
+    found: dict[str, str] = {}
+    for member in descriptor.fields:
+        path = f"{prefix}{member.json_name}"
+        if member.is_repeated:
+            continue
+        if member.enum_type is not None:
+            value = member.enum_type.values_by_number.get(member.default_value)
+            if value is not None:
+                found[path] = value.name
+        elif member.message_type is not None and depth < pb.MAX_DEPTH:
+            found.update(_enum_defaults(member.message_type, f"{path}.", depth + 1))
+    return found
 
 
 def _is_set(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
