@@ -527,3 +527,46 @@ def test_plain_export_is_built_from_the_exported_fields_only(tmp_path: Path) -> 
     (onshore,) = read_stream(record, tmp_path / "o")
     assert onshore.vehicle.current_location.latitude == _LATITUDE
     assert _PLANTED_TEXT.encode() in (tmp_path / "o" / "part-00000-00000.pb").read_bytes()
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
+def test_entries_with_declared_fields_no_column_holds_stay_onshore(tmp_path, output_format):
+    """A schema whose entries (or values) declare fields beside the key and the value's oneof:
+    no row column holds them, so an entry that sets one is kept whole onshore, never exported
+    (and never lost)."""
+    from google.protobuf import descriptor_pb2
+
+    files = descriptor_pb2.FileDescriptorSet.FromString(TEST_SET.read_bytes())
+    (test_file,) = [f for f in files.file if f.package == "testfleet"]
+    types = {m.name: m for m in test_file.message_type}
+    text = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+    optional = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+    types["Datum"].field.add(name="note", number=3, type=text, label=optional, json_name="note")
+    types["Value"].field.add(name="comment", number=50, type=text, label=optional,
+                             json_name="comment")
+    extended = tmp_path / "extended.binpb"
+    extended.write_bytes(files.SerializeToString())
+    schema = pb.load_schema(extended, "testfleet.Payload")
+    msg = schema.message_class(vin="LSV1")
+    msg.created_at.seconds = 1_790_000_000
+    msg.data.add(key=8, note=_PLANTED_TEXT).value.double_value = 80.5  # Soc, noted
+    msg.data.add(key=5).value.comment = _PLANTED_TEXT  # Odometer, a comment beside no member
+    msg.data.add(key=8).value.double_value = 12.5  # Soc alone: exported
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(msg.SerializeToString()))
+    result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message=schema.name, descriptor_set=extended,
+                            output_format=output_format)
+    assert result.export_manifest["entries"]["exported"] == 1
+    assert result.export_manifest["entries"]["unknown_fields"] == 2
+    for path in (tmp_path / "e").iterdir():
+        assert _PLANTED_TEXT.encode() not in path.read_bytes()
+    onshore = b"".join(p.read_bytes() for p in (tmp_path / "o").glob("part-*"))
+    if output_format == "protobuf":
+        (kept,) = read_stream(schema, tmp_path / "o")
+        assert [d.note for d in kept.data] == [_PLANTED_TEXT, ""]
+        assert kept.data[1].value.comment == _PLANTED_TEXT
+    else:
+        kept = pl.read_parquet(tmp_path / "o" / "*.parquet")["unknown_fields"].drop_nulls()
+        assert kept.len() == 2 and _PLANTED_TEXT.encode() in kept[0] + kept[1]
+    assert onshore
