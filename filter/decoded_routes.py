@@ -2,7 +2,8 @@
 
 In: the compiled decoder's per-entry arrays (key numbers, oneof member positions, detector
 hits) and the table of what the scenario exports per key and member.
-Out: the tally of key numbers, and per entry whether it is exported: one pass each over a
+Out: the tally of key numbers, per entry whether it is exported, and per entry how many of
+its message's entries before it are exported (the export's dense numbering): one pass each over a
 batch's million entries, instead of NumPy's several passes and temporaries.
 May fail: nothing (the caller's arrays are in range by construction).
 
@@ -39,3 +40,17 @@ def chosen_entries(rows, low, member, table, detected):  # pragma: no cover - co
     for e in range(len(rows)):
         chosen[e] = table[rows[e] - low, member[e] + 1] and not detected[e]
     return chosen
+
+
+@kernel()
+def chosen_before(positions, chosen):  # pragma: no cover - compiled
+    """Per entry, how many entries of its message before it are `chosen`; `positions` are
+    the entries' places in their messages (0 starts a message), in message order."""
+    before = np.empty(len(positions), np.int64)
+    count = 0
+    for e in range(len(positions)):
+        if positions[e] == 0:
+            count = 0
+        before[e] = count
+        count += chosen[e]
+    return before

@@ -30,7 +30,7 @@ import polars as pl
 from filter.catalogue import Action
 from filter.detectors import BatchVins, any_hit, as_strings, detector_hits, string_screen
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan, FieldDecision
-from filter.pseudonym import token_expr
+from filter.pseudonym import TokenMapping, token_expr
 from filter.value_tables import ValueTable, export_dtype, table_hits
 
 #: Separates the field path from the detector name in the names of hit-count columns.
@@ -45,7 +45,7 @@ _TOKEN = "__vtx_token"
 class Lookups:
     """What the split looks up by distinct value, computed once per batch."""
 
-    tokens: dict[str, str]  # VIN -> vehicle token
+    tokens: TokenMapping  # VIN -> vehicle token (None: no token)
     tables: dict[str, ValueTable]  # field path -> detector verdicts of its distinct values
 
     @functools.cached_property

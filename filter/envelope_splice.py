@@ -1,13 +1,16 @@
 """Key/value envelopes spliced as bytes: the compiled half of `filter.protobuf_writer`.
 
 In: a buffer holding a batch's messages (spans), which entries the split exported (one flag
-per entry, in message order), the token bytes of each message's VIN, and, when the export's
-timestamp is coarsened, each message's coarsened timestamp (the caller truncates them with
-Polars, as the Parquet path does).
+per entry, in message order) and those entries encoded anew (`encode_entries` from the
+compiled decoder's arrays, or the protobuf runtime's), the token bytes of each message's VIN,
+and each message's timestamp (coarsened where the catalogue says so: the caller truncates
+them with Polars, as the Parquet path does).
 Out: both delimited streams, written into preallocated byte arrays: per message, an export
-message (the token in the VIN's field, the timestamp, the flagged entries as they came) and an
-onshore message (every other field as it came). Imported only
-when protobuf output is written, so that other runs do not load numba.
+message (the token in the VIN's field, the timestamp written anew, the exported entries as
+encoded anew) and an onshore message (every other field as it came). The export never copies
+an input byte: what a parser would skip or overwrite (an earlier copy of a field, a oneof
+member replaced by a later one, a field the descriptor does not know) cannot ride along.
+Imported only when protobuf output is written, so that other runs do not load numba.
 May fail: nothing; `envelope_layout` reports messages that do not frame at the top level (the
 caller refuses them before splicing).
 """
@@ -17,6 +20,21 @@ from __future__ import annotations
 import numpy as np
 
 from filter.jit import kernel
+from filter.readers.kv_decoder import (
+    K_BOOL,
+    K_DOUBLE,
+    K_FIXED32,
+    K_FIXED64,
+    K_FLOAT,
+    K_MESSAGE,
+    K_SFIXED32,
+    K_SFIXED64,
+    K_SINT32,
+    K_SINT64,
+    K_STRING,
+    float32_bits,
+    float64_bits,
+)
 from filter.wire import load_u8, put_varint, skip, store_u8, varint, varint_size
 
 
@@ -122,10 +140,13 @@ def _timestamp_size(seconds, nanos):
 
 @kernel()
 def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number, flags, base,
-                   token_bytes, coarse, timed, seconds, nanos, export_out, onshore_out):
-    """Both delimited streams: per message, the export (token, timestamp, flagged entries)
-    and the onshore message (everything else, as it came). With `coarse` the export's
-    timestamp is the given `seconds` and `nanos` (where `timed`), not the message's own.
+                   entry_data, entry_offsets, token_bytes, has_token, timed, seconds, nanos,
+                   export_out, onshore_out):
+    """Both delimited streams: per message, the export (token, timestamp, exported entries)
+    and the onshore message (everything else, as it came). The export's token is row m of
+    `token_bytes` where `has_token[m]` (else no VIN field); its timestamp the given `seconds`
+    and `nanos` where `timed`; its k-th entry of the batch is
+    `entry_data[entry_offsets[k]:entry_offsets[k + 1]]` (field tag and length included).
     -> (export bytes, onshore bytes)
 
     One walk per message: each body is written `_PREFIX_ROOM` bytes after the stream's end,
@@ -135,8 +156,10 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
     data = buf.ctypes.data
     export_data = export_out.ctypes.data
     onshore_data = onshore_out.ctypes.data
+    entries = entry_data.ctypes.data
     e_at = 0
     o_at = 0
+    k = 0
     width = token_bytes.shape[1]
     vin_tag = (vin_number << 3) | 2
     time_tag = (time_number << 3) | 2
@@ -145,12 +168,14 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
         end = start + lengths[m]
         e_body = e_at + _PREFIX_ROOM
         o_body = o_at + _PREFIX_ROOM
-        e_end = put_varint(export_data, e_body, vin_tag)
-        e_end = put_varint(export_data, e_end, width)
-        for k in range(width):
-            export_out[e_end] = token_bytes[m, k]
-            e_end += 1
-        if coarse and timed[m]:
+        e_end = e_body
+        if has_token[m]:
+            e_end = put_varint(export_data, e_end, vin_tag)
+            e_end = put_varint(export_data, e_end, width)
+            for c in range(width):
+                export_out[e_end] = token_bytes[m, c]
+                e_end += 1
+        if timed[m]:  # written anew: a second copy or an unknown field inside stays onshore
             e_end = put_varint(export_data, e_end, time_tag)
             e_end = put_varint(export_data, e_end, _timestamp_size(seconds[m], nanos[m]))
             if seconds[m] != 0:
@@ -169,17 +194,192 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
             stop = skip(data, pos, end, tag & 7)
             if field == entries_number and (tag & 7) == 2:
                 if flags[entry]:
-                    e_end = _copy(export_data, e_end, data, field_start, stop)
+                    e_end = _copy(export_data, e_end, entries, entry_offsets[k],
+                                  entry_offsets[k + 1])
+                    k += 1
                 else:
                     o_end = _copy(onshore_data, o_end, data, field_start, stop)
                 entry += 1
-            elif field == time_number and (tag & 7) == 2:
-                o_end = _copy(onshore_data, o_end, data, field_start, stop)
-                if not coarse:
-                    e_end = _copy(export_data, e_end, data, field_start, stop)
             else:
                 o_end = _copy(onshore_data, o_end, data, field_start, stop)
             pos = stop
         e_at = _close_message(export_data, e_at, e_body, e_end)
         o_at = _close_message(onshore_data, o_at, o_body, o_end)
     return e_at, o_at
+
+
+# --- exported entries encoded anew ------------------------------------------------------------
+#
+# A value is (kind, wire value, span): the kinds of `filter.readers.kv_decoder`; the wire value
+# is what a varint or fixed-width field holds (`_wire_value`); a string, bytes or message
+# payload is a span [start, start + length) of a source buffer. Fields are written in field
+# number order, defaults of fields without presence left out: as the protobuf runtime
+# serialises the same values (`filter.protobuf_writer.rebuilt_entry`), byte for byte.
+
+
+@kernel(inline="always")
+def _wire_value(kind, ival, fval):
+    """What the wire holds for a scalar decoded as the integer `ival` or the float `fval`:
+    a varint's value (zigzag for sint kinds) or the bits of a fixed-width field."""
+    if kind in (K_SINT32, K_SINT64):
+        return (ival << 1) ^ (ival >> 63)  # the decoded value is sign-extended to 64 bits
+    if kind == K_DOUBLE:
+        return float64_bits(fval)
+    if kind == K_FLOAT:
+        return float32_bits(fval)
+    return ival
+
+
+@kernel(inline="always")
+def _payload_size(kind, value, length):
+    """The bytes of a value of `kind` after its tag."""
+    if kind <= K_BOOL:
+        return varint_size(value)
+    if kind in (K_FIXED64, K_SFIXED64, K_DOUBLE):
+        return 8
+    if kind in (K_FIXED32, K_SFIXED32, K_FLOAT):
+        return 4
+    return varint_size(length) + length
+
+
+@kernel(inline="always")
+def _put_payload(out, at, kind, value, source, start, length):
+    """Write a value of `kind` after its tag at address `out` + `at` (a span from address
+    `source`); the position after it."""
+    if kind <= K_BOOL:
+        return put_varint(out, at, value)
+    width = 0
+    if kind in (K_FIXED64, K_SFIXED64, K_DOUBLE):
+        width = 8
+    elif kind in (K_FIXED32, K_SFIXED32, K_FLOAT):
+        width = 4
+    if width:
+        for b in range(width):
+            store_u8(out, at + b, (value >> (8 * b)) & 0xFF)
+        return at + width
+    at = put_varint(out, at, length)
+    return _copy(out, at, source, start, start + length)
+
+
+@kernel(inline="always")
+def _leaf_present(kind, value, length, explicit, seen):
+    """Whether a leaf is written: sent, for a field with presence; else not its default."""
+    if explicit:
+        return seen
+    if kind >= K_STRING:
+        return length != 0
+    return value != 0
+
+
+@kernel()
+def encode_leaves(buf, rows, ints, floats, starts, lengths, seen, numbers, kinds, explicit,
+                  order, wire_of):
+    """The bodies of one member message type, anew from its decoded leaves (row r of the
+    leaf arrays for each r of `rows`), fields in the order `order` gives (by number).
+    -> (bytes, int64 offsets: body i is bytes[offsets[i]:offsets[i + 1]])"""
+    source = buf.ctypes.data
+    n = len(rows)
+    offsets = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        r = rows[i]
+        size = 0
+        for slot in order:
+            kind = kinds[slot]
+            value = _wire_value(kind, ints[r, slot], floats[r, slot])
+            if _leaf_present(kind, value, lengths[r, slot], explicit[slot], seen[r, slot]):
+                size += varint_size((numbers[slot] << 3) | wire_of[kind])
+                size += _payload_size(kind, value, lengths[r, slot])
+        offsets[i + 1] = offsets[i] + size
+    out = np.empty(offsets[n], np.uint8)
+    address = out.ctypes.data
+    for i in range(n):
+        r = rows[i]
+        at = offsets[i]
+        for slot in order:
+            kind = kinds[slot]
+            value = _wire_value(kind, ints[r, slot], floats[r, slot])
+            if _leaf_present(kind, value, lengths[r, slot], explicit[slot], seen[r, slot]):
+                at = put_varint(address, at, (numbers[slot] << 3) | wire_of[kind])
+                at = _put_payload(address, at, kind, value, source, starts[r, slot],
+                                  lengths[r, slot])
+    return out, offsets
+
+
+@kernel(inline="always")
+def _entry_value(e, i, ent_member, ent_i, ent_f, ent_n, member_kinds, body_offsets, body_of):
+    """An entry's member value: (kind, wire value, start, length); a message member's span is
+    its body's among the encoded bodies."""
+    kind = member_kinds[ent_member[e]]
+    if kind == K_MESSAGE:
+        b = body_of[i]
+        return kind, np.int64(0), body_offsets[b], body_offsets[b + 1] - body_offsets[b]
+    return kind, _wire_value(kind, ent_i[e], ent_f[e]), ent_i[e], ent_n[e]
+
+
+@kernel(inline="always")
+def _entry_sizes(key, j, kind, value, length, key_number, value_number, member_number,
+                 wire_of):
+    """(the entry's body size, its member's size: tag and payload)."""
+    body = 0
+    if key != 0:
+        body += varint_size(key_number << 3) + varint_size(key)
+    member = 0
+    if j >= 0:
+        member = varint_size((member_number << 3) | wire_of[kind])
+        member += _payload_size(kind, value, length)
+        body += varint_size((value_number << 3) | 2) + varint_size(member) + member
+    return body, member
+
+
+@kernel()
+def encode_entries(buf, picked, ent_key, ent_member, ent_i, ent_f, ent_n, member_numbers,
+                   member_kinds, wire_of, bodies, body_offsets, body_of, entries_number,
+                   key_number, value_number):
+    """The entries `picked` (positions in the entry arrays, ascending), each anew from its
+    decoded values: its key (unless 0) and a value holding its one oneof member (none
+    without a member), as the envelope's entries field (tag and length included). A message
+    member's body is body `body_of[i]` of `bodies` (`encode_leaves`); a string's or bytes'
+    span is in `buf`. -> (bytes, int64 offsets per entry, as `encode_leaves`)"""
+    source = buf.ctypes.data
+    encoded = bodies.ctypes.data
+    n = len(picked)
+    entry_tag = (entries_number << 3) | 2
+    offsets = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        e = picked[i]
+        j = ent_member[e]
+        kind, value, start, length = np.int8(0), np.int64(0), np.int64(0), np.int64(0)
+        number = 0
+        if j >= 0:
+            kind, value, start, length = _entry_value(e, i, ent_member, ent_i, ent_f, ent_n,
+                                                      member_kinds, body_offsets, body_of)
+            number = member_numbers[j]
+        body, _ = _entry_sizes(np.int64(ent_key[e]), j, kind, value, length, key_number,
+                               value_number, number, wire_of)
+        offsets[i + 1] = offsets[i] + varint_size(entry_tag) + varint_size(body) + body
+    out = np.empty(offsets[n], np.uint8)
+    address = out.ctypes.data
+    for i in range(n):
+        e = picked[i]
+        key = np.int64(ent_key[e])
+        j = ent_member[e]
+        kind, value, start, length = np.int8(0), np.int64(0), np.int64(0), np.int64(0)
+        number = 0
+        if j >= 0:
+            kind, value, start, length = _entry_value(e, i, ent_member, ent_i, ent_f, ent_n,
+                                                      member_kinds, body_offsets, body_of)
+            number = member_numbers[j]
+        body, member = _entry_sizes(key, j, kind, value, length, key_number, value_number,
+                                    number, wire_of)
+        at = put_varint(address, offsets[i], entry_tag)
+        at = put_varint(address, at, body)
+        if key != 0:
+            at = put_varint(address, at, key_number << 3)
+            at = put_varint(address, at, key)
+        if j >= 0:
+            at = put_varint(address, at, (value_number << 3) | 2)
+            at = put_varint(address, at, member)
+            at = put_varint(address, at, (number << 3) | wire_of[kind])
+            at = _put_payload(address, at, kind, value,
+                              encoded if kind == K_MESSAGE else source, start, length)
+    return out, offsets

@@ -17,8 +17,13 @@ Each entry goes to exactly one side. It is exported only when all of these hold:
   not and does not hold a VIN of the batch (`detectors.BatchVins`: the VINs read so far);
 - it carries no field the descriptor does not know.
 Export rows carry ``vehicle_token`` instead of the VIN; onshore rows carry both, with the
-withheld entries whole. ``message_index`` and ``entry_index`` on both sides let onshore teams
-put envelopes back together.
+withheld entries whole. The export numbers its entries densely: its ``entry_index`` is the
+entry's place among the message's exported entries (0, 1, ...), so gaps do not show where
+withheld entries sat. Onshore rows keep the input's ``entry_index`` and add
+``exported_before`` (how many of the message's entries before this one were exported), so
+onshore teams can put envelopes back together: sorted by message, then by ``entry_index`` in
+the export and ``exported_before`` onshore (onshore first on a tie), a message's rows are its
+entries in input order.
 """
 
 from __future__ import annotations
@@ -44,13 +49,16 @@ from filter.engine import COUNT_SEPARATOR, MOVED, apply_action, detector_counts
 from filter.errors import InputError
 from filter.parquet_metadata import as_enum
 from filter.plan import TOKEN_COLUMN, decide_path
-from filter.pseudonym import coded_tokens, token_expr
+from filter.pseudonym import TokenMapping, coded_tokens, token_expr
 from filter.readers.protobuf import UNKNOWN_FIELDS, DecodedRows
 
 _ROUTE = "__vtx_export"
 _DETECTED = "__vtx_detected"
 _SUSPECTS = "__vtx_suspects"
 _POSITION = ("message_index", "entry_index")
+#: Onshore column: how many of the message's entries before this one went to the export
+#: (the export's ``entry_index`` of its next exported entry).
+EXPORTED_BEFORE = "exported_before"
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ def split_key_values(
     frame: pl.LazyFrame,
     catalogue: Catalogue,
     scenario: str,
-    tokens: dict[str, str],
+    tokens: TokenMapping,
     *,
     namespace: str = "fleet",
 ) -> KeyValueQueries:
@@ -115,10 +123,15 @@ def split_key_values(
     keys = frame.select(pl.col("key").unique()).collect()["key"].drop_nulls().to_list()
     vins = BatchVins.of(tokens, automaton=True)
     route, detected = entry_route(schema, catalogue, scenario, keys, namespace, vins)
-    base = frame.with_columns(route.alias(_ROUTE), detected.alias(_DETECTED))
+    exported = route.cast(pl.Int64)
+    # Rows come in entry order within each message (an envelope's own row, -1, first).
+    base = frame.with_columns(route.alias(_ROUTE), detected.alias(_DETECTED),
+                              (exported.cum_sum() - exported).over("message_index")
+                              .alias(EXPORTED_BEFORE))
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
     return KeyValueQueries(
-        export=export(base.filter(pl.col(_ROUTE))),
+        export=export(base.filter(pl.col(_ROUTE)).with_columns(
+            pl.col(EXPORTED_BEFORE).alias("entry_index"))),  # dense: 0..k-1 per message
         onshore=onshore(base.filter(~pl.col(_ROUTE))),
         counts=base.select(_COUNTS),
         positions=base.filter(pl.col(_ROUTE)).select(_POSITION),
@@ -130,7 +143,7 @@ def split_decoded(
     entries: DecodedRows,
     catalogue: Catalogue,
     scenario: str,
-    tokens: dict[str, str],
+    tokens: TokenMapping,
     *,
     namespace: str = "fleet",
     build_rows: bool = True,
@@ -186,8 +199,13 @@ def split_decoded(
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
     chosen = decoded_routes.chosen_entries(keys.rows, keys.low, member, table, detected)
+    before = decoded_routes.chosen_before(entries.positions(), chosen)
+    # Per side, the entry columns that depend on the routing: onshore, how many entries before
+    # each were exported; the export numbers its entries densely, by the same count.
+    export_entries = {"entry_index": before, EXPORTED_BEFORE: before}
+    onshore_entries = {EXPORTED_BEFORE: before}
     vin, _ = envelope_keys(schema, catalogue)
-    schema = pl.Schema({**schema, TOKEN_COLUMN: pl.String})
+    schema = pl.Schema({**schema, TOKEN_COLUMN: pl.String, EXPORTED_BEFORE: pl.Int64})
     export, onshore = side_projections(schema, catalogue, scenario, tokens)
 
     @functools.cache
@@ -223,25 +241,28 @@ def split_decoded(
     }, schema={**dict.fromkeys(("entries", "exported", "unknown_keys", "unknown_fields",
                                 "detected"), pl.UInt32), "keys": pl.List(pl.String)})
 
-    def side(select: np.ndarray, project: Projection) -> tuple[pl.LazyFrame, bytes | None]:
-        deferred = project(pl.defer(lambda: entries.rows(select, plain_messages()),
-                                    schema=schema))  # its rows only if asked for
+    def side(select: np.ndarray, project: Projection, computed: dict[str, np.ndarray]
+             ) -> tuple[pl.LazyFrame, bytes | None]:
+        deferred = project(pl.defer(
+            lambda: entries.rows(select, plain_messages(), entry_columns=computed),
+            schema=schema))  # its rows only if asked for
         if encoded:
-            file = _encoded_side(entries, select, messages(), schema, project)
+            file = _encoded_side(entries, select, messages(), schema, project, computed)
             if file is not None:
                 return deferred, file
         if build_rows:
-            return project(entries.rows(select, messages(), coded=coded).lazy()), None
+            return project(entries.rows(select, messages(), coded=coded,
+                                        entry_columns=computed).lazy()), None
         return deferred, None
 
     if build_rows or encoded:  # both sides at once: much of their NumPy work overlaps
         messages()  # made here, once, before the two threads ask for it
-        onshore_built = _SIDE_BUILDER.submit(side, ~chosen, onshore)
-        export_rows, export_file = side(chosen, export)
+        onshore_built = _SIDE_BUILDER.submit(side, ~chosen, onshore, onshore_entries)
+        export_rows, export_file = side(chosen, export, export_entries)
         onshore_rows, onshore_file = onshore_built.result()
     else:
         (export_rows, export_file), (onshore_rows, onshore_file) = (
-            side(chosen, export), side(~chosen, onshore))
+            side(chosen, export, export_entries), side(~chosen, onshore, onshore_entries))
     return KeyValueQueries(
         export=export_rows,
         onshore=onshore_rows,
@@ -255,7 +276,7 @@ def split_decoded(
 
 def _encoded_side(
     entries: DecodedRows, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema,
-    project: Projection,
+    project: Projection, computed: dict[str, np.ndarray],
 ) -> bytes | None:
     """One side's Parquet file, or None if the encoder does not write its types.
 
@@ -269,12 +290,13 @@ def _encoded_side(
         names = [column.meta.output_name() for column in project.columns]
         known = messages.schema
         side = pl.Schema({n: known[n] if n in known else schema[n] for n in names})
-        return entries.encoded(select, messages.select(n for n in names if n in known), side)
+        return entries.encoded(select, messages.select(n for n in names if n in known), side,
+                               entry_columns=computed)
     stand_ins = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items()
                  if name not in messages.columns]
     projected = project(messages.lazy().with_columns(stand_ins)).collect()
     per_message = projected.select(c for c in projected.columns if c in messages.columns)
-    return entries.encoded(select, per_message, projected.schema)
+    return entries.encoded(select, per_message, projected.schema, entry_columns=computed)
 
 
 #: Builds the onshore side's rows while the caller builds the export's. In a split the caller
@@ -488,7 +510,7 @@ def envelope_keys(schema: pl.Schema, catalogue: Catalogue) -> tuple[str, str]:
 
 
 def side_projections(
-    schema: pl.Schema, catalogue: Catalogue, scenario: str, tokens: dict[str, str]
+    schema: pl.Schema, catalogue: Catalogue, scenario: str, tokens: TokenMapping
 ) -> tuple[Projection, Projection]:
     """The columns of each side, given its rows: the export's (the token, no VIN; the
     timestamp coarsened where the catalogue says so for `scenario`) and the onshore's (VIN,
@@ -507,8 +529,10 @@ def side_projections(
         exported_time = apply_action(exported_time, schema[created], action)
     export_columns = [token, exported_time, *map(pl.col, _POSITION), pl.col("key"),
                       pl.col("member"), *map(pl.col, values)]
-    onshore_columns = [pl.col(vin), token, pl.col(created), *map(pl.col, _POSITION)]
-    onshore_columns += [pl.col(c) for c in columns if c not in (vin, created, *_POSITION)]
+    onshore_columns = [pl.col(vin), token, pl.col(created), *map(pl.col, _POSITION),
+                       pl.col(EXPORTED_BEFORE)]
+    onshore_columns += [pl.col(c) for c in columns
+                        if c not in (vin, created, *_POSITION, EXPORTED_BEFORE)]
     return Projection(tuple(export_columns)), Projection(tuple(onshore_columns))
 
 

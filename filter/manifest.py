@@ -35,7 +35,7 @@ from filter.files import open_regular
 from filter.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
 from filter.pseudonym import KEY_ID_HEX_CHARS, KEY_ID_MESSAGE, TOKEN_HEX_CHARS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "_manifest.json"
 _HASH_CHUNK = 1024 * 1024
 #: Sections an input format adds (`build_manifest`'s `extra`) that describe onshore content

@@ -13,12 +13,18 @@ see them, yet a chunk copied as its bytes takes them along: `filter.parquet_spli
 string chunk into the export only when every value of its dictionaries passes the detectors,
 and encodes the column anew otherwise. The fields read (ids of parquet.thrift):
 
-- PageHeader: 1 type, 2 uncompressed_page_size, 3 compressed_page_size,
+- PageHeader: 1 type, 2 uncompressed_page_size, 3 compressed_page_size, 4 crc,
   7 dictionary_page_header;
 - DictionaryPageHeader: 1 num_values, 2 encoding.
+
+`bad_checksum` checks, for a chunk copied as its bytes, the CRC-32 a writer may have put in
+each page header: a copy takes the pages along undecoded, so a damaged page that still decodes
+(a flipped bit in a PLAIN double) would otherwise reach an output unnoticed.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import pyarrow as pa
 
@@ -28,6 +34,7 @@ from filter import thrift_compact as thrift
 _PAGE_TYPE = 1
 _UNCOMPRESSED_SIZE = 2
 _COMPRESSED_SIZE = 3
+_CRC = 4
 _DICTIONARY_HEADER = 7
 # DictionaryPageHeader fields.
 _NUM_VALUES = 1
@@ -69,6 +76,38 @@ def dictionary_values(chunk: bytes | memoryview, codec: int) -> list[bytes] | No
             return None  # an index page, or a type newer than vtx: unknown bytes
         pos = end
     return values
+
+
+def bad_checksum(chunk: bytes | memoryview) -> str | None:
+    """The first page of `chunk` whose header's CRC (zlib's CRC-32 of the page's compressed
+    bytes, a signed i32) does not match its bytes, described ("the data page at byte 60 of
+    the chunk");
+    None when every page with a CRC matches. Pages without one are not checked, and the walk
+    stops, passing, at bytes that are not a page: the decode check reports damaged headers.
+    One CRC a page, over its bytes as they lie: no decompression.
+    """
+    data = memoryview(chunk).cast("B")
+    pos = 0
+    while pos < len(data):
+        try:
+            header, body = thrift.decode(data, pos)
+            kind = header[_PAGE_TYPE].value
+            size = header[_COMPRESSED_SIZE].value
+        except (thrift.ThriftError, KeyError):
+            return None
+        end = body + size
+        if size < 0 or end > len(data):
+            return None
+        crc = header.get(_CRC)
+        if crc is not None and zlib.crc32(data[body:end]) != crc.value & 0xFFFFFFFF:
+            what = {
+                _DICTIONARY_PAGE: "dictionary page",
+                _DATA_PAGE: "data page",
+                _DATA_PAGE_V2: "data page",
+            }.get(kind, "page")
+            return f"the {what} at byte {pos} of the chunk"
+        pos = end
+    return None
 
 
 def _dictionary_page(header: thrift.Struct, page: memoryview, codec: int) -> list[bytes] | None:

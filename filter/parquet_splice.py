@@ -73,7 +73,7 @@ from filter.parquet_layout import (
     row_group_entry,
 )
 from filter.parquet_metadata import polars_arrow_schema
-from filter.parquet_pages import CODECS, dictionary_values
+from filter.parquet_pages import CODECS, bad_checksum, dictionary_values
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan
 from filter.prefetch import prefetched
@@ -437,22 +437,31 @@ class _PartAssembler:
                             f"{self.layout.source}: row group {group.index}, column "
                             f"{column.name!r}: the footer reads as two places for one column "
                             "chunk; it is malformed")
-                    chunks.append(self._copy(input_fd, group.chunks[leaf], start, length))
+                    chunks.append(self._copy(input_fd, group.chunks[leaf], start, length,
+                                             f"row group {group.index}, column "
+                                             f"{column.name!r}"))
                 continue
             for leaf in helper.layout.columns[column.source].leaves:
                 start, length = helper.group.ranges[leaf]
-                chunks.append(self._append(helper.group.chunks[leaf],
-                                           memoryview(helper.data)[start:start + length], start))
+                chunk = self._append(helper.group.chunks[leaf],
+                                     memoryview(helper.data)[start:start + length], start)
+                if column.source != column.name:
+                    _rename_path(chunk, column.name)
+                chunks.append(chunk)
         # Kept encoded: as objects, a 200-row-group file's entries took some 60 MB.
         entry = row_group_entry(chunks, group.rows, len(self.row_groups))
         self.row_groups.append(thrift.encode(entry))
         self.rows += group.rows
 
-    def _copy(self, fd: int, chunk: thrift.Struct, start: int, length: int) -> thrift.Struct:
+    def _copy(
+        self, fd: int, chunk: thrift.Struct, start: int, length: int, where: str
+    ) -> thrift.Struct:
+        """Copy the input's chunk at `start` (`where` names it), once its page CRCs pass."""
         if len(self._buffer) < length:
             self._buffer = bytearray(length)
         view = memoryview(self._buffer)[:length]
         _read_into(fd, view, start, self.layout.source)
+        _check_pages(view, self.layout.source, where)
         return self._append(chunk, view, start)
 
     def _append(self, chunk: thrift.Struct, data: memoryview, start: int) -> thrift.Struct:
@@ -479,6 +488,24 @@ class _PartAssembler:
     def record(self) -> FileRecord:
         """The finished part file's record."""
         return FileRecord(self.part.path, self.rows, self.part.size, self.part.sha256)
+
+
+def _check_pages(chunk: memoryview, source: str, where: str) -> None:
+    """Raise InputError if a page of `chunk` (`where` in `source`) fails its CRC."""
+    bad = bad_checksum(chunk)
+    if bad is not None:
+        raise InputError(f"{source}: {where}: {bad} does not match its checksum; the file is "
+                         "corrupt")
+
+
+def _rename_path(chunk: thrift.Struct, name: str) -> None:
+    """Give the relocated `chunk` (its ColumnMetaData a copy) the output's top-level `name` in
+    its path_in_schema: the in-memory file's internal name would leave the footer's paths
+    naming no column of its schema, which Spark refuses and fastparquet reads as nulls."""
+    meta = chunk[3].value
+    path = meta[3].value
+    meta[3] = thrift.Field(thrift.LIST, thrift.ThriftList(path.element, [
+        name.encode(), *path.items[1:]]))
 
 
 def _decode_leaves(
@@ -525,6 +552,7 @@ class _Columns:
 
     leaves: tuple[int, ...]  # their leaf columns, in file order
     footer: FooterParts  # their schema, for the footers of such files
+    names: tuple[str, ...]  # the top-level column of each leaf, for messages
 
     @classmethod
     def of(cls, columns: list[str], plan: ExportPlan, layout: ParquetLayout) -> _Columns:
@@ -533,7 +561,8 @@ class _Columns:
         # does.
         arrow = polars_arrow_schema(pl.Schema({c: plan.schema[c] for c in columns}))
         return cls(tuple(leaf for n in nodes for leaf in n.leaves),
-                   footer_parts(layout.version, nodes, arrow, VTX_WRITER, []))
+                   footer_parts(layout.version, nodes, arrow, VTX_WRITER, []),
+                   tuple(c for c, n in zip(columns, nodes, strict=True) for _ in n.leaves))
 
 
 class _ChunkFiles:
@@ -556,16 +585,16 @@ class _ChunkFiles:
         """A Parquet file of the chunks of `columns` in `groups`: their bytes, and a footer
         that says where they are and nothing a reader could answer from without decoding
         them (no statistics)."""
-        placed = []  # (start in the input, length, start in the file)
+        placed = []  # (start in the input, length, start in the file, what it is)
         entries = []
         where = len(MAGIC)
         for ordinal, group in enumerate(groups):
             chunks = []
-            for leaf in columns.leaves:
+            for leaf, name in zip(columns.leaves, columns.names, strict=True):
                 start, length = group.ranges[leaf]
                 chunks.append(relocated_chunk(group.chunks[leaf], start, where,
                                               pages_only=True))
-                placed.append((start, length, where))
+                placed.append((start, length, where, f"row group {group.index}, column {name!r}"))
                 where += length
             entries.append(row_group_entry(chunks, group.rows, ordinal))
         tail = columns.footer.footer(entries, sum(g.rows for g in groups))
@@ -574,8 +603,11 @@ class _ChunkFiles:
             self._buffer = bytearray(size)
         with memoryview(self._buffer) as view:
             view[:len(MAGIC)] = MAGIC
-            for start, length, at in placed:
+            for start, length, at, what in placed:
                 _read_into(self._fd, view[at:at + length], start, self._source)
+                # Polars does not check page CRCs: a damaged page that decodes would reach a
+                # computed column (a token from a damaged VIN) unnoticed.
+                _check_pages(view[at:at + length], self._source, what)
             view[where:size] = tail
             return bytes(view[:size])
 

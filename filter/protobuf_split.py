@@ -50,7 +50,7 @@ from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import mapped_ahead, prefetched
-from filter.pseudonym import check_key, key_id, token_mapping
+from filter.pseudonym import TokenMapping, check_key, key_id, token_mapping
 from filter.readers import protobuf as pb
 from filter.signing import resolve_signing_key
 from filter.splitter import (
@@ -194,7 +194,7 @@ def split_protobuf(
             export_files.append(export_file)
             onshore_files.append(onshore_file)
 
-        tokens: dict[str, str] = {}
+        tokens: TokenMapping = {}
         verdicts = StringVerdicts()  # the detectors' verdicts on key/value string values
         streams = output_format == "protobuf"
         write, suffix = (write_stream_batch, pbw.PART_SUFFIX) if streams else (
@@ -208,7 +208,7 @@ def split_protobuf(
 
             def tokened(
                 batches: Iterable[pb.Batch],
-            ) -> Iterator[tuple[pb.Batch, dict[str, str]]]:
+            ) -> Iterator[tuple[pb.Batch, TokenMapping]]:
                 """Batches with the tokens of their VINs, in order (each VIN is hashed once
                 per run)."""
                 for batch in batches:
@@ -217,8 +217,8 @@ def split_protobuf(
                     yield batch, dict(tokens)  # this batch's view: the next one may add to it
 
             def queried(
-                item: tuple[pb.Batch, dict[str, str]],
-            ) -> tuple[pb.Batch, dict[str, str], KeyValueQueries | None]:
+                item: tuple[pb.Batch, TokenMapping],
+            ) -> tuple[pb.Batch, TokenMapping, KeyValueQueries | None]:
                 batch, known = item
                 queries = batch_queries(schema, batch, cat, scenario, namespace, known,
                                         rows=not streams, verdicts=verdicts)
@@ -230,7 +230,7 @@ def split_protobuf(
 
             def prepared(
                 source: Path = source, batches: Iterable[pb.Batch] = batches
-            ) -> Iterator[tuple[pb.Batch, dict[str, str], KeyValueQueries | None]]:
+            ) -> Iterator[tuple[pb.Batch, TokenMapping, KeyValueQueries | None]]:
                 """Batches with their tokens and queries: built ahead, in the read-ahead
                 thread, while the previous batch is written. For Parquet output a thread of
                 its own decodes the next batch, and the next batch's queries (its two sides
@@ -250,6 +250,7 @@ def split_protobuf(
                     export_stage.staging / name, onshore_stage.staging / name, queries=queries,
                     **({"writer": writer} if streams else {}),
                 ))
+                check_unknown(tally, on_unknown, namespace, cat.id)  # stop at the first batch
                 # At most one batch waits to be written: memory stays bounded.
                 while len(pairs) > 1:
                     take(pairs.popleft())
@@ -276,6 +277,25 @@ def split_protobuf(
     )
 
 
+def check_unknown(tally: Tally, on_unknown: OnUnknown, namespace: str, catalogue_id: str) -> None:
+    """Under ``on_unknown="fail"``, raise `UnclassifiedFieldsError` for what the data held so
+    far that no rule can classify: key numbers the descriptor's key enum lacks (each as
+    ``<namespace>.<number>``), and fields the descriptor does not know (the entries or
+    messages that carry them, counted), as the Parquet path stops on an unclassified column.
+    (Names of the key enum and plain fields are checked before any data, by `protobuf_plan`.)
+    """
+    if on_unknown != "fail":
+        return
+    unknown = sorted((f"{namespace}.{k}" for k in tally.keys if k.lstrip("-").isdigit()),
+                     key=lambda path: int(path.rsplit(".", 1)[1]))
+    carrying = tally.entries["unknown_fields"]
+    if carrying:
+        unknown.append(f"{pb.UNKNOWN_FIELDS} (fields the descriptor does not know, in "
+                       f"{carrying} entr(ies) or message(s))")
+    if unknown:
+        raise UnclassifiedFieldsError(unknown, catalogue_id)
+
+
 def protobuf_plan(
     schema: pb.ProtoSchema,
     catalogue: Catalogue,
@@ -287,8 +307,8 @@ def protobuf_plan(
     """The plan of the rows: per column for plain messages, the key columns for key/value.
 
     Under ``on_unknown="fail"`` the fields that no rule classifies (plain: columns; key/value:
-    the names of the key enum) stop the run. Fields the descriptor does not know can only be
-    found in the data: they are withheld, never a reason to stop.
+    the names of the key enum) stop the run. Key numbers and fields the descriptor does not
+    know can only be found in the data: `check_unknown` stops the run on them.
     """
     if schema.key_value is None:
         decided = plan(pb.polars_schema(schema), catalogue, scenario, origin=origin)
@@ -341,7 +361,7 @@ def write_batch(
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
-    tokens: dict[str, str],
+    tokens: TokenMapping,
     tally: Tally,
     export_path: Path,
     onshore_path: Path,
@@ -359,6 +379,7 @@ def write_batch(
                 batch.rows.lazy(), export_plan, Lookups(tokens, {}), export_path, onshore_path
             )
             tally.detections.update(counts)
+            _tally_unknown_messages(tally, batch.rows)
             return export_file, onshore_file
         if queries is None:
             queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens)
@@ -393,7 +414,7 @@ def write_stream_batch(
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
-    tokens: dict[str, str],
+    tokens: TokenMapping,
     tally: Tally,
     export_path: Path,
     onshore_path: Path,
@@ -414,6 +435,7 @@ def write_stream_batch(
     if schema.key_value is None:
         detected = _plain_detections(batch.rows, raw, export_plan, tally,
                                      BatchVins.of(tokens, automaton=True))
+        _tally_unknown_messages(tally, batch.rows)
         return _write_streams(export_path, onshore_path, messages, lambda e, o: (
             pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys, e, o)))
     if queries is None:
@@ -431,7 +453,8 @@ def write_stream_batch(
         chosen = (positions["message_index"].to_numpy(), positions["entry_index"].to_numpy())
     _tally_entries(tally, counts, detections)
     export_held, onshore_held = _HeldWrites(), _HeldWrites()
-    pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_held, onshore_held)
+    pbw.write_key_value_streams(schema, raw, chosen, tokens, keys, export_held, onshore_held,
+                                decoded=batch.entries if queries.exported is not None else None)
     job = functools.partial(_write_streams, export_path, onshore_path, messages, lambda e, o: (
         export_held.replay(e), onshore_held.replay(o)))
     return job() if writer is None else writer.submit(job)
@@ -521,6 +544,12 @@ def _plain_detections(
     return found
 
 
+def _tally_unknown_messages(tally: Tally, rows: pl.DataFrame) -> None:
+    """Plain messages: how many carry fields the descriptor does not know (for
+    `check_unknown`; the manifests count entries of key/value input only)."""
+    tally.entries["unknown_fields"] += rows.height - rows[pb.UNKNOWN_FIELDS].null_count()
+
+
 def _tally_entries(tally: Tally, counts: pl.DataFrame, detections: pl.DataFrame) -> None:
     tally.detections.update({k: v for k, v in detections.row(0, named=True).items() if v})
     seen = counts.row(0, named=True)
@@ -534,7 +563,7 @@ def batch_queries(
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
-    tokens: dict[str, str],
+    tokens: TokenMapping,
     *,
     rows: bool = True,
     verdicts: StringVerdicts | None = None,

@@ -1,14 +1,20 @@
 """Keyed pseudonyms for vehicle identifiers.
 
 In: a secret key (from `--key-file` or `VTX_KEY_FILE`) and the distinct VINs of a batch.
-Out: `vehicle_token` = HMAC-SHA256(key, VIN), hex, first 32 characters; computed once per
-*distinct* VIN and mapped back onto rows with a vectorised `replace_strict`, never per row.
+Out: `vehicle_token` = HMAC-SHA256(key, normalised VIN), hex, first 32 characters; computed
+once per *distinct* VIN and mapped back onto rows by a gather, never per row.
 May fail: `KeyFileError` when no key is given, the file cannot be read (or is not a regular
 file), or the key is weak (`check_key`: every entry point of the library applies it).
 
 The raw VIN never reaches the export: without a key, nothing is split. Each manifest records
 the `key_id` of the key its tokens were made with, which tells keys apart and reveals nothing
-about them.
+about them. Shared by every path (Parquet, protobuf plain and key/value, Ray), so they all
+tokenise alike:
+- the VIN is normalised first (`normalised_vin`: NFKC, surrounding whitespace stripped,
+  upper case), so one vehicle written two ways (``lsv...``, `` LSV... ``, full-width
+  characters from a Chinese input method) gets one token; the onshore side keeps the raw VIN;
+- a VIN that is missing, empty or blank gets no token (null), never HMAC(key, ""): one token
+  shared by every message without a VIN would link them all in the export.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import hashlib
 import hmac
 import itertools
 import os
+import unicodedata
 from pathlib import Path
 
 import polars as pl
@@ -110,18 +117,33 @@ def key_id(key: bytes) -> str:
     return hmac.new(key, KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:KEY_ID_HEX_CHARS]
 
 
-def vehicle_token(key: bytes, vin: str) -> str:
-    """The token of one VIN: HMAC-SHA256(key, VIN as UTF-8), hex, first 32 characters."""
-    return hmac.new(key, vin.encode("utf-8"), hashlib.sha256).hexdigest()[:TOKEN_HEX_CHARS]
+def normalised_vin(vin: str) -> str:
+    """`vin` as it is tokenised: NFKC (full-width letters and digits become ASCII), without
+    surrounding whitespace, in upper case (ISO 3779 VINs are upper-case ASCII)."""
+    return unicodedata.normalize("NFKC", vin).strip().upper()
 
 
-def token_mapping(key: bytes, distinct_vins: pl.Series) -> dict[str, str]:
+def vehicle_token(key: bytes, vin: str) -> str | None:
+    """The token of one VIN: HMAC-SHA256(key, normalised VIN as UTF-8), hex, first 32
+    characters; None when the VIN is empty or blank."""
+    normal = normalised_vin(vin)
+    if not normal:
+        return None
+    return hmac.new(key, normal.encode("utf-8"), hashlib.sha256).hexdigest()[:TOKEN_HEX_CHARS]
+
+
+#: Raw VIN -> its token, or None for a VIN that gets none (empty or blank).
+TokenMapping = dict[str, str | None]
+
+
+def token_mapping(key: bytes, distinct_vins: pl.Series) -> TokenMapping:
     """Tokens for the distinct non-null values of `distinct_vins` (one HMAC per value)."""
     return {vin: vehicle_token(key, vin) for vin in distinct_vins.drop_nulls().unique()}
 
 
-def token_expr(column: str, mapping: dict[str, str], name: str) -> pl.Expr:
-    """An expression mapping `column` (cast to string) to its token; null stays null.
+def token_expr(column: str, mapping: TokenMapping, name: str) -> pl.Expr:
+    """An expression mapping `column` (cast to string) to its token; null stays null, and so
+    does a VIN without a token.
 
     The VINs are cast to an `Enum` of the distinct VINs, whose physical codes index the token
     list: a gather, which streams in constant memory (a `replace_strict` of strings buffered
@@ -134,16 +156,18 @@ def token_expr(column: str, mapping: dict[str, str], name: str) -> pl.Expr:
     return pl.lit(tokens).gather(codes).alias(name)
 
 
-def coded_tokens(vins: pl.Series, mapping: dict[str, str], name: str) -> pl.Series | None:
-    """The tokens of `vins`, a `pl.Enum` column, as a `pl.Enum` column with the same codes:
-    one lookup per category, none per row, and no token string hashed again for a writer.
+def coded_tokens(vins: pl.Series, mapping: TokenMapping, name: str) -> pl.Series | None:
+    """The tokens of `vins`, a `pl.Enum` column, as a `pl.Enum` column of the distinct
+    tokens: one lookup per category, none per row, and no token string hashed again for a
+    writer (VINs that normalise alike share a token; a VIN without one gives null).
 
-    None when that cannot be done (a category without a token in `mapping`, or two with the
-    same token): `token_expr` then maps the strings, and fails on a missing one.
+    None when a category is missing from `mapping`: `token_expr` then maps the strings, and
+    fails on it.
     """
     categories = vins.dtype.categories.to_list()  # type: ignore[attr-defined]
-    found = [mapping.get(v) for v in categories]
-    if None in found or len(set(found)) != len(found):
+    if any(v not in mapping for v in categories):
         return None
-    coded = pl.Series(name, found, dtype=pl.String)
-    return coded.cast(pl.Enum(coded)).gather(vins.to_physical()).alias(name)
+    found = [mapping[v] for v in categories]
+    distinct = pl.Enum(list(dict.fromkeys(t for t in found if t is not None)))
+    coded = pl.Series(name, found, dtype=pl.String).cast(distinct)
+    return coded.gather(vins.to_physical()).alias(name)

@@ -71,6 +71,7 @@ from filter.plan import ExportPlan, OnUnknown, plan
 from filter.protobuf_split import (
     OnBadRecord,
     Tally,
+    check_unknown,
     guarded_batches,
     manifest_extra,
     manifest_plan,
@@ -81,7 +82,7 @@ from filter.protobuf_split import (
     source_digest,
     write_batch,
 )
-from filter.pseudonym import check_key, key_id, token_mapping
+from filter.pseudonym import TokenMapping, check_key, key_id, token_mapping
 from filter.readers import protobuf as pb
 from filter.readers.parquet import (
     ParquetInput,
@@ -694,6 +695,7 @@ def split_ray_protobuf(
             FileRecord(s, tally.messages[s], source_bytes(s), digest)
             for s, digest in zip(sources, digests, strict=True)
         ]
+        check_unknown(tally, on_unknown, namespace, cat.id)
         reconcile_outputs(schema, tally, export_files, onshore_files)
         decided = manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
         extra = manifest_extra(schema, message, framing, namespace, tally)
@@ -791,7 +793,7 @@ def _skip(record: pb.BadRecord) -> None:
 
 def _split_unit(
     batch: pa.Table, *, proto: _ProtoType, batch_size: int, export_plan: ExportPlan,
-    catalogue: Catalogue, scenario: str, namespace: str, tokens: dict[str, str],
+    catalogue: Catalogue, scenario: str, namespace: str, tokens: TokenMapping,
     on_bad_record: OnBadRecord, export_dir: str, onshore_dir: str,
 ) -> pa.Table:
     """Second pass: split one unit into a pair of part files per batch, keeping bad records

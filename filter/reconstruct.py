@@ -9,6 +9,11 @@ a struct split between the sides rebuilt from both halves, field order as in the
 May fail: `InputError` when the two frames do not line up (row counts or tokens differ) or a
 column of the schema is in neither.
 
+Key/value output (one row per entry) is put back together by `reconstruct_entries`: the
+export numbers each message's exported entries densely (``entry_index`` 0..k-1), the onshore
+rows keep the input's ``entry_index`` and say how many of the message's entries before them
+were exported (``exported_before``); `entry_positions` gives every row its place in the input.
+
 This is how the promise "together they hold the whole input" is checked, and how onshore teams
 rejoin what the egress point split. It must never run outside the country: it needs the onshore
 half.
@@ -20,6 +25,13 @@ import polars as pl
 
 from filter.errors import InputError
 from filter.plan import TOKEN_COLUMN
+
+#: The onshore column of key/value output mapping its entries to the export's
+#: (`filter.kv_engine.EXPORTED_BEFORE`).
+EXPORTED_BEFORE = "exported_before"
+#: `entry_positions`' columns besides ``message_index``: the row's side ("export" or
+#: "onshore"), its ``entry_index`` as written, and its place in the input message.
+SIDE, WRITTEN_INDEX, INPUT_INDEX = "side", "written_index", "input_index"
 
 
 def reconstruct(
@@ -83,3 +95,44 @@ def _merge_struct(halves: list[tuple[pl.Expr, pl.DataType]], dtype: pl.Struct) -
             fields.append(_as(*pieces[0], fld.dtype).alias(fld.name))
     all_null = pl.all_horizontal([expr.is_null() for expr, _ in halves])
     return pl.when(all_null).then(None).otherwise(pl.struct(fields))
+
+
+def entry_positions(export: pl.LazyFrame, onshore: pl.LazyFrame) -> pl.LazyFrame:
+    """Every key/value row of one part's two sides with its place in the input message:
+    ``message_index``, `SIDE`, `WRITTEN_INDEX` (the side's ``entry_index``) and `INPUT_INDEX`.
+
+    Sorted by message, then by the export's ``entry_index`` and the onshore's
+    ``exported_before`` (onshore first on a tie, then by its own ``entry_index``), a message's
+    rows are its entries in input order. An envelope's own row (onshore, ``entry_index``
+    -1: fields the descriptor does not know) keeps -1. For a whole output, the onshore
+    ``entry_index`` equals `INPUT_INDEX` on every row, and the export's run 0..k-1 per message.
+    """
+    rank = "__vtx_rank"
+    sides = [
+        export.select("message_index", pl.col("entry_index").alias(rank),
+                      pl.lit("export").alias(SIDE), pl.col("entry_index").alias(WRITTEN_INDEX)),
+        onshore.select("message_index", pl.col(EXPORTED_BEFORE).alias(rank),
+                       pl.lit("onshore").alias(SIDE), pl.col("entry_index").alias(WRITTEN_INDEX)),
+    ]
+    ordered = pl.concat(sides).sort(
+        "message_index", rank, pl.col(SIDE) == "export", WRITTEN_INDEX, maintain_order=True)
+    envelope = (pl.col(SIDE) == "onshore") & (pl.col(WRITTEN_INDEX) < 0)
+    place = (~envelope).cast(pl.Int64).cum_sum().over("message_index") - 1
+    return ordered.select("message_index", SIDE, WRITTEN_INDEX,
+                          pl.when(envelope).then(-1).otherwise(place).alias(INPUT_INDEX))
+
+
+def reconstruct_entries(export: pl.DataFrame, onshore: pl.DataFrame) -> pl.DataFrame:
+    """The key/value rows of one part's two sides as one frame, in input order: every entry
+    once, ``entry_index`` its place in the input message (`entry_positions`). Columns are
+    both sides' (``exported_before`` dropped); a column one side lacks is null in its rows
+    (an exported entry's VIN is the onshore rows' of the same ``vehicle_token``)."""
+    positions = entry_positions(export.lazy(), onshore.lazy()).collect()
+    rows = pl.concat([export.with_columns(pl.lit("export").alias(SIDE)),
+                      onshore.drop(EXPORTED_BEFORE).with_columns(pl.lit("onshore").alias(SIDE))],
+                     how="diagonal_relaxed")
+    placed = rows.join(positions, left_on=["message_index", SIDE, "entry_index"],
+                       right_on=["message_index", SIDE, WRITTEN_INDEX], how="left",
+                       validate="1:1")
+    return (placed.with_columns(pl.col(INPUT_INDEX).alias("entry_index"))
+            .drop(INPUT_INDEX, SIDE).sort("message_index", "entry_index"))

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow.parquet as pq
+from google.protobuf.descriptor import Descriptor
 
 from filter.catalogue import Catalogue
 from filter.detectors import as_strings, detector_hits, is_scannable
@@ -61,6 +62,7 @@ from filter.protobuf_split import QUARANTINE_DIR
 from filter.readers import protobuf as pb
 from filter.readers.parquet import READ_ERRORS
 from filter.readers.protobuf import UNKNOWN_FIELDS
+from filter.reconstruct import INPUT_INDEX, SIDE, WRITTEN_INDEX, entry_positions
 from filter.signing import SIGNATURE_NAME, check_signature, load_public_key
 from filter.splitter import resolve_catalogue
 
@@ -111,7 +113,9 @@ def _stream_rows(path: Path) -> pl.DataFrame:
     ).to_frame()
     if export:
         vin = json.loads((path.parent / MANIFEST_NAME).read_text())["keys"]["vehicle_id"]
-        rows = rows.rename({vin: TOKEN_COLUMN})
+        # A message whose VIN gets no token has no field: "" on the wire, null in Parquet.
+        rows = rows.rename({vin: TOKEN_COLUMN}).with_columns(
+            pl.col(TOKEN_COLUMN).replace("", None))
         if rows[UNKNOWN_FIELDS].null_count() == rows.height:  # none on the wire: no column
             rows = rows.drop(UNKNOWN_FIELDS)
     return rows
@@ -458,6 +462,7 @@ def _check_plain_stream(
 ) -> list[Failure]:
     """Plain protobuf export: every leaf the scenario does not export is unset everywhere."""
     failures: list[Failure] = []
+    defaults = _enum_defaults(_stream_reader(export.directory.absolute())[0].descriptor)
     for name, schema in schemas.items():
         part = export.directory / name
         sent: list[pl.Expr] = []
@@ -467,7 +472,10 @@ def _check_plain_stream(
             for path, expr, leaf in _leaves(column, dtype):
                 if column == UNKNOWN_FIELDS or decide_path(cat, scenario, path).destination \
                         != "export":
-                    sent.append(_is_set(expr, leaf).sum().alias(path))
+                    held = _is_set(expr, leaf)
+                    if path in defaults:  # an enum not sent reads as its default's name
+                        held = held & (expr != defaults[path])
+                    sent.append(held.sum().alias(path))
         if not sent:
             continue
         try:
@@ -478,6 +486,23 @@ def _check_plain_stream(
         failures += [Failure(f"{part}: field {path!r}", f"set in {count} message(s) but not "
                              "allowed in the export") for path, count in row.items() if count]
     return failures
+
+
+def _enum_defaults(descriptor: Descriptor, prefix: str = "", depth: int = 0) -> dict[str, str]:
+    """The name of the default value of every single enum leaf of a message type, by the
+    dotted path of JSON names its decoded column has (messages walked, lists not)."""
+    found: dict[str, str] = {}
+    for member in descriptor.fields:
+        path = f"{prefix}{member.json_name}"
+        if member.is_repeated:
+            continue
+        if member.enum_type is not None:
+            value = member.enum_type.values_by_number.get(member.default_value)
+            if value is not None:
+                found[path] = value.name
+        elif member.message_type is not None and depth < pb.MAX_DEPTH:
+            found.update(_enum_defaults(member.message_type, f"{path}.", depth + 1))
+    return found
 
 
 def _is_set(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -540,6 +565,7 @@ def _onshore_vins(onshore: OutputCheck) -> list[str] | None:
         try:
             found = (PART_FORMATS[path.suffix].scan(path)
                      .select(pl.col(vin).cast(pl.String).drop_nulls().unique())
+                     .filter(pl.col(vin).str.strip_chars() != "")  # a blank VIN names no one
                      .collect(engine="streaming"))
         except READ_ERRORS as exc:  # a missing VIN column, or a part polars cannot read
             onshore.fail(onshore.directory / name,
@@ -640,20 +666,24 @@ def _reconcile_entries(export: OutputCheck, onshore: OutputCheck) -> list[Failur
     written = e["rows"] + o["rows"]
     if read != written:
         failures.append(Failure(where, f"entries do not reconcile: read {read}, written {written}"))
-    position = ["message_index", "entry_index"]
     for name in export.intact.keys() & onshore.intact.keys():
-        scans = [PART_FORMATS[p.suffix].scan(p).select(position)
-                 for p in (export.intact[name], onshore.intact[name])]
+        # The export numbers each message's entries 0..k-1; onshore rows keep their input
+        # index and the count of exported entries before them: merged, each entry must fall
+        # in its own place, once (`reconstruct.entry_positions`).
+        scans = [PART_FORMATS[p.suffix].scan(p) for p in (export.intact[name],
+                                                           onshore.intact[name])]
+        placed = entry_positions(*scans)
+        misplaced = pl.col(WRITTEN_INDEX) != pl.when(pl.col(SIDE) == "onshore").then(
+            pl.col(INPUT_INDEX)).otherwise(pl.int_range(pl.len()).over("message_index", SIDE))
         try:
-            both = pl.concat(scans).select(pl.len(), pl.struct(position).n_unique().alias("n"))
-            total, distinct = both.collect(engine="streaming").row(0)
+            wrong = placed.select(misplaced.sum()).collect().item()
         except READ_ERRORS as exc:
             failures.append(Failure(f"{where}: {name}", f"entries cannot be read: "
                                     f"{first_line(exc)}"))
             continue
-        if total != distinct:
-            failures.append(Failure(f"{where}: {name}",
-                                    f"{total - distinct} entr(ies) are on both sides"))
+        if wrong:
+            failures.append(Failure(f"{where}: {name}", f"{wrong} entr(ies) are out of place "
+                                    "(on both sides, or numbered apart from the input)"))
     return failures
 
 

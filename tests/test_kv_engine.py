@@ -15,6 +15,7 @@ from filter.engine import COUNT_SEPARATOR, MOVED
 from filter.kv_engine import split_decoded, split_key_values
 from filter.pseudonym import token_mapping
 from filter.readers import protobuf as pb
+from filter.reconstruct import reconstruct_entries
 
 from .conftest import DATA, KEY
 from .test_parquet_encoder import assert_same_files, polars_file
@@ -227,9 +228,13 @@ def test_no_withheld_key_in_the_export_and_entries_reconcile(payload, shipped, e
         for k in export.filter(pl.col("value_location_value").is_not_null())["key"])
     assert export.height + onshore.height == rows.height == counts["entries"]
     assert counts["exported"] == export.height
-    merged = pl.concat([export.select("message_index", "entry_index"),
-                        onshore.select("message_index", "entry_index")]).sort(pl.all())
-    assert merged.equals(rows.select("message_index", "entry_index").sort(pl.all()))
+    # The export numbers a message's entries 0..k-1; with the onshore side's mapping every
+    # entry is back in its place, with its key and value.
+    for _, group in export.group_by("message_index"):
+        assert sorted(group["entry_index"]) == list(range(group.height))
+    merged = reconstruct_entries(export, onshore)
+    columns = ["message_index", "entry_index", "key", "value_string", "value_double"]
+    assert merged.select(columns).equals(rows.select(columns))
 
 
 def test_string_verdicts_are_the_detectors_batch_after_batch() -> None:

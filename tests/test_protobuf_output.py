@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from google.protobuf.internal.encoder import _VarintBytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -362,3 +364,209 @@ def test_batches_written_in_the_writer_thread_keep_their_order_and_bytes(
             assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     onshore = read_stream(payload, tmp_path / "o")
     assert [m.vin for m in onshore] == [f"LSV{i:02d}" for i in range(19)]
+
+
+# --- exported entries hold what was classified, nothing else (issue 23, item 2) ---------------
+
+def _tag(number: int, wire: int) -> bytes:
+    return _VarintBytes((number << 3) | wire)
+
+
+def _nested(number: int, *fields: bytes) -> bytes:
+    body = b"".join(fields)
+    return _tag(number, 2) + _VarintBytes(len(body)) + body
+
+
+def _double(number: int, value: float) -> bytes:
+    return _tag(number, 1) + struct.pack("<d", value)
+
+
+def _text(number: int, value: str) -> bytes:
+    return _nested(number, value.encode())
+
+
+def _varint(number: int, value: int) -> bytes:
+    return _tag(number, 0) + _VarintBytes(value)
+
+
+# Wire bytes a parser reads as something else than they carry: the planted values are only in
+# copies a parser discards (an earlier oneof member, an earlier copy of a field), or in fields
+# the descriptor does not know.
+_LATITUDE, _LONGITUDE = 30.572815, 104.066801
+_PLANTED_TEXT = "30.572815, 104.066801"
+_PLANTED_SECONDS = 1_212_121_212
+
+
+def _hiding_envelope() -> bytes:
+    """Payload (data 1, created_at 2, vin 3) whose exported entries (Soc 8, Odometer 5) hide
+    coordinates: a location before the double that replaces it in the oneof; a whole earlier
+    value message holding a location; a coordinate text before the string that replaces it;
+    and a created_at sent twice, its first copy with other seconds, the second with a field
+    the descriptor does not know."""
+    location = _nested(7, _double(1, _LATITUDE), _double(2, _LONGITUDE))
+    entries = [
+        _nested(1, _varint(1, 8), _nested(2, location, _double(5, 80.5))),
+        _nested(1, _varint(1, 8), _nested(2, location), _nested(2, _double(5, 55.0))),
+        _nested(1, _varint(1, 5), _nested(2, _text(1, _PLANTED_TEXT), _text(1, "ok"))),
+        _nested(1, _varint(1, 21), _varint(1, 8), _nested(2, _double(5, 12.5))),  # key twice
+    ]
+    stamps = [_nested(2, _varint(1, _PLANTED_SECONDS)),
+              _nested(2, _varint(1, 1_790_000_000), _text(9, _PLANTED_TEXT))]
+    return b"".join([*entries, *stamps, _text(3, "LSV1")])
+
+
+def _planted() -> list[bytes]:
+    return [struct.pack("<d", _LATITUDE), struct.pack("<d", _LONGITUDE), _PLANTED_TEXT.encode(),
+            _varint(1, _PLANTED_SECONDS)]
+
+
+def _assert_holds_only_what_parses(schema: pb.ProtoSchema, directory: Path) -> list:
+    """No planted byte in any file of `directory`; every message of its streams parses with
+    no unknown field and is as long as the runtime's own serialisation of what it parsed
+    (no byte a parser skips or overwrites). The messages, in order."""
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    for path in directory.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for planted in _planted():
+                assert planted not in data, (path.name, planted)
+    messages = []
+    for part in sorted(directory.glob("part-*.pb")):
+        for frame in pb.iter_frames(part, "delimited"):
+            message = schema.message_class.FromString(frame.data)
+            assert message.ByteSize() == len(frame.data)
+            assert not len(UnknownFieldSet(message))
+            for entry in getattr(message, "data", []):
+                assert not len(UnknownFieldSet(entry)) and not len(UnknownFieldSet(entry.value))
+            messages.append(message)
+    return messages
+
+
+@pytest.mark.parametrize("decoder", ["auto", "plain"])
+def test_exported_entries_carry_no_hidden_copies(payload, tmp_path, monkeypatch, decoder) -> None:
+    import functools
+
+    plain = payload.message_class(vin="LSV2")  # a batch-mate the compiled decoder reads itself
+    plain.created_at.seconds = 1_790_000_001
+    plain.data.add(key=8).value.double_value = 1.5
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(_hiding_envelope(), plain.SerializeToString()))
+    if decoder == "plain":
+        monkeypatch.setattr(pb, "iter_batches", functools.partial(pb.iter_batches,
+                                                                  decoder="plain"))
+    split_streams(payload, stream, tmp_path)
+    export = _assert_holds_only_what_parses(payload, tmp_path / "e")
+    first = export[0]
+    assert [(d.key, d.value.WhichOneof("value")) for d in first.data] == [
+        (8, "double_value"), (8, "double_value"), (5, "string_value"), (8, "double_value")]
+    assert [d.value.double_value for d in first.data if d.key == 8] == [80.5, 55.0, 12.5]
+    assert first.data[2].value.string_value == "ok"
+    assert first.created_at.seconds == 1_790_000_000 and first.vin == vehicle_token(KEY, "LSV1")
+    # The onshore stream keeps the envelope's fields as they came, both timestamps included.
+    # (What a parser discards inside an exported entry is in neither output, as with Parquet
+    # output: no reader of the input sees it.)
+    onshore = b"".join(p.read_bytes() for p in sorted((tmp_path / "o").glob("part-*.pb")))
+    assert _varint(1, _PLANTED_SECONDS) in onshore and _PLANTED_TEXT.encode() in onshore
+
+
+def test_exported_entries_equal_the_runtime_serialisation_of_every_scalar(tmp_path) -> None:
+    """Every member and leaf type, both signs, encoded anew from the compiled decoder's arrays:
+    byte for byte the runtime's serialisation of the parsed entry."""
+    from .test_kv_decoder import scalar_schema, scalar_values
+
+    schema = scalar_schema(tmp_path)
+    catalogue = tmp_path / "all.toml"
+    catalogue.write_text((DATA / "mini-catalogue.toml").read_text().replace(
+        'aliases = ["timestamp", "ts"]', 'aliases = ["timestamp", "ts", "seconds"]')
+        + '\n[[rules]]\nid = "all"\nclass = "after_sales"\n'
+          'patterns = ["fleet.Scalar", "fleet.Leaves", "fleet.Leaves.all"]\n'
+          'basis = "test basis"\n')
+    messages = []
+    for sign in (1, -1):
+        msg = schema.message_class(vin="V")
+        leaf = msg.data.add(key=2).value.all
+        for name, value in scalar_values(sign).items():
+            msg.data.add(key=1).value.__setattr__(f"m_{name}", value)
+            setattr(leaf, name, value)
+        msg.data.add(key=2).value.all.SetInParent()  # a member message with no leaf set
+        messages.append(msg.SerializeToString())
+    stream = tmp_path / "s.bin"
+    stream.write_bytes(delimited(*messages))
+    split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                   message=schema.name, descriptor_set=schema.source, catalogue=catalogue,
+                   output_format="protobuf")
+    exported = read_stream(schema, tmp_path / "e")
+    for raw, export in zip(messages, exported, strict=True):
+        source = schema.message_class.FromString(raw)
+        assert len(export.data) == len(source.data)
+        for mine, theirs in zip(export.data, source.data, strict=True):
+            assert mine.SerializeToString() == theirs.SerializeToString()
+
+
+def test_plain_export_is_built_from_the_exported_fields_only(tmp_path: Path) -> None:
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    # Record: vin 1, timestamp 2, vehicle 3 {traveled_distance 2, service 8 {distance 1}}.
+    # The vehicle sent twice (merged: its first copy's location is still the message's, and
+    # withheld); an exported message with a field the descriptor does not know.
+    first = _nested(3, _nested(3, _double(1, _LATITUDE), _double(2, _LONGITUDE)),
+                    _varint(2, 7))
+    second = _nested(3, _varint(2, 12), _nested(8, _tag(1, 5) + struct.pack("<f", 900.0),
+                                                _text(9, _PLANTED_TEXT)))
+    raw = _text(1, "LSV1") + _nested(2, _varint(1, 1_790_000_000)) + first + second
+    stream = tmp_path / "r.bin"
+    stream.write_bytes(delimited(raw))
+    split_streams(record, stream, tmp_path)
+    (export,) = _assert_holds_only_what_parses(record, tmp_path / "e")
+    assert export.vehicle.traveled_distance == 12
+    assert export.vehicle.service.distance_to_service == 900.0
+    assert not export.vehicle.HasField("current_location")
+    assert not len(UnknownFieldSet(export.vehicle.service))
+    (onshore,) = read_stream(record, tmp_path / "o")
+    assert onshore.vehicle.current_location.latitude == _LATITUDE
+    assert _PLANTED_TEXT.encode() in (tmp_path / "o" / "part-00000-00000.pb").read_bytes()
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
+def test_entries_with_declared_fields_no_column_holds_stay_onshore(tmp_path, output_format):
+    """A schema whose entries (or values) declare fields beside the key and the value's oneof:
+    no row column holds them, so an entry that sets one is kept whole onshore, never exported
+    (and never lost)."""
+    from google.protobuf import descriptor_pb2
+
+    files = descriptor_pb2.FileDescriptorSet.FromString(TEST_SET.read_bytes())
+    (test_file,) = [f for f in files.file if f.package == "testfleet"]
+    types = {m.name: m for m in test_file.message_type}
+    text = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+    optional = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+    types["Datum"].field.add(name="note", number=3, type=text, label=optional, json_name="note")
+    types["Value"].field.add(name="comment", number=50, type=text, label=optional,
+                             json_name="comment")
+    extended = tmp_path / "extended.binpb"
+    extended.write_bytes(files.SerializeToString())
+    schema = pb.load_schema(extended, "testfleet.Payload")
+    msg = schema.message_class(vin="LSV1")
+    msg.created_at.seconds = 1_790_000_000
+    msg.data.add(key=8, note=_PLANTED_TEXT).value.double_value = 80.5  # Soc, noted
+    msg.data.add(key=5).value.comment = _PLANTED_TEXT  # Odometer, a comment beside no member
+    msg.data.add(key=8).value.double_value = 12.5  # Soc alone: exported
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(msg.SerializeToString()))
+    result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                            message=schema.name, descriptor_set=extended,
+                            output_format=output_format)
+    assert result.export_manifest["entries"]["exported"] == 1
+    assert result.export_manifest["entries"]["unknown_fields"] == 2
+    for path in (tmp_path / "e").iterdir():
+        assert _PLANTED_TEXT.encode() not in path.read_bytes()
+    onshore = b"".join(p.read_bytes() for p in (tmp_path / "o").glob("part-*"))
+    if output_format == "protobuf":
+        (kept,) = read_stream(schema, tmp_path / "o")
+        assert [d.note for d in kept.data] == [_PLANTED_TEXT, ""]
+        assert kept.data[1].value.comment == _PLANTED_TEXT
+    else:
+        kept = pl.read_parquet(tmp_path / "o" / "*.parquet")["unknown_fields"].drop_nulls()
+        assert kept.len() == 2 and _PLANTED_TEXT.encode() in kept[0] + kept[1]
+    assert onshore

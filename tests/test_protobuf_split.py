@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,7 @@ def test_verify_checks_key_value_outputs(payload, tmp_path: Path) -> None:
     manifest_path.write_text(json.dumps(manifest))
     failures = "\n".join(str(f) for f in verify_output(tmp_path / "e", tmp_path / "o").failures)
     assert "entries of 'fleet.Location'" in failures
-    assert "are on both sides" in failures
+    assert "are out of place" in failures
 
 
 def test_verify_passes_plain_protobuf_outputs(tmp_path: Path) -> None:
@@ -444,3 +445,90 @@ def test_a_stream_named_like_a_pattern_is_that_file(payload, tmp_path: Path) -> 
         onshore = pl.read_parquet(out / "o[1]" / "part-00000-00000.parquet", glob=False)
         assert set(onshore["vin"]) == {vin}
         assert verify_output(out / "e[1]", out / "o[1]").ok
+
+
+def _cli_split(stream: Path, out: Path, *extra: str) -> tuple[int, str]:
+    key_file = out.parent / "key"
+    key_file.write_bytes(KEY)
+    result = CliRunner().invoke(vtx, [
+        "split", str(stream), "--export", str(out / "e"), "--onshore", str(out / "o"),
+        "--scenario", "after-sales", "--key-file", str(key_file), "--descriptor-set",
+        str(TEST_SET), "--message", "testfleet.Payload", *extra])
+    return result.exit_code, result.stderr
+
+
+def test_export_numbers_entries_densely_and_onshore_maps_them(payload, tmp_path: Path) -> None:
+    from filter.reconstruct import reconstruct_entries
+
+    first = payload.message_class.FromString(make_payload(payload))  # 21 8 10 64 999
+    first.data.add(key=5).value.double_value = 48_211.5  # Odometer: exported, after a gap
+    second = payload.message_class.FromString(make_payload(payload, "LSV2"))
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(first.SerializeToString(), second.SerializeToString()))
+    assert _cli_split(stream, tmp_path / "out") == (0, "")
+    export = pl.read_parquet(tmp_path / "out" / "e" / "*.parquet")
+    onshore = pl.read_parquet(tmp_path / "out" / "o" / "*.parquet")
+    assert export.select("message_index", "entry_index", "key").rows() == [
+        (0, 0, "Soc"), (0, 1, "Odometer"), (1, 0, "Soc")]  # no gap shows the withheld
+    assert onshore.filter(pl.col("message_index") == 0).select(
+        "entry_index", "exported_before").rows() == [(0, 0), (2, 1), (3, 1), (4, 1)]
+    merged = reconstruct_entries(export, onshore)
+    rows = pl.concat([b.rows for b in pb.iter_batches(payload, stream, "delimited")])
+    assert merged.select("message_index", "entry_index", "key").equals(
+        rows.select("message_index", "entry_index", "key"))
+    verified = CliRunner().invoke(vtx, ["verify", str(tmp_path / "out" / "e"), "--onshore",
+                                        str(tmp_path / "out" / "o")])
+    assert verified.exit_code == 0, verified.stderr
+    # The export renumbered as the input had it (gaps where withheld entries were) is caught.
+    part = tmp_path / "out" / "e" / "part-00000-00000.parquet"
+    export.with_columns(pl.Series("entry_index", [1, 5, 1])).write_parquet(part)
+    manifest_path = tmp_path / "out" / "e" / "_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    data = part.read_bytes()
+    manifest["files"][0].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    manifest_path.write_text(json.dumps(manifest))
+    verified = CliRunner().invoke(vtx, ["verify", str(tmp_path / "out" / "e"), "--onshore",
+                                        str(tmp_path / "out" / "o")])
+    assert verified.exit_code == 3 and "are out of place" in verified.stderr
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
+def test_on_unknown_fail_stops_on_what_the_data_holds(payload, tmp_path, output_format) -> None:
+    """A key number the descriptor's enum lacks, or a field it does not know (in an entry, in
+    an envelope, in a plain message), is unclassified: under --on-unknown fail, exit 1 naming
+    it, nothing published; withheld (exit 0) without."""
+    known = payload.message_class(vin="LSV1")
+    known.created_at.seconds = 1_790_000_000
+    known.data.add(key=8).value.double_value = 80.5
+    newer_key = make_payload(payload)  # holds key 999
+    datum = payload.message_class().data.add(key=8)
+    datum.value.double_value = 1.0
+    odd = datum.SerializeToString() + b"\x48\x01"  # an entry with a field 9 the schema lacks
+    odd_entry = known.SerializeToString() + b"\x0a" + bytes([len(odd)]) + odd
+    odd_envelope = known.SerializeToString() + b"\xa8\x06\x01"  # envelope field 101
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    plain = record.message_class(vin="LSV1").SerializeToString() + b"\xa8\x06\x01"
+    cases = [("key", [newer_key], "testfleet.Payload", r"fleet\.999"),
+             ("entry", [odd_entry], "testfleet.Payload", "unknown_fields"),
+             ("envelope", [odd_envelope], "testfleet.Payload", "unknown_fields"),
+             ("plain", [plain], "vtx.telemetry.v1.Record", "unknown_fields")]
+    key_file = tmp_path / "vtx.key"
+    key_file.write_bytes(KEY)
+    for name, messages, message, named in cases:
+        stream = tmp_path / f"{name}.bin"
+        stream.write_bytes(delimited(known.SerializeToString(), *messages)
+                           if message == "testfleet.Payload" else delimited(*messages))
+        out = tmp_path / name
+        args = ["split", str(stream), "--export", str(out / "e"), "--onshore", str(out / "o"),
+                "--scenario", "after-sales", "--key-file", str(key_file), "--message", message,
+                "--output-format", output_format]
+        if message == "testfleet.Payload":
+            args += ["--descriptor-set", str(TEST_SET)]
+        failed = CliRunner().invoke(vtx, [*args, "--on-unknown", "fail"])
+        assert failed.exit_code == 1, (name, failed.output)
+        assert failed.stderr.startswith("vtx: error: ") and "not classified" in failed.stderr
+        assert re.search(named, failed.stderr), (name, failed.stderr)
+        assert not (out / "e").exists() and not (out / "o").exists()
+        assert not out.exists() or not list(out.iterdir())  # no staging left either
+        withheld = CliRunner().invoke(vtx, args)
+        assert withheld.exit_code == 0, (name, withheld.output)

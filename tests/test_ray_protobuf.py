@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from filter import InputError, read_manifest
+from filter import InputError, UnclassifiedFieldsError, read_manifest
 from filter.cli import vtx
 from filter.protobuf_split import split_protobuf
 from filter.readers import protobuf as pb
@@ -123,6 +123,24 @@ def test_bad_record_fails_the_run_and_publishes_nothing(payload, tmp_path: Path)
                            **PAYLOAD)
     assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
     assert not [p for p in tmp_path.iterdir() if ".vtx-" in p.name]
+
+
+def test_on_unknown_fail_stops_on_unknown_keys_and_fields(payload, tmp_path: Path) -> None:
+    """As the local split: a key number the enum lacks (make_payload's 999) stops the run under
+    on_unknown="fail", and so does a plain message carrying a field the schema lacks."""
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(make_payload(payload)))
+    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    plain = tmp_path / "r.bin"
+    odd = record.message_class(vin="V").SerializeToString() + b"\xa8\x06\x01"  # field 101
+    plain.write_bytes(delimited(odd))
+    for source, options, named in ((stream, PAYLOAD, r"fleet\.999"),
+                                   (plain, RECORD, "unknown_fields")):
+        with pytest.raises(UnclassifiedFieldsError, match=named):
+            split_ray_protobuf(source, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                               on_unknown="fail", **options)
+        assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+        assert not [p for p in tmp_path.iterdir() if ".vtx-" in p.name]
 
 
 def test_quarantine_on_ray(payload, tmp_path: Path) -> None:

@@ -296,7 +296,7 @@ def test_the_signature_covers_content_not_layout(signed, keys, runner) -> None:
     # A name given twice could be read either way by other parsers: refused.
     text = (onshore / "_manifest.json").read_text()
     (onshore / "_manifest.json").write_text(
-        text.replace('{\n  "schema_version": 1,', '{"rows": 0, "schema_version": 1,', 1)
+        text.replace('{\n  "schema_version": 2,', '{"rows": 0, "schema_version": 2,', 1)
     )
     lines = verify_lines(verify(runner, onshore, None, "--public-key", str(keys[1])))
     assert any("an object holds the name 'rows' twice" in line for line in lines)

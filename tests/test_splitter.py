@@ -33,7 +33,7 @@ def test_split_publishes_both_outputs_with_manifests(batch_file: Path, batch, tm
     assert export["inputs"] == [{"rows": batch.height}]  # where and what: onshore only
     assert export["catalogue"]["id"] == "mini" and export["scenario"] == "rnd"
     for manifest, directory in ((export, tmp_path / "export"), (onshore, tmp_path / "onshore")):
-        assert manifest["schema_version"] == 1
+        assert manifest["schema_version"] == 2
         names = sorted(p.name for p in directory.iterdir())
         assert names == ["_manifest.json", "part-00000.parquet"]
         (part,) = manifest["files"]

@@ -39,7 +39,7 @@ import dataclasses
 import functools
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,8 @@ K_NONE, K_INT64, K_INT32, K_UINT32, K_SINT32, K_SINT64, K_BOOL = 0, 1, 2, 3, 4, 
 K_FIXED64, K_SFIXED64, K_FIXED32, K_SFIXED32, K_DOUBLE, K_FLOAT = 7, 8, 9, 10, 11, 12
 K_STRING, K_BYTES, K_TIMESTAMP, K_MESSAGE = 13, 14, 15, 16
 _WIRE = np.array([-1, 0, 0, 0, 0, 0, 0, 1, 1, 5, 5, 1, 5, 2, 2, 2, 2], dtype=np.int8)
+#: The wire type of each field kind (for writers of the same kinds).
+WIRE_TYPES = _WIRE
 
 _SCALAR_KIND = {
     FieldDescriptor.TYPE_INT64: K_INT64, FieldDescriptor.TYPE_UINT64: K_INT64,
@@ -218,7 +220,8 @@ def valid_utf8(data, pos, end):
 
 @intrinsic
 def _bitcast(typingctx, value, target):
-    """Reinterpret an integer's bits as the float type `target` (no memory round trip)."""
+    """Reinterpret a number's bits as the type `target` of the same width (no memory round
+    trip): an integer's as a float, or a float's as an integer."""
     to = target.instance_type if hasattr(target, "instance_type") else target.dtype
 
     def codegen(context, builder, signature, args):
@@ -235,6 +238,18 @@ def _as_float64(bits):
 @kernel(inline="always")
 def _as_float32(bits):
     return _bitcast(np.int32(np.uint32(bits & 0xFFFFFFFF)), np.float32)
+
+
+@kernel(inline="always")
+def float64_bits(value):
+    """The bits of a double, as the wire's fixed 64 bits hold them (int64)."""
+    return _bitcast(np.float64(value), np.int64)
+
+
+@kernel(inline="always")
+def float32_bits(value):
+    """The bits of `value` as a float (the wire's fixed 32 bits), as a non-negative int64."""
+    return np.int64(_bitcast(np.float32(value), np.int32)) & 0xFFFFFFFF
 
 
 @kernel(inline="always")
@@ -816,6 +831,10 @@ class DecodedEntries:
             return self.ent_key, self.ent_member
         return self.ent_key[self.keep], self.ent_member[self.keep]
 
+    def positions(self) -> np.ndarray:
+        """Per entry (in row order): its place in its message (0, 1, ...)."""
+        return self.ent_pos if bool(self.keep.all()) else self.ent_pos[self.keep]
+
     def strings(self) -> tuple[np.ndarray, pl.Series]:
         """The rows whose value is a ``value_string`` (ascending) and their strings."""
         members = [j for j, f in enumerate(self.tables.members.fields)
@@ -864,9 +883,12 @@ class DecodedEntries:
         messages: pl.DataFrame | None = None,
         *,
         coded: bool = False,
+        entry_columns: Mapping[str, np.ndarray] | None = None,
     ) -> pl.DataFrame:
         """The rows of the entries `select` picks (all: None), in entry order, with the
-        plain path's columns and types.
+        plain path's columns and types, and the `entry_columns` (an int64 per entry, as
+        `select` has a flag: a side's columns that depend on the routing; each replaces the
+        column of its name, or comes last).
 
         Each entry takes on its message's row of `messages`: a row per message, the
         `envelopes` and any columns after them (a caller building both sides makes it once,
@@ -877,10 +899,11 @@ class DecodedEntries:
         dictionary instead of hashing every string.
         """
         keep = self.keep if select is None else self.keep & select
-        return _columns(self, keep, messages, coded=coded)
+        return _columns(self, keep, messages, coded=coded, entry_columns=entry_columns)
 
     def encoded(
-        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema
+        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema, *,
+        entry_columns: Mapping[str, np.ndarray] | None = None,
     ) -> bytes | None:
         """The Parquet file (`filter.parquet_encoder`) of the rows of the entries `select`
         picks, with the columns of `schema`, in its order; None where the encoder declines
@@ -888,18 +911,20 @@ class DecodedEntries:
 
         The columns of `messages` (a row per message: the side's envelope columns, the token,
         as the side's projection makes them) are taken on by each entry from its message, as
-        dictionaries of the message values indexed by message; the others are built from the
-        arrays, with the values `rows` gives them.
+        dictionaries of the message values indexed by message; those of `entry_columns` (as
+        for `rows`) from their arrays; the others are built from the decoded arrays, with
+        the values `rows` gives them.
         """
         try:
-            return encode_file(_arrow_columns(self, self.keep & select, messages, schema),
-                               schema)
+            return encode_file(_arrow_columns(self, self.keep & select, messages, schema,
+                                              entry_columns or {}), schema)
         except UnsupportedColumn:
             return None
 
 
 def _arrow_columns(
-    entries: DecodedEntries, keep: np.ndarray, messages: pl.DataFrame, schema: pl.Schema
+    entries: DecodedEntries, keep: np.ndarray, messages: pl.DataFrame, schema: pl.Schema,
+    entry_columns: Mapping[str, np.ndarray],
 ) -> list[Column]:
     """The columns of `schema` for the entries `keep` selects, as Arrow arrays, `Sparse` or
     `Repeated` columns for `parquet_encoder.encode_file` (`DecodedEntries.encoded`)."""
@@ -919,6 +944,9 @@ def _arrow_columns(
         numpy_array(np.arange(len(messages), dtype=np.int64) + entries.first_index), counts,
         height)
     built["entry_index"] = _by_range(positions)
+    for name, values in entry_columns.items():
+        if name in schema:
+            built[name] = _by_range(values[picked])
     codes, categories, _ = _name_codes(
         numbers, _name_lookup(_enum_key(entries.schema.key_value.key.enum_type)))
     built["key"] = _coded(codes.astype(np.int32, copy=False), string_array(categories))
@@ -1152,9 +1180,10 @@ def _columns(
     messages: pl.DataFrame | None = None,
     *,
     coded: bool = False,
+    entry_columns: Mapping[str, np.ndarray] | None = None,
 ) -> pl.DataFrame:
     """The rows of the entries `keep` selects, with the plain path's columns and types, each
-    taking on its message's row of `messages` (`DecodedEntries.rows`)."""
+    taking on its message's row of `messages`, and `entry_columns` (`DecodedEntries.rows`)."""
     schema, tables, buf, leaves = entries.schema, entries.tables, entries.buf, entries.leaves
     ent_msg, ent_pos, ent_key, ent_member = (
         entries.ent_msg, entries.ent_pos, entries.ent_key, entries.ent_member)
@@ -1176,6 +1205,10 @@ def _columns(
     target = pl.Schema({**target, **{c: t for c, t in messages.schema.items()
                                      if c not in target}})
     columns.update({c.name: c for c in messages[ent_msg]})
+    for name, values in (entry_columns or {}).items():
+        columns[name] = pl.Series(name, values if all_kept else values[keep])
+        if name not in target:
+            target = pl.Schema({**target, name: pl.Int64()})
     key_number = pl.Series("key_number", ent_key)
     columns["key"] = _names(key_number, schema.key_value.key.enum_type, "key", coded=coded)
     columns["key_number"] = key_number

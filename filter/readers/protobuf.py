@@ -17,7 +17,8 @@ Out: Polars `DataFrame`s in batches of messages, either
   ``value_enum``, and one struct column per message-typed member, e.g. ``value_location_value``).
 Fields the descriptor does not know (unknown fields on the wire) are never dropped silently:
 the message's raw bytes go to an ``unknown_fields`` column, which no catalogue rule exports
-(key/value: the entry's bytes; an envelope's own unknown fields give a row of their own, entry
+(key/value: the entry's bytes, as for an entry setting declared fields no column holds, beside
+its key and value member; an envelope's own unknown fields give a row of their own, entry
 index -1 and no key, holding the envelope without its entries).
 May fail: `InputError` naming the file, the byte offset and the message index: a truncated
 varint, a length past the end of the file, a message larger than `MAX_MESSAGE_BYTES` (checked
@@ -35,7 +36,7 @@ import difflib
 import functools
 import mmap
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -412,17 +413,20 @@ class DecodedRows(Protocol):
 
     def routing(self) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def positions(self) -> np.ndarray: ...
+
     def strings(self) -> tuple[np.ndarray, pl.Series]: ...
 
     def envelopes(self) -> pl.DataFrame: ...
 
     def rows(
         self, select: np.ndarray | None = None, messages: pl.DataFrame | None = None, *,
-        coded: bool = False,
+        coded: bool = False, entry_columns: Mapping[str, np.ndarray] | None = None,
     ) -> pl.DataFrame: ...
 
     def encoded(
-        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema
+        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema, *,
+        entry_columns: Mapping[str, np.ndarray] | None = None,
     ) -> bytes | None: ...
 
 
@@ -664,10 +668,33 @@ def key_value_frame(
                 if isinstance(scalar, int) and scalar >= 2**63:
                     scalar -= 2**64  # a uint64 past Int64 keeps its bits in value_int
                 row[value_column(member)] = scalar
-            unknown = _has_unknown(entry, 0)
+            # An entry holding more than its key and one value member (fields the descriptor
+            # does not know, or declared ones outside them, which no row column holds) is kept
+            # whole, as bytes, and so never exported.
+            unknown = _has_unknown(entry, 0) or _has_extra(entry, value, layout)
             row[UNKNOWN_FIELDS] = entry.SerializeToString() if unknown else None
             rows.append(row)
     return pl.DataFrame(rows, schema=key_value_schema(schema), orient="row")
+
+
+def _has_extra(entry: Message, value: Message, layout: KeyValueLayout) -> bool:
+    """Whether an entry sets declared fields besides its key and value, or its value fields
+    outside the oneof (only schemas the compiled decoder does not read have such fields)."""
+    if not _declares_extra(layout):
+        return False
+    return any(f is not layout.key and f is not layout.value for f, _ in entry.ListFields()) \
+        or any(f.containing_oneof is None or f.containing_oneof.name != layout.oneof_name
+               for f, _ in value.ListFields())
+
+
+@functools.cache
+def _declares_extra(layout: KeyValueLayout) -> bool:
+    """Whether an envelope's entry or value type declares fields beside key, value and the
+    oneof's members."""
+    entry, value = layout.entries.message_type, layout.value.message_type
+    return len(entry.fields) > 2 or any(
+        f.containing_oneof is None or f.containing_oneof.name != layout.oneof_name
+        for f in value.fields)
 
 
 def _unknown_envelope(message: Message, layout: KeyValueLayout) -> bytes | None:
