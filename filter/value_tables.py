@@ -118,25 +118,35 @@ def enum_categories(dtype: pl.DataType) -> list[str]:
     return []
 
 
-def export_dtype(dtype: pl.DataType, table: ValueTable | None) -> pl.DataType:
+def export_dtype(
+    dtype: pl.DataType, table: ValueTable | None, *, nested: bool = False
+) -> pl.DataType:
     """The type a scanned field of `dtype` is exported as: its enum types without the
-    categories a detector hits (`table`), or, with no table to tell, as strings; else `dtype`.
+    categories a detector hits (`table`), or, with no table to tell, as strings; categoricals
+    inside lists, arrays and structs as strings; else `dtype`.
 
     An enum type carries its categories into every file and frame it is part of (Polars writes
     them all as the column's dictionary): one a detector hits must not reach the export, even
-    where no exported row holds it.
+    where no exported row holds it. A categorical inside a list keeps the dictionary of the
+    values it was read with after its hit values are nulled (found by the leak corpus: the
+    export frame of a `list<dictionary<string>>` column held every planted text in its
+    dictionary), so it is exported as plain strings.
     """
+    if nested and isinstance(dtype, pl.Categorical) and not isinstance(dtype, pl.Enum):
+        return pl.String
     if isinstance(dtype, pl.Enum):
         if table is None:
             return pl.String
         hit = table.hit_values()
         return pl.Enum([c for c in dtype.categories.to_list() if c not in hit]) if hit else dtype
     if isinstance(dtype, pl.List):
-        return pl.List(export_dtype(dtype.inner, table))
+        return pl.List(export_dtype(dtype.inner, table, nested=True))
     if isinstance(dtype, pl.Array):
-        return pl.Array(export_dtype(dtype.inner, table), dtype.shape)
+        return pl.Array(export_dtype(dtype.inner, table, nested=True), dtype.shape)
     if isinstance(dtype, pl.Struct):
-        return pl.Struct({f.name: export_dtype(f.dtype, table) for f in dtype.fields})
+        return pl.Struct(
+            {f.name: export_dtype(f.dtype, table, nested=True) for f in dtype.fields}
+        )
     return dtype
 
 
