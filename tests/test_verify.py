@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -12,9 +13,12 @@ from click.testing import CliRunner
 from filter import InputError, split
 from filter.cli import vtx
 from filter.manifest import sha256_file
+from filter.readers import protobuf as pb
 from filter.verify import check_directory, verify_output
 
 from .conftest import KEY, MINI_CATALOGUE
+from .test_protobuf_split import TEST_SET, record_stream
+from .test_readers_protobuf import delimited, make_payload
 
 PART = "part-00000.parquet"
 
@@ -186,3 +190,56 @@ def test_cli_verify(outputs, tmp_path) -> None:
     assert shipped.exit_code == 3 and "catalogue sha256 is" in shipped.stderr
     missing = runner.invoke(vtx, ["verify", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and missing.stderr.startswith("vtx: error: ")
+
+
+def protobuf_split(tmp_path: Path, stream: Path, *args: str, message: str = "testfleet.Payload",
+                   name: str = "") -> tuple[Path, Path]:
+    """`vtx split` of a protobuf stream (the test descriptor set for the test message)."""
+    export, onshore = tmp_path / f"e{name}", tmp_path / f"o{name}"
+    descriptor = ["--descriptor-set", str(TEST_SET)] if message == "testfleet.Payload" else []
+    result = CliRunner().invoke(vtx, [
+        "split", str(stream), "--export", str(export), "--onshore", str(onshore),
+        "--scenario", "after-sales", "--message", message, *descriptor, "-q",
+        "--key-file", str(key_file(tmp_path)), *args])
+    assert result.exit_code == 0, result.output
+    return export, onshore
+
+
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "vtx.key"
+    path.write_bytes(KEY + b"\n")
+    return path
+
+
+def cli_verify(*args: str | Path) -> Any:
+    return CliRunner().invoke(vtx, ["verify", *map(str, args)])
+
+
+OUTPUT_FORMATS = [(), ("--output-format", "protobuf")]
+
+
+@pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
+@pytest.mark.parametrize("message", ["testfleet.Payload", "vtx.telemetry.v1.Record"])
+def test_a_quarantine_run_verifies(output_format, message, tmp_path) -> None:
+    if message == "testfleet.Payload":
+        good = make_payload(pb.load_schema(TEST_SET, message))
+    else:
+        good = record_stream(tmp_path / "records.bin", 1).read_bytes()[1:]  # one short message
+    stream = tmp_path / "in.bin"
+    stream.write_bytes(delimited(good, b"\x0a\xff\xff", good) + b"\x40abc")
+    export, onshore = protobuf_split(tmp_path, stream, "--on-bad-record", "quarantine",
+                                     *output_format, message=message)
+    assert len(list((onshore / "quarantine").iterdir())) == 2
+    result = cli_verify(export, "--onshore", onshore)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
+@pytest.mark.parametrize("message", ["testfleet.Payload", "vtx.telemetry.v1.Record"])
+def test_the_outputs_of_an_empty_protobuf_input_verify(output_format, message, tmp_path) -> None:
+    stream = tmp_path / "empty.bin"
+    stream.write_bytes(b"")
+    export, onshore = protobuf_split(tmp_path, stream, *output_format, message=message)
+    result = cli_verify(export, "--onshore", onshore)
+    assert result.exit_code == 0, result.output
+    assert ": ok: run " in result.stdout
