@@ -149,11 +149,11 @@ class Failure:
 class VerifyReport:
     """What `verify_output` checked and found."""
 
-    export_dir: Path
+    export_dir: Path | None  # None when an onshore output was checked alone
     onshore_dir: Path | None
     run_id: str | None
     files: int  # part files checked, both sides
-    rows: int  # rows of the export, as its footers give them
+    rows: int  # rows of the export (of the onshore output checked alone), as its footers give
     failures: tuple[Failure, ...]
 
     @property
@@ -163,8 +163,7 @@ class VerifyReport:
 
     def summary(self) -> str:
         """One line: what was checked and the verdict."""
-        sides = f"{self.export_dir} and {self.onshore_dir}" if self.onshore_dir else (
-            str(self.export_dir))
+        sides = " and ".join(str(d) for d in (self.export_dir, self.onshore_dir) if d)
         verdict = "ok" if self.ok else f"{len(self.failures)} failure(s)"
         return (f"{sides}: {verdict}: run {self.run_id or '?'}, {self.files} file(s), "
                 f"{self.rows:,} rows")
@@ -185,43 +184,60 @@ class OutputCheck:
 
 
 def verify_output(
-    export_dir: str | Path,
+    output_dir: str | Path,
     onshore_dir: str | Path | None = None,
     catalogue: Catalogue | str | Path | None = None,
     *,
     public_key: Ed25519PublicKey | str | Path | None = None,
     require_signature: bool = False,
 ) -> VerifyReport:
-    """Check a published export (and its onshore counterpart, when given); see the module doc.
+    """Check a published export and its onshore counterpart, or either side alone; see the
+    module doc.
 
+    `output_dir`: the export, or, without `onshore_dir`, either side (the side its manifest's
+    `destination` names). An onshore output alone gets the integrity checks and its own
+    claims; the policy and value checks are the export's, the reconciliation needs both.
     `public_key` (a key or its PEM file): each side's manifest must be signed by it.
     `require_signature`: each side must be signed (by any key, when no `public_key` is given).
     """
     cat = resolve_catalogue(catalogue)
     if isinstance(public_key, str | Path):
         public_key = load_public_key(public_key)
-    export = check_directory(export_dir, "export")
-    onshore = check_directory(onshore_dir, "onshore") if onshore_dir is not None else None
-    for side in (export, onshore):
-        if side is not None and side.manifest is not None:
+    first = check_directory(output_dir, "export" if onshore_dir is not None else None)
+    export: OutputCheck | None = first
+    onshore: OutputCheck | None = None
+    if onshore_dir is not None:
+        onshore = check_directory(onshore_dir, "onshore")
+    elif first.manifest is not None and first.manifest["destination"] == "onshore":
+        export, onshore = None, first
+    elif first.manifest is not None and first.manifest["destination"] != "export":
+        first.fail(first.directory / MANIFEST_NAME, f"destination is "
+                   f"{first.manifest['destination']!r}, neither 'export' nor 'onshore'")
+    sides = [s for s in (export, onshore) if s is not None]
+    for side in sides:
+        if side.manifest is not None:
             side.failures += [Failure(str(side.directory), problem) for problem in
                               check_signature(side.directory, public_key,
                                               required=require_signature)]
     found: list[Failure] = []
-    if export.manifest is not None and export.manifest["destination"] == "export":
+    if export is not None and export.manifest is not None and (
+            export.manifest["destination"] == "export"):
         schemas = _schemas(export)
         found += _check_policy(export, schemas, cat)
         vins = _onshore_vins(onshore) if onshore is not None else None
         found += _check_values(export, schemas, vins)
-    if onshore is not None and export.manifest is not None and onshore.manifest is not None:
+    elif onshore is not None:  # alone: its VIN column must be there and readable
+        _onshore_vins(onshore)
+    if export is not None and onshore is not None and export.manifest is not None and (
+            onshore.manifest is not None):
         found += _reconcile(export, onshore)
-    failures = [*export.failures, *(onshore.failures if onshore else []), *found]
+    failures = [f for side in sides for f in side.failures] + found
     return VerifyReport(
-        export_dir=export.directory,
+        export_dir=export.directory if export else None,
         onshore_dir=onshore.directory if onshore else None,
-        run_id=(export.manifest or {}).get("run_id"),
-        files=len(export.rows) + (len(onshore.rows) if onshore else 0),
-        rows=sum(export.rows.values()),
+        run_id=(first.manifest or {}).get("run_id"),
+        files=sum(len(side.rows) for side in sides),
+        rows=sum(first.rows.values()),
         failures=tuple(failures),
     )
 

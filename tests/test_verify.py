@@ -165,8 +165,10 @@ def test_both_sides_must_carry_one_key_id(outputs) -> None:
 
 
 def test_sides_swapped_or_missing(outputs, tmp_path) -> None:
-    _export, onshore = outputs
-    assert "destination is 'onshore', not 'export'" in verify(onshore)[0]
+    export, onshore = outputs
+    failures = verify(onshore, export)  # given as the export: the sides are swapped
+    assert "destination is 'onshore', not 'export'" in failures[0]
+    assert "destination is 'export', not 'onshore'" in failures[1]
     with pytest.raises(InputError, match="not a directory"):
         verify_output(tmp_path / "absent")
     assert check_directory(onshore, "onshore").failures == []
@@ -243,3 +245,36 @@ def test_the_outputs_of_an_empty_protobuf_input_verify(output_format, message, t
     result = cli_verify(export, "--onshore", onshore)
     assert result.exit_code == 0, result.output
     assert ": ok: run " in result.stdout
+
+
+def test_either_side_verifies_alone_and_both_together(outputs) -> None:
+    export, onshore = outputs
+    for args, summary in (([export], f"{export}: ok"), ([onshore], f"{onshore}: ok"),
+                          ([export, "--onshore", onshore], f"{export} and {onshore}: ok")):
+        result = cli_verify(*args, "--catalogue", MINI_CATALOGUE)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith(summary) and "120 rows" in result.stdout
+    report = verify_output(onshore, catalogue=MINI_CATALOGUE)
+    assert report.ok and report.export_dir is None and report.onshore_dir == onshore
+
+
+def test_an_onshore_output_alone_gets_the_integrity_checks(outputs) -> None:
+    _export, onshore = outputs
+    (onshore / "stray.txt").write_text("x")
+    data = bytearray((onshore / PART).read_bytes())
+    data[100] ^= 1
+    (onshore / PART).write_bytes(bytes(data))
+    result = cli_verify(onshore, "--catalogue", MINI_CATALOGUE)
+    assert result.exit_code == 3 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines  # these two, and no complaint about the side
+    assert "stray.txt: not listed in the manifest" in result.stderr
+    assert f"{PART}: sha256 differs" in result.stderr
+    assert all(line.startswith("vtx: verify: ") for line in result.stderr.splitlines())
+
+
+def test_an_onshore_output_alone_must_hold_its_vin_column(outputs) -> None:
+    _export, onshore = outputs
+    replace_part(onshore, pl.read_parquet(onshore / PART).drop("vin"))
+    result = cli_verify(onshore, "--catalogue", MINI_CATALOGUE)
+    assert result.exit_code == 3 and "VIN column 'vin' cannot be read" in result.stderr
