@@ -116,8 +116,13 @@ def test_a_withheld_column_in_the_export_is_caught(outputs, batch) -> None:
     export, onshore = outputs
     part = pl.read_parquet(export / PART)
     replace_part(export, part.with_columns(batch["Vehicle.Cabin.HVAC.AmbientAirTemperature"]))
-    edit_manifest(export, lambda m: m["columns"].append(
-        {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales"}))
+
+    def claim(manifest) -> None:  # the column listed as exported, its class counted
+        manifest["columns"].append(
+            {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales"})
+        manifest["class_counts"]["after_sales"] += 1
+
+    edit_manifest(export, claim)
     failures = verify(export, onshore)
     assert len(failures) == 1
     assert "'Vehicle.Cabin.HVAC.AmbientAirTemperature': not allowed: withheld class 'cabin'" in (
@@ -278,3 +283,65 @@ def test_an_onshore_output_alone_must_hold_its_vin_column(outputs) -> None:
     replace_part(onshore, pl.read_parquet(onshore / PART).drop("vin"))
     result = cli_verify(onshore, "--catalogue", MINI_CATALOGUE)
     assert result.exit_code == 3 and "VIN column 'vin' cannot be read" in result.stderr
+
+
+def kv_outputs(tmp_path: Path) -> tuple[Path, Path]:
+    """A key/value protobuf split with a quarantined record, Parquet parts."""
+    good = make_payload(pb.load_schema(TEST_SET, "testfleet.Payload"))
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(good, b"\x0a\xff\xff", good))
+    return protobuf_split(tmp_path, stream, "--on-bad-record", "quarantine")
+
+
+def _bump(*keys: str | int, by: int = 1000):
+    def change(manifest) -> None:
+        *path, last = keys
+        target = manifest
+        for key in path:
+            target = target[key]
+        target[last] += by
+    return change
+
+
+def _drop_column(name: str):
+    return lambda m: m.update(columns=[c for c in m["columns"] if c["name"] != name])
+
+
+#: (outputs, side edited, the edit of one claim, what the failure names)
+CLAIMS = [
+    ("parquet", "export", _bump("inputs", 0, "rows"), "inputs: their rows add up to 1120"),
+    ("parquet", "onshore", _bump("inputs", 0, "rows"), "inputs: their rows add up to 1120"),
+    ("parquet", "export", _bump("class_counts", "after_sales"), "class_counts"),
+    ("parquet", "onshore", _bump("class_counts", "location", by=-1), "class_counts"),
+    ("parquet", "onshore", _drop_column("x_debug_counter"),
+     "column 'x_debug_counter': in the part but not in the manifest's columns"),
+    ("parquet", "export", _bump("detections", 0, "moved_values", by=5), "detections differ"),
+    ("parquet", "onshore", _bump("detections", 0, "moved_values", by=5),
+     "detections: field 'Vehicle.Diagnostics.DTCList' moved_values 5, but the parts hold 0"),
+    ("parquet", "export", _bump("rows"), "is not the sum of its files' rows"),
+    ("kv", "export", _bump("entries", "exported"), "rows 2 are not the entries exported"),
+    ("kv", "onshore", _bump("entries", "entries"), "are not the entries kept onshore"),
+    ("kv", "onshore", _bump("entries", "unknown_keys"), "is more than the entries read"),
+    ("kv", "export", _bump("inputs", 0, "rows"), "inputs: rows differ"),
+    ("kv", "onshore", _bump("quarantined_records"),
+     "quarantined_records 1001 is not the 1 quarantined record(s) listed"),
+    ("kv", "export", _bump("quarantined_records"), "quarantined_records differ"),
+    ("kv", "onshore", lambda m: m.update(quarantined=[]), "not listed in the manifest's "
+     "quarantined records"),
+]
+
+
+@pytest.mark.parametrize(("kind", "side", "change", "fragment"), CLAIMS)
+def test_every_claim_of_the_manifest_is_checked(kind, side, change, fragment, request,
+                                                tmp_path) -> None:
+    export, onshore = (request.getfixturevalue("outputs") if kind == "parquet"
+                       else kv_outputs(tmp_path))
+    args = [export, "--onshore", onshore, "--catalogue", str(MINI_CATALOGUE)] if (
+        kind == "parquet") else [export, "--onshore", onshore]
+    assert cli_verify(*args).exit_code == 0
+    edit_manifest(export if side == "export" else onshore, change)
+    result = cli_verify(*args)
+    assert result.exit_code == 3 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("vtx: verify: ") for line in lines)
+    assert any(fragment in line for line in lines), lines
