@@ -61,6 +61,11 @@ _POSITION = ("message_index", "entry_index")
 EXPORTED_BEFORE = "exported_before"
 
 
+#: The entry counts a key/value split tallies (`KeyValueQueries.counts`), each in the manifests'
+#: ``entries`` even when no entry was read (an empty input: all 0).
+ENTRY_COUNTS = ("entries", "exported", "unknown_keys", "unknown_fields", "detected")
+
+
 @dataclass(frozen=True)
 class KeyValueQueries:
     """The lazy queries of one key/value split."""

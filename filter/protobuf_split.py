@@ -40,6 +40,7 @@ from filter.engine import COUNT_SEPARATOR, MOVED, Lookups, detector_counts
 from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
 from filter.files import argument_paths, check_named, entry_kind, found_special
 from filter.kv_engine import (
+    ENTRY_COUNTS,
     KeyValueQueries,
     StringVerdicts,
     split_decoded,
@@ -717,5 +718,6 @@ def manifest_extra(
         "quarantined_records": len(tally.quarantined),
     }
     if schema.key_value is not None:
-        extra["entries"] = {k: int(v) for k, v in tally.entries.items()}
+        # Every count, 0 included: an input without entries still reconciles (read 0).
+        extra["entries"] = {k: int(tally.entries[k]) for k in ENTRY_COUNTS}
     return extra

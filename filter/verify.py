@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,11 +154,11 @@ class Failure:
 class VerifyReport:
     """What `verify_output` checked and found."""
 
-    export_dir: Path
+    export_dir: Path | None  # None when an onshore output was checked alone
     onshore_dir: Path | None
     run_id: str | None
     files: int  # part files checked, both sides
-    rows: int  # rows of the export, as its footers give them
+    rows: int  # rows of the export (of the onshore output checked alone), as its footers give
     failures: tuple[Failure, ...]
 
     @property
@@ -167,8 +168,7 @@ class VerifyReport:
 
     def summary(self) -> str:
         """One line: what was checked and the verdict."""
-        sides = f"{self.export_dir} and {self.onshore_dir}" if self.onshore_dir else (
-            str(self.export_dir))
+        sides = " and ".join(str(d) for d in (self.export_dir, self.onshore_dir) if d)
         verdict = "ok" if self.ok else f"{len(self.failures)} failure(s)"
         return (f"{sides}: {verdict}: run {self.run_id or '?'}, {self.files} file(s), "
                 f"{self.rows:,} rows")
@@ -189,43 +189,65 @@ class OutputCheck:
 
 
 def verify_output(
-    export_dir: str | Path,
+    output_dir: str | Path,
     onshore_dir: str | Path | None = None,
     catalogue: Catalogue | str | Path | None = None,
     *,
     public_key: Ed25519PublicKey | str | Path | None = None,
     require_signature: bool = False,
 ) -> VerifyReport:
-    """Check a published export (and its onshore counterpart, when given); see the module doc.
+    """Check a published export and its onshore counterpart, or either side alone; see the
+    module doc.
 
+    `output_dir`: the export, or, without `onshore_dir`, either side (the side its manifest's
+    `destination` names). An onshore output alone gets the integrity checks and its own
+    claims; the policy and value checks are the export's, the reconciliation needs both.
     `public_key` (a key or its PEM file): each side's manifest must be signed by it.
     `require_signature`: each side must be signed (by any key, when no `public_key` is given).
     """
     cat = resolve_catalogue(catalogue)
     if isinstance(public_key, str | Path):
         public_key = load_public_key(public_key)
-    export = check_directory(export_dir, "export")
-    onshore = check_directory(onshore_dir, "onshore") if onshore_dir is not None else None
-    for side in (export, onshore):
-        if side is not None and side.manifest is not None:
+    first = check_directory(output_dir, "export" if onshore_dir is not None else None)
+    export: OutputCheck | None = first
+    onshore: OutputCheck | None = None
+    if onshore_dir is not None:
+        onshore = check_directory(onshore_dir, "onshore")
+    elif first.manifest is not None and first.manifest["destination"] == "onshore":
+        export, onshore = None, first
+    elif first.manifest is not None and first.manifest["destination"] != "export":
+        first.fail(first.directory / MANIFEST_NAME, f"destination is "
+                   f"{first.manifest['destination']!r}, neither 'export' nor 'onshore'")
+    sides = [s for s in (export, onshore) if s is not None]
+    for side in sides:
+        if side.manifest is not None:
             side.failures += [Failure(str(side.directory), problem) for problem in
                               check_signature(side.directory, public_key,
                                               required=require_signature)]
+    for side in sides:
+        if side.manifest is not None:
+            _check_claims(side)
     found: list[Failure] = []
-    if export.manifest is not None and export.manifest["destination"] == "export":
+    if export is not None and export.manifest is not None and (
+            export.manifest["destination"] == "export"):
         schemas = _schemas(export)
         found += _check_policy(export, schemas, cat)
         vins = _onshore_vins(onshore) if onshore is not None else None
         found += _check_values(export, schemas, vins)
-    if onshore is not None and export.manifest is not None and onshore.manifest is not None:
+    elif onshore is not None:  # alone: its VIN column must be there and readable
+        _onshore_vins(onshore)
+    if onshore is not None and onshore.manifest is not None:
+        _check_onshore_columns(onshore)
+    if export is not None and onshore is not None and export.manifest is not None and (
+            onshore.manifest is not None):
         found += _reconcile(export, onshore)
-    failures = [*export.failures, *(onshore.failures if onshore else []), *found]
+    failures = [f for side in sides for f in side.failures] + found
     return VerifyReport(
-        export_dir=export.directory,
+        export_dir=export.directory if export else None,
         onshore_dir=onshore.directory if onshore else None,
-        run_id=(export.manifest or {}).get("run_id"),
-        files=len(export.rows) + (len(onshore.rows) if onshore else 0),
-        rows=sum(export.rows.values()),
+        run_id=(first.manifest or {}).get("run_id"),
+        files=sum(len(side.rows) for side in sides),
+        rows=sum(first.rows.values()),
         failures=tuple(failures),
     )
 
@@ -261,9 +283,10 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
     listed = {f["name"]: f for f in manifest["files"]}
     # The signature is checked by verify_output (`filter.signing.check_signature`).
     present = {p.name for p in side.directory.iterdir()} - {MANIFEST_NAME, SIGNATURE_NAME}
-    if QUARANTINE_DIR in present and isinstance(manifest.get("quarantined"), list):
+    quarantined = manifest.get("quarantined")
+    if isinstance(quarantined, list) and (QUARANTINE_DIR in present or quarantined):
         present.discard(QUARANTINE_DIR)  # bad records kept raw, listed apart from the parts
-        _check_quarantine(side, manifest["quarantined"])
+        _check_quarantine(side, quarantined)
     for name in sorted(present - set(listed)):
         side.fail(side.directory / name, "not listed in the manifest")
     for name, record in listed.items():
@@ -271,6 +294,110 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
     if sum(f["rows"] for f in manifest["files"]) != manifest["rows"]:
         side.fail(manifest_path, f"rows {manifest['rows']} is not the sum of its files' rows")
     return side
+
+
+def _check_claims(side: OutputCheck) -> None:
+    """What a manifest states about its counts, against each other and its own files: the
+    inputs' rows add up to its rows (key/value entries in Parquet parts: the entries' counts
+    give each side's rows), its `class_counts` count its columns, its quarantine count is its
+    quarantined records'."""
+    manifest = side.manifest
+    assert manifest is not None
+    where = side.directory / MANIFEST_NAME
+    columns = manifest["columns"]
+    counted = dict(Counter(str(c.get("class")) for c in columns))
+    if manifest.get("class_counts") != counted:
+        side.fail(where, f"class_counts {manifest.get('class_counts')} are not the classes of "
+                  f"its columns {counted}")
+    inputs = manifest.get("inputs")
+    if not (isinstance(inputs, list) and all(
+            isinstance(i, dict) and _count(i.get("rows")) for i in inputs)):
+        side.fail(where, "inputs: malformed (each input needs its rows)")
+        inputs = None
+    entries = manifest.get("entries")
+    if entries is not None:
+        if not (isinstance(entries, dict) and all(_count(v) for v in entries.values())
+                and _count(entries.get("entries")) and _count(entries.get("exported"))):
+            side.fail(where, "entries: malformed (counts needed, entries and exported among them)")
+            entries = None
+        else:
+            for name, count in entries.items():
+                if count > entries["entries"]:
+                    side.fail(where, f"entries: {name} {count} is more than the entries read "
+                              f"({entries['entries']})")
+    rows = manifest["rows"]
+    per_entry = manifest.get("input_format", {}).get("layout") == "key_value" and not (
+        _is_stream(manifest))
+    if per_entry:  # a row per entry: the side's share of the entries read
+        if entries is not None:
+            export = manifest["destination"] == "export"
+            share = entries["exported"] if export else entries["entries"] - entries["exported"]
+            if rows != share:
+                side.fail(where, f"rows {rows} are not the entries "
+                          f"{'exported' if export else 'kept onshore'} ({share}) its entries give")
+        else:
+            side.fail(where, "entries: missing (a key/value output counts its entries)")
+    elif inputs is not None and (read := sum(i["rows"] for i in inputs)) != rows:
+        side.fail(where, f"inputs: their rows add up to {read}, not the manifest's rows {rows}")
+    count = manifest.get("quarantined_records")
+    listed = manifest.get("quarantined")
+    if count is not None and not _count(count):
+        side.fail(where, "quarantined_records: not a count")
+    elif isinstance(listed, list) and count != len(listed):
+        side.fail(where, f"quarantined_records {count} is not the {len(listed)} quarantined "
+                  "record(s) listed")
+
+
+def _count(value: Any) -> bool:
+    """Whether `value` is a count (a non-negative integer; not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_onshore_columns(onshore: OutputCheck) -> None:
+    """Plain Parquet onshore parts: their leaf columns are the manifest's columns (and the
+    scanned fields a detector moved values of), and each scanned field holds as many values as
+    the manifest's `detections` say were moved."""
+    manifest = onshore.manifest
+    assert manifest is not None
+    if manifest["destination"] != "onshore" or _is_stream(manifest) or manifest.get(
+            "input_format", {}).get("layout") == "key_value":
+        return  # entries and whole messages: their columns are the layout's, not the fields'
+    detections = manifest.get("detections")
+    if not (isinstance(detections, list) and all(
+            isinstance(d, dict) and isinstance(d.get("field"), str) and _count(
+                d.get("moved_values")) for d in detections)):
+        onshore.fail(onshore.directory / MANIFEST_NAME,
+                     "detections: malformed (each needs a field and its moved_values)")
+        return
+    moved = {d["field"]: d["moved_values"] for d in detections}
+    listed = {c["name"] for c in manifest["columns"]}
+    held: dict[str, int] = dict.fromkeys(moved, 0)
+    for name, schema in _schemas(onshore).items():
+        part = onshore.intact[name]
+        paths = {path: expr for column, dtype in schema.items()
+                 for path, expr, _leaf in _leaves(column, dtype)}
+        for path in sorted(paths.keys() - listed - moved.keys()):
+            onshore.fail(f"{part}: column {path!r}", "in the part but not in the manifest's "
+                         "columns")
+        for path in sorted(listed - paths.keys()):
+            onshore.fail(f"{part}: column {path!r}", "in the manifest's columns but not in the "
+                         "part")
+        present = [paths[p].count().alias(p) for p in moved if p in paths]
+        if present:
+            try:
+                counts = (PART_FORMATS[part.suffix].scan(part).select(present)
+                          .collect(engine="streaming").row(0, named=True))
+            except READ_ERRORS as exc:
+                onshore.fail(part, f"values cannot be read: {first_line(exc)}")
+                return
+            for path, count in counts.items():
+                held[path] += count
+    if len(onshore.intact) != len(manifest["files"]):
+        return  # a part not read: the counts cannot add up
+    for path, count in held.items():
+        if count != moved[path]:
+            onshore.fail(onshore.directory / MANIFEST_NAME, f"detections: field {path!r} "
+                         f"moved_values {moved[path]}, but the parts hold {count} value(s) of it")
 
 
 def _check_quarantine(side: OutputCheck, records: Sequence[Any]) -> None:
@@ -637,10 +764,20 @@ def _reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
     if not isinstance(e_key, str) or e_key != o_key:  # tokens of two keys never line up
         return [Failure(where, f"different keys: export key_id {e_key}, onshore key_id "
                         f"{o_key}; the tokens were not made with one key")]
+    failures = [Failure(where, f"{claim} differ: export {e.get(claim)}, onshore {o.get(claim)}")
+                for claim in ("entries", "quarantined_records", "detections")
+                if e.get(claim) != o.get(claim)]
+    e_inputs = [i.get("rows") for i in e.get("inputs") or [] if isinstance(i, dict)]
+    o_inputs = [i.get("rows") for i in o.get("inputs") or [] if isinstance(i, dict)]
+    if e_inputs != o_inputs:
+        failures.append(Failure(where, f"inputs: rows differ: export {e_inputs}, onshore "
+                                f"{o_inputs}"))
     if e.get("input_format", {}).get("layout") == "key_value":
-        return _reconcile_entries(export, onshore)
+        return failures + _reconcile_entries(export, onshore)
     streams = _is_stream(e)
-    failures: list[Failure] = []
+    if e["rows"] != o["rows"]:
+        failures.append(Failure(where, f"rows do not reconcile: export {e['rows']}, onshore "
+                                f"{o['rows']}"))
     e_rows = {f["name"]: f["rows"] for f in e["files"]}
     o_rows = {f["name"]: f["rows"] for f in o["files"]}
     if list(e_rows) != list(o_rows):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -12,9 +13,12 @@ from click.testing import CliRunner
 from filter import InputError, split
 from filter.cli import vtx
 from filter.manifest import sha256_file
+from filter.readers import protobuf as pb
 from filter.verify import check_directory, verify_output
 
 from .conftest import KEY, MINI_CATALOGUE
+from .test_protobuf_split import TEST_SET, record_stream
+from .test_readers_protobuf import delimited, make_payload
 
 PART = "part-00000.parquet"
 
@@ -112,8 +116,13 @@ def test_a_withheld_column_in_the_export_is_caught(outputs, batch) -> None:
     export, onshore = outputs
     part = pl.read_parquet(export / PART)
     replace_part(export, part.with_columns(batch["Vehicle.Cabin.HVAC.AmbientAirTemperature"]))
-    edit_manifest(export, lambda m: m["columns"].append(
-        {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales"}))
+
+    def claim(manifest) -> None:  # the column listed as exported, its class counted
+        manifest["columns"].append(
+            {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales"})
+        manifest["class_counts"]["after_sales"] += 1
+
+    edit_manifest(export, claim)
     failures = verify(export, onshore)
     assert len(failures) == 1
     assert "'Vehicle.Cabin.HVAC.AmbientAirTemperature': not allowed: withheld class 'cabin'" in (
@@ -161,8 +170,10 @@ def test_both_sides_must_carry_one_key_id(outputs) -> None:
 
 
 def test_sides_swapped_or_missing(outputs, tmp_path) -> None:
-    _export, onshore = outputs
-    assert "destination is 'onshore', not 'export'" in verify(onshore)[0]
+    export, onshore = outputs
+    failures = verify(onshore, export)  # given as the export: the sides are swapped
+    assert "destination is 'onshore', not 'export'" in failures[0]
+    assert "destination is 'export', not 'onshore'" in failures[1]
     with pytest.raises(InputError, match="not a directory"):
         verify_output(tmp_path / "absent")
     assert check_directory(onshore, "onshore").failures == []
@@ -186,3 +197,151 @@ def test_cli_verify(outputs, tmp_path) -> None:
     assert shipped.exit_code == 3 and "catalogue sha256 is" in shipped.stderr
     missing = runner.invoke(vtx, ["verify", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and missing.stderr.startswith("vtx: error: ")
+
+
+def protobuf_split(tmp_path: Path, stream: Path, *args: str, message: str = "testfleet.Payload",
+                   name: str = "") -> tuple[Path, Path]:
+    """`vtx split` of a protobuf stream (the test descriptor set for the test message)."""
+    export, onshore = tmp_path / f"e{name}", tmp_path / f"o{name}"
+    descriptor = ["--descriptor-set", str(TEST_SET)] if message == "testfleet.Payload" else []
+    result = CliRunner().invoke(vtx, [
+        "split", str(stream), "--export", str(export), "--onshore", str(onshore),
+        "--scenario", "after-sales", "--message", message, *descriptor, "-q",
+        "--key-file", str(key_file(tmp_path)), *args])
+    assert result.exit_code == 0, result.output
+    return export, onshore
+
+
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "vtx.key"
+    path.write_bytes(KEY + b"\n")
+    return path
+
+
+def cli_verify(*args: str | Path) -> Any:
+    return CliRunner().invoke(vtx, ["verify", *map(str, args)])
+
+
+OUTPUT_FORMATS = [(), ("--output-format", "protobuf")]
+
+
+@pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
+@pytest.mark.parametrize("message", ["testfleet.Payload", "vtx.telemetry.v1.Record"])
+def test_a_quarantine_run_verifies(output_format, message, tmp_path) -> None:
+    if message == "testfleet.Payload":
+        good = make_payload(pb.load_schema(TEST_SET, message))
+    else:
+        good = record_stream(tmp_path / "records.bin", 1).read_bytes()[1:]  # one short message
+    stream = tmp_path / "in.bin"
+    stream.write_bytes(delimited(good, b"\x0a\xff\xff", good) + b"\x40abc")
+    export, onshore = protobuf_split(tmp_path, stream, "--on-bad-record", "quarantine",
+                                     *output_format, message=message)
+    assert len(list((onshore / "quarantine").iterdir())) == 2
+    result = cli_verify(export, "--onshore", onshore)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
+@pytest.mark.parametrize("message", ["testfleet.Payload", "vtx.telemetry.v1.Record"])
+def test_the_outputs_of_an_empty_protobuf_input_verify(output_format, message, tmp_path) -> None:
+    stream = tmp_path / "empty.bin"
+    stream.write_bytes(b"")
+    export, onshore = protobuf_split(tmp_path, stream, *output_format, message=message)
+    result = cli_verify(export, "--onshore", onshore)
+    assert result.exit_code == 0, result.output
+    assert ": ok: run " in result.stdout
+
+
+def test_either_side_verifies_alone_and_both_together(outputs) -> None:
+    export, onshore = outputs
+    for args, summary in (([export], f"{export}: ok"), ([onshore], f"{onshore}: ok"),
+                          ([export, "--onshore", onshore], f"{export} and {onshore}: ok")):
+        result = cli_verify(*args, "--catalogue", MINI_CATALOGUE)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith(summary) and "120 rows" in result.stdout
+    report = verify_output(onshore, catalogue=MINI_CATALOGUE)
+    assert report.ok and report.export_dir is None and report.onshore_dir == onshore
+
+
+def test_an_onshore_output_alone_gets_the_integrity_checks(outputs) -> None:
+    _export, onshore = outputs
+    (onshore / "stray.txt").write_text("x")
+    data = bytearray((onshore / PART).read_bytes())
+    data[100] ^= 1
+    (onshore / PART).write_bytes(bytes(data))
+    result = cli_verify(onshore, "--catalogue", MINI_CATALOGUE)
+    assert result.exit_code == 3 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines  # these two, and no complaint about the side
+    assert "stray.txt: not listed in the manifest" in result.stderr
+    assert f"{PART}: sha256 differs" in result.stderr
+    assert all(line.startswith("vtx: verify: ") for line in result.stderr.splitlines())
+
+
+def test_an_onshore_output_alone_must_hold_its_vin_column(outputs) -> None:
+    _export, onshore = outputs
+    replace_part(onshore, pl.read_parquet(onshore / PART).drop("vin"))
+    result = cli_verify(onshore, "--catalogue", MINI_CATALOGUE)
+    assert result.exit_code == 3 and "VIN column 'vin' cannot be read" in result.stderr
+
+
+def kv_outputs(tmp_path: Path) -> tuple[Path, Path]:
+    """A key/value protobuf split with a quarantined record, Parquet parts."""
+    good = make_payload(pb.load_schema(TEST_SET, "testfleet.Payload"))
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(good, b"\x0a\xff\xff", good))
+    return protobuf_split(tmp_path, stream, "--on-bad-record", "quarantine")
+
+
+def _bump(*keys: str | int, by: int = 1000):
+    def change(manifest) -> None:
+        *path, last = keys
+        target = manifest
+        for key in path:
+            target = target[key]
+        target[last] += by
+    return change
+
+
+def _drop_column(name: str):
+    return lambda m: m.update(columns=[c for c in m["columns"] if c["name"] != name])
+
+
+#: (outputs, side edited, the edit of one claim, what the failure names)
+CLAIMS = [
+    ("parquet", "export", _bump("inputs", 0, "rows"), "inputs: their rows add up to 1120"),
+    ("parquet", "onshore", _bump("inputs", 0, "rows"), "inputs: their rows add up to 1120"),
+    ("parquet", "export", _bump("class_counts", "after_sales"), "class_counts"),
+    ("parquet", "onshore", _bump("class_counts", "location", by=-1), "class_counts"),
+    ("parquet", "onshore", _drop_column("x_debug_counter"),
+     "column 'x_debug_counter': in the part but not in the manifest's columns"),
+    ("parquet", "export", _bump("detections", 0, "moved_values", by=5), "detections differ"),
+    ("parquet", "onshore", _bump("detections", 0, "moved_values", by=5),
+     "detections: field 'Vehicle.Diagnostics.DTCList' moved_values 5, but the parts hold 0"),
+    ("parquet", "export", _bump("rows"), "is not the sum of its files' rows"),
+    ("kv", "export", _bump("entries", "exported"), "rows 2 are not the entries exported"),
+    ("kv", "onshore", _bump("entries", "entries"), "are not the entries kept onshore"),
+    ("kv", "onshore", _bump("entries", "unknown_keys"), "is more than the entries read"),
+    ("kv", "export", _bump("inputs", 0, "rows"), "inputs: rows differ"),
+    ("kv", "onshore", _bump("quarantined_records"),
+     "quarantined_records 1001 is not the 1 quarantined record(s) listed"),
+    ("kv", "export", _bump("quarantined_records"), "quarantined_records differ"),
+    ("kv", "onshore", lambda m: m.update(quarantined=[]), "not listed in the manifest's "
+     "quarantined records"),
+]
+
+
+@pytest.mark.parametrize(("kind", "side", "change", "fragment"), CLAIMS)
+def test_every_claim_of_the_manifest_is_checked(kind, side, change, fragment, request,
+                                                tmp_path) -> None:
+    export, onshore = (request.getfixturevalue("outputs") if kind == "parquet"
+                       else kv_outputs(tmp_path))
+    args = [export, "--onshore", onshore, "--catalogue", str(MINI_CATALOGUE)] if (
+        kind == "parquet") else [export, "--onshore", onshore]
+    assert cli_verify(*args).exit_code == 0
+    edit_manifest(export if side == "export" else onshore, change)
+    result = cli_verify(*args)
+    assert result.exit_code == 3 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("vtx: verify: ") for line in lines)
+    assert any(fragment in line for line in lines), lines

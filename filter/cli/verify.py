@@ -20,9 +20,10 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 
 
 @click.command("verify")
-@click.argument("export_dir", type=_DIR)
+@click.argument("output_dir", type=_DIR)
 @click.option("--onshore", "onshore_dir", type=_DIR, default=None,
-              help="The onshore counterpart: also check it and reconcile the two.")
+              help="The onshore counterpart of the export OUTPUT_DIR: also check it and "
+                   "reconcile the two.")
 @catalogue_option
 @click.option("--public-key", "public_key_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None,
@@ -30,25 +31,26 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--require-signature", is_flag=True,
               help="Fail unsigned outputs (without --public-key, who signed is not checked).")
 def command(
-    export_dir: Path,
+    output_dir: Path,
     onshore_dir: Path | None,
     catalogue_path: Path | None,
     public_key_file: Path | None,
     require_signature: bool,
 ) -> int:
-    """Check EXPORT_DIR: hashes, row counts and files against its manifest, every column
-    against the catalogue and scenario, every string value against the detectors, and (with
-    --onshore) no onshore VIN in the export and both sides reconciling; with --public-key,
-    that each manifest is signed by that key. Exit 3 on failures."""
+    """Check OUTPUT_DIR, an export or (alone) an onshore output: hashes, row counts and files
+    against its manifest, and what the manifest claims; of an export, every column against the
+    catalogue and scenario and every string value against the detectors; with --onshore, no
+    onshore VIN in the export and both sides reconciling; with --public-key, that each
+    manifest is signed by that key. Exit 3 on failures."""
     from filter.verify import verify_output  # only for this command: it loads protobuf
 
     public_key = load_public_key(public_key_file) if public_key_file is not None else None
-    report = verify_output(export_dir, onshore_dir, catalogue_path, public_key=public_key,
+    report = verify_output(output_dir, onshore_dir, catalogue_path, public_key=public_key,
                            require_signature=require_signature)
     if report.ok:
         if public_key is not None:
             note = f"; signed by key {key_id(public_key)}"
-        elif (claimed := signed_by(export_dir)) is not None:
+        elif (claimed := signed_by(output_dir)) is not None:
             note = f"; signature names key {claimed} (not checked: no --public-key)"
         else:
             note = ""
