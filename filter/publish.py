@@ -104,7 +104,16 @@ def stage_all(
 
 
 def _writable(target: Path, overwrite: bool) -> Path:
-    """`target`, if it may be written: absent, an empty directory, or replaced (`overwrite`)."""
+    """`target`, if it may be written: absent, an empty directory, or replaced (`overwrite`).
+
+    A target that is a symbolic link is refused: publishing renames the staged directory onto
+    the target's name, which cannot replace a link, so the second side of a pair would fail
+    after the first was published (and vtx writes through no link it did not make).
+    """
+    if target.is_symlink():
+        raise OutputError(
+            f"{target}: is a symbolic link", hint="give the directory it points to instead"
+        )
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target}: exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not overwrite:

@@ -155,3 +155,14 @@ def test_every_published_file_reached_the_disk_before_its_rename(tmp_path: Path,
                      for p in (tmp_path / side).rglob("*") if p.is_file()}
         assert published and published <= before
         assert staging in synced[:renamed_at]  # the directory itself
+
+
+def test_a_target_that_is_a_link_is_refused_before_any_side_is_staged(tmp_path: Path) -> None:
+    # Issue 23, item 17: an export target that is a link to an empty directory passed the
+    # check, onshore was published, then the export's rename failed: a half pair.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "export").symlink_to(tmp_path / "empty")
+    with pytest.raises(OutputError, match="export: is a symbolic link"):
+        stage_all([tmp_path / "onshore", tmp_path / "export"], "run1", overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "export"]
+    assert not any((tmp_path / "empty").iterdir())

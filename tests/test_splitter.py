@@ -344,3 +344,29 @@ def test_links_inside_an_input_directory_are_refused(batch, tmp_path) -> None:
     # A link the user names is followed: the user chose it.
     (tmp_path / "named.parquet").symlink_to(outside / "b.parquet")
     assert run(tmp_path / "named.parquet", tmp_path / "o5").rows == batch.height
+
+
+def test_an_export_target_that_cannot_be_published_leaves_onshore_unpublished(
+    tmp_path: Path,
+) -> None:
+    # Issue 23, item 17: a link to an empty directory as the export target was refused only
+    # when the export was renamed into place, after onshore had been published.
+    from click.testing import CliRunner
+
+    from filter.cli import vtx
+
+    source = tmp_path / "in.parquet"
+    pl.DataFrame({"vin": ["LRW3E7EK0PC100001"], "timestamp": [datetime(2026, 11, 24)],
+                  "Vehicle.Speed": [1.0]}).write_parquet(source)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "e").symlink_to(tmp_path / "empty")
+    key_file = tmp_path / "k"
+    key_file.write_bytes(KEY)
+    result = CliRunner().invoke(vtx, ["split", str(source), "--export", str(tmp_path / "e"),
+                                      "--onshore", str(tmp_path / "o"), "--scenario",
+                                      "after-sales", "--key-file", str(key_file), "-q"])
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("vtx: error: ") and "e: is a symbolic link" in line
+    assert not (tmp_path / "o").exists() and not any((tmp_path / "empty").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e", "empty", "in.parquet", "k"]
