@@ -531,8 +531,8 @@ def check_page_checksums(source: ParquetInput) -> None:
                     buffer = bytearray(length)
                 view = memoryview(buffer)[:length]
                 _read_into(fd, view, start, layout.source)
-                _check_pages(view, layout.source,
-                             f"row group {group.index}, column {names[leaf]!r}")
+                where = f"row group {group.index}, column {names[leaf]!r}"
+                _check_pages(view, layout.source, where)
 
 
 def _read(fd: int, start: int, length: int, source: str) -> memoryview:
