@@ -110,6 +110,17 @@ def bad_checksum(chunk: bytes | memoryview) -> str | None:
     return None
 
 
+def may_have_checksums(chunk_start: bytes | memoryview) -> bool:
+    """Whether the first page of a chunk (`chunk_start`: its first bytes) has a CRC in its
+    header; True too when those bytes hold no whole header, for the caller to walk the chunk
+    (`bad_checksum`) rather than guess."""
+    try:
+        header, _ = thrift.decode(memoryview(chunk_start).cast("B"), 0)
+    except thrift.ThriftError:
+        return True
+    return _CRC in header
+
+
 def _dictionary_page(header: thrift.Struct, page: memoryview, codec: int) -> list[bytes] | None:
     """The PLAIN byte-array values of one dictionary page, or None."""
     try:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import os
 import re
 import threading
@@ -73,7 +74,7 @@ from filter.parquet_layout import (
     row_group_entry,
 )
 from filter.parquet_metadata import polars_arrow_schema
-from filter.parquet_pages import CODECS, bad_checksum, dictionary_values
+from filter.parquet_pages import CODECS, bad_checksum, dictionary_values, may_have_checksums
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, Destination, ExportPlan
 from filter.prefetch import prefetched
@@ -106,6 +107,10 @@ _OLD_PARQUET_MR = re.compile(r"parquet-mr version 1\.[0-2]\.")
 #: Names of the onshore side's computed columns in the shared in-memory file.
 _ONSHORE_PREFIX = "\x00onshore\x00"
 _SIDES: tuple[Destination, Destination] = ("export", "onshore")
+#: Bytes read from the start of a chunk to see whether its first page header has a CRC (a
+#: header holds the page's statistics too: long strings may take more, and the file is then
+#: walked whole, as if it had CRCs).
+_HEADER_PROBE = 4096
 
 
 @dataclass(frozen=True)
@@ -496,6 +501,45 @@ def _check_pages(chunk: memoryview, source: str, where: str) -> None:
     if bad is not None:
         raise InputError(f"{source}: {where}: {bad} does not match its checksum; the file is "
                          "corrupt")
+
+
+def check_page_checksums(source: ParquetInput) -> None:
+    """Check every page CRC of `source`, for the inputs Polars decodes whole (`--reencode`,
+    inputs `splice_refusal` refuses): Polars checks none. An `InputError` names the file, row
+    group and column of the first page that fails.
+
+    Writers put CRCs on every page or on none (pyarrow, parquet-mr: one setting a file), so
+    only when the first pages of the first row group with rows have them (or their headers
+    do not decode) is every chunk read and walked: a file without CRCs costs a few small
+    reads. One CRC-32 a page, over its bytes as they lie (`parquet_pages.bad_checksum`).
+    """
+    layout = read_layout(source.path)
+    names = {leaf: name for name, node in layout.columns.items() for leaf in node.leaves}
+    buffer = bytearray()
+    with _open_input(source) as input_file:
+        fd = input_file.fileno()
+        groups = (g for g in layout.row_groups() if g.rows)  # one at a time (see the layout)
+        first = next(groups, None)
+        if first is None or not any(
+            may_have_checksums(_read(fd, start, min(length, _HEADER_PROBE), layout.source))
+            for start, length in first.ranges
+        ):
+            return
+        for group in itertools.chain([first], groups):
+            for leaf, (start, length) in enumerate(group.ranges):
+                if len(buffer) < length:
+                    buffer = bytearray(length)
+                view = memoryview(buffer)[:length]
+                _read_into(fd, view, start, layout.source)
+                where = f"row group {group.index}, column {names[leaf]!r}"
+                _check_pages(view, layout.source, where)
+
+
+def _read(fd: int, start: int, length: int, source: str) -> memoryview:
+    """`length` bytes of `fd` (the input, named `source`) from `start` on."""
+    view = memoryview(bytearray(length))
+    _read_into(fd, view, start, source)
+    return view
 
 
 def _rename_path(chunk: thrift.Struct, name: str) -> None:

@@ -18,7 +18,8 @@ unchanged are copied as their encoded column chunks, the others (the token, fiel
 a detector changes) computed by the engine and encoded by Polars, so memory is bounded by a row
 group, not the input. With `reencode`, every input file is streamed by Polars through both
 projections in a single pass (`sink_parquet(lazy=True)` + `collect_all`) instead. Inputs are
-hashed in a background thread while the split runs; outputs are hashed as they are written.
+hashed in a background thread while the split runs (and there, for those Polars decodes whole,
+their page CRCs checked); outputs are hashed as they are written.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from filter.detectors import BatchVins
 from filter.engine import Lookups, split_lazy
 from filter.errors import CatalogueError, InputError, OutputError, first_line
 from filter.manifest import FileRecord, build_manifest, sha256_file, write_manifest
-from filter.parquet_splice import splice_pair, splice_refusal
+from filter.parquet_splice import check_page_checksums, splice_pair, splice_refusal
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
 from filter.pseudonym import check_key, key_id, token_mapping
@@ -198,7 +199,7 @@ def split(
         staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
     ):
         export_stage, onshore_stage = stages
-        input_hashes = [hasher.submit(sha256_file, s.path) for s in sources]
+        input_hashes = [hasher.submit(_hash_input, s, reencode) for s in sources]
         lookups = _source_lookups(sources, export_plan, key)
         export_files, onshore_files, detections = _write_parts(
             sources, export_plan, lookups, export_stage.staging, onshore_stage.staging, progress,
@@ -389,6 +390,15 @@ def _source_lookups(
             names = str(sources[0].path) if len(sources) == 1 else f"one of {len(sources)} inputs"
             raise InputError(f"{names}: Polars cannot read it: {first_line(exc)}") from None
         raise
+
+
+def _hash_input(source: ParquetInput, reencode: bool) -> str:
+    """The SHA-256 of `source`; on the way, in the same background thread, its page CRCs
+    checked where Polars decodes it whole (the copy checks those it reads itself)."""
+    digest = sha256_file(source.path)
+    if reencode or splice_refusal(source) is not None:
+        check_page_checksums(source)
+    return digest
 
 
 def _split_file(
