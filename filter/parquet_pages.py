@@ -25,6 +25,7 @@ each page header: a copy takes the pages along undecoded, so a damaged page that
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 import pyarrow as pa
 
@@ -54,27 +55,18 @@ def dictionary_values(chunk: bytes | memoryview, codec: int) -> list[bytes] | No
     when the chunk cannot be read page by page (see the module doc)."""
     if codec not in CODECS:
         return None
-    data = memoryview(chunk).cast("B")
     values: list[bytes] = []
-    pos = 0
-    while pos < len(data):
-        try:
-            header, body = thrift.decode(data, pos)
-            kind = header[_PAGE_TYPE].value
-            size = header[_COMPRESSED_SIZE].value
-        except (thrift.ThriftError, KeyError):
-            return None
-        end = body + size
-        if size < 0 or end > len(data):
-            return None
-        if kind == _DICTIONARY_PAGE:
-            found = _dictionary_page(header, data[body:end], codec)
-            if found is None:
-                return None
-            values += found
-        elif kind not in (_DATA_PAGE, _DATA_PAGE_V2):
-            return None  # an index page, or a type newer than vtx: unknown bytes
-        pos = end
+    try:
+        for _at, kind, header, page in _pages(chunk):
+            if kind == _DICTIONARY_PAGE:
+                found = _dictionary_page(header, page, codec)
+                if found is None:
+                    return None
+                values += found
+            elif kind not in (_DATA_PAGE, _DATA_PAGE_V2):
+                return None  # an index page, or a type newer than vtx: unknown bytes
+    except _UnreadablePage:
+        return None
     return values
 
 
@@ -86,6 +78,29 @@ def bad_checksum(chunk: bytes | memoryview) -> str | None:
     stops, passing, at bytes that are not a page: the decode check reports damaged headers.
     One CRC a page, over its bytes as they lie: no decompression.
     """
+    try:
+        for at, kind, header, page in _pages(chunk):
+            crc = header.get(_CRC)
+            if crc is not None and zlib.crc32(page) != crc.value & 0xFFFFFFFF:
+                what = {
+                    _DICTIONARY_PAGE: "dictionary page",
+                    _DATA_PAGE: "data page",
+                    _DATA_PAGE_V2: "data page",
+                }.get(kind, "page")
+                return f"the {what} at byte {at} of the chunk"
+    except _UnreadablePage:
+        pass
+    return None
+
+
+class _UnreadablePage(Exception):
+    """Bytes that are not a whole page where a page header should start."""
+
+
+def _pages(chunk: bytes | memoryview) -> Iterator[tuple[int, int, thrift.Struct, memoryview]]:
+    """The pages of `chunk` in order, each as (byte offset of its header, page type, header,
+    the page's stored bytes); raises `_UnreadablePage` at bytes that are not a page (a header
+    that does not decode or lacks a type or size, a page running past the chunk's end)."""
     data = memoryview(chunk).cast("B")
     pos = 0
     while pos < len(data):
@@ -94,20 +109,12 @@ def bad_checksum(chunk: bytes | memoryview) -> str | None:
             kind = header[_PAGE_TYPE].value
             size = header[_COMPRESSED_SIZE].value
         except (thrift.ThriftError, KeyError):
-            return None
+            raise _UnreadablePage from None
         end = body + size
         if size < 0 or end > len(data):
-            return None
-        crc = header.get(_CRC)
-        if crc is not None and zlib.crc32(data[body:end]) != crc.value & 0xFFFFFFFF:
-            what = {
-                _DICTIONARY_PAGE: "dictionary page",
-                _DATA_PAGE: "data page",
-                _DATA_PAGE_V2: "data page",
-            }.get(kind, "page")
-            return f"the {what} at byte {pos} of the chunk"
+            raise _UnreadablePage
+        yield pos, kind, header, data[body:end]
         pos = end
-    return None
 
 
 def may_have_checksums(chunk_start: bytes | memoryview) -> bool:
