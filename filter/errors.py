@@ -12,6 +12,7 @@ EXIT_OK = 0
 EXIT_DATA = 1  # bad input or data
 EXIT_USAGE = 2  # usage, key or catalogue error
 EXIT_VERIFY = 3  # `vtx verify` found the output does not hold what its manifest promises
+EXIT_HALF_PAIR = 4  # `vtx verify ONSHORE`: intact, but its export half was never published
 
 
 class VtxError(Exception):

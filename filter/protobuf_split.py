@@ -179,7 +179,8 @@ def split_protobuf(
     tally = Tally()
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-hash") as hasher,
-        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
+        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite,
+                       plan=export_plan, input_paths=sources) as stages,
         # Inside the staging: on a failure, its last write ends before the staging is removed.
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-write") as writer,
     ):

@@ -7,6 +7,10 @@ removes it. Readers therefore see a complete directory with its manifest, or non
 May fail: `OutputError` for a non-empty target without overwrite, a target that is a file, or a
 file-system error (disk full, permissions) while staging or publishing.
 
+A caller may also let a non-empty target be replaced on a condition (`replace_if`), checked
+again just before the rename: how a re-run completes a half-published pair
+(`filter.half_pair`).
+
 A run that is killed leaves only its staging directory behind; the next run on the same target
 removes staging directories whose owning process is gone.
 """
@@ -19,6 +23,7 @@ import glob
 import os
 import shutil
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +41,8 @@ class StagedOutput:
     target: Path
     staging: Path
     replace: bool
+    # Without `replace`: a non-empty target may still be replaced while this holds.
+    replace_if: Callable[[Path], bool] | None = None
 
     def publish(self) -> None:
         """Make the staged directory the target, atomically per directory."""
@@ -43,10 +50,14 @@ class StagedOutput:
             _fsync_tree(self.staging)
             retired: Path | None = None
             if self.target.exists() and any(self.target.iterdir()):
-                if not self.replace:  # filled by someone else since we checked
+                if not self.replace and self.replace_if is None:  # filled since we checked
                     raise OutputError(
                         f"{self.target}: target appeared and is not empty", hint="use --overwrite"
                     )
+                if not self.replace and self.replace_if is not None and (
+                        not self.replace_if(self.target)):
+                    raise OutputError(f"{self.target}: target changed while this run was "
+                                      "writing; nothing published", hint="use --overwrite")
                 retired = self.target.with_name(
                     f".{self.target.name}{_RETIRED}{self.staging.name.split(_STAGING)[-1]}"
                 )
@@ -54,7 +65,7 @@ class StagedOutput:
             os.rename(self.staging, self.target)
             _fsync_dir(self.target.parent)
         except OSError as exc:
-            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and not self.replace:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 # Another run published between our check and our rename; rename(2) refuses
                 # to replace a non-empty directory, so theirs stands whole.
                 raise OutputError(
@@ -75,14 +86,20 @@ def stage(target: str | Path, run_id: str, *, overwrite: bool) -> StagedOutput:
 
 
 def stage_all(
-    targets: list[str | Path], run_id: str, *, overwrite: bool
+    targets: list[str | Path], run_id: str, *, overwrite: bool,
+    replace_if: Mapping[Path, Callable[[Path], bool]] | None = None,
 ) -> list[StagedOutput]:
     """`stage` for several targets, each step for all of them before the next: every target
     checked, then the stale staging beside each cleared, then the staging dirs created. So a
     refused target leaves nothing behind, and once any of this run's staging dirs exists, no
     dead run's is left beside any of the targets (a run killed between two targets would
-    otherwise leave the second one's for the next run to find)."""
-    checked = [_writable(Path(t).absolute(), overwrite) for t in targets]
+    otherwise leave the second one's for the next run to find).
+
+    `replace_if`, by absolute target: a condition under which that target may be replaced
+    without `overwrite`; the caller has checked it holds, the publisher checks it again."""
+    conditions = dict(replace_if or {})
+    checked = [_writable(Path(t).absolute(), overwrite or Path(t).absolute() in conditions)
+               for t in targets]
     for target in checked:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +109,8 @@ def stage_all(
     # The owner is in the name, so no marker file ends up in the published output.
     staged = [StagedOutput(
         target, target.parent / f".{target.name}{_STAGING}{_HOST}-{os.getpid()}-{run_id}",
-        replace=overwrite) for target in checked]
+        replace=overwrite, replace_if=None if overwrite else conditions.get(target))
+        for target in checked]
     for made, output in enumerate(staged):
         try:
             output.staging.mkdir()

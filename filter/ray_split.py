@@ -330,7 +330,8 @@ def split_ray(
     run_id = uuid.uuid4().hex
     with (
         ray_session(address),
-        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
+        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite,
+                       plan=export_plan, input_paths=paths) as stages,
     ):
         export_stage, onshore_stage = stages
         hash_file = ray.remote(sha256_file)
@@ -646,7 +647,8 @@ def split_ray_protobuf(
     run_id = uuid.uuid4().hex
     with (
         ray_session(address),
-        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
+        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite,
+                       plan=export_plan, input_paths=sources) as stages,
     ):
         export_stage, onshore_stage = stages
         hash_source = ray.remote(source_digest)

@@ -42,6 +42,7 @@ from filter.catalogue import Catalogue, load_catalogue
 from filter.detectors import BatchVins
 from filter.engine import Lookups, split_lazy
 from filter.errors import CatalogueError, InputError, OutputError, first_line
+from filter.half_pair import find_half_pair
 from filter.manifest import FileRecord, build_manifest, sha256_file, write_manifest
 from filter.parquet_splice import check_page_checksums, splice_pair, splice_refusal
 from filter.part_writer import PARQUET_OPTIONS, HashingFile, part_pair
@@ -196,7 +197,8 @@ def split(
     run_id = uuid.uuid4().hex
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-hash") as hasher,
-        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite) as stages,
+        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite,
+                       plan=export_plan, input_paths=paths) as stages,
     ):
         export_stage, onshore_stage = stages
         input_hashes = [hasher.submit(_hash_input, s, reencode) for s in sources]
@@ -222,13 +224,23 @@ def split(
 
 @contextmanager
 def staged_outputs(
-    export_target: Path, onshore_target: Path, run_id: str, *, overwrite: bool
+    export_target: Path, onshore_target: Path, run_id: str, *, overwrite: bool,
+    plan: ExportPlan, input_paths: Sequence[Path],
 ) -> Iterator[tuple[StagedOutput, StagedOutput]]:
     """Staging directories for (export, onshore); both are removed if the block fails.
 
     On any failure, and on interruption, whatever was staged is discarded: nothing publishes.
+    Without `overwrite`, a half-published pair of the same split (`filter.half_pair`: `plan`
+    and `input_paths` say what this split is) may be replaced, so a re-run completes it; one of
+    another split is refused, saying what to do.
     """
-    onshore, export = stage_all([onshore_target, export_target], run_id, overwrite=overwrite)
+    half = None if overwrite else find_half_pair(export_target, onshore_target)
+    if half is not None and (refusal := half.refusal(plan, input_paths)) is not None:
+        raise refusal
+    onshore, export = stage_all(
+        [onshore_target, export_target], run_id, overwrite=overwrite,
+        replace_if={onshore_target: half.still_there} if half is not None else None,
+    )
     try:
         yield export, onshore
     except BaseException:
@@ -259,6 +271,11 @@ def publish_outputs(
     Returns the manifests by destination.
     """
     export_stage, onshore_stage = stages
+    if onshore_stage.replace_if is not None:  # completing a half pair: still the same inputs?
+        half = find_half_pair(export_stage.target, onshore_stage.target)
+        if half is not None and (refusal := half.refusal(
+                export_plan, [i.path for i in inputs], inputs)) is not None:
+            raise refusal
     manifests = {}
     for destination, files, own, other in (
         ("export", export_files, export_stage, onshore_stage.target),

@@ -21,6 +21,10 @@ file, and the column and detector where one applies; never a data value. Checks:
 - **Signature**, each directory (`filter.signing.check_signature`): a `_manifest.sig` must be
   exactly what vtx writes; with a public key, each manifest must carry a valid signature by
   that key; with `require_signature`, each must carry one.
+- **Pairing**, an onshore output alone: whether its export half stands where the manifest's
+  `counterpart` says, as an output of the same run; if not, `VerifyReport.missing_half` says
+  so (a *half pair*, left by a run killed between its two renames, or an export moved away
+  since). Not a failure: the onshore output itself may be whole.
 - **Reconciliation**, with the onshore side: both manifests name the same `run_id` and the
   same `keys.key_id` (the tokens' key), list the same file names with equal row counts, and
   every part pair holds the same `vehicle_token` column, row by row.
@@ -160,6 +164,8 @@ class VerifyReport:
     files: int  # part files checked, both sides
     rows: int  # rows of the export (of the onshore output checked alone), as its footers give
     failures: tuple[Failure, ...]
+    # An onshore output checked alone whose export half is not where its manifest says: why.
+    missing_half: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -242,6 +248,9 @@ def verify_output(
             onshore.manifest is not None):
         found += _reconcile(export, onshore)
     failures = [f for side in sides for f in side.failures] + found
+    missing_half = None
+    if export is None and onshore is not None and onshore.manifest is not None:
+        missing_half = _missing_export_half(onshore.manifest)
     return VerifyReport(
         export_dir=export.directory if export else None,
         onshore_dir=onshore.directory if onshore else None,
@@ -249,7 +258,31 @@ def verify_output(
         files=sum(len(side.rows) for side in sides),
         rows=sum(first.rows.values()),
         failures=tuple(failures),
+        missing_half=missing_half,
     )
+
+
+def _missing_export_half(onshore: Mapping[str, Any]) -> str | None:
+    """Why the export half of this onshore manifest's run is not where it says, or None."""
+    counterpart = onshore.get("counterpart")
+    where = counterpart.get("path") if isinstance(counterpart, dict) else None
+    if not isinstance(where, str):
+        return "export half unknown: the manifest names no counterpart"
+    path = Path(where)
+    if path.is_symlink() or not path.is_dir() or not (path / MANIFEST_NAME).is_file():
+        state = "absent" if not path.exists() else "holds no published output"
+        return (f"export half missing: {path} {state} (a half-published pair: re-run the "
+                "same split to complete it)")
+    try:
+        export = json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"export half missing: {path / MANIFEST_NAME} cannot be read"
+    if not isinstance(export, dict) or export.get("destination") != "export" or (
+            export.get("run_id") != onshore.get("run_id")):
+        other = export.get("run_id") if isinstance(export, dict) else None
+        return (f"export half missing: {path} holds run {other}, not {onshore.get('run_id')} "
+                "(replaced since; this onshore output no longer has its export half)")
+    return None
 
 
 def check_directory(directory: str | Path, destination: str | None = None) -> OutputCheck:

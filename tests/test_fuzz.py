@@ -179,8 +179,8 @@ def test_wrong_cli_options(workdir, argv) -> None:
              "@OUT": str(workdir / "cli-out"), "@MISSING": str(workdir / "missing")}
     args = [where.get(a, a) for a in argv]
     result = CliRunner().invoke(vtx, args, env={"VTX_KEY_FILE": ""})
-    if args[:1] == ["verify"] and result.exit_code == 3:
-        return  # a verify that ran and found the output wanting: its own lines, exit 3
+    if args[:1] == ["verify"] and result.exit_code in (3, 4):
+        return  # a verify that ran and found the output wanting (or half a pair): its own lines
     assert_clean(result, many_errors=args[:2] == ["catalogue", "validate"])
 
 

@@ -1,9 +1,12 @@
 """`vtx verify`: check a published output against its manifest, catalogue and counterpart.
 
-Clean: one summary line on stdout, exit 0. Failures: one line ``vtx: verify: ...`` per failure
-on stderr (no summary), exit 3. An output that cannot be checked at all (not a directory, a
-catalogue that does not load) is an ordinary error: ``vtx: error: ...``, exit 1 or 2; so is
-a `--public-key` file that is not an Ed25519 public key (exit 2).
+Clean: one summary line on stdout, exit 0. An onshore output checked alone that is clean but
+whose export half is not where its manifest says (a half-published pair): the summary, then
+``vtx: verify: ...: export half missing ...`` on stderr, exit 4.
+Failures: one line ``vtx: verify: ...`` per failure on stderr (no summary), exit 3. An output
+that cannot be checked at all (not a directory, a catalogue that does not load) is an ordinary
+error: ``vtx: error: ...``, exit 1 or 2; so is a `--public-key` file that is not an Ed25519
+public key (exit 2).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 import click
 
 from filter.cli.options import catalogue_option
-from filter.errors import EXIT_OK, EXIT_VERIFY
+from filter.errors import EXIT_HALF_PAIR, EXIT_OK, EXIT_VERIFY
 from filter.signing import key_id, load_public_key, signed_by
 
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -41,7 +44,8 @@ def command(
     against its manifest, and what the manifest claims; of an export, every column against the
     catalogue and scenario and every string value against the detectors; with --onshore, no
     onshore VIN in the export and both sides reconciling; with --public-key, that each
-    manifest is signed by that key. Exit 3 on failures."""
+    manifest is signed by that key. Exit 3 on failures; an onshore output alone whose export half
+is missing (a half-published pair): exit 4."""
     from filter.verify import verify_output  # only for this command: it loads protobuf
 
     public_key = load_public_key(public_key_file) if public_key_file is not None else None
@@ -55,6 +59,9 @@ def command(
         else:
             note = ""
         click.echo(report.summary() + note)
+        if report.missing_half is not None:
+            click.echo(f"vtx: verify: {report.onshore_dir}: {report.missing_half}", err=True)
+            return EXIT_HALF_PAIR
         return EXIT_OK
     for failure in report.failures:
         click.echo(f"vtx: verify: {failure}", err=True)
