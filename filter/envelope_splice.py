@@ -306,26 +306,14 @@ def encode_leaves(buf, rows, ints, floats, starts, lengths, seen, numbers, kinds
 
 
 @kernel(inline="always")
-def _entry_value(e, i, ent_member, ent_i, ent_f, ent_n, member_kinds, body_offsets, body_of):
-    """An entry's member value: (kind, wire value, start, length); a message member's span is
-    its body's among the encoded bodies."""
-    kind = member_kinds[ent_member[e]]
-    if kind == K_MESSAGE:
-        b = body_of[i]
-        return kind, np.int64(0), body_offsets[b], body_offsets[b + 1] - body_offsets[b]
-    return kind, _wire_value(kind, ent_i[e], ent_f[e]), ent_i[e], ent_n[e]
-
-
-@kernel(inline="always")
-def _entry_sizes(key, j, kind, value, length, key_number, value_number, member_number,
-                 wire_of):
+def _entry_sizes(key, j, kind, value, length, key_number, value_number, member_number, wire):
     """(the entry's body size, its member's size: tag and payload)."""
     body = 0
     if key != 0:
         body += varint_size(key_number << 3) + varint_size(key)
     member = 0
     if j >= 0:
-        member = varint_size((member_number << 3) | wire_of[kind])
+        member = varint_size((member_number << 3) | wire)
         member += _payload_size(kind, value, length)
         body += varint_size((value_number << 3) | 2) + varint_size(member) + member
     return body, member
@@ -339,47 +327,53 @@ def encode_entries(buf, picked, ent_key, ent_member, ent_i, ent_f, ent_n, member
     decoded values: its key (unless 0) and a value holding its one oneof member (none
     without a member), as the envelope's entries field (tag and length included). A message
     member's body is body `body_of[i]` of `bodies` (`encode_leaves`); a string's or bytes'
-    span is in `buf`. -> (bytes, int64 offsets per entry, as `encode_leaves`)"""
+    span is in `buf`. -> (bytes, int64 offsets per entry, as `encode_leaves`)
+
+    Two passes, sizes then bytes. The arrays are indexed here and only scalars go to the
+    helpers: an array handed to a helper costs numba's reference counting per call, which
+    made this five times slower."""
     source = buf.ctypes.data
     encoded = bodies.ctypes.data
     n = len(picked)
     entry_tag = (entries_number << 3) | 2
     offsets = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        e = picked[i]
-        j = ent_member[e]
-        kind, value, start, length = np.int8(0), np.int64(0), np.int64(0), np.int64(0)
-        number = 0
-        if j >= 0:
-            kind, value, start, length = _entry_value(e, i, ent_member, ent_i, ent_f, ent_n,
-                                                      member_kinds, body_offsets, body_of)
-            number = member_numbers[j]
-        body, _ = _entry_sizes(np.int64(ent_key[e]), j, kind, value, length, key_number,
-                               value_number, number, wire_of)
-        offsets[i + 1] = offsets[i] + varint_size(entry_tag) + varint_size(body) + body
-    out = np.empty(offsets[n], np.uint8)
-    address = out.ctypes.data
-    for i in range(n):
-        e = picked[i]
-        key = np.int64(ent_key[e])
-        j = ent_member[e]
-        kind, value, start, length = np.int8(0), np.int64(0), np.int64(0), np.int64(0)
-        number = 0
-        if j >= 0:
-            kind, value, start, length = _entry_value(e, i, ent_member, ent_i, ent_f, ent_n,
-                                                      member_kinds, body_offsets, body_of)
-            number = member_numbers[j]
-        body, member = _entry_sizes(key, j, kind, value, length, key_number, value_number,
-                                    number, wire_of)
-        at = put_varint(address, offsets[i], entry_tag)
-        at = put_varint(address, at, body)
-        if key != 0:
-            at = put_varint(address, at, key_number << 3)
-            at = put_varint(address, at, key)
-        if j >= 0:
-            at = put_varint(address, at, (value_number << 3) | 2)
-            at = put_varint(address, at, member)
-            at = put_varint(address, at, (number << 3) | wire_of[kind])
-            at = _put_payload(address, at, kind, value,
-                              encoded if kind == K_MESSAGE else source, start, length)
+    out = np.empty(0, np.uint8)
+    for write in (False, True):
+        if write:
+            out = np.empty(offsets[n], np.uint8)
+        address = out.ctypes.data
+        for i in range(n):
+            e = picked[i]
+            key = np.int64(ent_key[e])
+            j = ent_member[e]
+            kind, value, start, length = np.int8(0), np.int64(0), np.int64(0), np.int64(0)
+            number, wire = np.int64(0), np.int64(0)
+            if j >= 0:
+                kind = member_kinds[j]
+                number = member_numbers[j]
+                wire = np.int64(wire_of[kind])
+                if kind == K_MESSAGE:
+                    b = body_of[i]
+                    start = body_offsets[b]
+                    length = body_offsets[b + 1] - start
+                else:
+                    value = _wire_value(kind, ent_i[e], ent_f[e])
+                    start = ent_i[e]
+                    length = ent_n[e]
+            body, member = _entry_sizes(key, j, kind, value, length, key_number, value_number,
+                                        number, wire)
+            if not write:
+                offsets[i + 1] = offsets[i] + varint_size(entry_tag) + varint_size(body) + body
+                continue
+            at = put_varint(address, offsets[i], entry_tag)
+            at = put_varint(address, at, body)
+            if key != 0:
+                at = put_varint(address, at, key_number << 3)
+                at = put_varint(address, at, key)
+            if j >= 0:
+                at = put_varint(address, at, (value_number << 3) | 2)
+                at = put_varint(address, at, member)
+                at = put_varint(address, at, (number << 3) | wire)
+                at = _put_payload(address, at, kind, value,
+                                  encoded if kind == K_MESSAGE else source, start, length)
     return out, offsets
