@@ -7,9 +7,10 @@ Public API for pipelines::
 `load_catalogue` reads the policy, `plan` decides every field of a schema, `split` publishes
 export and onshore outputs from Parquet files, `split_protobuf` from protobuf streams,
 `split_frame` splits a frame in memory, `verify_output` checks a published output.
-`split_dataset` splits a Ray Dataset (``vtx[ray]``). It, `split_protobuf` and
-`verify_output` (with `VerifyReport`) are loaded on first use: ``import filter`` imports
-neither Ray nor the protobuf runtime, and a Parquet split starts sooner.
+`split_dataset` splits a Ray Dataset (the ``ray`` extra: ``pip install '.[ray]'``). It,
+`split_protobuf` and `verify_output` (with `VerifyReport`) are loaded on first use:
+``import filter`` imports neither Ray nor the protobuf runtime, and a Parquet split starts
+sooner.
 """
 
 from __future__ import annotations

@@ -109,7 +109,8 @@ if TYPE_CHECKING:
 
     from filter.signing import SigningKey
 
-_INSTALL_HINT = "the ray engine needs the ray extra: pip install 'vtx[ray]'"
+_INSTALL_HINT = ("the ray engine needs the ray extra: pip install '.[ray]' in a vtx checkout "
+                 "(distribution vtx-egress)")
 #: Name of a part file while its block is in flight; the driver renames it ``part-NNNNN``.
 _PENDING = ".pending-"
 

@@ -20,7 +20,7 @@ from .conftest import KEY
 from .test_protobuf_split import TEST_SET, record_stream
 from .test_readers_protobuf import delimited, make_payload
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'vtx[ray]')")
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
 from filter.ray_split import split_ray_protobuf  # noqa: E402  (after the skip: needs ray)
 

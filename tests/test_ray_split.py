@@ -20,7 +20,7 @@ from filter.reconstruct import reconstruct
 
 from .conftest import KEY, MINI_CATALOGUE
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'vtx[ray]')")
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
 from filter.ray_split import (  # noqa: E402  (after the skip: needs ray)
     RayUnavailableError,
@@ -206,7 +206,7 @@ def test_corrupt_input_publishes_nothing(fleet_files, tmp_path) -> None:
 
 def test_without_ray_the_engine_says_how_to_get_it(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
-    with pytest.raises(RayUnavailableError, match=r"pip install 'vtx\[ray\]'") as caught:
+    with pytest.raises(RayUnavailableError, match=r"pip install '\.\[ray\]'") as caught:
         import_ray()
     assert caught.value.exit_code == 2
 

@@ -48,7 +48,8 @@ PARQUET_MAGIC = b"PAR1"
 @click.option("--overwrite", is_flag=True, help="Replace non-empty targets.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Split on this machine, or on a Ray cluster (needs vtx[ray]).")
+              help="Split on this machine, or on a Ray cluster (needs the ray extra: "
+                   "pip install '.[ray]').")
 @click.option("--ray-address", metavar="ADDR", default=None,
               help="Ray cluster to run on ('auto': the one `ray start` runs here); "
                    "default a local one for the run.")
