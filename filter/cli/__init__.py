@@ -3,7 +3,9 @@
 Every command calls the Python API; this package only parses options, shows progress and
 results, and translates errors: one line ``vtx: error: ...`` on stderr, no traceback unless
 ``--debug`` (or ``VTX_DEBUG=1``), and the exit code of the error (0 ok, 1 bad input or data,
-2 usage, key or catalogue error; `vtx verify` exits 3 when an output fails its checks).
+2 usage, key or catalogue error; `vtx verify` exits 3 when an output fails its checks, 4 for
+an onshore output whose export half is missing). `docs/cli.md` is generated from these
+commands (`filter.cli.reference`).
 """
 
 from __future__ import annotations
