@@ -26,7 +26,7 @@ CPU time; the parse children's own loop times; medians; messages/s, entries/s an
 method's rate and peak RSS over the bare parse's; the headline ``ratio_vtx_over_bare_parse``;
 vtx's output sizes, rows and entry counts; input size; machine and library versions; the
 date), then ``<results-dir>/README.md`` rewritten with the Parquet and protobuf tables of every
-result file of the current generator versions (:func:`benchmarks.run.write_readme`). The
+result file of the current generator versions (:func:`benchmarks.results_readme.write_readme`). The
 protobuf table is printed at the end.
 
 Run as ``python -m benchmarks.protobuf_run --messages 1000000`` from the repo root.
@@ -51,6 +51,12 @@ from typing import Any
 
 from benchmarks.generate_protobuf import GENERATOR_VERSION, stats_path
 from benchmarks.protobuf_parse import ENVELOPE
+from benchmarks.results_readme import (
+    PROTOBUF_METHODS,
+    TARGET_RATIO,
+    protobuf_table,
+    write_readme,
+)
 from benchmarks.run import (
     BENCH_DIR,
     DEFAULT_RESULTS_DIR,
@@ -58,9 +64,7 @@ from benchmarks.run import (
     SCENARIO,
     RunFailed,
     RunResult,
-    _fmt,
     _now,
-    _rows_label,
     compile_bytecode,
     machine_info,
     measure,
@@ -69,16 +73,12 @@ from benchmarks.run import (
     wait_until_quiet,
     warm_page_cache,
     write_key_file,
-    write_readme,
 )
 
-#: Every method, in the order of tables.
-METHODS = ("vtx", "vtx-streams", "bare-parse", "fromstring")
+METHODS = PROTOBUF_METHODS
 #: Methods run by :mod:`benchmarks.protobuf_parse`, which report their own loop time.
 PARSE_METHODS = ("bare-parse", "fromstring")
 DEFAULT_MESSAGES = (1_000_000,)
-#: Issue 7's target: vtx at least as fast as the bare parse (issue 4 asked half as fast).
-TARGET_RATIO = 1.0
 
 
 def method_command(method: str, src: Path, out: Path, key_file: Path) -> list[str]:
@@ -294,67 +294,6 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """The ``protobuf-*.json`` records of the current generator version, by messages."""
-    records = [json.loads(p.read_text()) for p in results_dir.glob("protobuf-*.json")]
-    current = [r for r in records if r["input"].get("generator") == GENERATOR_VERSION]
-    return sorted(current, key=lambda r: r["input"]["messages"])
-
-
-def results_table(results_dir: Path) -> str:
-    """Markdown tables: one row per (size, method), then the machine of each size ("" if none)."""
-    records = load_records(results_dir)
-    if not records:
-        return ""
-    lines = [
-        "| messages | entries | input MB | method | wall s | msgs/s | entries/s | MB/s "
-        "| peak RSS MB | CPU s | loop s | loop msgs/s | rate / bare-parse | others' CPU s |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for rec in records:
-        inp = rec["input"]
-        for method in METHODS:
-            s = rec["methods"].get(method)
-            if s is None:
-                continue
-            head = (
-                f"| {_rows_label(inp['messages'])} | {inp['entries'] / 1e6:.2f}M "
-                f"| {inp['bytes'] / 1e6:,.0f} | {method} "
-            )
-            if s.get("status", "ok") != "ok":
-                reason = s.get("reason", "failed").replace("|", "/")[:120]
-                lines.append(head + f"| {reason} | | | | | | | | | |")
-                continue
-            loop_rate = s.get("loop_messages_per_s")
-            lines.append(
-                head + f"| {s['median_wall_s']:.2f} | {s['messages_per_s'] / 1e3:,.1f}k "
-                f"| {s['entries_per_s'] / 1e6:.2f}M | {s['mb_per_s']:,.1f} "
-                f"| {s['median_peak_rss_mb']:,.0f} | {s['median_cpu_s']:.1f} "
-                f"| {_fmt(s.get('median_loop_s'), '.2f')} "
-                f"| {'-' if loop_rate is None else f'{loop_rate / 1e3:,.1f}k'} "
-                f"| {_fmt(s.get('ratio_rate_to_bare_parse'), '.3f')} "
-                f"| {_fmt(s.get('median_other_cpu_s'), '.1f')} |"
-            )
-    lines += [
-        "",
-        "| messages | repeats | vtx / bare-parse | vtx / FromString loop | generated msgs/s "
-        "| nproc | RAM GB | protobuf | backend | polars | vtx | started (UTC) | finished (UTC) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|",
-    ]
-    for rec in records:
-        inp, mach = rec["input"], rec["machine"]
-        lines.append(
-            f"| {_rows_label(inp['messages'])} | {rec['repeat']} "
-            f"| {_fmt(rec.get('ratio_vtx_over_bare_parse'), '.3f')} "
-            f"| {_fmt(rec.get('ratio_vtx_over_fromstring_loop'), '.3f')} "
-            f"| {inp['generate_messages_per_s']:,.0f} | {mach['nproc']} | {mach['ram_gb']} "
-            f"| {mach.get('protobuf') or '-'} | {mach.get('protobuf_backend') or '-'} "
-            f"| {mach['polars']} | {mach['vtx'] or '-'} | {rec.get('started', '-')} "
-            f"| {rec['date']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def write_results(record: dict[str, Any], results_dir: Path) -> Path:
     """Write ``record`` to ``protobuf-<messages>.json`` and rewrite ``README.md``.
 
@@ -435,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     print()
-    print(results_table(args.results_dir), end="")
+    print(protobuf_table(args.results_dir), end="")
     return 0
 
 

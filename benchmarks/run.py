@@ -57,12 +57,18 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.generate import GENERATOR_VERSION, schema
+from benchmarks.results_readme import (
+    PARQUET_METHODS,
+    load_parquet_records,
+    parquet_table,
+    rows_label,
+    write_readme,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_WORK_DIR = BENCH_DIR / ".data"
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"
-#: Every method, in the order of tables and charts.
-METHODS = ("vtx", "vtx-ray", "copy", "duckdb", "pyarrow", "pandas")
+METHODS = PARQUET_METHODS
 DEFAULT_METHODS = ("vtx", "copy", "duckdb", "pyarrow", "pandas")
 #: Methods that write vtx's two projections and so need them computed first.
 BASELINES = ("duckdb", "pyarrow", "pandas")
@@ -251,7 +257,7 @@ def machine_info() -> dict[str, Any]:
         "pyarrow": version("pyarrow"),
         "duckdb": version("duckdb"),
         "pandas": version("pandas"),
-        "vtx": version("vtx"),
+        "vtx": version("vtx-egress") or version("vtx"),
     }
 
 
@@ -466,68 +472,6 @@ def bench_one(
     return record
 
 
-def _fmt(value: object, spec: str) -> str:
-    """Format a number with ``spec``, or ``-`` when it is missing."""
-    return "-" if value is None else format(value, spec)
-
-
-def _rows_label(rows: int) -> str:
-    """``1000000`` -> ``1M``, ``2500000`` -> ``2.5M``, ``200000`` -> ``200k``."""
-    if rows >= 1_000_000:
-        return f"{rows / 1e6:g}M"
-    return f"{rows / 1e3:g}k" if rows >= 1000 else str(rows)
-
-
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """The ``split-*.json`` records of the current generator version, by rows."""
-    records = [json.loads(p.read_text()) for p in results_dir.glob("split-*.json")]
-    current = [r for r in records if r["input"].get("generator") == GENERATOR_VERSION]
-    return sorted(current, key=lambda r: r["input"]["rows"])
-
-
-def results_table(results_dir: Path) -> str:
-    """Return markdown tables: one row per (size, method), then the machine of each size."""
-    records = load_records(results_dir)
-    lines = [
-        "| rows | input MB | method | wall s | rows/s | MB/s | peak RSS MB | CPU s "
-        "| wall / copy | RSS / copy | others' CPU s |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for rec in records:
-        inp = rec["input"]
-        for method in METHODS:
-            s = rec["methods"].get(method)
-            if s is None:
-                continue
-            head = f"| {_rows_label(inp['rows'])} | {inp['bytes'] / 1e6:,.0f} | {method} "
-            if s.get("status", "ok") != "ok":
-                reason = s.get("reason", "failed").replace("|", "/")[:120]
-                lines.append(head + f"| {reason} | | | | | | | |")
-                continue
-            lines.append(
-                head + f"| {s['median_wall_s']:.2f} | {s['rows_per_s'] / 1e6:.2f}M "
-                f"| {s['mb_per_s']:,.0f} | {s['median_peak_rss_mb']:,.0f} "
-                f"| {s['median_cpu_s']:.1f} | {_fmt(s.get('ratio_wall_to_copy'), '.2f')} "
-                f"| {_fmt(s.get('ratio_rss_to_copy'), '.2f')} "
-                f"| {_fmt(s.get('median_other_cpu_s'), '.1f')} |"
-            )
-    lines += [
-        "",
-        "| rows | cols | repeats | nproc | RAM GB | polars | duckdb | pyarrow | pandas | vtx "
-        "| started (UTC) | finished (UTC) |",
-        "|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|",
-    ]
-    for rec in records:
-        inp, mach = rec["input"], rec["machine"]
-        lines.append(
-            f"| {_rows_label(inp['rows'])} | {inp['columns']} | {rec['repeat']} "
-            f"| {mach['nproc']} | {mach['ram_gb']} | {mach['polars']} "
-            f"| {mach.get('duckdb') or '-'} | {mach['pyarrow']} | {mach.get('pandas') or '-'} "
-            f"| {mach['vtx'] or '-'} | {rec.get('started', '-')} | {rec['date']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def write_chart(results_dir: Path, path: Path | None = None) -> Path | None:
     """Plot wall time and peak RSS against rows, one line per method, to ``split.png``.
 
@@ -542,7 +486,7 @@ def write_chart(results_dir: Path, path: Path | None = None) -> Path | None:
     except ImportError:
         print("matplotlib is not installed: no chart (pip install -e '.[bench]')", flush=True)
         return None
-    records = load_records(results_dir)
+    records = load_parquet_records(results_dir)
     sizes = [r["input"]["rows"] for r in records]
     path = path or results_dir / "split.png"
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -560,7 +504,7 @@ def write_chart(results_dir: Path, path: Path | None = None) -> Path | None:
         ]
         if not points:
             continue
-        label = method + (f" (failed at {_rows_label(min(failed))})" if failed else "")
+        label = method + (f" (failed at {rows_label(min(failed))})" if failed else "")
         xs, walls, rss = zip(*points, strict=True)
         style = {"marker": "o", "linewidth": 2.4 if method == "vtx" else 1.4}
         if method == "copy":
@@ -578,7 +522,7 @@ def write_chart(results_dir: Path, path: Path | None = None) -> Path | None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sizes)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _rows_label(round(v))))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: rows_label(round(v))))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
@@ -610,49 +554,6 @@ def write_results(record: dict[str, Any], results_dir: Path) -> Path:
     path.write_text(json.dumps(record, indent=2) + "\n")
     write_chart(results_dir)
     write_readme(results_dir)
-    return path
-
-
-def write_readme(results_dir: Path) -> Path:
-    """Rewrite ``results_dir/README.md`` from every result file there: Parquet, then protobuf.
-
-    Called by both runners, so that each keeps the other's table. Returns the path.
-    """
-    # Imported here: benchmarks.protobuf_run imports this module.
-    from benchmarks import protobuf_run
-
-    parts = [
-        "# Benchmark results\n\n"
-        "Written by `python -m benchmarks` (Parquet) and `python -m benchmarks.protobuf_run` "
-        "(protobuf); see `benchmarks/README.md` for what each method does and what each column "
-        "means.\n"
-    ]
-    if load_records(results_dir):
-        chart = results_dir / "split.png"
-        parts.append(
-            "\n## Parquet: `vtx split` against a copy and hand-written baselines\n\n"
-            "Times are medians over the repeats, in seconds, of whole child processes (start-up "
-            "included); rows/s and MB/s are input rows and input bytes over that time; RSS is the "
-            "child's peak resident set size. The baselines (`duckdb`, `pyarrow`, `pandas`) only "
-            "project vtx's two column lists: no token, no detectors, no manifest; they do less "
-            "work than vtx.\n\n"
-            + results_table(results_dir)
-            + ("\n![wall time and peak RSS against rows](split.png)\n" if chart.exists() else "")
-        )
-    protobuf = protobuf_run.results_table(results_dir)
-    if protobuf:
-        parts.append(
-            "\n## Protobuf: `vtx split` against a bare parse of a key/value stream\n\n"
-            "`vtx.telemetry.v1.Envelope` messages of about 20 entries each. Times are medians "
-            "over the repeats, in seconds, of whole child processes (start-up included); msgs/s, "
-            "entries/s and MB/s are input messages, entries and bytes over that time. *loop s* is "
-            "the child's own timed loop: for `bare-parse` reading, framing and parsing, for "
-            "`fromstring` the FromString loop alone over messages framed beforehand. "
-            "*rate / bare-parse* is a method's msgs/s over the bare parse's; the target for vtx "
-            f"is {protobuf_run.TARGET_RATIO}.\n\n" + protobuf
-        )
-    path = results_dir / "README.md"
-    path.write_text("".join(parts))
     return path
 
 
@@ -722,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     print()
-    print(results_table(args.results_dir), end="")
+    print(parquet_table(args.results_dir), end="")
     return 0
 
 

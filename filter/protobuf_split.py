@@ -53,6 +53,7 @@ from filter.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_
 from filter.prefetch import mapped_ahead, prefetched
 from filter.pseudonym import TokenMapping, check_key, key_id, token_mapping
 from filter.readers import protobuf as pb
+from filter.readers import protobuf_batches
 from filter.signing import resolve_signing_key
 from filter.splitter import (
     ProgressCallback,
@@ -203,7 +204,7 @@ def split_protobuf(
             write_batch, ".parquet")
         for index, source in enumerate(sources):
             quarantine = quarantine_handler(onshore_stage.staging, source, tally, on_bad_record)
-            batches = pb.iter_batches(
+            batches = protobuf_batches.iter_batches(
                 schema, source, framing, on_bad=quarantine,
                 batch_size=STREAM_BATCH_MESSAGES if streams else BATCH_MESSAGES,
             )

@@ -31,8 +31,8 @@ Protobuf input (`split_ray_protobuf`, behind ``vtx split --engine ray --message 
 same result as `filter.protobuf_split.split_protobuf`, the same part names. One Ray task per
 input file (a delimited stream is framed sequentially, so one task reads it whole), or per run
 of up to `BATCH_MESSAGES` files of a topic dump; it decodes with
-`filter.readers.protobuf.iter_batches`. A first pass returns each task's distinct VINs, which
-the driver tokenises; the second decodes again and writes a pair of part files per batch
+`filter.readers.protobuf_batches.iter_batches`. A first pass returns each task's distinct VINs,
+which the driver tokenises; the second decodes again and writes a pair of part files per batch
 (`filter.protobuf_split.write_batch`), keeping bad records under the onshore staging's
 ``quarantine/`` when asked; the driver merges the tallies, reconciles and publishes with the
 helpers of the local protobuf split.
@@ -84,6 +84,7 @@ from filter.protobuf_split import (
 )
 from filter.pseudonym import TokenMapping, check_key, key_id, token_mapping
 from filter.readers import protobuf as pb
+from filter.readers import protobuf_batches
 from filter.readers.parquet import (
     ParquetInput,
     expand_inputs,
@@ -738,7 +739,7 @@ def _unit_batches(
     """The batches of one unit: a file's batches; a dump's run of files as one batch."""
     paths = [Path(p) for p in unit["paths"]]
     if not unit["dump"]:
-        yield from guarded_batches(paths[0], pb.iter_batches(
+        yield from guarded_batches(paths[0], protobuf_batches.iter_batches(
             schema, paths[0], unit["framing"], batch_size=batch_size, on_bad=on_bad))
         return
     # The run's files as one batch, indexed by their place in the whole dump, as locally.

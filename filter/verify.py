@@ -65,6 +65,7 @@ from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
 from filter.plan import TOKEN_COLUMN, decide_path
 from filter.protobuf_split import QUARANTINE_DIR
 from filter.readers import protobuf as pb
+from filter.readers import protobuf_batches
 from filter.readers.parquet import READ_ERRORS
 from filter.readers.protobuf import UNKNOWN_FIELDS
 from filter.reconstruct import INPUT_INDEX, SIDE, WRITTEN_INDEX, entry_positions
@@ -112,7 +113,7 @@ def _stream_rows(path: Path) -> pl.DataFrame:
     """A protobuf part decoded into the rows vtx writes to Parquet for the same input; in an
     export, the vehicle identifier field is named for what it holds: the token."""
     schema, export = _stream_reader(path.parent.absolute())
-    batches = [b.rows for b in pb.iter_batches(schema, path, "delimited")]
+    batches = [b.rows for b in protobuf_batches.iter_batches(schema, path, "delimited")]
     rows = pl.concat(batches) if batches else (
         pb.key_value_schema(schema) if schema.key_value else pb.polars_schema(schema)
     ).to_frame()

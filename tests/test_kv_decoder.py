@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from filter import InputError
-from filter.readers import kv_decoder
+from filter.readers import kv_decoder, protobuf_batches
 from filter.readers import protobuf as pb
 
 from .conftest import DATA
@@ -42,10 +42,12 @@ def envelope() -> pb.ProtoSchema:
     return pb.load_schema(None, "vtx.telemetry.v1.Envelope")
 
 
-def read(schema: pb.ProtoSchema, path: Path, decoder: pb.Decoder, framing: pb.Framing = "delimited",
-         batch_size: int = 4) -> tuple[pl.DataFrame, int, list[tuple[int, int, str, bytes]]]:
+def read(
+    schema: pb.ProtoSchema, path: Path, decoder: protobuf_batches.Decoder,
+    framing: pb.Framing = "delimited", batch_size: int = 4,
+) -> tuple[pl.DataFrame, int, list[tuple[int, int, str, bytes]]]:
     bad: list[tuple[int, int, str, bytes]] = []
-    batches = list(pb.iter_batches(
+    batches = list(protobuf_batches.iter_batches(
         schema, path, framing, batch_size=batch_size, decoder=decoder,
         on_bad=lambda r: bad.append((r.index, r.offset, r.reason, bytes(r.data))),
     ))
@@ -61,11 +63,12 @@ def assert_same(schema: pb.ProtoSchema, path: Path, framing: pb.Framing = "delim
     assert_frame_equal(compiled[0], plain[0])
     assert compiled[1:] == plain[1:]
     try:
-        plain_error = list(pb.iter_batches(schema, path, framing, decoder="plain")) and None
+        plain_error = list(protobuf_batches.iter_batches(
+            schema, path, framing, decoder="plain")) and None
     except InputError as exc:
         plain_error = exc.message
     try:
-        compiled_error = list(pb.iter_batches(schema, path, framing)) and None
+        compiled_error = list(protobuf_batches.iter_batches(schema, path, framing)) and None
     except InputError as exc:
         compiled_error = exc.message
     assert compiled_error == plain_error

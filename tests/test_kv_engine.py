@@ -15,6 +15,7 @@ from filter.engine import COUNT_SEPARATOR, MOVED
 from filter.kv_engine import split_decoded, split_key_values
 from filter.pseudonym import token_mapping
 from filter.readers import protobuf as pb
+from filter.readers import protobuf_batches
 from filter.reconstruct import reconstruct_entries
 
 from .conftest import DATA, KEY
@@ -38,7 +39,7 @@ def shipped():
 
 def split(schema: pb.ProtoSchema, path: Path, catalogue, scenario: str = "after-sales"):
     """Split with the frame engine, and check the compiled decoder's arrays split the same."""
-    (batch,) = pb.iter_batches(schema, path, "delimited")
+    (batch,) = protobuf_batches.iter_batches(schema, path, "delimited")
     rows = batch.rows
     tokens = token_mapping(KEY, batch.distinct("vin"))  # every message's, as a run has them
     queries = split_key_values(rows.lazy(), catalogue, scenario, tokens)

@@ -43,7 +43,7 @@ from filter.parquet_encoder import (
 )
 from filter.parquet_metadata import plain_string_metadata
 from filter.part_writer import PARQUET_OPTIONS
-from filter.readers import kv_decoder
+from filter.readers import kv_decoder, protobuf_batches
 
 try:
     import duckdb
@@ -385,7 +385,6 @@ def test_key_value_rows_of_every_type_encode_as_polars_writes_them(tmp_path) -> 
     from filter import load_catalogue
     from filter.kv_engine import split_decoded
     from filter.pseudonym import token_mapping
-    from filter.readers import protobuf as pb
 
     from .conftest import KEY
     from .test_kv_decoder import FieldProto, delimited, scalar_schema, scalar_values
@@ -407,7 +406,7 @@ def test_key_value_rows_of_every_type_encode_as_polars_writes_them(tmp_path) -> 
     messages.append(schema.message_class().SerializeToString())  # no vin, no entries
     path = tmp_path / "s.bin"
     path.write_bytes(delimited(*messages))
-    (batch,) = pb.iter_batches(schema, path, "delimited")
+    (batch,) = protobuf_batches.iter_batches(schema, path, "delimited")
     assert batch.entries is not None
     tokens = token_mapping(KEY, batch.distinct("vin"))
     catalogue = load_catalogue()

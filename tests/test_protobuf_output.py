@@ -18,6 +18,7 @@ from filter.cli import vtx
 from filter.protobuf_split import split_protobuf
 from filter.pseudonym import vehicle_token
 from filter.readers import protobuf as pb
+from filter.readers import protobuf_batches
 
 from .conftest import DATA, KEY
 from .test_protobuf_split import record_stream
@@ -73,7 +74,7 @@ def test_same_entries_exported_as_with_parquet_output(payload, tmp_path: Path) -
     split_streams(payload, stream, tmp_path / "pb")
     split_protobuf(stream, tmp_path / "pq" / "e", tmp_path / "pq" / "o", "after-sales",
                    key=KEY, message="testfleet.Payload", descriptor_set=TEST_SET)
-    from_streams = pl.concat([b.rows for b in pb.iter_batches(
+    from_streams = pl.concat([b.rows for b in protobuf_batches.iter_batches(
         payload, tmp_path / "pb" / "e" / "part-00000-00000.pb", "delimited")])
     from_parquet = pl.read_parquet(tmp_path / "pq" / "e" / "*.parquet")
     assert from_streams["key"].to_list() == from_parquet["key"].to_list()
@@ -331,7 +332,8 @@ def test_compiled_and_runtime_decoding_write_the_same_streams(
     stream.write_bytes(delimited(*raws))
     split_streams(payload, stream, out / "compiled")
     with monkeypatch.context() as patch:
-        patch.setattr(pb, "iter_batches", functools.partial(pb.iter_batches, decoder="plain"))
+        patch.setattr(protobuf_batches, "iter_batches",
+                      functools.partial(protobuf_batches.iter_batches, decoder="plain"))
         split_streams(payload, stream, out / "runtime")
     for side in ("e", "o"):
         compiled = sorted((out / "compiled" / side).glob("part-*.pb"))
@@ -453,8 +455,8 @@ def test_exported_entries_carry_no_hidden_copies(payload, tmp_path, monkeypatch,
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(_hiding_envelope(), plain.SerializeToString()))
     if decoder == "plain":
-        monkeypatch.setattr(pb, "iter_batches", functools.partial(pb.iter_batches,
-                                                                  decoder="plain"))
+        monkeypatch.setattr(protobuf_batches, "iter_batches",
+                            functools.partial(protobuf_batches.iter_batches, decoder="plain"))
     split_streams(payload, stream, tmp_path)
     export = _assert_holds_only_what_parses(payload, tmp_path / "e")
     first = export[0]

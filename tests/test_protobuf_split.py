@@ -17,6 +17,7 @@ from filter import InputError, UnclassifiedFieldsError, read_manifest
 from filter.cli import vtx
 from filter.protobuf_split import split_protobuf
 from filter.readers import protobuf as pb
+from filter.readers import protobuf_batches
 
 from .conftest import DATA, KEY
 from .test_readers_protobuf import delimited, make_payload
@@ -473,7 +474,7 @@ def test_export_numbers_entries_densely_and_onshore_maps_them(payload, tmp_path:
     assert onshore.filter(pl.col("message_index") == 0).select(
         "entry_index", "exported_before").rows() == [(0, 0), (2, 1), (3, 1), (4, 1)]
     merged = reconstruct_entries(export, onshore)
-    rows = pl.concat([b.rows for b in pb.iter_batches(payload, stream, "delimited")])
+    rows = pl.concat([b.rows for b in protobuf_batches.iter_batches(payload, stream, "delimited")])
     assert merged.select("message_index", "entry_index", "key").equals(
         rows.select("message_index", "entry_index", "key"))
     verified = CliRunner().invoke(vtx, ["verify", str(tmp_path / "out" / "e"), "--onshore",

@@ -317,12 +317,48 @@ def _planted(frame: pl.DataFrame, picks: st.DataObject) -> pl.DataFrame:
     return frame
 
 
+def node_paths(schema: pl.Schema) -> list[tuple[str, tuple[str, ...]]]:
+    """Every column's dotted path and, inside structs, every field's (struct fields too), each
+    with the paths of the structs it is in."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+
+    def walk(name: str, dtype: pl.DataType, above: tuple[str, ...]) -> None:
+        found.append((name.casefold(), above))
+        if isinstance(dtype, pl.Struct):
+            for field in dtype.fields:
+                walk(f"{name}.{field.name}", field.dtype, (*above, name.casefold()))
+
+    for name, dtype in schema.items():
+        walk(name, dtype, ())
+    return found
+
+
+def fastparquet_unambiguous(schema: pl.Schema) -> bool:
+    """No dotted path is read two ways: fastparquet names struct fields by their dotted paths
+    and takes a dot in a name as a step into a struct, so a column ``a.b`` beside a struct
+    ``a`` with a field ``b``, or beside a column ``a``, is misread or fails to read, whoever
+    wrote the file."""
+    nodes = node_paths(schema)
+    paths = [path for path, _ in nodes]
+    if len(paths) != len(set(paths)):
+        return False
+    known = set(paths)
+    for path, above in nodes:
+        steps = path.split(".")
+        prefixes = {".".join(steps[:i]) for i in range(1, len(steps))}
+        if (prefixes & known) - set(above):
+            return False
+    return True
+
+
 @settings(
     max_examples=40,
     deadline=None,
+    derandomize=True,  # a fixed set of cases: CI must not pass or fail by chance
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-@given(schema=schemas().filter(unique_paths), data=catalogues(), rows=st.data())
+@given(schema=schemas().filter(unique_paths).filter(fastparquet_unambiguous),
+       data=catalogues(), rows=st.data())
 def test_every_reader_reads_random_outputs_as_pyarrow_does(schema, data, rows) -> None:
     """The schemas, catalogues and data of `tests/test_properties.py`, written by Polars or
     by pyarrow (every string dictionary-encoded), split by copying chunks and by

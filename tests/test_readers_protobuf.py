@@ -10,6 +10,7 @@ from google.protobuf.internal.encoder import _VarintBytes
 
 from filter import InputError
 from filter.readers import protobuf as pb
+from filter.readers import protobuf_batches
 
 from .conftest import DATA
 
@@ -181,13 +182,13 @@ def test_shipped_descriptor_set_matches_the_proto_files(tmp_path: Path) -> None:
 def test_batches_cover_every_message(payload: pb.ProtoSchema, sample, tmp_path: Path) -> None:
     path = tmp_path / "stream.bin"
     path.write_bytes(delimited(*[make_payload(payload, f"V{i}") for i in range(7)]))
-    batches = list(pb.iter_batches(payload, path, "delimited", batch_size=3))
+    batches = list(protobuf_batches.iter_batches(payload, path, "delimited", batch_size=3))
     assert [b.rows["message_index"].n_unique() for b in batches] == [3, 3, 1]
     assert [b.messages for b in batches] == [3, 3, 1]
     assert sum(b.rows.height for b in batches) == 35
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
-    (plain,) = pb.iter_batches(sample, empty, "delimited")
+    (plain,) = protobuf_batches.iter_batches(sample, empty, "delimited")
     assert plain.rows.height == 0 and plain.rows.schema == pb.polars_schema(sample)
 
 
@@ -196,7 +197,7 @@ def test_bad_records_go_to_the_callback_and_reading_goes_on(payload, tmp_path: P
     path = tmp_path / "stream.bin"
     path.write_bytes(delimited(good, b"\x0a\xff\xff", good) + b"\x40abc")  # bad, good, truncated
     bad: list[tuple[int, int, str, bytes]] = []
-    batches = list(pb.iter_batches(
+    batches = list(protobuf_batches.iter_batches(
         payload, path, "delimited",
         on_bad=lambda r: bad.append((r.index, r.offset, r.reason, bytes(r.data))),
     ))
@@ -206,4 +207,4 @@ def test_bad_records_go_to_the_callback_and_reading_goes_on(payload, tmp_path: P
     assert bad[0][3] == b"\x0a\xff\xff"
     assert bad[1][3] == b"\x40abc" and bad[1][1] == len(delimited(good, b"\x0a\xff\xff", good))
     with pytest.raises(InputError, match="message 1 at byte"):
-        list(pb.iter_batches(payload, path, "delimited"))
+        list(protobuf_batches.iter_batches(payload, path, "delimited"))

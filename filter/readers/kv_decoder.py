@@ -2,7 +2,7 @@
 
 In: a `ProtoSchema` whose message is a key/value envelope (`filter.readers.protobuf`), and a
 stream file (varint-delimited messages, or one message per file).
-Out: the same `Batch`es of rows as the plain path (`protobuf.iter_batches`): one row per
+Out: the same `Batch`es of rows as the plain path (`protobuf_batches.iter_batches`): one row per
 entry, the columns and types of `protobuf.key_value_schema`, row for row identical.
 
 How: the descriptor is compiled once into small tables (`KeyValueTables`: per field number,

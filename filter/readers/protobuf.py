@@ -27,7 +27,8 @@ a descriptor set that cannot be read or lacks the named type.
 
 This is the plain-protobuf path: clear and checked, but it touches every field in Python. Key/value
 stream files go through the compiled decoder (`filter.readers.kv_decoder`) instead, which is
-tested against this path and hands it every message it does not decode itself.
+tested against this path and hands it every message it does not decode itself;
+`filter.readers.protobuf_batches` chooses between the two.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ from filter.resources import shipped_dir
 
 Framing = Literal["delimited", "single"]
 #: "auto": the compiled decoder where it applies (key/value stream files), else the runtime.
-Decoder = Literal["auto", "plain"]
 
 #: Largest message accepted; a length prefix above it is refused before any allocation.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -254,7 +254,7 @@ def iter_directory(directory: Path) -> Iterator[tuple[Path, Frame]]:
 
     A message's index is its file's position in that order, so indexes are unique in the dump.
     """
-    yield from _dump_frames(dump_files(directory), 0, None)
+    yield from dump_frames(dump_files(directory), 0, None)
 
 
 def dump_files(directory: Path) -> list[Path]:
@@ -463,38 +463,6 @@ class Batch:
         return values.cast(pl.String).unique()
 
 
-def iter_batches(
-    schema: ProtoSchema,
-    source: Path,
-    framing: Framing,
-    *,
-    batch_size: int = 10_000,
-    on_bad: OnBadRecord | None = None,
-    decoder: Decoder = "auto",
-) -> Iterator[Batch]:
-    """Rows of `source` in batches of at most `batch_size` messages: plain or key/value rows.
-
-    `source` is a file (`framing` "delimited" or "single") or a directory of single-message
-    files. Without `on_bad` the first bad record raises `InputError`; with it, bad records are
-    handed to `on_bad` and skipped. Key/value stream files are read by the compiled decoder
-    (`filter.readers.kv_decoder`) unless `decoder` is "plain"; both give the same rows.
-    """
-    if decoder == "auto" and schema.key_value is not None and not source.is_dir():
-        from filter.readers import kv_decoder  # numba: imported only when needed
-
-        tables = kv_decoder.compile_tables(schema)
-        if tables is not None:
-            yield from kv_decoder.iter_kv_batches(
-                schema, tables, source, framing, batch_size=batch_size, on_bad=on_bad
-            )
-            return
-    frames = (
-        _dump_frames(dump_files(source), 0, on_bad) if source.is_dir()
-        else file_frames(source, framing, on_bad)
-    )
-    yield from batched(schema, frames, batch_size, on_bad)
-
-
 def iter_dump_batches(
     schema: ProtoSchema,
     files: list[Path],
@@ -503,9 +471,10 @@ def iter_dump_batches(
     batch_size: int = 10_000,
     on_bad: OnBadRecord | None = None,
 ) -> Iterator[Batch]:
-    """Like `iter_batches` over a topic dump, for a run of its files (`dump_files` order)
-    whose first is message `first_index` of the dump: so a dump can be read in pieces."""
-    yield from batched(schema, _dump_frames(files, first_index, on_bad), batch_size, on_bad)
+    """Like `protobuf_batches.iter_batches` over a topic dump, for a run of its files
+    (`dump_files` order) whose first is message `first_index` of the dump: so a dump can be
+    read in pieces."""
+    yield from batched(schema, dump_frames(files, first_index, on_bad), batch_size, on_bad)
 
 
 def batched(
@@ -528,7 +497,7 @@ def batched(
         yield _rows(schema, batch)
 
 
-def _dump_frames(
+def dump_frames(
     files: list[Path], first_index: int, on_bad: OnBadRecord | None
 ) -> Iterator[tuple[Path, Frame]]:
     """One message per file; its index is its position in the dump."""
