@@ -44,6 +44,7 @@ import pyarrow as pa
 
 from filter import thrift_compact as thrift
 from filter.jit import kernel
+from filter.parquet_fields import SchemaElement
 from filter.parquet_layout import (
     VTX_WRITER,
     FooterParts,
@@ -267,7 +268,8 @@ def _both(outer: np.ndarray | None, inner: np.ndarray | None) -> np.ndarray | No
 
 
 def _optional(element: thrift.Struct) -> bool:
-    repetition = int(element[3].value) if 3 in element else 0
+    held = element.get(SchemaElement.REPETITION_TYPE)
+    repetition = int(held.value) if held is not None else 0
     if repetition == 2:
         raise UnsupportedColumn("repeated fields")
     return repetition == 1
@@ -330,8 +332,9 @@ MIN_COMPRESSED_PAGE = 1024
 
 def _write_chunk(out: bytearray, element: thrift.Struct, leaf: _Leaf, rows: int) -> _Chunk:
     """Append `leaf`'s column chunk to `out`."""
-    physical = int(element[1].value)
-    unsigned = int(element[6].value) in _UNSIGNED if 6 in element else False
+    physical = int(element[SchemaElement.TYPE].value)
+    converted = element.get(SchemaElement.CONVERTED_TYPE)
+    unsigned = converted is not None and int(converted.value) in _UNSIGNED
     array = leaf.array
     start = len(out)
     dictionary = None

@@ -12,7 +12,8 @@ a column chunk outside the file, an encrypted file, a column chunk kept in anoth
 Why: a column that goes unchanged to one output can be copied as the encoded bytes it is
 (`filter.parquet_splice`), instead of being decoded and encoded again. Parquet allows it: a
 column chunk is self-contained (its pages, their headers, its dictionary); only the footer
-says where it is. The footer fields read and written here (field ids of parquet.thrift):
+says where it is. The footer fields read and written here (field ids of parquet.thrift, by
+name in `filter.parquet_fields`):
 
 - FileMetaData: 1 version, 2 schema, 3 num_rows, 4 row_groups, 5 key_value_metadata,
   6 created_by, 7 column_orders;
@@ -37,6 +38,8 @@ from pathlib import Path
 from filter import thrift_compact as thrift
 from filter._version import __version__
 from filter.errors import InputError
+from filter.parquet_fields import ColumnChunk, FileMetaData, KeyValue, RowGroup, SchemaElement
+from filter.parquet_fields import ColumnMetaData as CMD
 
 MAGIC = b"PAR1"
 #: The writer a footer vtx writes names, where it does not keep an input writer's name.
@@ -44,7 +47,11 @@ VTX_WRITER = f"vtx version {__version__}"
 _TAIL = 8  # footer length (4 bytes, little-endian) and the magic
 #: ColumnMetaData fields a reader needs to find and decode a chunk's pages: type, encodings,
 #: path, codec, value count, sizes, data and dictionary page offsets.
-_PAGE_FIELDS = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 11})
+_PAGE_FIELDS = frozenset({
+    CMD.TYPE, CMD.ENCODINGS, CMD.PATH_IN_SCHEMA, CMD.CODEC, CMD.NUM_VALUES,
+    CMD.TOTAL_UNCOMPRESSED_SIZE, CMD.TOTAL_COMPRESSED_SIZE, CMD.DATA_PAGE_OFFSET,
+    CMD.DICTIONARY_PAGE_OFFSET,
+})
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class SchemaNode:
 
     @property
     def name(self) -> str:
-        return self.element[4].value.decode()
+        return self.element[SchemaElement.NAME].value.decode()
 
     def pruned(self, keep: Sequence[tuple[str, ...]]) -> SchemaNode:
         """This node with only the leaves at `keep` (paths of field names below it)."""
@@ -69,7 +76,7 @@ class SchemaNode:
             if below:
                 children.append(child.pruned(below))
         element = dict(self.element)
-        element[5] = thrift.Field(thrift.I32, len(children))
+        element[SchemaElement.NUM_CHILDREN] = thrift.Field(thrift.I32, len(children))
         return SchemaNode(element, tuple(children), tuple(i for c in children for i in c.leaves))
 
     def elements(self) -> list[thrift.Struct]:
@@ -105,8 +112,8 @@ class ParquetLayout:
         self._trailer: thrift.Struct | None = None
         try:
             head, self.row_group_count, self._first_row_group = thrift.decode_until(footer, 4)
-            self.version = int(head[1].value)
-            self.columns, self.leaf_count = _schema_tree(_items(head, 2))
+            self.version = int(head[FileMetaData.VERSION].value)
+            self.columns, self.leaf_count = _schema_tree(_items(head, FileMetaData.SCHEMA))
         except (thrift.ThriftError, KeyError, AttributeError, TypeError, IndexError) as exc:
             raise InputError(f"{source}: not a readable Parquet footer: {exc}") from None
 
@@ -126,12 +133,12 @@ class ParquetLayout:
 
     def column_order(self, leaf: int) -> thrift.Struct | None:
         """The footer's ColumnOrder of `leaf`, if it has column orders."""
-        orders = _items(self._trailing(), 7)
+        orders = _items(self._trailing(), FileMetaData.COLUMN_ORDERS)
         return orders[leaf] if orders else None
 
     @property
     def created_by(self) -> str | None:
-        field = self._trailing().get(6)
+        field = self._trailing().get(FileMetaData.CREATED_BY)
         return field.value.decode(errors="replace") if field is not None else None
 
     def _trailing(self) -> thrift.Struct:
@@ -143,8 +150,8 @@ class ParquetLayout:
         return self._trailer
 
     def _row_group(self, index: int, group: thrift.Struct) -> RowGroupLayout:
-        chunks = _items(group, 1)
-        rows = int(group[3].value)
+        chunks = _items(group, RowGroup.COLUMNS)
+        rows = int(group[RowGroup.NUM_ROWS].value)
         where = f"{self.source}: row group {index} of {self.row_group_count}"
         if len(chunks) != self.leaf_count:
             raise InputError(f"{where} has {len(chunks)} column chunks for {self.leaf_count} "
@@ -154,13 +161,16 @@ class ParquetLayout:
         ranges = []
         for chunk in chunks:
             column = f"{where}, column {_path(chunk)!r}"
-            if 1 in chunk and chunk[1].value:
-                raise InputError(f"{column}: its data is in another file ({chunk[1].value!r})")
-            if 8 in chunk or 9 in chunk:
+            if (held := chunk.get(ColumnChunk.FILE_PATH)) is not None and held.value:
+                raise InputError(f"{column}: its data is in another file ({held.value!r})")
+            if ColumnChunk.CRYPTO_METADATA in chunk or (
+                    ColumnChunk.ENCRYPTED_COLUMN_METADATA in chunk):
                 raise InputError(f"{column}: the column is encrypted")
-            meta = chunk[3].value
-            start = chunk_start(meta[9].value, meta[11].value if 11 in meta else None)
-            length = meta[7].value
+            meta = chunk[ColumnChunk.META_DATA].value
+            dictionary = meta.get(CMD.DICTIONARY_PAGE_OFFSET)
+            start = chunk_start(meta[CMD.DATA_PAGE_OFFSET].value,
+                                dictionary.value if dictionary is not None else None)
+            length = meta[CMD.TOTAL_COMPRESSED_SIZE].value
             if start < len(MAGIC) or length < 0 or start + length > self._footer_start:
                 raise InputError(
                     f"{column}: bytes {start}-{start + length} lie outside the file's data; "
@@ -217,30 +227,34 @@ def relocated_chunk(
     be decoded.
     """
     shift = new_start - start
-    meta = dict(chunk[3].value)
+    meta = dict(chunk[ColumnChunk.META_DATA].value)
     if pages_only:
         meta = {k: v for k, v in meta.items() if k in _PAGE_FIELDS}
-    dictionary = meta.get(11)
-    if dictionary is not None and chunk_start(meta[9].value, dictionary.value) != dictionary.value:
+    dictionary = meta.get(CMD.DICTIONARY_PAGE_OFFSET)
+    if dictionary is not None and chunk_start(
+            meta[CMD.DATA_PAGE_OFFSET].value, dictionary.value) != dictionary.value:
         # Not a dictionary page before the data (some writers put 0 for none): readers ignore
         # it, and shifted it would point into the file.
-        del meta[11]
-    if 10 in meta and meta[10].value <= 0:  # no index page, likewise
-        del meta[10]
-    for field_id in (9, 10, 11):  # data, index and dictionary page offsets
+        del meta[CMD.DICTIONARY_PAGE_OFFSET]
+    index = meta.get(CMD.INDEX_PAGE_OFFSET)
+    if index is not None and index.value <= 0:  # no index page, likewise
+        del meta[CMD.INDEX_PAGE_OFFSET]
+    for field_id in (CMD.DATA_PAGE_OFFSET, CMD.INDEX_PAGE_OFFSET, CMD.DICTIONARY_PAGE_OFFSET):
         if field_id in meta:
             meta[field_id] = thrift.Field(thrift.I64, meta[field_id].value + shift)
-    for field_id in (14, 15):  # bloom filter
+    for field_id in (CMD.BLOOM_FILTER_OFFSET, CMD.BLOOM_FILTER_LENGTH):
         meta.pop(field_id, None)
-    return {2: thrift.Field(thrift.I64, new_start), 3: thrift.Field(thrift.STRUCT, meta)}
+    return {ColumnChunk.FILE_OFFSET: thrift.Field(thrift.I64, new_start),
+            ColumnChunk.META_DATA: thrift.Field(thrift.STRUCT, meta)}
 
 
 def row_group_entry(chunks: Sequence[thrift.Struct], rows: int, ordinal: int) -> thrift.Struct:
     """A RowGroup entry for `chunks` (relocated, in leaf order) holding `rows` rows."""
-    metas = [c[3].value for c in chunks]
-    return row_group_of(chunks, rows, ordinal, sum(m[6].value for m in metas),
-                        sum(m[7].value for m in metas),
-                        chunks[0][2].value if chunks else None)
+    metas = [c[ColumnChunk.META_DATA].value for c in chunks]
+    return row_group_of(chunks, rows, ordinal,
+                        sum(m[CMD.TOTAL_UNCOMPRESSED_SIZE].value for m in metas),
+                        sum(m[CMD.TOTAL_COMPRESSED_SIZE].value for m in metas),
+                        chunks[0][ColumnChunk.FILE_OFFSET].value if chunks else None)
 
 
 def row_group_of(
@@ -250,14 +264,15 @@ def row_group_of(
     """A RowGroup entry of `chunks` (ColumnChunk entries, or their encodings, in leaf order)
     holding `rows` rows, with the chunks' total sizes and the first one's offset."""
     entry: thrift.Struct = {
-        1: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT, list(chunks))),
-        2: thrift.Field(thrift.I64, uncompressed),
-        3: thrift.Field(thrift.I64, rows),
-        6: thrift.Field(thrift.I64, compressed),
-        7: thrift.Field(thrift.I16, ordinal),
+        RowGroup.COLUMNS: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT,
+                                                                     list(chunks))),
+        RowGroup.TOTAL_BYTE_SIZE: thrift.Field(thrift.I64, uncompressed),
+        RowGroup.NUM_ROWS: thrift.Field(thrift.I64, rows),
+        RowGroup.TOTAL_COMPRESSED_SIZE: thrift.Field(thrift.I64, compressed),
+        RowGroup.ORDINAL: thrift.Field(thrift.I16, ordinal),
     }
     if file_offset is not None:
-        entry[5] = thrift.Field(thrift.I64, file_offset)
+        entry[RowGroup.FILE_OFFSET] = thrift.Field(thrift.I64, file_offset)
     return entry
 
 
@@ -292,17 +307,19 @@ class FooterParts:
     def footer(self, row_groups: Sequence[thrift.Struct | bytes], rows: int) -> bytes:
         """The footer of a file of `rows` rows in `row_groups` (`footer_bytes`)."""
         metadata: thrift.Struct = {
-            1: thrift.Field(thrift.I32, self.version),
-            2: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT, list(self.elements))),
-            3: thrift.Field(thrift.I64, rows),
-            4: thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT, list(row_groups))),
-            6: thrift.Field(thrift.BINARY, self.created_by),
+            FileMetaData.VERSION: thrift.Field(thrift.I32, self.version),
+            FileMetaData.SCHEMA: thrift.Field(
+                thrift.LIST, thrift.ThriftList(thrift.STRUCT, list(self.elements))),
+            FileMetaData.NUM_ROWS: thrift.Field(thrift.I64, rows),
+            FileMetaData.ROW_GROUPS: thrift.Field(
+                thrift.LIST, thrift.ThriftList(thrift.STRUCT, list(row_groups))),
+            FileMetaData.CREATED_BY: thrift.Field(thrift.BINARY, self.created_by),
         }
         if self.key_value:
-            metadata[5] = thrift.Field(thrift.LIST, thrift.ThriftList(
+            metadata[FileMetaData.KEY_VALUE_METADATA] = thrift.Field(thrift.LIST, thrift.ThriftList(
                 thrift.STRUCT, list(self.key_value)))
         if self.column_orders is not None:
-            metadata[7] = thrift.Field(thrift.LIST, thrift.ThriftList(
+            metadata[FileMetaData.COLUMN_ORDERS] = thrift.Field(thrift.LIST, thrift.ThriftList(
                 thrift.STRUCT, list(self.column_orders)))
         encoded = thrift.encode(metadata)
         return encoded + len(encoded).to_bytes(4, "little") + MAGIC
@@ -318,12 +335,13 @@ def footer_parts(
     """The parts of the footers of files of `columns` (top-level, in order) that do not
     depend on their rows, encoded."""
     root: thrift.Struct = {
-        4: thrift.Field(thrift.BINARY, b"schema"),
-        5: thrift.Field(thrift.I32, len(columns)),
+        SchemaElement.NAME: thrift.Field(thrift.BINARY, b"schema"),
+        SchemaElement.NUM_CHILDREN: thrift.Field(thrift.I32, len(columns)),
     }
     elements = [root] + [e for c in columns for e in c.elements()]
-    pairs = [{1: thrift.Field(thrift.BINARY, k.encode()),
-              2: thrift.Field(thrift.BINARY, v.encode())} for k, v in key_value.items()]
+    pairs = [{KeyValue.KEY: thrift.Field(thrift.BINARY, k.encode()),
+              KeyValue.VALUE: thrift.Field(thrift.BINARY, v.encode())}
+             for k, v in key_value.items()]
     orders = (tuple(thrift.encode(o) for o in column_orders if o is not None)
               if column_orders and all(o is not None for o in column_orders) else None)
     return FooterParts(version, tuple(thrift.encode(e) for e in elements),
@@ -344,13 +362,14 @@ def _schema_tree(elements: list[thrift.Struct]) -> tuple[dict[str, SchemaNode], 
         nonlocal leaf_count, position
         element = elements[position]
         position += 1
-        children = tuple(node() for _ in range(element[5].value if 5 in element else 0))
+        count = element.get(SchemaElement.NUM_CHILDREN)
+        children = tuple(node() for _ in range(count.value if count is not None else 0))
         if children:
             return SchemaNode(element, children, tuple(i for c in children for i in c.leaves))
         leaf_count += 1
         return SchemaNode(element, (), (leaf_count - 1,))
 
-    top = [node() for _ in range(elements[0][5].value)]
+    top = [node() for _ in range(elements[0][SchemaElement.NUM_CHILDREN].value)]
     if position != len(elements):
         raise thrift.ThriftError(f"schema lists {len(elements)} elements, its tree {position}")
     return {n.name: n for n in top}, leaf_count
@@ -358,7 +377,8 @@ def _schema_tree(elements: list[thrift.Struct]) -> tuple[dict[str, SchemaNode], 
 
 def _path(chunk: thrift.Struct) -> str:
     try:
-        return ".".join(p.decode() for p in chunk[3].value[3].value.items)
+        meta = chunk[ColumnChunk.META_DATA].value
+        return ".".join(p.decode() for p in meta[CMD.PATH_IN_SCHEMA].value.items)
     except (KeyError, AttributeError, UnicodeDecodeError):
         return "?"
 

@@ -30,16 +30,15 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from filter import thrift_compact as thrift
+from filter.parquet_fields import DictionaryPageHeader, PageHeader
 
-# PageHeader fields.
-_PAGE_TYPE = 1
-_UNCOMPRESSED_SIZE = 2
-_COMPRESSED_SIZE = 3
-_CRC = 4
-_DICTIONARY_HEADER = 7
-# DictionaryPageHeader fields.
-_NUM_VALUES = 1
-_ENCODING = 2
+_PAGE_TYPE = PageHeader.TYPE
+_UNCOMPRESSED_SIZE = PageHeader.UNCOMPRESSED_PAGE_SIZE
+_COMPRESSED_SIZE = PageHeader.COMPRESSED_PAGE_SIZE
+_CRC = PageHeader.CRC
+_DICTIONARY_HEADER = PageHeader.DICTIONARY_PAGE_HEADER
+_NUM_VALUES = DictionaryPageHeader.NUM_VALUES
+_ENCODING = DictionaryPageHeader.ENCODING
 # PageType values.
 _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
 # Encodings a dictionary page may use for its values: PLAIN, and PLAIN_DICTIONARY (the name

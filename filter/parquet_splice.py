@@ -58,6 +58,7 @@ from filter.detectors import any_hit
 from filter.engine import Lookups, split_lazy, unchanged_columns
 from filter.errors import InputError
 from filter.manifest import FileRecord
+from filter.parquet_fields import ColumnChunk, ColumnMetaData, SchemaElement
 from filter.parquet_layout import (
     MAGIC,
     VTX_WRITER,
@@ -402,7 +403,7 @@ def _output_columns(
         node = helper.layout.columns[source]
         if source != name:  # the output's name, not the in-memory file's
             element = dict(node.element)
-            element[4] = thrift.Field(thrift.BINARY, name.encode())
+            element[SchemaElement.NAME] = thrift.Field(thrift.BINARY, name.encode())
             node = SchemaNode(element, node.children, node.leaves)
         columns.append(_Column(name, node, False, source))
     return columns
@@ -553,10 +554,10 @@ def _rename_path(chunk: thrift.Struct, name: str) -> None:
     """Give the relocated `chunk` (its ColumnMetaData a copy) the output's top-level `name` in
     its path_in_schema: the in-memory file's internal name would leave the footer's paths
     naming no column of its schema, which Spark refuses and fastparquet reads as nulls."""
-    meta = chunk[3].value
-    path = meta[3].value
-    meta[3] = thrift.Field(thrift.LIST, thrift.ThriftList(path.element, [
-        name.encode(), *path.items[1:]]))
+    meta = chunk[ColumnChunk.META_DATA].value
+    path = meta[ColumnMetaData.PATH_IN_SCHEMA].value
+    meta[ColumnMetaData.PATH_IN_SCHEMA] = thrift.Field(thrift.LIST, thrift.ThriftList(
+        path.element, [name.encode(), *path.items[1:]]))
 
 
 def _decode_leaves(
@@ -723,7 +724,9 @@ def _column_bytes(layout: ParquetLayout) -> dict[str, int]:
     group = next((g for g in layout.row_groups() if g.rows), None)
     if group is None:
         return {}
-    return {name: sum(int(group.chunks[leaf][3].value[6].value) for leaf in node.leaves)
+    return {name: sum(int(group.chunks[leaf][ColumnChunk.META_DATA]
+                          .value[ColumnMetaData.TOTAL_UNCOMPRESSED_SIZE].value)
+                      for leaf in node.leaves)
             for name, node in layout.columns.items()}
 
 
@@ -744,7 +747,7 @@ def _leaf_nodes(node: SchemaNode) -> list[SchemaNode]:
 
 
 def _physical(node: SchemaNode) -> int | None:
-    field = node.element.get(1)
+    field = node.element.get(SchemaElement.TYPE)
     return field.value if field is not None else None
 
 
