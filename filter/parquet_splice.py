@@ -176,10 +176,11 @@ def splice_pair(
                    for side, part in (("export", export_file), ("onshore", onshore_file))}
         needed = _Columns.of(computed.needed, plan, layout)
         reads = _ChunkFiles(input_file.fileno(), layout.source)
-        for group, helper in prefetched(_computed_row_groups(reads, needed, layout, computed)):
-            counts.update(helper.counts)
+        groups = _computed_row_groups(reads, needed, layout, computed)
+        for group, computed_group in prefetched(groups):
+            counts.update(computed_group.counts)
             for writer in writers.values():
-                writer.add_row_group(group, input_file.fileno(), helper)
+                writer.add_row_group(group, input_file.fileno(), computed_group)
         decoded.result()  # a page the copy passed unread must decode
         for writer in writers.values():
             writer.finish(layout.created_by or VTX_WRITER, schemas[writer.side])
@@ -222,7 +223,7 @@ class _Background:
 
 def _computed_row_groups(
     reads: _ChunkFiles, needed: _Columns, layout: ParquetLayout, computed: _ComputedQuery
-) -> Iterator[tuple[RowGroupLayout, _Helper]]:
+) -> Iterator[tuple[RowGroupLayout, _ComputedColumns]]:
     """Every row group that holds rows, with its computed columns (from the `needed` input
     columns: Polars reads a file of their chunks)."""
     for group in layout.row_groups():
@@ -231,7 +232,7 @@ def _computed_row_groups(
 
 
 @dataclass(frozen=True)
-class _Helper:
+class _ComputedColumns:
     """One row group's computed columns, encoded: an in-memory Parquet file and its layout."""
 
     data: bytes
@@ -249,7 +250,7 @@ class _ComputedQuery:
     needed: list[str]  # input columns they read
     names: dict[Destination, list[str]]  # computed output columns per side, token first
 
-    def run(self, frame: pl.DataFrame | None) -> _Helper:
+    def run(self, frame: pl.DataFrame | None) -> _ComputedColumns:
         """Compute and encode one row group's columns (from the input columns they need; an
         empty frame for None)."""
         if frame is None:
@@ -275,7 +276,7 @@ class _ComputedQuery:
         if len(groups) != bool(encoded.height):
             raise RuntimeError(f"Polars wrote {len(groups)} row groups, not one")
         counts = dict(detections[0].row(0, named=True)) if detections else {}
-        return _Helper(data, layout, groups[0] if groups else None, counts)
+        return _ComputedColumns(data, layout, groups[0] if groups else None, counts)
 
 
 def _computed_query(
@@ -391,7 +392,8 @@ def _dictionaries_pass(
 
 
 def _output_columns(
-    side: Destination, schema: pl.Schema, copied: dict[str, SchemaNode], helper: _Helper
+    side: Destination, schema: pl.Schema, copied: dict[str, SchemaNode],
+    computed_group: _ComputedColumns,
 ) -> list[_Column]:
     """Every output column of `side`, in the output's order, with where it comes from."""
     columns = []
@@ -400,7 +402,7 @@ def _output_columns(
             columns.append(_Column(name, copied[name], True, name))
             continue
         source = name if side == "export" or name == TOKEN_COLUMN else _ONSHORE_PREFIX + name
-        node = helper.layout.columns[source]
+        node = computed_group.layout.columns[source]
         if source != name:  # the output's name, not the in-memory file's
             element = dict(node.element)
             element[SchemaElement.NAME] = thrift.Field(thrift.BINARY, name.encode())
@@ -414,7 +416,7 @@ class _PartAssembler:
 
     def __init__(
         self, side: Destination, part: HashingFile, columns: list[_Column],
-        layout: ParquetLayout, empty: _Helper,
+        layout: ParquetLayout, empty: _ComputedColumns,
         judged: dict[tuple[int, int], tuple[int, int]],
     ) -> None:
         self.side = side
@@ -429,9 +431,11 @@ class _PartAssembler:
         self._buffer = bytearray()
         part.write(MAGIC)
 
-    def add_row_group(self, group: RowGroupLayout, input_fd: int, helper: _Helper) -> None:
-        """Append the input's row group `group`, its computed columns in `helper`."""
-        assert helper.group is not None
+    def add_row_group(
+        self, group: RowGroupLayout, input_fd: int, computed_group: _ComputedColumns
+    ) -> None:
+        """Append the input's row group `group`, its computed columns in `computed_group`."""
+        assert computed_group.group is not None
         chunks = []
         for column in self.columns:
             if column.copied:
@@ -447,10 +451,10 @@ class _PartAssembler:
                                              f"row group {group.index}, column "
                                              f"{column.name!r}"))
                 continue
-            for leaf in helper.layout.columns[column.source].leaves:
-                start, length = helper.group.ranges[leaf]
-                chunk = self._append(helper.group.chunks[leaf],
-                                     memoryview(helper.data)[start:start + length], start)
+            for leaf in computed_group.layout.columns[column.source].leaves:
+                start, length = computed_group.group.ranges[leaf]
+                chunk = self._append(computed_group.group.chunks[leaf],
+                                     memoryview(computed_group.data)[start:start + length], start)
                 if column.source != column.name:
                     _rename_path(chunk, column.name)
                 chunks.append(chunk)
@@ -482,9 +486,9 @@ class _PartAssembler:
             if column.copied:
                 orders += [self.layout.column_order(leaf) for leaf in column.node.leaves]
             else:
-                helper = self.empty.layout
-                orders += [helper.column_order(leaf)
-                           for leaf in helper.columns[column.source].leaves]
+                empty_layout = self.empty.layout
+                orders += [empty_layout.column_order(leaf)
+                           for leaf in empty_layout.columns[column.source].leaves]
         version = max(self.layout.version, self.empty.layout.version)
         self.part.write(footer_bytes(
             version, [c.node for c in self.columns], self.row_groups, self.rows,
