@@ -24,8 +24,8 @@ _INTRO = """\
 # `vtx` command reference
 
 Generated from the commands' own definitions by `python -m filter.cli.reference docs/cli.md`;
-`tests/test_cli_reference.py` fails when this file and the code disagree. Exit codes and what
-each command does in depth: the [README](../README.md).
+`tests/test_cli_reference.py` fails when this file and the code disagree. What each command
+does in depth: [commands.md](commands.md); exit codes: the [README](../README.md#exit-codes).
 """
 
 
