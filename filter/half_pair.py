@@ -17,19 +17,14 @@ pair (the ordinary "target is not empty" refusal applies).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filter.errors import OutputError
-from filter.files import read_regular
-from filter.manifest import MANIFEST_NAME, FileRecord
+from filter.manifest import FileRecord, manifest_if_any
 from filter.plan import ExportPlan
-
-# A manifest is a few kilobytes per part; a larger file is not one we wrote.
-_MANIFEST_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,7 +79,7 @@ def find_half_pair(export_target: Path, onshore_target: Path) -> HalfPair | None
     """
     if not _empty_or_absent(export_target):
         return None
-    manifest = _manifest(onshore_target)
+    manifest = manifest_if_any(onshore_target)
     if manifest is None or manifest.get("destination") != "onshore":
         return None
     counterpart = manifest.get("counterpart")
@@ -101,16 +96,3 @@ def _empty_or_absent(path: Path) -> bool:
     if not path.exists():
         return True
     return path.is_dir() and not any(path.iterdir())
-
-
-def _manifest(directory: Path) -> dict[str, Any] | None:
-    if directory.is_symlink() or not directory.is_dir():
-        return None
-    path = directory / MANIFEST_NAME
-    try:
-        if path.lstat().st_size > _MANIFEST_LIMIT:
-            return None
-        manifest = json.loads(read_regular(path, follow_links=False))
-    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
-        return None
-    return manifest if isinstance(manifest, dict) else None

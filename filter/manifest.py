@@ -31,7 +31,7 @@ from typing import Any
 from filter._version import __version__
 from filter.engine import COUNT_SEPARATOR, MOVED
 from filter.errors import OutputError
-from filter.files import open_regular
+from filter.files import open_regular, read_regular
 from filter.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
 from filter.pseudonym import KEY_ID_HEX_CHARS, KEY_ID_MESSAGE, TOKEN_HEX_CHARS
 
@@ -150,6 +150,26 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     """Read the manifest of a published output directory."""
     return json.loads((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
+
+
+#: A manifest is a few kilobytes per part; a larger file is not one vtx wrote.
+MANIFEST_LIMIT = 64 * 1024 * 1024
+
+
+def manifest_if_any(directory: Path) -> dict[str, Any] | None:
+    """The manifest `directory` holds, or None where there is none to trust: the directory or
+    its manifest a link (never followed), the manifest not a regular file, larger than
+    `MANIFEST_LIMIT`, not JSON, or not a JSON object."""
+    if directory.is_symlink() or not directory.is_dir():
+        return None
+    path = directory / MANIFEST_NAME
+    try:
+        if path.lstat().st_size > MANIFEST_LIMIT:
+            return None
+        manifest = json.loads(read_regular(path, follow_links=False))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def _detections(counts: Mapping[str, int]) -> list[dict[str, Any]]:

@@ -61,7 +61,7 @@ from google.protobuf.descriptor import Descriptor
 from filter.catalogue import Catalogue
 from filter.detectors import as_strings, detector_hits, is_scannable
 from filter.errors import InputError, first_line
-from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
+from filter.manifest import MANIFEST_NAME, SCHEMA_VERSION, manifest_if_any, sha256_file
 from filter.plan import TOKEN_COLUMN, decide_path
 from filter.protobuf_split import QUARANTINE_DIR
 from filter.readers import protobuf as pb
@@ -270,19 +270,17 @@ def _missing_export_half(onshore: Mapping[str, Any]) -> str | None:
     if not isinstance(where, str):
         return "export half unknown: the manifest names no counterpart"
     path = Path(where)
-    if path.is_symlink() or not path.is_dir() or not (path / MANIFEST_NAME).is_file():
+    export = manifest_if_any(path)
+    if export is None:
+        if (path / MANIFEST_NAME).exists():
+            return f"export half missing: {path / MANIFEST_NAME} cannot be read"
         state = "absent" if not path.exists() else "holds no published output"
         return (f"export half missing: {path} {state} (a half-published pair: re-run the "
                 "same split to complete it)")
-    try:
-        export = json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return f"export half missing: {path / MANIFEST_NAME} cannot be read"
-    if not isinstance(export, dict) or export.get("destination") != "export" or (
-            export.get("run_id") != onshore.get("run_id")):
-        other = export.get("run_id") if isinstance(export, dict) else None
-        return (f"export half missing: {path} holds run {other}, not {onshore.get('run_id')} "
-                "(replaced since; this onshore output no longer has its export half)")
+    if export.get("destination") != "export" or export.get("run_id") != onshore.get("run_id"):
+        return (f"export half missing: {path} holds run {export.get('run_id')}, not "
+                f"{onshore.get('run_id')} (replaced since; this onshore output no longer has "
+                "its export half)")
     return None
 
 
