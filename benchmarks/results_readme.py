@@ -39,11 +39,18 @@ def rows_label(rows: int) -> str:
     return f"{rows / 1e3:g}k" if rows >= 1000 else str(rows)
 
 
+def _load_records(
+    results_dir: Path, pattern: str, generator: object, size: str
+) -> list[dict[str, Any]]:
+    """The records of files matching `pattern` made by `generator`, by their input's `size`."""
+    records = [json.loads(p.read_text()) for p in results_dir.glob(pattern)]
+    current = [r for r in records if r["input"].get("generator") == generator]
+    return sorted(current, key=lambda r: r["input"][size])
+
+
 def load_parquet_records(results_dir: Path) -> list[dict[str, Any]]:
     """The ``split-*.json`` records of the current generator version, by rows."""
-    records = [json.loads(p.read_text()) for p in results_dir.glob("split-*.json")]
-    current = [r for r in records if r["input"].get("generator") == PARQUET_GENERATOR]
-    return sorted(current, key=lambda r: r["input"]["rows"])
+    return _load_records(results_dir, "split-*.json", PARQUET_GENERATOR, "rows")
 
 
 def parquet_table(results_dir: Path) -> str:
@@ -91,9 +98,7 @@ def parquet_table(results_dir: Path) -> str:
 
 def load_protobuf_records(results_dir: Path) -> list[dict[str, Any]]:
     """The ``protobuf-*.json`` records of the current generator version, by messages."""
-    records = [json.loads(p.read_text()) for p in results_dir.glob("protobuf-*.json")]
-    current = [r for r in records if r["input"].get("generator") == PROTOBUF_GENERATOR]
-    return sorted(current, key=lambda r: r["input"]["messages"])
+    return _load_records(results_dir, "protobuf-*.json", PROTOBUF_GENERATOR, "messages")
 
 
 def protobuf_table(results_dir: Path) -> str:

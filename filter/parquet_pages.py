@@ -32,13 +32,6 @@ import pyarrow as pa
 from filter import thrift_compact as thrift
 from filter.parquet_fields import DictionaryPageHeader, PageHeader
 
-_PAGE_TYPE = PageHeader.TYPE
-_UNCOMPRESSED_SIZE = PageHeader.UNCOMPRESSED_PAGE_SIZE
-_COMPRESSED_SIZE = PageHeader.COMPRESSED_PAGE_SIZE
-_CRC = PageHeader.CRC
-_DICTIONARY_HEADER = PageHeader.DICTIONARY_PAGE_HEADER
-_NUM_VALUES = DictionaryPageHeader.NUM_VALUES
-_ENCODING = DictionaryPageHeader.ENCODING
 # PageType values.
 _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
 # Encodings a dictionary page may use for its values: PLAIN, and PLAIN_DICTIONARY (the name
@@ -79,7 +72,7 @@ def bad_checksum(chunk: bytes | memoryview) -> str | None:
     """
     try:
         for at, kind, header, page in _pages(chunk):
-            crc = header.get(_CRC)
+            crc = header.get(PageHeader.CRC)
             if crc is not None and zlib.crc32(page) != crc.value & 0xFFFFFFFF:
                 what = {
                     _DICTIONARY_PAGE: "dictionary page",
@@ -105,8 +98,8 @@ def _pages(chunk: bytes | memoryview) -> Iterator[tuple[int, int, thrift.Struct,
     while pos < len(data):
         try:
             header, body = thrift.decode(data, pos)
-            kind = header[_PAGE_TYPE].value
-            size = header[_COMPRESSED_SIZE].value
+            kind = header[PageHeader.TYPE].value
+            size = header[PageHeader.COMPRESSED_PAGE_SIZE].value
         except (thrift.ThriftError, KeyError):
             raise _UnreadablePage from None
         end = body + size
@@ -124,16 +117,16 @@ def may_have_checksums(chunk_start: bytes | memoryview) -> bool:
         header, _ = thrift.decode(memoryview(chunk_start).cast("B"), 0)
     except thrift.ThriftError:
         return True
-    return _CRC in header
+    return PageHeader.CRC in header
 
 
 def _dictionary_page(header: thrift.Struct, page: memoryview, codec: int) -> list[bytes] | None:
     """The PLAIN byte-array values of one dictionary page, or None."""
     try:
-        dictionary = header[_DICTIONARY_HEADER].value
-        count = dictionary[_NUM_VALUES].value
-        encoding = dictionary[_ENCODING].value
-        size = header[_UNCOMPRESSED_SIZE].value
+        dictionary = header[PageHeader.DICTIONARY_PAGE_HEADER].value
+        count = dictionary[DictionaryPageHeader.NUM_VALUES].value
+        encoding = dictionary[DictionaryPageHeader.ENCODING].value
+        size = header[PageHeader.UNCOMPRESSED_PAGE_SIZE].value
     except (KeyError, AttributeError, TypeError):
         return None
     if encoding not in _PLAIN_ENCODINGS or count < 0:

@@ -50,14 +50,13 @@ class StagedOutput:
             _fsync_tree(self.staging)
             retired: Path | None = None
             if self.target.exists() and any(self.target.iterdir()):
-                if not self.replace and self.replace_if is None:  # filled since we checked
-                    raise OutputError(
-                        f"{self.target}: target appeared and is not empty", hint="use --overwrite"
-                    )
-                if not self.replace and self.replace_if is not None and (
-                        not self.replace_if(self.target)):
-                    raise OutputError(f"{self.target}: target changed while this run was "
-                                      "writing; nothing published", hint="use --overwrite")
+                if not self.replace:
+                    if self.replace_if is None:  # filled by someone else since we checked
+                        raise OutputError(f"{self.target}: target appeared and is not empty",
+                                          hint="use --overwrite")
+                    if not self.replace_if(self.target):
+                        raise OutputError(f"{self.target}: target changed while this run was "
+                                          "writing; nothing published", hint="use --overwrite")
                 retired = self.target.with_name(
                     f".{self.target.name}{_RETIRED}{self.staging.name.split(_STAGING)[-1]}"
                 )

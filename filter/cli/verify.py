@@ -44,8 +44,8 @@ def command(
     against its manifest, and what the manifest claims; of an export, every column against the
     catalogue and scenario and every string value against the detectors; with --onshore, no
     onshore VIN in the export and both sides reconciling; with --public-key, that each
-    manifest is signed by that key. Exit 3 on failures; an onshore output alone whose export half
-is missing (a half-published pair): exit 4."""
+    manifest is signed by that key. Exit 3 on failures; an onshore output alone whose export
+    half is missing (a half-published pair): exit 4."""
     from filter.verify import verify_output  # only for this command: it loads protobuf
 
     public_key = load_public_key(public_key_file) if public_key_file is not None else None

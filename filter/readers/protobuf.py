@@ -55,7 +55,6 @@ from filter.files import entry_kind, found_link, found_special, open_regular, re
 from filter.resources import shipped_dir
 
 Framing = Literal["delimited", "single"]
-#: "auto": the compiled decoder where it applies (key/value stream files), else the runtime.
 
 #: Largest message accepted; a length prefix above it is refused before any allocation.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024

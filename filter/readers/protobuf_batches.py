@@ -18,6 +18,7 @@ from typing import Literal
 
 from filter.readers import protobuf as pb
 
+#: "auto": the compiled decoder where it applies (key/value stream files), else the runtime.
 Decoder = Literal["auto", "plain"]
 
 
