@@ -91,7 +91,7 @@ def projections(src: Path, scenario: str = "after-sales") -> dict[str, list[str]
     import pyarrow.parquet as pq
 
     import filter
-    from filter.plan import plan
+    from filter.policy.plan import plan
 
     export_plan = plan(pq.read_schema(src), filter.load_catalogue(), scenario)
     return {

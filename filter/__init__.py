@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from filter._version import __version__
-from filter.catalogue import Catalogue, catalogue_from_mapping, load_catalogue
+from filter.apply.pseudonym import load_key, vehicle_token
+from filter.engines.parquet import SplitResult, split, split_frame
 from filter.errors import (
     CatalogueError,
     InputError,
@@ -28,15 +29,14 @@ from filter.errors import (
     UnclassifiedFieldsError,
     VtxError,
 )
-from filter.manifest import read_manifest
-from filter.plan import ExportPlan, FieldDecision, plan
-from filter.pseudonym import load_key, vehicle_token
-from filter.splitter import SplitResult, split, split_frame
+from filter.outputs.manifest import read_manifest
+from filter.policy.catalogue import Catalogue, catalogue_from_mapping, load_catalogue
+from filter.policy.plan import ExportPlan, FieldDecision, plan
 
 if TYPE_CHECKING:
-    from filter.protobuf_split import split_protobuf
-    from filter.ray_split import split_dataset
-    from filter.verify import VerifyReport, verify_output
+    from filter.audit.verify import VerifyReport, verify_output
+    from filter.engines.protobuf import split_protobuf
+    from filter.engines.ray import split_dataset
 
 __all__ = [
     "Catalogue",
@@ -68,10 +68,10 @@ __all__ = [
 
 #: What `__getattr__` loads on first use, and from where.
 _LOADED_ON_USE = {
-    "split_dataset": "filter.ray_split",
-    "split_protobuf": "filter.protobuf_split",
-    "verify_output": "filter.verify",
-    "VerifyReport": "filter.verify",
+    "split_dataset": "filter.engines.ray",
+    "split_protobuf": "filter.engines.protobuf",
+    "verify_output": "filter.audit.verify",
+    "VerifyReport": "filter.audit.verify",
 }
 
 

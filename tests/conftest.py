@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from filter import Catalogue, load_catalogue
-from filter.demo import sample_batch
+from filter.cli.sample import sample_batch
 
 DATA = Path(__file__).parent / "data"
 MINI_CATALOGUE = DATA / "mini-catalogue.toml"

@@ -1,4 +1,4 @@
-"""Catalogue loading and validation (filter/catalogue.py), and the shipped catalogue."""
+"""Catalogue loading and validation (filter/policy/catalogue.py), and the shipped catalogue."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from filter import CatalogueError, ScenarioError, catalogue_from_mapping, load_catalogue
-from filter.catalogue import UNCLASSIFIED
+from filter.policy.catalogue import UNCLASSIFIED
 
 from .conftest import DATA, MINI_CATALOGUE
 
@@ -263,13 +263,13 @@ def test_new_firmware_keys_stay_unclassified(shipped) -> None:
 
 
 def test_shipped_catalogue_has_no_typo_warnings(shipped) -> None:
-    from filter.vocabulary import unmatched_patterns
+    from filter.policy.vocabulary import unmatched_patterns
 
     assert unmatched_patterns(shipped) == []
 
 
 def test_typo_guard_warns_about_unmatched_vocabulary_patterns() -> None:
-    from filter.vocabulary import unmatched_patterns
+    from filter.policy.vocabulary import unmatched_patterns
 
     data = mini()
     data["rules"].append({"id": "typo", "class": "cabin", "basis": "b",
@@ -283,8 +283,8 @@ def test_typo_guard_warns_about_unmatched_vocabulary_patterns() -> None:
 @given(st.lists(st.lists(st.sampled_from(["a", "b", "C", "*", "**"]), min_size=1, max_size=4),
                 min_size=2, max_size=12))
 def test_tie_check_compares_every_pair_that_can_overlap(segment_lists) -> None:
-    from filter.catalogue import _candidate_pairs
-    from filter.patterns import compile_pattern
+    from filter.policy.catalogue import _candidate_pairs
+    from filter.policy.patterns import compile_pattern
 
     patterns = [compile_pattern(".".join(s)) for s in segment_lists]
     candidates = set(_candidate_pairs(patterns))

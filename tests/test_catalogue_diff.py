@@ -1,4 +1,4 @@
-"""Comparing catalogue versions (filter/catalogue_diff.py, `vtx catalogue diff`)."""
+"""Comparing catalogue versions (filter/policy/diff.py, `vtx catalogue diff`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from filter import load_catalogue
-from filter.catalogue_diff import diff_catalogues
 from filter.cli import vtx
+from filter.policy.diff import diff_catalogues
 
 from .conftest import MINI_CATALOGUE
 

@@ -273,7 +273,8 @@ def test_the_command_loads_only_what_a_parquet_split_needs() -> None:
     # `filter` still offers them: its module __getattr__ loads them on first use.
     code = (
         "import sys, filter.cli\n"
-        "late = ['numba', 'google.protobuf', 'filter.protobuf_split', 'filter.verify', 'rich']\n"
+        "late = ['numba', 'google.protobuf', 'filter.engines.protobuf', 'filter.audit.verify',\n"
+        "        'rich']\n"
         "loaded = [m for m in late if m in sys.modules]\n"
         "assert not loaded, f'at start-up: {loaded}'\n"
         "import filter\n"
@@ -290,7 +291,7 @@ def test_numba_waits_for_compiled_protobuf_work() -> None:
     # The protobuf split itself (plain messages, `vtx explain --message`) needs no numba: the
     # compiled key/value decoder and the Parquet encoder load it when they are used.
     code = (
-        "import sys, filter.protobuf_split, filter.kv_engine\n"
+        "import sys, filter.engines.protobuf, filter.apply.kv_routing\n"
         "assert 'numba' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -302,7 +303,7 @@ def test_reencode_writes_every_column_anew(runner, tmp_path, key_file) -> None:
     import polars as pl
     import pyarrow.parquet as pq
 
-    from filter.demo import sample_batch
+    from filter.cli.sample import sample_batch
 
     source = tmp_path / "in" / "snappy.parquet"
     source.parent.mkdir()

@@ -1,4 +1,4 @@
-"""Value-level detectors (filter/detectors.py): each with values it must and must not find."""
+"""Value-level detectors (filter/apply/detectors.py): each with values it must and must not find."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filter.detectors import (
+from filter.apply.detectors import (
     BATCH_VIN,
     DETECTOR_NAMES,
     DETECTORS,
@@ -201,7 +201,7 @@ def test_the_characters_read_without_normalising_are_those_nfkc_leaves_alone() -
     import re
     import unicodedata
 
-    from filter.detectors import _FOLDABLE, _FULL_WIDTH_PUNCTUATION
+    from filter.apply.detectors import _FOLDABLE, _FULL_WIDTH_PUNCTUATION
 
     foldable = re.compile(_FOLDABLE)
     kept = [chr(c) for c in range(0x110000)

@@ -1,4 +1,5 @@
-"""The in-memory split and its inverse (filter/engine.py via split_frame, filter/reconstruct.py)."""
+"""The in-memory split and its inverse (apply/columns.py via split_frame,
+apply/reconstruct.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from filter import catalogue_from_mapping, plan, split_frame, vehicle_token
-from filter.reconstruct import reconstruct
+from filter.apply.reconstruct import reconstruct
 
 from .conftest import KEY, MINI_CATALOGUE
 
@@ -153,7 +154,7 @@ def test_binary_fields_are_never_exported(mini_catalogue) -> None:
 
 
 def test_row_by_row_scan_agrees_with_distinct_value_tables(mini_catalogue, monkeypatch) -> None:
-    from filter import value_tables
+    from filter.apply import value_tables
 
     frame = notes_frame()
     by_table = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
@@ -189,7 +190,8 @@ def test_detectors_reach_string_leaves_inside_structs(mini_catalogue) -> None:
 
 def test_row_by_row_counts_agree_with_value_table_counts(tmp_path, mini_catalogue,
                                                          monkeypatch) -> None:
-    from filter import split, value_tables
+    from filter import split
+    from filter.apply import value_tables
 
     notes_frame().write_parquet(tmp_path / "notes.parquet")
 

@@ -1,7 +1,7 @@
 """Reliability under faults: killed runs, a full disk, and two runs racing for one target.
 
 Real `vtx split` subprocesses (``python -m filter``) on a batch of about a million rows, so a run
-lasts long enough to be killed in the middle; every outcome is checked with `filter.verify`.
+lasts long enough to be killed in the middle; every outcome is checked with `filter.audit.verify`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from filter.audit.verify import check_directory, verify_output
 from filter.cli import vtx
-from filter.part_writer import HashingFile
-from filter.readers import protobuf as pb
-from filter.verify import check_directory, verify_output
+from filter.formats.protobuf import schema as pb
+from filter.outputs.parts import HashingFile
 
 from .conftest import KEY, MINI_CATALOGUE
 
@@ -257,7 +257,7 @@ def test_two_runs_racing_for_one_target(big_batch, key_path, tmp_path) -> None:
 def test_a_live_runs_retired_output_is_left_alone(tmp_path) -> None:
     """While a live run swaps its output in, the old output (retired) must survive other runs'
     clean-up: until the live run's rename succeeds, it is the only copy."""
-    from filter.publish import _HOST, stage
+    from filter.outputs.publish import _HOST, stage
 
     live = tmp_path / f".out.vtx-retired-{_HOST}-{os.getpid()}-run1"
     live.mkdir()
@@ -285,7 +285,7 @@ def test_manifest_write_failure_is_an_output_error(batch_file, tmp_path, monkeyp
 def test_losing_the_rename_race_reports_the_target_appeared(tmp_path, monkeypatch) -> None:
     """Another run renames its output in between our check and our rename."""
     from filter import OutputError
-    from filter.publish import stage
+    from filter.outputs.publish import stage
 
     staged = stage(tmp_path / "out", "run1", overwrite=False)
     (staged.staging / "part-00000.parquet").write_bytes(b"ours")

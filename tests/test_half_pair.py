@@ -18,17 +18,17 @@ import pytest
 from click.testing import CliRunner
 
 from filter import OutputError, split
+from filter.audit.verify import verify_output
 from filter.cli import vtx
-from filter.publish import stage_all
-from filter.readers import protobuf as pb
-from filter.verify import verify_output
+from filter.formats.protobuf import schema as pb
+from filter.outputs.publish import stage_all
 
 from .conftest import KEY, MINI_CATALOGUE
 
 # Runs the CLI with the publisher patched to die between the two renames (onshore is first).
 _KILLED_BETWEEN_RENAMES = """
 import os, signal, sys
-from filter import publish
+from filter.outputs import publish
 real = publish.StagedOutput.publish
 def publish_then_die(self):
     real(self)

@@ -1,4 +1,4 @@
-"""The compiled key/value decoder (filter/readers/kv_decoder.py) against the plain path.
+"""The compiled key/value decoder (filter/formats/protobuf/kv_decoder.py) against the plain path.
 
 The plain path (the protobuf runtime, `decoder="plain"`) is the reference: on every input, the
 compiled path must give the same rows, the same batches' message counts, the same bad records
@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from filter import InputError
-from filter.readers import kv_decoder, protobuf_batches
-from filter.readers import protobuf as pb
+from filter.formats.protobuf import batches as protobuf_batches
+from filter.formats.protobuf import kv_decoder
+from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA
 

@@ -1,4 +1,4 @@
-"""Key/value splitting (filter/kv_engine.py) on streams of the test fleet schema."""
+"""Key/value splitting (filter/apply/kv_routing.py) on streams of the test fleet schema."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from filter import load_catalogue
-from filter.engine import COUNT_SEPARATOR, MOVED
-from filter.kv_engine import split_decoded, split_key_values
-from filter.pseudonym import token_mapping
-from filter.readers import protobuf as pb
-from filter.readers import protobuf_batches
-from filter.reconstruct import reconstruct_entries
+from filter.apply.columns import COUNT_SEPARATOR, MOVED
+from filter.apply.kv_routing import split_decoded, split_key_values
+from filter.apply.pseudonym import token_mapping
+from filter.apply.reconstruct import reconstruct_entries
+from filter.formats.protobuf import batches as protobuf_batches
+from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA, KEY
 from .test_parquet_encoder import assert_same_files, polars_file
@@ -241,8 +241,8 @@ def test_no_withheld_key_in_the_export_and_entries_reconcile(payload, shipped, e
 def test_string_verdicts_are_the_detectors_batch_after_batch() -> None:
     # Remembered verdicts (and a memory too small to remember them) give the same answers as
     # testing each value, in every batch.
-    from filter.detectors import any_hit
-    from filter.kv_engine import _DETECTED, StringVerdicts, _detections
+    from filter.apply.detectors import any_hit
+    from filter.apply.kv_routing import _DETECTED, StringVerdicts, _detections
 
     batches = [
         ["D", "P", "D", "沪A12345", "D", "N"],
@@ -264,7 +264,7 @@ def test_string_verdicts_are_the_detectors_batch_after_batch() -> None:
 
 def test_a_detected_value_seen_in_an_earlier_batch_still_moves(payload, shipped, tmp_path,
                                                               monkeypatch) -> None:
-    from filter import protobuf_split
+    from filter.engines import protobuf as protobuf_split
 
     monkeypatch.setattr(protobuf_split, "BATCH_MESSAGES", 2)
     raws = []
@@ -323,8 +323,8 @@ def _no_vin_in(directory: Path) -> None:
 def test_an_entry_holding_a_vin_of_the_batch_stays_onshore(
     shipped, tmp_path: Path, output_format: str
 ) -> None:
-    from filter.protobuf_split import split_protobuf
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
+    from filter.engines.protobuf import split_protobuf
 
     stream = envelope_stream(tmp_path / "kv.bin")
     result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
@@ -355,8 +355,8 @@ def test_both_key_value_engines_hold_back_the_batch_vins(shipped, tmp_path: Path
 def test_string_verdicts_do_not_carry_one_batch_vins_into_the_next() -> None:
     """Detector verdicts are remembered from batch to batch; whether a string holds a VIN of
     the batch is not: the next batch has other VINs."""
-    from filter.detectors import BatchVins
-    from filter.kv_engine import StringVerdicts
+    from filter.apply.detectors import BatchVins
+    from filter.apply.kv_routing import StringVerdicts
 
     verdicts = StringVerdicts()
     strings = pl.Series([f"see {VIN_A}", "ok", f"see {VIN_A}"])

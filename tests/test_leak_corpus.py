@@ -24,7 +24,7 @@ from google.protobuf.internal.encoder import _VarintBytes
 
 from filter import split, split_frame, split_protobuf
 from filter.cli import vtx
-from filter.readers import protobuf as pb
+from filter.formats.protobuf import schema as pb
 
 from .conftest import KEY
 from .test_readers_protobuf import delimited

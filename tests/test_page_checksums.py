@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from filter import thrift_compact as thrift
 from filter.cli import vtx
+from filter.formats.parquet import thrift_compact as thrift
 
 from .conftest import KEY
 

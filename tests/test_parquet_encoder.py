@@ -1,4 +1,4 @@
-"""The Parquet encoder of key/value rows (filter/parquet_encoder.py) against Polars' writer.
+"""The Parquet encoder of key/value rows (filter/formats/parquet/encoder.py) against Polars' writer.
 
 Polars' writer is the reference: for any frame, the file `encode_file` makes from its columns
 must read back, in Polars, pyarrow and (where installed) DuckDB, exactly as the file Polars
@@ -27,9 +27,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from filter import parquet_encoder
-from filter import thrift_compact as thrift
-from filter.parquet_encoder import (
+from filter.formats.parquet import encoder as parquet_encoder
+from filter.formats.parquet import thrift_compact as thrift
+from filter.formats.parquet.encoder import (
     MIN_COMPRESSED_PAGE,
     Repeated,
     Sparse,
@@ -41,9 +41,10 @@ from filter.parquet_encoder import (
     rle_hybrid,
     rle_runs,
 )
-from filter.parquet_metadata import plain_string_metadata
-from filter.part_writer import PARQUET_OPTIONS
-from filter.readers import kv_decoder, protobuf_batches
+from filter.formats.parquet.metadata import plain_string_metadata
+from filter.formats.protobuf import batches as protobuf_batches
+from filter.formats.protobuf import kv_decoder
+from filter.outputs.parts import PARQUET_OPTIONS
 
 try:
     import duckdb
@@ -253,8 +254,8 @@ def test_an_array_type_it_does_not_encode_is_refused(monkeypatch) -> None:
 def test_a_side_the_encoder_refuses_is_written_by_polars(monkeypatch, tmp_path) -> None:
     # The split falls back to Polars' writer for that side: the same rows, the same files'
     # contents as read back.
-    from filter import protobuf_split
-    from filter.readers import protobuf as pb
+    from filter.engines import protobuf as protobuf_split
+    from filter.formats.protobuf import schema as pb
 
     from .conftest import DATA, KEY
     from .test_readers_protobuf import delimited, make_payload
@@ -383,8 +384,8 @@ def test_property_one_bit_values_round_trip(runs: list[tuple[bool, int]], kind: 
 
 def test_key_value_rows_of_every_type_encode_as_polars_writes_them(tmp_path) -> None:
     from filter import load_catalogue
-    from filter.kv_engine import split_decoded
-    from filter.pseudonym import token_mapping
+    from filter.apply.kv_routing import split_decoded
+    from filter.apply.pseudonym import token_mapping
 
     from .conftest import KEY
     from .test_kv_decoder import FieldProto, delimited, scalar_schema, scalar_values

@@ -10,8 +10,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from filter import InputError
-from filter import thrift_compact as thrift
-from filter.parquet_layout import (
+from filter.formats.parquet import thrift_compact as thrift
+from filter.formats.parquet.layout import (
     MAGIC,
     footer_bytes,
     read_layout,

@@ -1,4 +1,4 @@
-"""Coded string columns that read back as strings (filter/parquet_metadata.py)."""
+"""Coded string columns that read back as strings (filter/formats/parquet/metadata.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from polars.testing import assert_frame_equal
 
-from filter.parquet_metadata import ARROW_SCHEMA_KEY, plain_string_metadata
+from filter.formats.parquet.metadata import ARROW_SCHEMA_KEY, plain_string_metadata
 
 PLAIN = pl.DataFrame({
     "key": ["Soc", "Gear", None, "Soc"],

@@ -1,4 +1,4 @@
-"""Dictionary values read from column chunks' own bytes (filter/parquet_pages.py)."""
+"""Dictionary values read from column chunks' own bytes (filter/formats/parquet/pages.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from filter import thrift_compact as thrift
-from filter.parquet_layout import read_layout
-from filter.parquet_pages import dictionary_values
+from filter.formats.parquet import thrift_compact as thrift
+from filter.formats.parquet.layout import read_layout
+from filter.formats.parquet.pages import dictionary_values
 
 UNUSED = "call owner 13812345678"
 

@@ -28,14 +28,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal, assert_series_equal
 
-from filter import InputError, OutputError, parquet_splice, read_manifest, split, split_frame
-from filter import thrift_compact as thrift
+from filter import InputError, OutputError, read_manifest, split, split_frame
+from filter.apply.reconstruct import reconstruct
+from filter.audit.verify import verify_output
 from filter.cli import vtx
-from filter.parquet_layout import read_layout
-from filter.parquet_splice import splice_refusal
-from filter.readers.parquet import inspect_parquet
-from filter.reconstruct import reconstruct
-from filter.verify import verify_output
+from filter.formats.parquet import splice as parquet_splice
+from filter.formats.parquet import thrift_compact as thrift
+from filter.formats.parquet.inputs import inspect_parquet
+from filter.formats.parquet.layout import read_layout
+from filter.formats.parquet.splice import splice_refusal
 
 from .conftest import KEY, MINI_CATALOGUE
 from .test_properties import SENSITIVE, build, catalogues, frames, schemas, unique_paths

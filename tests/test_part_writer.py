@@ -1,4 +1,4 @@
-"""The hashing part-file writer (filter/part_writer.py)."""
+"""The hashing part-file writer (filter/outputs/parts.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from filter import part_writer
-from filter.part_writer import HashingFile
+from filter.outputs import parts as part_writer
+from filter.outputs.parts import HashingFile
 
 
 def test_digest_and_size_match_the_file(tmp_path: Path, monkeypatch) -> None:

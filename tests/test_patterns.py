@@ -1,10 +1,10 @@
-"""Path patterns: syntax, matching, precedence and overlap (filter/patterns.py)."""
+"""Path patterns: syntax, matching, precedence and overlap (filter/policy/patterns.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from filter.patterns import PatternSyntaxError, compile_pattern
+from filter.policy.patterns import PatternSyntaxError, compile_pattern
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Plans: one decision per field (filter/plan.py)."""
+"""Plans: one decision per field (filter/policy/plan.py)."""
 
 from __future__ import annotations
 

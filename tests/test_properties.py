@@ -21,7 +21,7 @@ from polars.testing import assert_frame_equal
 from polars.testing.parametric import column, dataframes
 
 from filter import CatalogueError, catalogue_from_mapping, read_manifest, split, split_frame
-from filter.reconstruct import reconstruct
+from filter.apply.reconstruct import reconstruct
 
 from .conftest import KEY
 
@@ -86,7 +86,7 @@ def build(data: dict[str, Any]):
         reject()  # ties between random rules: not a catalogue anyone could load
 
 
-# --- an independent oracle: regular expressions, not filter.patterns ----------------------------
+# --- an independent oracle: regular expressions, not filter.policy.patterns ---------------
 
 def oracle_regex(pattern: str) -> re.Pattern[str]:
     parts = []

@@ -1,5 +1,5 @@
 """`--output-format protobuf`: both sides as delimited streams of the input's own type
-(filter/protobuf_writer.py through `split_protobuf` and `vtx split`)."""
+(filter/formats/protobuf/writer.py through `split_protobuf` and `vtx split`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from filter import load_catalogue, read_manifest
+from filter.apply.pseudonym import vehicle_token
 from filter.cli import vtx
-from filter.protobuf_split import split_protobuf
-from filter.pseudonym import vehicle_token
-from filter.readers import protobuf as pb
-from filter.readers import protobuf_batches
+from filter.engines.protobuf import split_protobuf
+from filter.formats.protobuf import batches as protobuf_batches
+from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA, KEY
 from .test_protobuf_split import record_stream
@@ -206,7 +206,7 @@ def test_property_streams_reconcile(payload, tmp_path_factory, messages, scenari
 
 
 def test_verify_checks_stream_outputs(payload, tmp_path: Path) -> None:
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
 
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
@@ -351,7 +351,7 @@ def test_batches_written_in_the_writer_thread_keep_their_order_and_bytes(
     manifests' hashes are the files' own."""
     import hashlib
 
-    from filter import protobuf_split
+    from filter.engines import protobuf as protobuf_split
 
     monkeypatch.setattr(protobuf_split, "STREAM_BATCH_MESSAGES", 4)
     inputs = [make_payload(payload, f"LSV{i:02d}") for i in range(19)]

@@ -1,4 +1,4 @@
-"""Splitting protobuf streams into published outputs (filter/protobuf_split.py, `vtx split`)."""
+"""Splitting protobuf streams into published outputs (filter/engines/protobuf.py, `vtx split`)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from filter import InputError, UnclassifiedFieldsError, read_manifest
 from filter.cli import vtx
-from filter.protobuf_split import split_protobuf
-from filter.readers import protobuf as pb
-from filter.readers import protobuf_batches
+from filter.engines.protobuf import split_protobuf
+from filter.formats.protobuf import batches as protobuf_batches
+from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA, KEY
 from .test_readers_protobuf import delimited, make_payload
@@ -88,7 +88,7 @@ def test_key_value_parts_hold_plain_strings_whichever_decoder_read_them(
     # files must still read back as the strings the runtime path writes, in Polars and Arrow.
     import pyarrow.parquet as pq
 
-    from filter.readers import kv_decoder
+    from filter.formats.protobuf import kv_decoder
 
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(*(make_payload(payload, f"LSV{i}") for i in range(3))))
@@ -202,7 +202,7 @@ def test_cli_auto_detects_parquet_and_refuses_unknown_bytes(tmp_path: Path) -> N
 
 
 def test_verify_checks_key_value_outputs(payload, tmp_path: Path) -> None:
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
 
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
@@ -227,7 +227,7 @@ def test_verify_checks_key_value_outputs(payload, tmp_path: Path) -> None:
 
 
 def test_verify_passes_plain_protobuf_outputs(tmp_path: Path) -> None:
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
 
     stream = record_stream(tmp_path / "records.bin")
     split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
@@ -237,7 +237,7 @@ def test_verify_passes_plain_protobuf_outputs(tmp_path: Path) -> None:
 
 
 def test_report_shows_entries_and_quarantine(payload, tmp_path: Path) -> None:
-    from filter.report import write_report
+    from filter.audit.report import write_report
 
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(make_payload(payload), b"\x0a\xff\xff"))
@@ -279,7 +279,7 @@ def test_plain_records_hold_back_the_batch_vins_in_strings(
 ) -> None:
     """Issue 23, item 3: a string field bound for the export that holds a VIN of the batch
     (lower case, its check digit wrong) stays onshore, as a detector hit does."""
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
 
     vins = ["LRW3E7EK0PC100001", "LRW3E7EK0PC100002"]
     record = pb.load_schema(None, "vtx.telemetry.v1.Record")
@@ -352,7 +352,7 @@ def test_the_export_manifest_holds_nothing_derived_from_onshore_content(
 
 
 def test_a_quarantine_is_verified_against_the_onshore_manifest(payload, tmp_path: Path) -> None:
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
 
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(make_payload(payload), b"\x0a\xff\xff"))
@@ -429,7 +429,7 @@ def test_a_pattern_does_not_reach_through_a_directory_link(payload, tmp_path: Pa
 
 
 def test_a_stream_named_like_a_pattern_is_that_file(payload, tmp_path: Path) -> None:
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
 
     (tmp_path / "s[1].bin").write_bytes(delimited(make_payload(payload, "LSVBRACKET0000001")))
     (tmp_path / "s1.bin").write_bytes(delimited(make_payload(payload, "LSVPLAIN000000001")))
@@ -459,7 +459,7 @@ def _cli_split(stream: Path, out: Path, *extra: str) -> tuple[int, str]:
 
 
 def test_export_numbers_entries_densely_and_onshore_maps_them(payload, tmp_path: Path) -> None:
-    from filter.reconstruct import reconstruct_entries
+    from filter.apply.reconstruct import reconstruct_entries
 
     first = payload.message_class.FromString(make_payload(payload))  # 21 8 10 64 999
     first.data.add(key=5).value.double_value = 48_211.5  # Odometer: exported, after a gap

@@ -1,4 +1,4 @@
-"""Vehicle tokens and key handling (filter/pseudonym.py)."""
+"""Vehicle tokens and key handling (filter/apply/pseudonym.py)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from filter import (
     vehicle_token,
     verify_output,
 )
+from filter.apply.pseudonym import KEY_ENV, check_key, key_id
 from filter.cli import vtx
-from filter.pseudonym import KEY_ENV, check_key, key_id
-from filter.readers import protobuf as pb
+from filter.formats.protobuf import schema as pb
 
 from .conftest import KEY
 
@@ -111,8 +111,8 @@ def test_key_id_is_a_keyed_fingerprint() -> None:
 
 
 def test_every_entry_point_refuses_a_weak_key(batch, batch_file: Path, tmp_path: Path) -> None:
-    from filter.protobuf_split import split_protobuf
-    from filter.ray_split import split_dataset, split_ray, split_ray_protobuf
+    from filter.engines.protobuf import split_protobuf
+    from filter.engines.ray import split_dataset, split_ray, split_ray_protobuf
 
     weak = b"x" * 16  # what the CLI let through before
     targets = (tmp_path / "e", tmp_path / "o", "after-sales")
@@ -208,7 +208,7 @@ _NO_VIN = ["", "   ", "\u3000"]  # empty, blank, an ideographic space
 
 
 def test_tokens_of_normalised_vins_and_none_for_blank_ones() -> None:
-    from filter.pseudonym import normalised_vin
+    from filter.apply.pseudonym import normalised_vin
 
     tokens = {vehicle_token(KEY, v) for v in _SAME_VEHICLE}
     assert tokens == {vehicle_token(KEY, "LSVAU2180N2183294")} and None not in tokens

@@ -1,4 +1,4 @@
-"""Atomic publishing (filter/publish.py)."""
+"""Atomic publishing (filter/outputs/publish.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from filter import OutputError
-from filter.publish import stage, stage_all
+from filter.outputs.publish import stage, stage_all
 
 
 def test_stage_then_publish(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_target_filled_meanwhile_is_not_clobbered(tmp_path: Path) -> None:
 
 
 def test_live_runs_staging_is_left_alone(tmp_path: Path) -> None:
-    from filter.publish import _HOST
+    from filter.outputs.publish import _HOST
 
     alive = tmp_path / f".out.vtx-staging-{_HOST}-{os.getpid()}-other"
     alive.mkdir()
@@ -70,7 +70,7 @@ def test_live_runs_staging_is_left_alone(tmp_path: Path) -> None:
 def test_a_link_planted_at_a_staging_name_is_not_followed(tmp_path: Path) -> None:
     # Hardening (rmtree refused links already): a link named like a dead run's staging
     # directory, pointing at a directory to destroy, is neither followed nor emptied.
-    from filter.publish import _HOST
+    from filter.outputs.publish import _HOST
 
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -89,7 +89,7 @@ def test_staging_several_targets_clears_every_dead_run_first(tmp_path: Path,
     # A run killed between creating its first and its second staging dir must not leave a
     # dead run's staging beside the second target: every target is swept before any
     # staging dir of this run appears.
-    import filter.publish as publish
+    import filter.outputs.publish as publish
 
     dead = [tmp_path / f".{name}.vtx-staging-{publish._HOST}-999999999-gone"
             for name in ("onshore", "export")]
@@ -124,7 +124,7 @@ def test_every_published_file_reached_the_disk_before_its_rename(tmp_path: Path,
     # batch); publishing fsyncs each one, and the directory, before the rename.
     import polars as pl
 
-    import filter.publish as publish
+    import filter.outputs.publish as publish
     from filter import split
 
     from .conftest import KEY

@@ -1,4 +1,4 @@
-"""Protobuf input on the Ray engine (filter/ray_split.py): the local protobuf split's result."""
+"""Protobuf input on the Ray engine (filter/engines/ray.py): the local protobuf split's result."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from polars.testing import assert_frame_equal
 
 from filter import InputError, UnclassifiedFieldsError, read_manifest
 from filter.cli import vtx
-from filter.protobuf_split import split_protobuf
-from filter.readers import protobuf as pb
-from filter.splitter import SplitResult
+from filter.engines.parquet import SplitResult
+from filter.engines.protobuf import split_protobuf
+from filter.formats.protobuf import schema as pb
 
 from .conftest import KEY
 from .test_protobuf_split import TEST_SET, record_stream
@@ -22,7 +22,7 @@ from .test_readers_protobuf import delimited, make_payload
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
-from filter.ray_split import split_ray_protobuf  # noqa: E402  (after the skip: needs ray)
+from filter.engines.ray import split_ray_protobuf  # noqa: E402  (after the skip: needs ray)
 
 PAYLOAD = {"message": "testfleet.Payload", "descriptor_set": TEST_SET}
 RECORD = {"message": "vtx.telemetry.v1.Record"}
@@ -44,7 +44,7 @@ def payload() -> pb.ProtoSchema:
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Three messages a batch, so a file makes several pairs of parts (both engines read it)."""
-    monkeypatch.setattr("filter.protobuf_split.BATCH_MESSAGES", 3)
+    monkeypatch.setattr("filter.engines.protobuf.BATCH_MESSAGES", 3)
 
 
 def kv_inputs(payload: pb.ProtoSchema, root: Path) -> list[Path]:
@@ -175,8 +175,8 @@ def test_cli_engine_ray_reads_protobuf(payload, tmp_path: Path) -> None:
 
 
 def test_the_driver_signs_protobuf_outputs(tmp_path: Path) -> None:
-    from filter.signing import generate
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
+    from filter.outputs.signing import generate
 
     generate(tmp_path / "egress.key", tmp_path / "egress.pub")
     (tmp_path / "in").mkdir()

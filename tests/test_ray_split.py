@@ -1,4 +1,4 @@
-"""The Ray engine (filter/ray_split.py): same plan, same result as the local engine."""
+"""The Ray engine (filter/engines/ray.py): same plan, same result as the local engine."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from filter import InputError, read_manifest, split, split_frame
+from filter.apply.reconstruct import reconstruct
 from filter.cli import vtx
-from filter.manifest import sha256_file
-from filter.reconstruct import reconstruct
+from filter.outputs.manifest import sha256_file
 
 from .conftest import KEY, MINI_CATALOGUE
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
-from filter.ray_split import (  # noqa: E402  (after the skip: needs ray)
+from filter.engines.ray import (  # noqa: E402  (after the skip: needs ray)
     RayUnavailableError,
     import_ray,
     split_dataset,
@@ -118,7 +118,7 @@ def test_ray_gives_the_local_result(fleet_files, fleet, tmp_path, scenario) -> N
 def test_fields_over_the_distinct_limit_are_scanned_row_by_row(
     fleet_files, tmp_path, monkeypatch
 ) -> None:
-    monkeypatch.setattr("filter.value_tables.DISTINCT_LIMIT", 3)  # both engines read it
+    monkeypatch.setattr("filter.apply.value_tables.DISTINCT_LIMIT", 3)  # both engines read it
     local = split(fleet_files, tmp_path / "l-e", tmp_path / "l-o", "after-sales", key=KEY,
                   catalogue=MINI_CATALOGUE)
     on_ray = split_ray(fleet_files, tmp_path / "r-e", tmp_path / "r-o", "after-sales", key=KEY,
@@ -155,8 +155,8 @@ def test_cli_engine_ray(fleet_files, key_file, tmp_path) -> None:
 
 
 def test_the_driver_signs_both_manifests(fleet_files, tmp_path) -> None:
-    from filter.signing import generate
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
+    from filter.outputs.signing import generate
 
     generate(tmp_path / "egress.key", tmp_path / "egress.pub")
     split_ray(fleet_files, tmp_path / "export", tmp_path / "onshore", "after-sales", key=KEY,

@@ -40,8 +40,8 @@ from hypothesis import strategies as st
 
 from filter import split
 from filter.cli import vtx
-from filter.protobuf_split import split_protobuf
-from filter.readers import protobuf as pb
+from filter.engines.protobuf import split_protobuf
+from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA, KEY
 from .test_properties import SENSITIVE, build, catalogues, frames, schemas, unique_paths

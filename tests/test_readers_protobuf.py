@@ -1,4 +1,4 @@
-"""Protobuf input (filter/readers/protobuf.py): descriptors, framing, plain and key/value rows."""
+"""Protobuf input (formats/protobuf/schema.py): descriptors, framing, plain and key/value rows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from google.protobuf.internal.encoder import _VarintBytes
 
 from filter import InputError
-from filter.readers import protobuf as pb
-from filter.readers import protobuf_batches
+from filter.formats.protobuf import batches as protobuf_batches
+from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA
 

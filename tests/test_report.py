@@ -1,4 +1,4 @@
-"""The audit report (filter/report.py, filter/cli/report.py), checked without a browser."""
+"""The audit report (filter/audit/report.py, filter/cli/report.py), checked without a browser."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from filter import InputError, split
+from filter.audit.report import load_runs, render_report
 from filter.cli import vtx
-from filter.report import load_runs, render_report
 
 from .conftest import KEY, MINI_CATALOGUE
 

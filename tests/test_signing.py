@@ -1,4 +1,4 @@
-"""Signed manifests (filter/signing.py, `vtx keygen`, `vtx split --signing-key`,
+"""Signed manifests (filter/outputs/signing.py, `vtx keygen`, `vtx split --signing-key`,
 `vtx verify --public-key`)."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from filter import KeyFileError, split
+from filter.audit.verify import verify_output
 from filter.cli import vtx
+from filter.engines.protobuf import split_protobuf
 from filter.errors import OutputError
-from filter.protobuf_split import split_protobuf
-from filter.signing import DOMAIN, SIGNATURE_NAME, key_id, load_public_key, load_signing_key
-from filter.verify import verify_output
+from filter.outputs.signing import DOMAIN, SIGNATURE_NAME, key_id, load_public_key, load_signing_key
 
 from .conftest import KEY, MINI_CATALOGUE
 from .test_protobuf_split import TEST_SET
@@ -158,7 +158,7 @@ def test_keygen_never_overwrites_nor_writes_through_a_link(tmp_path: Path, runne
 def test_keygen_creates_each_file_exclusively(tmp_path: Path, monkeypatch) -> None:
     # The check before writing could race with another process: the file itself is opened
     # with O_EXCL and O_NOFOLLOW, so a link that appears in between is not written through.
-    from filter import signing
+    from filter.outputs import signing
 
     monkeypatch.setattr(signing.os.path, "lexists", lambda path: False)
     (tmp_path / "late.pub").symlink_to(tmp_path / "target")
@@ -198,7 +198,7 @@ def test_the_signature_is_the_documented_one(signed, keys) -> None:
 
 
 def test_a_signed_protobuf_split_verifies(tmp_path: Path, key_file, keys, runner) -> None:
-    from filter.readers import protobuf as pb
+    from filter.formats.protobuf import schema as pb
 
     payload = pb.load_schema(TEST_SET, "testfleet.Payload")
     stream = tmp_path / "kv.bin"
@@ -390,9 +390,9 @@ def test_a_signature_file_must_be_exactly_what_vtx_writes(signed, runner, tamper
 def test_signing_happens_in_staging_so_nothing_half_signed_publishes(
     batch_file, keys, tmp_path, monkeypatch
 ) -> None:
-    import filter.splitter
+    import filter.engines.parquet
 
-    real, calls = filter.splitter.sign_manifest, []
+    real, calls = filter.engines.parquet.sign_manifest, []
 
     def fail_second(directory, key):
         calls.append(directory)
@@ -400,7 +400,7 @@ def test_signing_happens_in_staging_so_nothing_half_signed_publishes(
             raise OutputError(f"{directory}: cannot write signature: No space left on device")
         return real(directory, key)
 
-    monkeypatch.setattr(filter.splitter, "sign_manifest", fail_second)
+    monkeypatch.setattr(filter.engines.parquet, "sign_manifest", fail_second)
     with pytest.raises(OutputError, match="No space left"):
         split(
             batch_file,

@@ -1,4 +1,4 @@
-"""Splitting files into published outputs (filter/splitter.py, publish.py, manifest.py)."""
+"""Splitting files into published outputs (filter/engines/parquet.py, publish.py, manifest.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from filter import InputError, OutputError, read_manifest, split, split_frame
-from filter.manifest import sha256_file
-from filter.reconstruct import reconstruct
+from filter.apply.reconstruct import reconstruct
+from filter.outputs.manifest import sha256_file
 
 from .conftest import KEY, MINI_CATALOGUE
 
@@ -236,7 +236,7 @@ def _export_bytes_hold_no_vin(export_dir: Path) -> None:
 def test_a_vin_of_the_batch_in_an_exported_string_stays_onshore(
     tmp_path: Path, reencode: bool
 ) -> None:
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
 
     first, second = _vin_batch()
     (tmp_path / "in").mkdir()
@@ -298,7 +298,7 @@ def test_a_path_with_glob_characters_is_that_file(batch, tmp_path, reencode) -> 
     onshore = pl.read_parquet(result.onshore_dir / "part-00000.parquet", glob=False)
     assert onshore.height == batch.height
     assert "Vehicle.Cabin.HVAC.AmbientAirTemperature" in onshore.columns
-    from filter.verify import verify_output
+    from filter.audit.verify import verify_output
 
     report = verify_output(result.export_dir, result.onshore_dir, MINI_CATALOGUE)
     assert report.ok, report.failures

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filter import thrift_compact as thrift
-from filter.thrift_compact import Field, ThriftError, ThriftList, ThriftMap
+from filter.formats.parquet import thrift_compact as thrift
+from filter.formats.parquet.thrift_compact import Field, ThriftError, ThriftList, ThriftMap
 
 
 def footer(data: bytes) -> bytes:

@@ -1,5 +1,5 @@
 """Which fields get a distinct-value table, and that the choice never changes the split
-(filter/value_tables.py, through `split_frame` and `batch_lookups`)."""
+(filter/apply/value_tables.py, through `split_frame` and `batch_lookups`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from filter import plan, split_frame
-from filter.splitter import batch_lookups
-from filter.value_tables import distinct_query, enumeration_fields
+from filter.apply.value_tables import distinct_query, enumeration_fields
+from filter.engines.parquet import batch_lookups
 
 from .conftest import KEY
 
@@ -34,7 +34,7 @@ def test_a_short_batch_is_its_own_sample(mini_catalogue) -> None:
 
 
 def test_a_sample_of_mostly_distinct_values_is_free_text(mini_catalogue, monkeypatch) -> None:
-    monkeypatch.setattr("filter.value_tables.SAMPLE_ROWS", 200)
+    monkeypatch.setattr("filter.apply.value_tables.SAMPLE_ROWS", 200)
     assert judged(fleet([f"note {i}" for i in range(1_000)]), mini_catalogue) == []
     assert judged(fleet(["ok", "check tyres"] * 500), mini_catalogue) == [NOTES]
 
@@ -42,15 +42,15 @@ def test_a_sample_of_mostly_distinct_values_is_free_text(mini_catalogue, monkeyp
 def test_an_enumeration_only_at_the_start_gets_no_table(mini_catalogue, monkeypatch) -> None:
     # Judged an enumeration on its first rows, then found to have more distinct values than
     # the limit over the batch: it is scanned row by row, and the split is the same.
-    monkeypatch.setattr("filter.value_tables.SAMPLE_ROWS", 200)
-    monkeypatch.setattr("filter.value_tables.DISTINCT_LIMIT", 100)
+    monkeypatch.setattr("filter.apply.value_tables.SAMPLE_ROWS", 200)
+    monkeypatch.setattr("filter.apply.value_tables.DISTINCT_LIMIT", 100)
     frame = fleet(["ok"] * 200 + [f"call 1381234{i:04d}" for i in range(800)])
     decided = plan(frame.schema, mini_catalogue, "after-sales")
     assert [d.path for d in enumeration_fields(frame.lazy(), decided)] == [NOTES]
     assert batch_lookups(frame.lazy(), decided, KEY).tables == {}
     export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
     assert export[NOTES].to_list() == ["ok"] * 200 + [None] * 800
-    monkeypatch.setattr("filter.value_tables.DISTINCT_LIMIT", 10_000)  # now with a table
+    monkeypatch.setattr("filter.apply.value_tables.DISTINCT_LIMIT", 10_000)  # now with a table
     assert NOTES in batch_lookups(frame.lazy(), decided, KEY).tables
     for with_table, by_row in zip(split_frame(frame, mini_catalogue, "after-sales", key=KEY),
                                   (export, onshore), strict=True):
@@ -70,7 +70,7 @@ def test_a_batch_read_in_runs_finds_what_one_query_finds(mini_catalogue, tmp_pat
     frame.write_parquet(path, row_group_size=10)
     decided = plan(frame.schema, mini_catalogue, "after-sales")
     whole = batch_lookups(pl.scan_parquet(path), decided, KEY)
-    monkeypatch.setattr("filter.splitter.LOOKUP_RUN_ROWS", 13)
+    monkeypatch.setattr("filter.engines.parquet.LOOKUP_RUN_ROWS", 13)
     runs = batch_lookups(pl.scan_parquet(path), decided, KEY, rows=frame.height)
     assert len(runs.tokens) == 7 and runs.tokens == whole.tokens
     assert set(runs.tables) == set(whole.tables) == {NOTES}
@@ -80,9 +80,9 @@ def test_a_batch_read_in_runs_finds_what_one_query_finds(mini_catalogue, tmp_pat
             for t, table in (("runs", runs.tables[NOTES]), ("whole", whole.tables[NOTES]))}
     assert hits["runs"] == hits["whole"] and any(hits["runs"].values())
 
-    monkeypatch.setattr("filter.value_tables.SAMPLE_ROWS", 20)  # all "ok": an enumeration
-    monkeypatch.setattr("filter.value_tables.ENUM_SHARE", 0.5)
-    monkeypatch.setattr("filter.value_tables.DISTINCT_LIMIT", 30)  # passed in the 6th run
+    monkeypatch.setattr("filter.apply.value_tables.SAMPLE_ROWS", 20)  # all "ok": an enumeration
+    monkeypatch.setattr("filter.apply.value_tables.ENUM_SHARE", 0.5)
+    monkeypatch.setattr("filter.apply.value_tables.DISTINCT_LIMIT", 30)  # passed in the 6th run
     growing = frame.with_columns(
         pl.when(pl.col("ts") < 40).then(pl.lit("ok")).otherwise(pl.format("note {}", "ts"))
         .alias(NOTES))
@@ -94,6 +94,6 @@ def test_a_batch_read_in_runs_finds_what_one_query_finds(mini_catalogue, tmp_pat
         queries.append(args[2].path)
         return distinct_query(*args)
 
-    monkeypatch.setattr("filter.splitter.distinct_query", recording)
+    monkeypatch.setattr("filter.engines.parquet.distinct_query", recording)
     assert batch_lookups(pl.scan_parquet(path), decided, KEY, rows=frame.height).tables == {}
     assert queries == [NOTES] * 6  # of 8 runs: not read again once past the limit

@@ -1,4 +1,4 @@
-"""Verifying published outputs (filter/verify.py, filter/cli/verify.py)."""
+"""Verifying published outputs (filter/audit/verify.py, filter/cli/verify.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from filter import InputError, split
+from filter.audit.verify import check_directory, verify_output
 from filter.cli import vtx
-from filter.manifest import sha256_file
-from filter.readers import protobuf as pb
-from filter.verify import check_directory, verify_output
+from filter.formats.protobuf import schema as pb
+from filter.outputs.manifest import sha256_file
 
 from .conftest import KEY, MINI_CATALOGUE
 from .test_protobuf_split import TEST_SET, record_stream

@@ -1,4 +1,5 @@
-"""The compiled wire primitives (`filter.wire`), called by address as the decoder calls them."""
+"""The compiled wire primitives (`formats.protobuf.wire`), called by address as the decoder
+calls them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from google.protobuf.internal.encoder import _VarintBytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filter.wire import put_varint, skip, varint, varint_size
+from filter.formats.protobuf.wire import put_varint, skip, varint, varint_size
 
 
 @settings(deadline=None)  # the first example compiles

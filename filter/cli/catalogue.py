@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from filter.catalogue import Catalogue, load_catalogue
-from filter.catalogue_diff import CatalogueDiff, diff_catalogues
 from filter.cli.options import format_option
 from filter.errors import EXIT_USAGE, CatalogueError
-from filter.vocabulary import unmatched_patterns
+from filter.policy.catalogue import Catalogue, load_catalogue
+from filter.policy.diff import CatalogueDiff, diff_catalogues
+from filter.policy.vocabulary import unmatched_patterns
 
 _FILE = click.argument(
     "file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[FILE]"

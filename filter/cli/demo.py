@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from filter.cli.sample import DEMO_SCENARIO, run_demo
 from filter.cli.summary import print_summary
-from filter.demo import DEMO_SCENARIO, run_demo
 
 
 @click.command("demo")

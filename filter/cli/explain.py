@@ -14,9 +14,9 @@ from filter.cli.options import (
     origin_option,
     scenario_option,
 )
-from filter.plan import ExportPlan, plan
-from filter.readers.parquet import expand_inputs, inspect_batch
-from filter.splitter import resolve_catalogue
+from filter.engines.parquet import resolve_catalogue
+from filter.formats.parquet.inputs import expand_inputs, inspect_batch
+from filter.policy.plan import ExportPlan, plan
 
 _STYLE = {"export": "green", "onshore": "red", "both": "cyan"}
 
@@ -53,8 +53,8 @@ def command(
     catalogue = resolve_catalogue(catalogue_path)
     catalogue.scenario(scenario)
     if message is not None:
-        from filter.protobuf_split import descriptor_plan
-        from filter.readers.protobuf import load_schema
+        from filter.engines.protobuf import descriptor_plan
+        from filter.formats.protobuf.schema import load_schema
 
         decided = descriptor_plan(
             load_schema(descriptor_set, message, kv_field=kv_field), catalogue, scenario,

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from filter.catalogue import ORIGINS
+from filter.policy.catalogue import ORIGINS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

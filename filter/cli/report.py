@@ -17,7 +17,7 @@ def command(outputs: tuple[Path, ...], html_path: Path) -> None:
     """Write an audit report of OUTPUT_DIR... (export and/or onshore outputs; the two sides of
     a run are paired by run id): inputs, catalogue, scenario, what went where and why, and the
     value detectors' counts. From the manifests only: no data value is shown."""
-    from filter.report import write_report  # only for this command
+    from filter.audit.report import write_report  # only for this command
 
     runs = write_report(outputs, html_path)
     click.echo(f"{html_path}: report of {len(runs)} run(s)")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from filter.apply.pseudonym import load_key
 from filter.cli.allocator import keep_freed_memory
 from filter.cli.options import (
     catalogue_option,
@@ -19,10 +20,9 @@ from filter.cli.options import (
     scenario_option,
 )
 from filter.cli.summary import print_summary
+from filter.engines.parquet import ProgressCallback, check_pin, resolve_catalogue, split
 from filter.errors import InputError
-from filter.pseudonym import load_key
-from filter.signing import SIGNING_KEY_ENV
-from filter.splitter import ProgressCallback, check_pin, resolve_catalogue, split
+from filter.outputs.signing import SIGNING_KEY_ENV
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -126,7 +126,7 @@ def command(
     key = load_key(key_file)
     run = split
     if protobuf:
-        from filter.protobuf_split import split_protobuf
+        from filter.engines.protobuf import split_protobuf
 
         run = functools.partial(
             split_protobuf, message=message, descriptor_set=descriptor_set, framing=framing,
@@ -135,11 +135,11 @@ def command(
         if output_format == "protobuf":
             run = functools.partial(run, output_format="protobuf")
         if engine == "ray":
-            from filter.ray_split import split_ray_protobuf
+            from filter.engines.ray import split_ray_protobuf
 
             run = functools.partial(split_ray_protobuf, address=ray_address, **run.keywords)
     elif engine == "ray":
-        from filter.ray_split import split_ray
+        from filter.engines.ray import split_ray
 
         run = functools.partial(split_ray, address=ray_address)
     elif reencode:

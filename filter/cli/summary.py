@@ -6,8 +6,8 @@ from collections import Counter
 
 import click
 
-from filter.signing import signed_by
-from filter.splitter import SplitResult
+from filter.engines.parquet import SplitResult
+from filter.outputs.signing import signed_by
 
 
 def print_summary(result: SplitResult) -> None:

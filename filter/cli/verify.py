@@ -17,7 +17,7 @@ import click
 
 from filter.cli.options import catalogue_option
 from filter.errors import EXIT_HALF_PAIR, EXIT_OK, EXIT_VERIFY
-from filter.signing import key_id, load_public_key, signed_by
+from filter.outputs.signing import key_id, load_public_key, signed_by
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -46,7 +46,7 @@ def command(
     onshore VIN in the export and both sides reconciling; with --public-key, that each
     manifest is signed by that key. Exit 3 on failures; an onshore output alone whose export
     half is missing (a half-published pair): exit 4."""
-    from filter.verify import verify_output  # only for this command: it loads protobuf
+    from filter.audit.verify import verify_output  # only for this command: it loads protobuf
 
     public_key = load_public_key(public_key_file) if public_key_file is not None else None
     report = verify_output(output_dir, onshore_dir, catalogue_path, public_key=public_key,

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from filter.cli import vtx  # noqa: E402
-from filter.demo import sample_batch  # noqa: E402
+from filter.cli.sample import sample_batch  # noqa: E402
 
 MINI_CATALOGUE = ROOT / "tests" / "data" / "mini-catalogue.toml"
 KEY = b"824b886d0de2275fe19f856e9ec5b5a3"  # random hex: a key `check_key` accepts
@@ -57,7 +57,7 @@ def protobuf_seed(directory: Path) -> bytes:
     """A small delimited stream of key/value envelopes of the test fleet schema."""
     from google.protobuf.internal.encoder import _VarintBytes
 
-    from filter.readers.protobuf import load_schema
+    from filter.formats.protobuf.schema import load_schema
 
     payload = load_schema(TEST_DESCRIPTORS, "testfleet.Payload").message_class
     out = bytearray()

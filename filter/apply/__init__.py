@@ -1,0 +1,2 @@
+"""Applying an `ExportPlan` to rows: column splits, key/value routing,
+detectors, value tables, tokens."""

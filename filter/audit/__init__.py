@@ -1,0 +1,1 @@
+"""Audit: verification of published outputs and the HTML report."""

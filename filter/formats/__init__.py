@@ -1,0 +1,1 @@
+"""Byte formats vtx reads and writes itself: Parquet and protobuf."""

@@ -1,0 +1,1 @@
+"""Parquet: input files, the footer codec, page reading, the column-chunk splice and the encoder."""

@@ -1,0 +1,54 @@
+"""The batches of rows of one protobuf input, by the fastest path that reads it.
+
+In: a schema (`schema.ProtoSchema`), one input (a stream file or a topic dump
+directory) and its framing. Out: `Batch`es of rows: from the compiled key/value decoder
+(`filter.formats.protobuf.kv_decoder`) for key/value stream files, else from the runtime's parse
+(`filter.formats.protobuf.schema`); both give the same rows.
+May fail: `InputError`, as the two readers raise it.
+
+Its own module so that the runtime reader and the compiled decoder do not import each other:
+the decoder builds on the reader's types, and this module chooses between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from filter.formats.protobuf import schema as pb
+
+#: "auto": the compiled decoder where it applies (key/value stream files), else the runtime.
+Decoder = Literal["auto", "plain"]
+
+
+def iter_batches(
+    schema: pb.ProtoSchema,
+    source: Path,
+    framing: pb.Framing,
+    *,
+    batch_size: int = 10_000,
+    on_bad: pb.OnBadRecord | None = None,
+    decoder: Decoder = "auto",
+) -> Iterator[pb.Batch]:
+    """Rows of `source` in batches of at most `batch_size` messages: plain or key/value rows.
+
+    `source` is a file (`framing` "delimited" or "single") or a directory of single-message
+    files. Without `on_bad` the first bad record raises `InputError`; with it, bad records are
+    handed to `on_bad` and skipped. Key/value stream files are read by the compiled decoder
+    (`filter.formats.protobuf.kv_decoder`) unless `decoder` is "plain"; both give the same rows.
+    """
+    if decoder == "auto" and schema.key_value is not None and not source.is_dir():
+        from filter.formats.protobuf import kv_decoder  # numba: imported only when needed
+
+        tables = kv_decoder.compile_tables(schema)
+        if tables is not None:
+            yield from kv_decoder.iter_kv_batches(
+                schema, tables, source, framing, batch_size=batch_size, on_bad=on_bad
+            )
+            return
+    frames = (
+        pb.dump_frames(pb.dump_files(source), 0, on_bad) if source.is_dir()
+        else pb.file_frames(source, framing, on_bad)
+    )
+    yield from pb.batched(schema, frames, batch_size, on_bad)

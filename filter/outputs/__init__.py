@@ -1,0 +1,2 @@
+"""What a run writes and how it is published: part files, manifests,
+signatures, atomic publishing."""

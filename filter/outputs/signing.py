@@ -1,0 +1,518 @@
+"""Ed25519 signatures over manifests: a receiver checks an export with a public key only.
+
+In: an output directory (its `_manifest.json`) and a signing key (`vtx keygen`), or a public
+key to check with.
+Out: `sign_manifest` writes `_manifest.sig` beside the manifest; `check_signature` lists what
+is wrong with a directory's signature. The signing key is not the token key (`--key-file`): it
+is refused when it is.
+May fail: `KeyFileError` (exit 2) for a key file that cannot be read or is not an Ed25519 key
+of the kind asked for; `OutputError` for a key or signature file that cannot be written.
+
+Format, version 1 (``vtx-manifest-signature-v1``)
+-------------------------------------------------
+
+**What is signed.** The whole content of `_manifest.json`. It lists every part file with its
+SHA-256 (which `vtx verify` checks), so the signature covers the data too. Both outputs of a
+run are signed, each its own manifest.
+
+**Canonical form.** The signature is over the manifest's *content*, not its bytes:
+
+1. The file's bytes are decoded as UTF-8 (strictly: invalid UTF-8 or a byte-order mark is
+   refused) and parsed as JSON (RFC 8259). A manifest is refused when an object in it holds a
+   name twice, or when it uses ``NaN``, ``Infinity`` or ``-Infinity``: another reader could
+   take it for other content than the one signed.
+2. The parsed value is written again as Python's
+   ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+   allow_nan=False)`` writes it: object names sorted by Unicode code point; no whitespace
+   between tokens; strings with ``"`` and ``\\`` escaped as ``\\"`` and ``\\\\``, the control
+   characters U+0008, U+0009, U+000A, U+000C and U+000D as ``\\b \\t \\n \\f \\r``, every other
+   character outside U+0020..U+007E as ``\\uXXXX`` with lower-case hex (U+007F too), and one
+   beyond U+FFFF as the UTF-16 surrogate pair of two of those; integers in decimal; other
+   numbers as Python's shortest round-trip ``repr`` of the float (``1.0``, ``1e+16``);
+   ``true``, ``false``, ``null``. No Unicode normalisation. The result is ASCII. (vtx's
+   manifests hold no fractional numbers.)
+3. The message signed is the ASCII bytes ``vtx-manifest-signature-v1`` and a line feed
+   (``DOMAIN``), followed by the canonical text. The prefix keeps a signature over a manifest
+   from ever being valid for anything else signed with the same key.
+
+So two manifests that parse to the same JSON value have the same signature: whitespace, the
+order of names and the choice of escapes are not signed; any change of a name or a value
+(``rows`` of 120 to 120.0 included) is.
+
+**Where the signature lives.** In ``_manifest.sig`` beside the manifest (``SIGNATURE_NAME``),
+exactly the bytes vtx writes: this JSON object, two-space indented in this order, and a line
+feed::
+
+    {
+      "format": "vtx-manifest-signature-v1",
+      "algorithm": "ed25519",
+      "key_id": "<16 lower-case hex characters>",
+      "signature": "<the 64-byte Ed25519 signature, base64 with padding: 88 characters>"
+    }
+
+A file of its own, not a field in the manifest, so that the manifest's bytes stay as they are
+(for whoever hashed or parsed them before) and every field of the manifest is signed: there is
+no field to leave out of the canonical form. `vtx verify` allows this one file besides the
+manifest and the listed parts, and refuses it unless it is exactly as above (it could
+otherwise carry anything out of the country beside a clean export).
+
+**Key id.** The first 16 hex characters of the SHA-256 of the 32-byte raw public key. It only
+names keys in messages ("signed by key X, not by the given key Y"); it is not trusted: a
+signature is always checked with the public key given.
+
+**Key files** (`generate`, ``vtx keygen``): the signing key as PEM PKCS8, unencrypted, mode
+0600; the public key as PEM SubjectPublicKeyInfo, mode 0644. Neither ever overwrites a file or
+writes through a symbolic link.
+
+What a valid signature proves: the manifest, and so every part it lists, is as the holder of
+the signing key published it. Not that it is recent: an older output signed with the same key
+verifies too; its `run_id` and `created_at` are signed, so compare them.
+
+`cryptography` is imported when a key is used, not with this module: an unsigned split loads
+nothing of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from filter.errors import KeyFileError, OutputError
+from filter.outputs.manifest import MANIFEST_NAME
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    #: What a split takes as `signing_key`: a loaded key, or the path of its PEM file.
+    SigningKey = Ed25519PrivateKey | str | Path
+
+SIGNATURE_NAME = "_manifest.sig"
+SIGNATURE_FORMAT = "vtx-manifest-signature-v1"
+DOMAIN = (SIGNATURE_FORMAT + "\n").encode("ascii")
+ALGORITHM = "ed25519"
+#: The file `vtx split` takes its signing key from when `--signing-key` is not given.
+SIGNING_KEY_ENV = "VTX_SIGNING_KEY_FILE"
+KEY_ID_HEX_CHARS = 16
+_SIGNATURE_BYTES = 64
+#: A signature file vtx writes is under 250 bytes; anything much larger is not one.
+_MAX_SIGNATURE_FILE = 1024
+#: An Ed25519 PEM file is about 120 bytes; other keys' files (RSA 4096: 3.3 kB) fit too, so
+#: that they get their own message.
+_MAX_KEY_FILE = 64 * 1024
+_PRIVATE_MODE = 0o600
+_PUBLIC_MODE = 0o644
+_MAKE_ONE = "make one with `vtx keygen`"
+
+
+# --- the signed message ---------------------------------------------------------------------
+
+
+def canonical_manifest(data: bytes) -> bytes:
+    """The canonical form of a manifest's bytes (see the module doc); `ValueError` saying why
+    there is none (not UTF-8, not JSON, a repeated name, NaN or Infinity)."""
+    text = data.decode("utf-8")  # strict: UnicodeDecodeError is a ValueError
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_names, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"an object holds the name {repeated[0]!r} twice")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def signed_message(manifest: bytes) -> bytes:
+    """What is signed for a manifest's bytes: `DOMAIN` and the canonical form."""
+    return DOMAIN + canonical_manifest(manifest)
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """The key id of a public key: SHA-256 of its raw 32 bytes, hex, first 16 characters."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:KEY_ID_HEX_CHARS]
+
+
+def _signature_file(key: str, signature: bytes) -> bytes:
+    """The bytes of `_manifest.sig`, exactly as the module doc gives them."""
+    record = {
+        "format": SIGNATURE_FORMAT,
+        "algorithm": ALGORITHM,
+        "key_id": key,
+        "signature": base64.b64encode(signature).decode("ascii"),
+    }
+    return (json.dumps(record, indent=2) + "\n").encode("ascii")
+
+
+# --- signing and checking -------------------------------------------------------------------
+
+
+def sign_manifest(directory: str | Path, private_key: Ed25519PrivateKey) -> Path:
+    """Sign the `_manifest.json` in `directory`, as it is on disk, into `_manifest.sig`.
+
+    Splits call this in staging, before publishing. `OutputError` if the manifest cannot be
+    read or the signature written.
+    """
+    folder = Path(directory)
+    manifest_path, path = folder / MANIFEST_NAME, folder / SIGNATURE_NAME
+    try:
+        message = signed_message(manifest_path.read_bytes())
+    except OSError as exc:
+        raise OutputError(
+            f"{manifest_path}: cannot read manifest to sign it: {exc.strerror or exc}"
+        ) from None
+    except ValueError as exc:  # vtx wrote it a moment ago: a bug if this happens
+        raise OutputError(f"{manifest_path}: cannot be signed: {exc}") from None
+    content = _signature_file(key_id(private_key.public_key()), private_key.sign(message))
+    try:
+        path.write_bytes(content)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write signature: {exc.strerror or exc}") from None
+    return path
+
+
+def check_signature(
+    directory: str | Path,
+    public_key: Ed25519PublicKey | None = None,
+    *,
+    required: bool = False,
+) -> list[str]:
+    """What is wrong with the signature of the output in `directory`; empty when nothing is.
+
+    - A `_manifest.sig` that is there must be exactly what vtx writes, whatever else is asked.
+    - With `public_key`: it must be there, name that key and be its valid signature of the
+      manifest's canonical form; so any change to the manifest fails.
+    - With `required` and no key: it must be there (well-formed; who signed is not checked).
+
+    Each problem is one line naming the file, for `vtx: verify: <dir>: <problem>`.
+    """
+    folder = Path(directory)
+    path = folder / SIGNATURE_NAME
+    try:
+        with path.open("rb") as fh:
+            content = fh.read(_MAX_SIGNATURE_FILE + 1)
+    except FileNotFoundError:
+        if public_key is not None or required:
+            need = "--public-key" if public_key is not None else "--require-signature"
+            return [
+                f"{SIGNATURE_NAME} is missing: the output is not signed ({need} needs a "
+                "signed output)"
+            ]
+        return []
+    except OSError as exc:
+        return [f"{SIGNATURE_NAME} cannot be read: {exc.strerror or exc}"]
+    parsed = _parse_signature_file(content)
+    if isinstance(parsed, str):
+        return [f"{SIGNATURE_NAME}: not a vtx signature: {parsed}"]
+    recorded_key, signature = parsed
+    if public_key is None:
+        return []
+    expected = key_id(public_key)
+    if recorded_key != expected:
+        return [
+            f"{SIGNATURE_NAME}: signed by key {recorded_key}, not by the given public key "
+            f"{expected}"
+        ]
+    try:
+        message = signed_message((folder / MANIFEST_NAME).read_bytes())
+    except OSError as exc:
+        return [f"{MANIFEST_NAME} cannot be read to check its signature: {exc.strerror or exc}"]
+    except ValueError as exc:
+        return [f"{MANIFEST_NAME} has no canonical form to check its signature against: {exc}"]
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        public_key.verify(signature, message)
+    except InvalidSignature:
+        return [
+            f"{SIGNATURE_NAME}: the signature of key {expected} does not match "
+            f"{MANIFEST_NAME}: the manifest changed since it was signed"
+        ]
+    return []
+
+
+def signed_by(directory: str | Path) -> str | None:
+    """The key id the `_manifest.sig` in `directory` names, if it is a well-formed one (which
+    says who claims to have signed, not that they did: `check_signature` checks)."""
+    try:
+        content = (Path(directory) / SIGNATURE_NAME).read_bytes()
+    except OSError:
+        return None
+    parsed = _parse_signature_file(content)
+    return None if isinstance(parsed, str) else parsed[0]
+
+
+def _parse_signature_file(content: bytes) -> tuple[str, bytes] | str:
+    """(key id, signature) of a signature file's bytes, or what is wrong with them."""
+    if len(content) > _MAX_SIGNATURE_FILE:
+        return f"larger than {_MAX_SIGNATURE_FILE} bytes"
+    try:
+        record = json.loads(content.decode("ascii"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return "not a JSON object in ASCII"
+    if not isinstance(record, Mapping) or set(record) != {
+        "format",
+        "algorithm",
+        "key_id",
+        "signature",
+    }:
+        return "needs exactly format, algorithm, key_id and signature"
+    if record["format"] != SIGNATURE_FORMAT:
+        return f"format is {record['format']!r}; this vtx reads {SIGNATURE_FORMAT!r}"
+    if record["algorithm"] != ALGORITHM:
+        return f"algorithm is {record['algorithm']!r}, not {ALGORITHM!r}"
+    recorded_key = record["key_id"]
+    if not (
+        isinstance(recorded_key, str)
+        and len(recorded_key) == KEY_ID_HEX_CHARS
+        and all(c in "0123456789abcdef" for c in recorded_key)
+    ):
+        return f"key_id is not {KEY_ID_HEX_CHARS} lower-case hex characters"
+    try:
+        signature = base64.b64decode(str(record["signature"]).encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        signature = b""
+    if not isinstance(record["signature"], str) or len(signature) != _SIGNATURE_BYTES:
+        return f"signature is not {_SIGNATURE_BYTES} bytes in base64"
+    if _signature_file(recorded_key, signature) != content:
+        return "not laid out as vtx writes it"  # nothing may ride along in its whitespace
+    return recorded_key, signature
+
+
+# --- key files ------------------------------------------------------------------------------
+
+
+def load_signing_key(path: str | Path | None = None) -> Ed25519PrivateKey | None:
+    """The Ed25519 signing key in `path` (PEM PKCS8, unencrypted, as `vtx keygen` writes),
+    else in the file named by `VTX_SIGNING_KEY_FILE`; None when neither names one (outputs
+    are then unsigned). `KeyFileError` for a file that is not such a key."""
+    if path is None:
+        path = os.environ.get(SIGNING_KEY_ENV) or None
+        if path is None:
+            return None
+    data = _read_key_file(path, "signing key")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if b"PUBLIC KEY-----" in data:
+        raise KeyFileError(
+            f"{path}: a public key, not a signing key: give the private key "
+            "`vtx keygen` wrote beside it"
+        )
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # cryptography's word for "encrypted, and no password given"
+        raise KeyFileError(
+            f"{path}: an encrypted private key; vtx reads an unencrypted one "
+            f"(kept with file mode 0600; {_MAKE_ONE})"
+        ) from None
+    except Exception:  # ValueError, UnsupportedAlgorithm: whatever it is, it is not our key
+        raise KeyFileError(
+            f"{path}: not an Ed25519 private key in PEM (PKCS8); {_MAKE_ONE}"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: {_kind(key)} private key, not Ed25519; {_MAKE_ONE}")
+    return key
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    """The Ed25519 public key in `path` (PEM SubjectPublicKeyInfo, as `vtx keygen` writes);
+    `KeyFileError` for a file that is not one (a private key included: a receiver never needs
+    the signing key)."""
+    data = _read_key_file(path, "public key")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if b"PRIVATE KEY-----" in data:
+        raise KeyFileError(
+            f"{path}: a private key; give the public key `vtx keygen` wrote "
+            "beside it (the signing key never leaves the egress point)"
+        )
+    try:
+        key = serialization.load_pem_public_key(data)
+    except Exception:  # ValueError, UnsupportedAlgorithm: not a public key we read
+        raise KeyFileError(
+            f"{path}: not an Ed25519 public key in PEM (SubjectPublicKeyInfo), "
+            "as `vtx keygen` writes"
+        ) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{path}: {_kind(key)} public key, not Ed25519")
+    return key
+
+
+def resolve_signing_key(
+    signing_key: SigningKey | None, token_key: bytes
+) -> Ed25519PrivateKey | None:
+    """The signing key a split was given (a key, a file, or None: unsigned), refused when it
+    is the token key: one secret for two purposes would make a leak of either cost both."""
+    if signing_key is None:
+        return None
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if isinstance(signing_key, str | Path):
+        where = str(signing_key)
+        if _read_key_file(signing_key, "signing key").strip() == token_key:
+            raise _token_key_refused(where)
+        key = load_signing_key(signing_key)
+        assert key is not None
+    elif isinstance(signing_key, Ed25519PrivateKey):
+        where, key = "signing key", signing_key
+    else:
+        raise TypeError(
+            f"signing_key must be an Ed25519PrivateKey or a path, not {type(signing_key).__name__}"
+        )
+    if _is_token_key(key, token_key):
+        raise _token_key_refused(where)
+    return key
+
+
+def _is_token_key(key: Ed25519PrivateKey, token_key: bytes) -> bool:
+    """Whether the token key's bytes are this signing key: raw, in hex, or as a key file."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.private_bytes_raw()
+    if token_key in (raw, raw.hex().encode("ascii")):
+        return True
+    try:  # a key file of the same key, in whatever layout cryptography reads
+        other = serialization.load_pem_private_key(token_key, password=None)
+    except Exception:  # not a key at all: the ordinary case
+        return False
+    return getattr(other, "private_bytes_raw", lambda: None)() == raw
+
+
+def _token_key_refused(where: str) -> KeyFileError:
+    return KeyFileError(
+        f"{where}: the signing key is the token key (--key-file, VTX_KEY_FILE); "
+        f"sign with a key of its own ({_MAKE_ONE})"
+    )
+
+
+def _read_key_file(path: str | Path, what: str) -> bytes:
+    """A key file's bytes; a file larger than any key file (a device, a data file given by
+    mistake) is refused after reading `_MAX_KEY_FILE` bytes, not read to its end."""
+    try:
+        with Path(path).open("rb") as fh:
+            data = fh.read(_MAX_KEY_FILE + 1)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    if len(data) > _MAX_KEY_FILE:
+        raise KeyFileError(f"{path}: larger than {_MAX_KEY_FILE} bytes: not a {what} file")
+    return data
+
+
+def _kind(key: object) -> str:
+    """'an RSA', 'an EC', 'a DSA', 'an Ed448', ...: what a loaded key is, for a message."""
+    name = type(key).__name__.removeprefix("_")
+    for suffix in ("PrivateKey", "PublicKey"):
+        name = name.removesuffix(suffix)
+    name = {"EllipticCurve": "EC"}.get(name, name) or "another"
+    return f"{'an' if name[0] in 'AEFHILMNORSX' else 'a'} {name}"
+
+
+def generate(signing_key_path: str | Path, public_key_path: str | Path) -> str:
+    """Make a new Ed25519 key pair: the signing key at `signing_key_path` (PEM PKCS8,
+    unencrypted, mode 0600), the public key at `public_key_path` (PEM SubjectPublicKeyInfo,
+    mode 0644). Returns the key id.
+
+    Neither file may exist (a symbolic link counts, dangling or not): `OutputError`, and
+    nothing is written. Each is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a file or
+    link that appears meanwhile is not written through either.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private_path, public_path = Path(signing_key_path), Path(public_key_path)
+    if private_path.absolute() == public_path.absolute():
+        raise OutputError(f"{private_path}: the signing key and the public key need two files")
+    for path in (private_path, public_path):
+        if os.path.lexists(path):
+            raise _exists(path)
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _create(private_path, private_pem, _PRIVATE_MODE)
+    try:
+        _create(public_path, public_pem, _PUBLIC_MODE)
+    except BaseException:
+        private_path.unlink(missing_ok=True)  # ours: made a moment ago with O_EXCL
+        raise
+    return key_id(key.public_key())
+
+
+def _create(path: Path, content: bytes, mode: int) -> None:
+    """Write a new file `path` with exactly `mode`; never an existing file or a link."""
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
+    try:
+        fd = os.open(path, flags, mode)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create key file: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, mode)  # the umask may have taken bits the mode needs (0644 for a .pub)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write key file: {exc.strerror or exc}") from None
+    os.close(fd)
+
+
+def _exists(path: Path) -> OutputError:
+    what = "is a symbolic link" if path.is_symlink() else "exists"
+    return OutputError(
+        f"{path}: {what}; vtx keygen never overwrites a file or writes through "
+        "a link (remove it, or choose another path)"
+    )
+
+
+__all__ = [
+    "DOMAIN",
+    "SIGNATURE_FORMAT",
+    "SIGNATURE_NAME",
+    "SIGNING_KEY_ENV",
+    "canonical_manifest",
+    "check_signature",
+    "generate",
+    "key_id",
+    "load_public_key",
+    "load_signing_key",
+    "resolve_signing_key",
+    "sign_manifest",
+    "signed_by",
+    "signed_message",
+]

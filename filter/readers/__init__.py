@@ -1,1 +1,0 @@
-"""Input readers, one module per format; each yields lazily streamed batches for the engine."""
