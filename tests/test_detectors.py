@@ -18,10 +18,10 @@ from filter.apply.detectors import (
     any_hit,
     as_strings,
     detector_hits,
-    is_scannable,
     string_screen,
     suspects_only,
 )
+from filter.string_dtypes import is_scannable
 
 CASES: dict[str, tuple[list[str], list[str]]] = {
     "coordinates": (

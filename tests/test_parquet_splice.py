@@ -32,7 +32,9 @@ from filter import InputError, OutputError, read_manifest, split, split_frame
 from filter.apply.reconstruct import reconstruct
 from filter.audit.verify import verify_output
 from filter.cli import vtx
-from filter.formats.parquet import splice as parquet_splice
+from filter.engines import parquet_splice
+from filter.formats.parquet import chunks as parquet_chunks
+from filter.formats.parquet import splice
 from filter.formats.parquet import thrift_compact as thrift
 from filter.formats.parquet.inputs import inspect_parquet
 from filter.formats.parquet.layout import read_layout
@@ -299,7 +301,7 @@ def test_a_damaged_page_in_a_copied_column_fails_the_run(
 @given(sizes=st.lists(st.integers(0, 50), max_size=12), budget=st.integers(1, 60))
 def test_check_passes_cut_columns_in_order_within_the_budget(sizes, budget) -> None:
     columns = [(f"c{i}", n) for i, n in enumerate(sizes)]
-    passes = parquet_splice.check_passes(columns, budget)
+    passes = parquet_chunks.check_passes(columns, budget)
     assert [name for p in passes for name in p] == [name for name, _ in columns]
     size = dict(columns)
     for cut in passes:
@@ -317,7 +319,7 @@ def test_the_check_decodes_every_value_the_copy_does_not_read_once(
     computed columns do not read, each once, in order; with a piece per column too. Their
     footers hold no statistics, from which a reader could answer without decoding."""
     made: list[bytes] = []
-    make_file = parquet_splice._ChunkFiles.file
+    make_file = parquet_chunks.ChunkFiles.file
 
     def recording(self, groups, columns):
         data = make_file(self, groups, columns)
@@ -326,7 +328,7 @@ def test_the_check_decodes_every_value_the_copy_does_not_read_once(
         return data
 
     monkeypatch.setattr(parquet_splice, "CHECK_PASS_BYTES", pass_bytes)
-    monkeypatch.setattr(parquet_splice._ChunkFiles, "file", recording)
+    monkeypatch.setattr(parquet_chunks.ChunkFiles, "file", recording)
     split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
           catalogue=MINI_CATALOGUE)
     pieces = [pl.read_parquet(data) for data in made]
@@ -383,7 +385,7 @@ def test_inputs_better_split_by_polars_are(fleet_file, tmp_path, monkeypatch) ->
     """Row groups too large to compute whole, and chunk sizes an old writer got wrong, go
     through Polars: every column zstd, none copied as Snappy."""
     assert splice_refusal(inspect_parquet(fleet_file)) is None
-    monkeypatch.setattr(parquet_splice, "MAX_ROW_GROUP_ROWS", 5)
+    monkeypatch.setattr(splice, "MAX_ROW_GROUP_ROWS", 5)
     assert splice_refusal(inspect_parquet(fleet_file)) == "row groups of up to 6 rows"
     split(fleet_file, tmp_path / "a" / "e", tmp_path / "a" / "o", "after-sales", key=KEY,
           catalogue=MINI_CATALOGUE)
@@ -434,7 +436,7 @@ def test_a_failed_run_stops_the_check_after_its_piece(fleet_file, tmp_path, monk
     checks: list[threading.Thread] = []
     pieces: list[int] = []
     decode_leaves = parquet_splice._decode_leaves
-    make_file = parquet_splice._ChunkFiles.file
+    make_file = parquet_chunks.ChunkFiles.file
 
     def checking(*args):
         checks.append(threading.current_thread())
@@ -452,8 +454,8 @@ def test_a_failed_run_stops_the_check_after_its_piece(fleet_file, tmp_path, monk
 
     monkeypatch.setattr(parquet_splice, "CHECK_PASS_BYTES", 1)  # 16 pieces: 8 columns x 2
     monkeypatch.setattr(parquet_splice, "_decode_leaves", checking)
-    monkeypatch.setattr(parquet_splice._ChunkFiles, "file", recording)
-    monkeypatch.setattr(parquet_splice._PartAssembler, "add_row_group", failing)
+    monkeypatch.setattr(parquet_chunks.ChunkFiles, "file", recording)
+    monkeypatch.setattr(splice.PartAssembler, "add_row_group", failing)
     with pytest.raises(OutputError, match="No space left on device"):
         split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
               catalogue=MINI_CATALOGUE)

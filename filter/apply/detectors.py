@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from filter.string_dtypes import is_scannable, is_string
+
 # An ASCII word boundary: unlike `\b` it also separates digits from Chinese characters.
 _B = r"(?-u:\b)"
 _NOT_DIGIT_BEFORE = r"(?:^|[^0-9.])"
@@ -241,24 +243,6 @@ _ANY_CANDIDATE = f"(?i)(?:{_VIN})|(?:{_RESIDENT_ID})"
 # Where any detector could hit at all: a pattern, a check-digit candidate, or a character
 # whose NFKC form might hit.
 _ANY_SUSPECT = f"(?:{_ANY_PATTERN})|(?i:(?:{_VIN})|(?:{_RESIDENT_ID}))|{_FOLDABLE}"
-
-
-def is_string(dtype: pl.DataType) -> bool:
-    """Whether values of `dtype` are strings, however stored: String (large or view in
-    Arrow), Categorical (dictionary-encoded) or Enum."""
-    return dtype.base_type() in (pl.String, pl.Categorical, pl.Enum)
-
-
-def is_scannable(dtype: pl.DataType) -> bool:
-    """Whether values of `dtype` hold strings, so that detectors run on them: strings,
-    categoricals and enums, and lists, arrays and structs holding them at any depth."""
-    if is_string(dtype):
-        return True
-    if isinstance(dtype, pl.List | pl.Array):
-        return is_scannable(dtype.inner)
-    if isinstance(dtype, pl.Struct):
-        return any(is_scannable(f.dtype) for f in dtype.fields)
-    return False
 
 
 def as_strings(value: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, bool]:

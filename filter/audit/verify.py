@@ -58,7 +58,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from google.protobuf.descriptor import Descriptor
 
-from filter.apply.detectors import as_strings, detector_hits, is_scannable
+from filter.apply.detectors import as_strings, detector_hits
 from filter.apply.reconstruct import INPUT_INDEX, SIDE, WRITTEN_INDEX, entry_positions
 from filter.engines.parquet import resolve_catalogue
 from filter.engines.protobuf import QUARANTINE_DIR
@@ -71,6 +71,7 @@ from filter.outputs.manifest import MANIFEST_NAME, SCHEMA_VERSION, manifest_if_a
 from filter.outputs.signing import SIGNATURE_NAME, check_signature, load_public_key
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import TOKEN_COLUMN, decide_path
+from filter.string_dtypes import is_scannable
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

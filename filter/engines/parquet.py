@@ -47,7 +47,9 @@ from filter.apply.value_tables import (
     enumeration_fields,
     value_table,
 )
+from filter.engines.parquet_splice import splice_pair
 from filter.errors import CatalogueError, InputError, OutputError, first_line
+from filter.formats.parquet.chunks import check_page_checksums
 from filter.formats.parquet.inputs import (
     ParquetInput,
     expand_inputs,
@@ -55,7 +57,7 @@ from filter.formats.parquet.inputs import (
     locate_corruption,
     scan,
 )
-from filter.formats.parquet.splice import check_page_checksums, splice_pair, splice_refusal
+from filter.formats.parquet.splice import splice_refusal
 from filter.outputs.half_pair import find_half_pair
 from filter.outputs.manifest import FileRecord, build_manifest, sha256_file, write_manifest
 from filter.outputs.parts import PARQUET_OPTIONS, HashingFile, part_pair

@@ -42,6 +42,7 @@ from filter.apply.kv_routing import (
     split_decoded,
     split_key_values,
 )
+from filter.apply.messages import timestamp_cut, write_plain_streams
 from filter.apply.pseudonym import TokenMapping, check_key, key_id, token_mapping
 from filter.engines.parquet import (
     ProgressCallback,
@@ -440,7 +441,7 @@ def write_stream_batch(
                                      BatchVins.of(tokens, automaton=True))
         _tally_unknown_messages(tally, batch.rows)
         return _write_streams(export_path, onshore_path, messages, lambda e, o: (
-            pbw.write_plain_streams(schema, raw, export_plan, detected, tokens, keys, e, o)))
+            write_plain_streams(schema, raw, export_plan, detected, tokens, keys, e, o)))
     if queries is None:
         queries = batch_queries(schema, batch, catalogue, scenario, namespace, tokens,
                                 rows=False)
@@ -519,7 +520,7 @@ def stream_keys(
     return pbw.StreamKeys(
         vin=by_column[export_plan.vehicle_id_column],
         timestamp=by_column[export_plan.timestamp_column],
-        coarsen=action_for(catalogue.keys["timestamp"].actions, scenario),
+        coarsen=timestamp_cut(action_for(catalogue.keys["timestamp"].actions, scenario)),
     )
 
 

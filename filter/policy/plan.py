@@ -20,9 +20,9 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from filter.apply.detectors import is_scannable
 from filter.errors import InputError, ScenarioError, UnclassifiedFieldsError
 from filter.policy.catalogue import UNCLASSIFIED, Action, Catalogue, action_for
+from filter.string_dtypes import is_scannable
 
 Destination = Literal["export", "onshore", "both"]
 OnUnknown = Literal["withhold", "fail"]

@@ -1,8 +1,9 @@
 """Protobuf output: the export and onshore sets as delimited streams of the input's type.
 
 In: one batch's raw messages (index, bytes) as read, the message type, what the split decided
-(key/value: which entries were exported; plain: the plan's per-field decisions and, per
-message, the string fields a detector hit), the tokens of the VINs, and the two part files.
+(key/value: which entries were exported; plain messages: `apply.messages` applies the plan's
+per-field decisions, with this module's field copying), the tokens of the VINs, and the two
+part files.
 Out: per part file a varint-delimited stream of messages of the input's own type, one per
 input message, in input order, so message i of each stream comes from message i of the batch:
 - export: only what the split exported, built anew from the values it classified, never
@@ -28,22 +29,18 @@ to the protobuf runtime, from the runtime's messages (`rebuilt_entry`), byte for
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.internal.encoder import _VarintBytes
 from google.protobuf.message import Message
 
-from filter.apply.columns import apply_action
-from filter.apply.pseudonym import TokenMapping
 from filter.formats.protobuf import schema as pb
-from filter.policy.catalogue import Action
-from filter.policy.plan import ExportPlan, FieldDecision
 
 if TYPE_CHECKING:
     from filter.formats.protobuf.kv_decoder import DecodedEntries
@@ -59,13 +56,19 @@ def write_delimited(out: BinaryIO, message: Message) -> None:
     out.write(data)
 
 
+#: A change to timestamps, as arrays of (seconds, nanos) in, arrays of them out.
+TimestampCut = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
 @dataclass(frozen=True)
 class StreamKeys:
     """The envelope's key fields (proto names) and what the export does to the timestamp."""
 
     vin: str
     timestamp: str
-    coarsen: Action | None  # the catalogue's action on the timestamp for the scenario
+    #: What the export does to timestamps (seconds, nanos): the catalogue's action on the
+    #: timestamp for the scenario (`apply.messages.timestamp_cut`); None: kept exact.
+    coarsen: TimestampCut | None
 
 
 #: The entries to export: their (message indexes, entry indexes), or a flag per entry of the
@@ -77,7 +80,7 @@ def write_key_value_streams(
     schema: pb.ProtoSchema,
     raw: pb.RawMessages,
     exported: EntrySelection,
-    tokens: TokenMapping,
+    tokens: Mapping[str, str | None],
     keys: StreamKeys,
     export_out: BinaryIO,
     onshore_out: BinaryIO,
@@ -127,7 +130,7 @@ def write_key_value_streams(
         entry_data, entry_offsets = runtime_entries(schema, raw, flags, base)
     token_bytes, has_token = _token_bytes(raw.data, vin_spans, tokens)
     if keys.coarsen is not None:
-        seconds, nanos = coarsened(seconds, nanos, keys.coarsen)
+        seconds, nanos = keys.coarsen(seconds, nanos)
     export_buf = np.empty(len(entry_data) + n * (token_bytes.shape[1] + 40), dtype=np.uint8)
     onshore_buf = np.empty(int(raw.lengths.sum()) + n * 8, dtype=np.uint8)
     export_len, onshore_len = splice_streams(
@@ -227,10 +230,10 @@ def known_copy(source: Message, target: Message) -> None:
     """Copy into `target` the fields of `source` its descriptor declares, recursively: no
     unknown fields, no extensions, only the values the runtime holds (the last of repeats)."""
     for field in source.DESCRIPTOR.fields:
-        _copy_field(source, target, field)
+        copy_field(source, target, field)
 
 
-def _copy_field(source: Message, target: Message, field: FieldDescriptor) -> None:
+def copy_field(source: Message, target: Message, field: FieldDescriptor) -> None:
     """Copy one declared field from `source` to `target` (as `known_copy`), if it is set."""
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         held, into = getattr(source, field.name), getattr(target, field.name)
@@ -257,7 +260,7 @@ def _copy_field(source: Message, target: Message, field: FieldDescriptor) -> Non
 
 
 def _token_bytes(
-    data: np.ndarray, vin_spans: np.ndarray, tokens: TokenMapping
+    data: np.ndarray, vin_spans: np.ndarray, tokens: Mapping[str, str | None]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per message, the token of its VIN as a row of bytes (all tokens have one length), and
     whether it has one (an empty or blank VIN has none)."""
@@ -278,148 +281,3 @@ def _token_bytes(
     return table.reshape(len(known), width)[codes], present[codes]
 
 
-def write_plain_streams(
-    schema: pb.ProtoSchema,
-    raw: pb.RawMessages,
-    export_plan: ExportPlan,
-    detected: Mapping[int, set[str]],
-    tokens: TokenMapping,
-    keys: StreamKeys,
-    export_out: BinaryIO,
-    onshore_out: BinaryIO,
-) -> None:
-    """Plain messages: each field to the side its decision names (see the module doc).
-
-    `detected` maps a message index to the exported string fields (paths) a detector hit in
-    it: left out of the export, kept onshore. The export message is built anew: an empty
-    message into which each exported leaf the message holds is copied (`known_copy` for
-    what is a message), so nothing the plan does not export can be in it.
-    """
-    fields = [d for d in export_plan.fields if d.column != pb.UNKNOWN_FIELDS]  # on the wire:
-    # unknown fields are never exported and stay in the onshore copy
-    exported = [d for d in fields if d.destination == "export"]
-    withheld = [d for d in fields if d.destination == "onshore"
-                and d.path != export_plan.vehicle_id_column]
-    for index, data in raw.items():
-        source = schema.message_class.FromString(data)
-        export = schema.message_class()
-        hits = detected.get(index, set())
-        for decision in exported:
-            if decision.path in hits:
-                continue
-            if _copy_leaf(source, export, decision) and decision.action is not None:
-                _transform(export, decision, decision.action)
-        for decision in withheld:  # no message left empty on a withheld leaf's path
-            _clear(export, decision)
-        _set_keys(source, export, keys, tokens)
-        onshore = source
-        for decision in exported:  # what the export holds exactly and in full leaves here
-            if decision.action is None and decision.path not in hits:
-                _clear(onshore, decision)
-        write_delimited(export_out, export)
-        write_delimited(onshore_out, onshore)
-
-
-def _copy_leaf(source: Message, export: Message, decision: FieldDecision) -> bool:
-    """Copy a decision's leaf from `source` into `export`, the messages above it with it
-    (present where `source` has them); whether `source` holds the messages above it."""
-    names = (decision.column, *decision.inner)
-    held, into = source, export
-    for name in names[:-1]:
-        field = _by_json_name(held.DESCRIPTOR)[name]
-        if not held.HasField(field.name):
-            return False
-        held, into = getattr(held, field.name), getattr(into, field.name)
-        into.SetInParent()
-    _copy_field(held, into, _by_json_name(held.DESCRIPTOR)[names[-1]])
-    return True
-
-
-def _set_keys(source: Message, export: Message, keys: StreamKeys,
-              tokens: TokenMapping) -> None:
-    """The token in the export's vehicle identifier field (none without a token); the
-    timestamp, coarsened."""
-    token = tokens[getattr(source, keys.vin)]
-    if token is not None:
-        setattr(export, keys.vin, token)
-    if source.HasField(keys.timestamp):
-        stamp = getattr(export, keys.timestamp)
-        stamp.SetInParent()
-        known_copy(getattr(source, keys.timestamp), stamp)
-        if keys.coarsen is not None:
-            _coarsen(stamp, keys.coarsen)
-
-
-def coarsened(
-    seconds: np.ndarray, nanos: np.ndarray, action: Action
-) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps (seconds, nanos) as the Parquet path exports them: `apply_action` on
-    microsecond UTC datetimes (so "1mo" and "15m" mean what they mean there)."""
-    stamps = pl.Series(seconds * 1_000_000 + nanos // 1000).cast(pl.Datetime("us", "UTC"))
-    cut = pl.select(apply_action(pl.lit(stamps), stamps.dtype, action)).to_series()
-    micros = cut.cast(pl.Int64).to_numpy()
-    return micros // 1_000_000, micros % 1_000_000 * 1000
-
-
-def _coarsen(stamp: Message, action: Action) -> None:
-    seconds, nanos = coarsened(np.array([stamp.seconds]), np.array([stamp.nanos]), action)
-    stamp.seconds, stamp.nanos = int(seconds[0]), int(nanos[0])
-
-
-def _walk(message: Message, decision: FieldDecision) -> tuple[Message, FieldDescriptor] | None:
-    """The message holding a decision's leaf, and the leaf's field (None when not set)."""
-    names = (decision.column, *decision.inner)
-    current = message
-    for name in names[:-1]:
-        field = _by_json_name(current.DESCRIPTOR)[name]
-        if not current.HasField(field.name):
-            return None
-        current = getattr(current, field.name)
-    return current, _by_json_name(current.DESCRIPTOR)[names[-1]]
-
-
-def _clear(message: Message, decision: FieldDecision) -> None:
-    """Clear a leaf; then the messages above it it leaves empty (an empty location message
-    would still say that a location was sent)."""
-    found = _walk(message, decision)
-    if found is None:
-        return
-    found[0].ClearField(found[1].name)
-    holders: list[tuple[Message, str]] = []
-    current = message
-    for name in (decision.column, *decision.inner)[:-1]:
-        field = _by_json_name(current.DESCRIPTOR)[name]
-        holders.append((current, field.name))
-        current = getattr(current, field.name)
-    for parent, name in reversed(holders):
-        if getattr(parent, name).ByteSize():
-            break
-        parent.ClearField(name)
-
-
-def _transform(message: Message, decision: FieldDecision, action: Action) -> None:
-    """Apply `action` to a leaf as the column engine does to the same column."""
-    found = _walk(message, decision)
-    if found is None:
-        return
-    holder, field = found
-    if field.message_type is not None and field.message_type.full_name == pb.TIMESTAMP_TYPE:
-        if holder.HasField(field.name):
-            _coarsen(getattr(holder, field.name), action)
-        return
-    dtype = pb.SCALAR_TYPES.get(field.type)
-    if field.message_type is None and not field.is_repeated and dtype is not None \
-            and dtype.is_numeric():
-        value = pl.Series([getattr(holder, field.name)], dtype=dtype)
-        done = pl.select(apply_action(pl.lit(value), dtype, action)).item()
-        setattr(holder, field.name, done)
-
-
-_JSON_NAMES: dict[str, dict[str, FieldDescriptor]] = {}
-
-
-def _by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
-    found = _JSON_NAMES.get(descriptor.full_name)
-    if found is None:
-        found = _JSON_NAMES[descriptor.full_name] = {f.json_name: f for f in descriptor.fields}
-    return found
