@@ -2,15 +2,20 @@
 
 Public API for pipelines::
 
-    from filter import load_catalogue, plan, split, split_frame, load_key
+    import filter as vtx
 
-`load_catalogue` reads the policy, `plan` decides every field of a schema, `split` publishes
-export and onshore outputs from Parquet files, `split_protobuf` from protobuf streams,
-`split_frame` splits a frame in memory, `verify_output` checks a published output.
-`split_dataset` splits a Ray Dataset (the ``ray`` extra: ``pip install '.[ray]'``). It,
-`split_protobuf` and `verify_output` (with `VerifyReport`) are loaded on first use:
-``import filter`` imports neither Ray nor the protobuf runtime, and a Parquet split starts
-sooner.
+    key = vtx.load_key("fleet.key")
+    vtx.split("batch/", "out/export", "out/onshore", "after-sales", key=key)
+
+`load_catalogue` reads the policy, `plan` decides every field of a schema. A split is a
+`SplitRequest` run on an engine (`run(request, engine)`: `LocalEngine`, or `RayEngine` for a
+Ray cluster); the helpers build the request: `split` publishes export and onshore outputs
+from Parquet files, `split_protobuf` from protobuf streams; `split_frame` splits a frame in
+memory, `split_dataset` a Ray Dataset (the ``ray`` extra: ``pip install '.[ray]'``). Every
+helper takes the scenario, then `key=`, `catalogue=` and the rest by name.
+`verify_output` checks a published output. What needs Ray, the protobuf runtime or the
+verifier is loaded on first use: ``import filter`` imports none of them, and a Parquet split
+starts sooner.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from filter._version import __version__
 from filter.apply.pseudonym import load_key, vehicle_token
-from filter.engines.parquet import SplitResult, split, split_frame
+from filter.engines.frames import split_frame
+from filter.engines.local import LocalEngine
+from filter.engines.request import ProtobufInput, SplitRequest, SplitResult
+from filter.engines.run import run, split, split_protobuf
 from filter.errors import (
     CatalogueError,
     InputError,
@@ -35,8 +43,8 @@ from filter.policy.plan import ExportPlan, FieldDecision, plan
 
 if TYPE_CHECKING:
     from filter.audit.verify import VerifyReport, verify_output
-    from filter.engines.protobuf import split_protobuf
-    from filter.engines.ray import split_dataset
+    from filter.engines.ray import RayEngine
+    from filter.engines.ray_dataset import split_dataset
 
 __all__ = [
     "Catalogue",
@@ -45,8 +53,12 @@ __all__ = [
     "FieldDecision",
     "InputError",
     "KeyFileError",
+    "LocalEngine",
     "OutputError",
+    "ProtobufInput",
+    "RayEngine",
     "ScenarioError",
+    "SplitRequest",
     "SplitResult",
     "UnclassifiedFieldsError",
     "VerifyReport",
@@ -57,6 +69,7 @@ __all__ = [
     "load_key",
     "plan",
     "read_manifest",
+    "run",
     "split",
     "split_dataset",
     "split_frame",
@@ -68,15 +81,15 @@ __all__ = [
 
 #: What `__getattr__` loads on first use, and from where.
 _LOADED_ON_USE = {
-    "split_dataset": "filter.engines.ray",
-    "split_protobuf": "filter.engines.protobuf",
+    "RayEngine": "filter.engines.ray",
+    "split_dataset": "filter.engines.ray_dataset",
     "verify_output": "filter.audit.verify",
     "VerifyReport": "filter.audit.verify",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Load `split_dataset`, `split_protobuf`, `verify_output` and `VerifyReport` on first use."""
+    """Load `RayEngine`, `split_dataset`, `verify_output` and `VerifyReport` on first use."""
     if name in _LOADED_ON_USE:
         import importlib
 

@@ -87,6 +87,25 @@ class OutputError(VtxError):
     exit_code = EXIT_DATA
 
 
+class RequestError(VtxError):
+    """A split request that asks for what cannot be done together (protobuf output from
+    Parquet input, an option the chosen engine does not have)."""
+
+    exit_code = EXIT_USAGE
+
+
+def write_failed(exc: OSError, directory: object) -> OutputError:
+    """The `OutputError` for a write into `directory` that the disk refused."""
+    return OutputError(f"cannot write {directory}: {exc.strerror or exc}")
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether a writer's error (Polars' text of it) is the disk's: full, over quota,
+    read-only."""
+    text = str(exc).lower()
+    return "no space left" in text or "disk quota" in text or "read-only file system" in text
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's text: library errors (Polars, pyarrow) run long."""
     return (str(exc).strip() or type(exc).__name__).splitlines()[0]

@@ -185,7 +185,7 @@ def test_the_split_moves_what_must_hit_and_keeps_ordinary_text_as_it_is() -> Non
     notes = [*MUST_HIT, *MUST_NOT_HIT]
     frame = pl.DataFrame({"vin": ["LSV00000000000001"] * len(notes),
                           "timestamp": list(range(len(notes))), "Vehicle.Service.Notes": notes})
-    export, onshore = split_frame(frame, None, "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY)
     exported = export["Vehicle.Service.Notes"].to_list()
     assert exported[:len(MUST_HIT)] == [None] * len(MUST_HIT)
     # Detection alone sees the normalised text: what is exported is exactly what came in.

@@ -17,7 +17,7 @@ from .conftest import KEY, MINI_CATALOGUE
 
 
 def test_export_holds_only_exported_fields(batch: pl.DataFrame, mini_catalogue) -> None:
-    export, onshore = split_frame(batch, mini_catalogue, "after-sales", key=KEY)
+    export, onshore = split_frame(batch, "after-sales", key=KEY, catalogue=mini_catalogue)
     assert export.columns[:2] == ["vehicle_token", "timestamp"]
     assert "vin" not in export.columns
     assert "Vehicle.Cabin.HVAC.AmbientAirTemperature" not in export.columns
@@ -27,7 +27,7 @@ def test_export_holds_only_exported_fields(batch: pl.DataFrame, mini_catalogue) 
 
 
 def test_split_struct_keeps_its_leaves_apart(batch: pl.DataFrame, mini_catalogue) -> None:
-    export, onshore = split_frame(batch, mini_catalogue, "rnd", key=KEY)
+    export, onshore = split_frame(batch, "rnd", key=KEY, catalogue=mini_catalogue)
     assert export.schema["Vehicle"] == pl.Struct({"TraveledDistance": pl.Int64})
     assert onshore.schema["Vehicle"] == pl.Struct(
         {"CurrentLocation": pl.Struct({"Latitude": pl.Float64, "Longitude": pl.Float64,
@@ -40,7 +40,7 @@ def test_split_struct_keeps_its_leaves_apart(batch: pl.DataFrame, mini_catalogue
 
 
 def test_tokens_are_per_vin_hmac(batch: pl.DataFrame, mini_catalogue) -> None:
-    export, onshore = split_frame(batch, mini_catalogue, "rnd", key=KEY)
+    export, onshore = split_frame(batch, "rnd", key=KEY, catalogue=mini_catalogue)
     pairs = onshore.select("vin", "vehicle_token").unique()
     assert pairs.height == batch["vin"].n_unique()
     for vin, token in pairs.iter_rows():
@@ -50,19 +50,19 @@ def test_tokens_are_per_vin_hmac(batch: pl.DataFrame, mini_catalogue) -> None:
 
 def test_null_vin_gets_null_token(mini_catalogue) -> None:
     frame = pl.DataFrame({"vin": ["A" * 17, None], "ts": [1, 2], "Vehicle.Speed": [1.0, 2.0]})
-    export, _ = split_frame(frame, mini_catalogue, "rnd", key=KEY)
+    export, _ = split_frame(frame, "rnd", key=KEY, catalogue=mini_catalogue)
     assert export["vehicle_token"].null_count() == 1
 
 
 def test_outputs_reconstruct_the_input(batch: pl.DataFrame, mini_catalogue) -> None:
     for scenario in ("rnd", "after-sales"):
-        export, onshore = split_frame(batch, mini_catalogue, scenario, key=KEY)
+        export, onshore = split_frame(batch, scenario, key=KEY, catalogue=mini_catalogue)
         assert_frame_equal(reconstruct(export, onshore, batch.schema), batch)
 
 
 def test_lazy_in_lazy_out_and_caller_frame_untouched(batch: pl.DataFrame, mini_catalogue) -> None:
     before = batch.clone()
-    export, onshore = split_frame(batch.lazy(), mini_catalogue, "rnd", key=KEY)
+    export, onshore = split_frame(batch.lazy(), "rnd", key=KEY, catalogue=mini_catalogue)
     assert isinstance(export, pl.LazyFrame) and isinstance(onshore, pl.LazyFrame)
     assert export.collect().height == batch.height
     assert_frame_equal(batch, before)
@@ -71,7 +71,7 @@ def test_lazy_in_lazy_out_and_caller_frame_untouched(batch: pl.DataFrame, mini_c
 def test_plan_is_applied_not_rematched(batch: pl.DataFrame, mini_catalogue) -> None:
     # The plan is pure data: the same plan gives the same columns on any frame of the schema.
     p = plan(batch.schema, mini_catalogue, "rnd")
-    export, _ = split_frame(batch.head(5), mini_catalogue, "rnd", key=KEY)
+    export, _ = split_frame(batch.head(5), "rnd", key=KEY, catalogue=mini_catalogue)
     exported = {f.column for f in p.fields if f.destination in ("export", "both")}
     assert set(export.columns) - {"vehicle_token"} == exported
 
@@ -94,7 +94,7 @@ def notes_frame() -> pl.DataFrame:
 
 def test_detected_values_move_onshore(mini_catalogue) -> None:
     frame = notes_frame()
-    export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY, catalogue=mini_catalogue)
     notes = export["Vehicle.Service.Notes"].to_list()
     assert notes == [None] * 7 + ["P0420 cleared", None, "tyre check ok"]
     assert onshore["Vehicle.Service.Notes"].to_list() == [*SENSITIVE, None, None, None]
@@ -135,20 +135,20 @@ def test_actions_transform_the_export_and_keep_the_exact_value_onshore() -> None
         "Vehicle.Powertrain.TractionBattery.StateOfHealth": [91.46, 87.51],
         "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure": [231, 244],
     })
-    export, onshore = split_frame(frame, catalogue, "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY, catalogue=catalogue)
     assert export["timestamp"].to_list() == [datetime(2026, 11, 2, 8), datetime(2026, 11, 2, 9)]
     assert onshore["timestamp"].equals(frame["timestamp"])
     assert export["Vehicle.Powertrain.TractionBattery.StateOfHealth"].to_list() == [91.0, 88.0]
     assert onshore["Vehicle.Powertrain.TractionBattery.StateOfHealth"].to_list() == [91.46, 87.51]
     assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)
     # Under rnd the timestamp is not coarsened.
-    export_rnd, _ = split_frame(frame, catalogue, "rnd", key=KEY)
+    export_rnd, _ = split_frame(frame, "rnd", key=KEY, catalogue=catalogue)
     assert export_rnd["timestamp"].equals(frame["timestamp"])
 
 
 def test_binary_fields_are_never_exported(mini_catalogue) -> None:
     frame = pl.DataFrame({"vin": ["A" * 17], "ts": [1], "Vehicle.Service.Snapshot": [b"\xff\xd8"]})
-    export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY, catalogue=mini_catalogue)
     assert "Vehicle.Service.Snapshot" not in export.columns
     assert onshore["Vehicle.Service.Snapshot"].to_list() == [b"\xff\xd8"]
 
@@ -157,9 +157,9 @@ def test_row_by_row_scan_agrees_with_distinct_value_tables(mini_catalogue, monke
     from filter.apply import value_tables
 
     frame = notes_frame()
-    by_table = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    by_table = split_frame(frame, "after-sales", key=KEY, catalogue=mini_catalogue)
     monkeypatch.setattr(value_tables, "DISTINCT_LIMIT", 0)  # every field counts as free text
-    by_row = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    by_row = split_frame(frame, "after-sales", key=KEY, catalogue=mini_catalogue)
     for table_side, row_side in zip(by_table, by_row, strict=True):
         assert_frame_equal(table_side, row_side)
     assert by_row[0]["Vehicle.Service.Notes"].null_count() == 8
@@ -177,7 +177,7 @@ def test_detectors_reach_string_leaves_inside_structs(mini_catalogue) -> None:
             None,
         ],
     })
-    export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY, catalogue=mini_catalogue)
     assert export["Vehicle"].to_list() == [
         {"Service": {"Note": None, "Code": 1}},
         {"Service": {"Note": "all fine", "Code": 2}},

@@ -265,6 +265,7 @@ def test_string_verdicts_are_the_detectors_batch_after_batch() -> None:
 def test_a_detected_value_seen_in_an_earlier_batch_still_moves(payload, shipped, tmp_path,
                                                               monkeypatch) -> None:
     from filter.engines import protobuf as protobuf_split
+    from filter.engines.run import split_protobuf
 
     monkeypatch.setattr(protobuf_split, "BATCH_MESSAGES", 2)
     raws = []
@@ -276,7 +277,7 @@ def test_a_detected_value_seen_in_an_earlier_batch_still_moves(payload, shipped,
         raws.append(msg.SerializeToString())
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(*raws))
-    result = protobuf_split.split_protobuf(
+    result = split_protobuf(
         stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
         message="testfleet.Payload", descriptor_set=DATA / "fleet_test.binpb", catalogue=shipped)
     export = pl.read_parquet(tmp_path / "e" / "*.parquet")
@@ -324,7 +325,7 @@ def test_an_entry_holding_a_vin_of_the_batch_stays_onshore(
     shipped, tmp_path: Path, output_format: str
 ) -> None:
     from filter.audit.verify import verify_output
-    from filter.engines.protobuf import split_protobuf
+    from filter.engines.run import split_protobuf
 
     stream = envelope_stream(tmp_path / "kv.bin")
     result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,

@@ -275,7 +275,7 @@ FRAME_LEAKS: dict[str, str] = {}
 def test_planted_values_stay_out_of_the_frame_export(kind: str, tmp_path: Path) -> None:
     source = tmp_path / "in.parquet"
     PARQUET_INPUTS[kind](source)
-    export, onshore = split_frame(pl.read_parquet(source), None, "after-sales", key=KEY)
+    export, onshore = split_frame(pl.read_parquet(source), "after-sales", key=KEY)
     written = tmp_path / "export"
     written.mkdir()
     export.write_parquet(written / "export.parquet", compression="uncompressed", statistics=True)

@@ -254,7 +254,7 @@ def test_an_array_type_it_does_not_encode_is_refused(monkeypatch) -> None:
 def test_a_side_the_encoder_refuses_is_written_by_polars(monkeypatch, tmp_path) -> None:
     # The split falls back to Polars' writer for that side: the same rows, the same files'
     # contents as read back.
-    from filter.engines import protobuf as protobuf_split
+    from filter.engines.run import split_protobuf
     from filter.formats.protobuf import schema as pb
 
     from .conftest import DATA, KEY
@@ -270,7 +270,7 @@ def test_a_side_the_encoder_refuses_is_written_by_polars(monkeypatch, tmp_path) 
                 raise UnsupportedColumn("refused")
             monkeypatch.setattr(kv_decoder, "encode_file", refusing)
         out = tmp_path / str(refuse)
-        protobuf_split.split_protobuf(
+        split_protobuf(
             stream, out / "e", out / "o", "after-sales", key=KEY, message="testfleet.Payload",
             descriptor_set=DATA / "fleet_test.binpb")
         outputs[refuse] = [pl.read_parquet(out / side / "*.parquet") for side in ("e", "o")]

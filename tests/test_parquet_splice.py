@@ -618,7 +618,7 @@ def test_an_enum_exports_without_the_categories_a_detector_hits(tmp_path: Path) 
     them all as the column's dictionary): one a detector hits leaves the export's type."""
     frame = pl.DataFrame({**TWO_ROWS, NOTES: pl.Series(
         ["ok", "ok"], dtype=pl.Enum(["ok", "fine", PLANTED, "a@b.cn"]))})
-    export, onshore = split_frame(frame, None, "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY)
     assert export.schema[NOTES] == pl.Enum(["ok", "fine"])
     assert export[NOTES].to_list() == ["ok", "ok"]
     assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)

@@ -142,7 +142,7 @@ def unique_paths(schema: pl.Schema) -> bool:
 def test_export_holds_only_what_the_catalogue_exports(schema, data, rows) -> None:
     catalogue = build(data)
     frame = rows.draw(frames(schema))
-    export, onshore = split_frame(frame, catalogue, "s", key=KEY)
+    export, onshore = split_frame(frame, "s", key=KEY, catalogue=catalogue)
 
     exported = set(leaf_paths(export.schema)) - {"vehicle_token", "ts"}
     for path in exported:
@@ -215,7 +215,7 @@ def test_sensitive_values_in_ordinary_strings_never_reach_the_export(schema, dat
                       for v in values]
         frame = frame.with_columns(pl.Series(name, values, dtype=dtype))
         planted += [f"{prefix}{p}" for p in picks if p]
-    export, onshore = split_frame(frame, catalogue, "s", key=KEY)
+    export, onshore = split_frame(frame, "s", key=KEY, catalogue=catalogue)
     exported: set[str] = set()
     for name, dtype in export.schema.items():
         if _stored_strings(dtype):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from filter import load_catalogue, read_manifest
 from filter.apply.pseudonym import vehicle_token
 from filter.cli import vtx
-from filter.engines.protobuf import split_protobuf
+from filter.engines.run import split_protobuf
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf import schema as pb
 

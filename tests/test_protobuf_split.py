@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from filter import InputError, UnclassifiedFieldsError, read_manifest
 from filter.cli import vtx
-from filter.engines.protobuf import split_protobuf
+from filter.engines.run import split_protobuf
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf import schema as pb
 

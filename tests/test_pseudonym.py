@@ -111,24 +111,26 @@ def test_key_id_is_a_keyed_fingerprint() -> None:
 
 
 def test_every_entry_point_refuses_a_weak_key(batch, batch_file: Path, tmp_path: Path) -> None:
-    from filter.engines.protobuf import split_protobuf
-    from filter.engines.ray import split_dataset, split_ray, split_ray_protobuf
+    from filter.engines.ray import RayEngine
+    from filter.engines.ray_dataset import split_dataset
+    from filter.engines.run import split_protobuf
 
     weak = b"x" * 16  # what the CLI let through before
     targets = (tmp_path / "e", tmp_path / "o", "after-sales")
     calls = {
         "split": lambda: split(batch_file, *targets, key=weak),
         "split reencode": lambda: split(batch_file, *targets, key=weak, reencode=True),
-        "split_frame": lambda: split_frame(batch, None, "after-sales", key=b""),
-        "split_frame lazy": lambda: split_frame(batch.lazy(), None, "after-sales", key=weak),
+        "split_frame": lambda: split_frame(batch, "after-sales", key=b""),
+        "split_frame lazy": lambda: split_frame(batch.lazy(), "after-sales", key=weak),
         "split_protobuf": lambda: split_protobuf(
             batch_file, *targets, key=b"", message="vtx.telemetry.v1.Envelope"
         ),
         # The key is checked before Ray is imported or started: no cluster needed.
-        "split_dataset": lambda: split_dataset(None, None, "after-sales", key=weak),  # type: ignore[arg-type]
-        "split_ray": lambda: split_ray(batch_file, *targets, key=weak),
-        "split_ray_protobuf": lambda: split_ray_protobuf(
-            batch_file, *targets, key=weak, message="vtx.telemetry.v1.Envelope"
+        "split_dataset": lambda: split_dataset(None, "after-sales", key=weak),  # type: ignore[arg-type]
+        "split on Ray": lambda: split(batch_file, *targets, key=weak, engine=RayEngine()),
+        "split_protobuf on Ray": lambda: split_protobuf(
+            batch_file, *targets, key=weak, message="vtx.telemetry.v1.Envelope",
+            engine=RayEngine(),
         ),
     }
     for name, call in calls.items():
@@ -236,7 +238,7 @@ def _assert_tokens(tokens: list[str | None]) -> None:
 
 def test_parquet_paths_normalise_and_give_no_token_without_a_vin(tmp_path: Path) -> None:
     frame = _vin_frame()
-    export, onshore = split_frame(frame, load_catalogue(), "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY, catalogue=load_catalogue())
     _assert_tokens(export["vehicle_token"].to_list())
     assert onshore["vin"].to_list() == frame["vin"].to_list()  # the raw VIN, unchanged
     source = tmp_path / "in.parquet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +13,8 @@ from polars.testing import assert_frame_equal
 
 from filter import InputError, UnclassifiedFieldsError, read_manifest
 from filter.cli import vtx
-from filter.engines.parquet import SplitResult
-from filter.engines.protobuf import split_protobuf
+from filter.engines.request import SplitResult
+from filter.engines.run import split_protobuf
 from filter.formats.protobuf import schema as pb
 
 from .conftest import KEY
@@ -22,7 +23,10 @@ from .test_readers_protobuf import delimited, make_payload
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
-from filter.engines.ray import split_ray_protobuf  # noqa: E402  (after the skip: needs ray)
+from filter.engines.ray import RayEngine  # noqa: E402  (after the skip: needs ray)
+
+#: `filter.split_protobuf` on the Ray engine (a local cluster the fixture starts).
+split_ray_protobuf = functools.partial(split_protobuf, engine=RayEngine())
 
 PAYLOAD = {"message": "testfleet.Payload", "descriptor_set": TEST_SET}
 RECORD = {"message": "vtx.telemetry.v1.Record"}

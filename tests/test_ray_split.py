@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,12 +23,12 @@ from .conftest import KEY, MINI_CATALOGUE
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
-from filter.engines.ray import (  # noqa: E402  (after the skip: needs ray)
-    RayUnavailableError,
-    import_ray,
-    split_dataset,
-    split_ray,
-)
+from filter.engines.ray import RayEngine  # noqa: E402  (after the skip: needs ray)
+from filter.engines.ray_dataset import split_dataset  # noqa: E402
+from filter.engines.ray_session import RayUnavailableError, import_ray  # noqa: E402
+
+#: `filter.split` on the Ray engine (a local cluster the fixture starts).
+split_ray = functools.partial(split, engine=RayEngine())
 
 #: Values the detectors move out of the export, and values they leave alone.
 NOTES = ["31.230416, 121.473701", "tyre check ok", "沪A12345", None, "13812345678",
@@ -132,11 +133,11 @@ def test_fields_over_the_distinct_limit_are_scanned_row_by_row(
 
 def test_split_dataset_in_memory(fleet, mini_catalogue) -> None:
     ds = ray.data.from_arrow([fleet.slice(0, 60).to_arrow(), fleet.slice(60).to_arrow()])
-    export_ds, onshore_ds = split_dataset(ds, mini_catalogue, "after-sales", key=KEY)
+    export_ds, onshore_ds = split_dataset(ds, "after-sales", key=KEY, catalogue=mini_catalogue)
     export = pl.from_arrow(pa.concat_tables(ray.get(export_ds.to_arrow_refs())))
     onshore = pl.from_arrow(pa.concat_tables(ray.get(onshore_ds.to_arrow_refs())))
     assert isinstance(export, pl.DataFrame) and isinstance(onshore, pl.DataFrame)
-    want_export, want_onshore = split_frame(fleet, mini_catalogue, "after-sales", key=KEY)
+    want_export, want_onshore = split_frame(fleet, "after-sales", key=KEY, catalogue=mini_catalogue)
     assert_frame_equal(by_key(export), by_key(want_export))
     assert_frame_equal(by_key(onshore), by_key(want_onshore))
     assert "vin" not in export.columns

@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from filter import split
 from filter.cli import vtx
-from filter.engines.protobuf import split_protobuf
+from filter.engines.run import split_protobuf
 from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA, KEY

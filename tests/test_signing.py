@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from filter import KeyFileError, split
 from filter.audit.verify import verify_output
 from filter.cli import vtx
-from filter.engines.protobuf import split_protobuf
+from filter.engines.run import split_protobuf
 from filter.errors import OutputError
 from filter.outputs.signing import DOMAIN, SIGNATURE_NAME, key_id, load_public_key, load_signing_key
 
@@ -390,9 +390,9 @@ def test_a_signature_file_must_be_exactly_what_vtx_writes(signed, runner, tamper
 def test_signing_happens_in_staging_so_nothing_half_signed_publishes(
     batch_file, keys, tmp_path, monkeypatch
 ) -> None:
-    import filter.engines.parquet
+    import filter.outputs.pair
 
-    real, calls = filter.engines.parquet.sign_manifest, []
+    real, calls = filter.outputs.pair.sign_manifest, []
 
     def fail_second(directory, key):
         calls.append(directory)
@@ -400,7 +400,7 @@ def test_signing_happens_in_staging_so_nothing_half_signed_publishes(
             raise OutputError(f"{directory}: cannot write signature: No space left on device")
         return real(directory, key)
 
-    monkeypatch.setattr(filter.engines.parquet, "sign_manifest", fail_second)
+    monkeypatch.setattr(filter.outputs.pair, "sign_manifest", fail_second)
     with pytest.raises(OutputError, match="No space left"):
         split(
             batch_file,

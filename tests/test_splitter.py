@@ -266,11 +266,11 @@ def test_a_vin_of_the_batch_in_an_exported_string_stays_onshore(
 def test_split_frame_moves_the_batch_vins_out_of_the_export() -> None:
     first, second = _vin_batch()
     frame = pl.concat([first, second])
-    export, onshore = split_frame(frame, None, "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY)
     assert export[NOTES].to_list() == ["ok", None, None, None, None, None, "fine", "fine"]
     assert export[OIL].null_count() == 1
     assert_frame_equal(reconstruct(export, onshore, frame.schema), frame)
-    lazy_export, _ = split_frame(frame.lazy(), None, "after-sales", key=KEY)
+    lazy_export, _ = split_frame(frame.lazy(), "after-sales", key=KEY)
     assert_frame_equal(lazy_export.collect(), export)
 
 
@@ -279,7 +279,7 @@ def test_short_vin_values_hit_only_as_a_whole_value() -> None:
     or every text holding its letters would move."""
     frame = pl.DataFrame({"vin": ["X1", "X1"], "timestamp": [1, 2],
                           NOTES: ["x1", "tax1 paid"]})
-    export, _ = split_frame(frame, None, "after-sales", key=KEY)
+    export, _ = split_frame(frame, "after-sales", key=KEY)
     assert export[NOTES].to_list() == [None, "tax1 paid"]
 @pytest.mark.parametrize("reencode", [False, True], ids=["spliced", "reencode"])
 def test_a_path_with_glob_characters_is_that_file(batch, tmp_path, reencode) -> None:

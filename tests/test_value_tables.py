@@ -7,8 +7,8 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from filter import plan, split_frame
+from filter.apply.lookups import batch_lookups
 from filter.apply.value_tables import distinct_query, enumeration_fields
-from filter.engines.parquet import batch_lookups
 
 from .conftest import KEY
 
@@ -48,12 +48,12 @@ def test_an_enumeration_only_at_the_start_gets_no_table(mini_catalogue, monkeypa
     decided = plan(frame.schema, mini_catalogue, "after-sales")
     assert [d.path for d in enumeration_fields(frame.lazy(), decided)] == [NOTES]
     assert batch_lookups(frame.lazy(), decided, KEY).tables == {}
-    export, onshore = split_frame(frame, mini_catalogue, "after-sales", key=KEY)
+    export, onshore = split_frame(frame, "after-sales", key=KEY, catalogue=mini_catalogue)
     assert export[NOTES].to_list() == ["ok"] * 200 + [None] * 800
     monkeypatch.setattr("filter.apply.value_tables.DISTINCT_LIMIT", 10_000)  # now with a table
     assert NOTES in batch_lookups(frame.lazy(), decided, KEY).tables
-    for with_table, by_row in zip(split_frame(frame, mini_catalogue, "after-sales", key=KEY),
-                                  (export, onshore), strict=True):
+    with_tables = split_frame(frame, "after-sales", key=KEY, catalogue=mini_catalogue)
+    for with_table, by_row in zip(with_tables, (export, onshore), strict=True):
         assert_frame_equal(with_table, by_row)
 
 
@@ -70,7 +70,7 @@ def test_a_batch_read_in_runs_finds_what_one_query_finds(mini_catalogue, tmp_pat
     frame.write_parquet(path, row_group_size=10)
     decided = plan(frame.schema, mini_catalogue, "after-sales")
     whole = batch_lookups(pl.scan_parquet(path), decided, KEY)
-    monkeypatch.setattr("filter.engines.parquet.LOOKUP_RUN_ROWS", 13)
+    monkeypatch.setattr("filter.apply.lookups.LOOKUP_RUN_ROWS", 13)
     runs = batch_lookups(pl.scan_parquet(path), decided, KEY, rows=frame.height)
     assert len(runs.tokens) == 7 and runs.tokens == whole.tokens
     assert set(runs.tables) == set(whole.tables) == {NOTES}
@@ -94,6 +94,6 @@ def test_a_batch_read_in_runs_finds_what_one_query_finds(mini_catalogue, tmp_pat
         queries.append(args[2].path)
         return distinct_query(*args)
 
-    monkeypatch.setattr("filter.engines.parquet.distinct_query", recording)
+    monkeypatch.setattr("filter.apply.lookups.distinct_query", recording)
     assert batch_lookups(pl.scan_parquet(path), decided, KEY, rows=frame.height).tables == {}
     assert queries == [NOTES] * 6  # of 8 runs: not read again once past the limit

@@ -60,8 +60,7 @@ from google.protobuf.descriptor import Descriptor
 
 from filter.apply.detectors import as_strings, detector_hits
 from filter.apply.reconstruct import INPUT_INDEX, SIDE, WRITTEN_INDEX, entry_positions
-from filter.engines.parquet import resolve_catalogue
-from filter.engines.protobuf import QUARANTINE_DIR
+from filter.engines.protobuf_tally import QUARANTINE_DIR
 from filter.errors import InputError, first_line
 from filter.formats.parquet.inputs import READ_ERRORS
 from filter.formats.protobuf import batches as protobuf_batches
@@ -70,6 +69,7 @@ from filter.formats.protobuf.schema import UNKNOWN_FIELDS
 from filter.outputs.manifest import MANIFEST_NAME, SCHEMA_VERSION, manifest_if_any, sha256_file
 from filter.outputs.signing import SIGNATURE_NAME, check_signature, load_public_key
 from filter.policy.catalogue import Catalogue
+from filter.policy.pin import resolve_catalogue
 from filter.policy.plan import TOKEN_COLUMN, decide_path
 from filter.string_dtypes import is_scannable
 

@@ -14,8 +14,8 @@ from filter.cli.options import (
     origin_option,
     scenario_option,
 )
-from filter.engines.parquet import resolve_catalogue
 from filter.formats.parquet.inputs import expand_inputs, inspect_batch
+from filter.policy.pin import resolve_catalogue
 from filter.policy.plan import ExportPlan, plan
 
 _STYLE = {"export": "green", "onshore": "red", "both": "cyan"}
@@ -53,7 +53,7 @@ def command(
     catalogue = resolve_catalogue(catalogue_path)
     catalogue.scenario(scenario)
     if message is not None:
-        from filter.engines.protobuf import descriptor_plan
+        from filter.engines.protobuf_batch import descriptor_plan
         from filter.formats.protobuf.schema import load_schema
 
         decided = descriptor_plan(

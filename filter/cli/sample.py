@@ -22,7 +22,8 @@ from pathlib import Path
 import polars as pl
 
 from filter.apply.pseudonym import load_key
-from filter.engines.parquet import SplitResult, split
+from filter.engines.request import SplitResult
+from filter.engines.run import split
 from filter.files import replace_file, write_new
 
 DEMO_SCENARIO = "after-sales"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import gc
 import sys
 from collections.abc import Iterator
@@ -20,9 +20,13 @@ from filter.cli.options import (
     scenario_option,
 )
 from filter.cli.summary import print_summary
-from filter.engines.parquet import ProgressCallback, check_pin, resolve_catalogue, split
+from filter.engines.engine import Engine
+from filter.engines.local import LocalEngine
+from filter.engines.request import ProgressCallback, ProtobufInput, SplitRequest
+from filter.engines.run import run
 from filter.errors import InputError
 from filter.outputs.signing import SIGNING_KEY_ENV
+from filter.policy.pin import resolve_catalogue
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -110,8 +114,6 @@ def command(
     """Split INPUT files, directories or globs (Parquet or protobuf) into an export and an
     onshore set."""
     catalogue = resolve_catalogue(catalogue_path)
-    check_pin(catalogue, catalogue_sha256)
-    catalogue.scenario(scenario)
     if ray_address is not None and engine != "ray":
         raise click.UsageError("--ray-address needs --engine ray")
     protobuf = _is_protobuf(input_format, message, descriptor_set, inputs)
@@ -123,37 +125,28 @@ def command(
         raise click.UsageError("--reencode applies to Parquet input with --engine local")
     if output_format == "protobuf" and engine == "ray":
         raise click.UsageError("--output-format protobuf runs with --engine local only")
-    key = load_key(key_file)
-    run = split
-    if protobuf:
-        from filter.engines.protobuf import split_protobuf
+    protobuf_input = ProtobufInput(
+        message, descriptor_set, framing, kv_field, kv_namespace,  # type: ignore[arg-type]
+        on_bad_record,  # type: ignore[arg-type]
+    ) if protobuf and message is not None else None
+    request = SplitRequest(
+        tuple(inputs), export_dir, onshore_dir, scenario, key=load_key(key_file),
+        catalogue=catalogue, catalogue_sha256=catalogue_sha256, origin=origin,
+        protobuf=protobuf_input, output_format=output_format,  # type: ignore[arg-type]
+        on_unknown=on_unknown, overwrite=overwrite,  # type: ignore[arg-type]
+        reencode=reencode, signing_key=signing_key_file,
+    )
+    runner: Engine = LocalEngine()
+    if engine == "ray":
+        from filter.engines.ray import RayEngine
 
-        run = functools.partial(
-            split_protobuf, message=message, descriptor_set=descriptor_set, framing=framing,
-            kv_field=kv_field, namespace=kv_namespace, on_bad_record=on_bad_record,
-        )
-        if output_format == "protobuf":
-            run = functools.partial(run, output_format="protobuf")
-        if engine == "ray":
-            from filter.engines.ray import split_ray_protobuf
-
-            run = functools.partial(split_ray_protobuf, address=ray_address, **run.keywords)
-    elif engine == "ray":
-        from filter.engines.ray import split_ray
-
-        run = functools.partial(split_ray, address=ray_address)
-    elif reencode:
-        run = functools.partial(split, reencode=True)
+        runner = RayEngine(ray_address)
     # What is loaded by now (modules, the catalogue) lasts as long as the process: frozen, it
     # is left out of the collections the run triggers, which would otherwise walk it each time.
     gc.freeze()
     keep_freed_memory()
     with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
-        result = run(
-            list(inputs), export_dir, onshore_dir, scenario,
-            key=key, catalogue=catalogue, on_unknown=on_unknown,  # type: ignore[arg-type]
-            origin=origin, overwrite=overwrite, progress=progress, signing_key=signing_key_file,
-        )
+        result = run(dataclasses.replace(request, progress=progress), runner)
     if not quiet:
         print_summary(result)
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import click
 
-from filter.engines.parquet import SplitResult
+from filter.engines.request import SplitResult
 from filter.outputs.signing import signed_by
 
 

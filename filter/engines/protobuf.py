@@ -1,34 +1,28 @@
-"""Run a split on protobuf input: one more reader in front of the same plan and publishing.
+"""The local engine's protobuf split: each batch of messages into a pair of part files.
 
-In: protobuf inputs (files, globs; a directory is a topic dump of single-message files), the
-message type (from a descriptor set, or vtx's shipped schemas), the framing, and the options of
-`filter.engines.parquet.split`.
-Out: both targets published atomically with Parquet part files and manifests, as for Parquet
-input. Plain messages give one row per message, split column by column with the same engine
+In: a `SplitRun` of a `ProtobufBatch` (its stagings, plan, key, options).
+Out: per batch of messages a pair of part files (``part-<input>-<batch>.parquet``, or ``.pb``
+for protobuf output; the same names on both sides), reconciled; their records, the detector
+counts, the plan the manifests list and their protobuf keys (`engines.protobuf_tally`). Plain
+messages give one row per message, split column by column with the same engine
 (`filter.apply.columns`); key/value envelopes give one row per entry, routed entry by entry
-(`filter.apply.kv_routing`). Each batch of messages becomes a pair of part files
-(``part-<input>-<batch>.parquet``, the same names on both sides).
-May fail: what `split` may, plus `InputError` for a bad record (file, byte offset and message
-index). With ``on_bad_record="quarantine"`` bad records are kept instead, raw, under the onshore
-output's ``quarantine/`` with their offsets, counted in the manifests, and the run goes on.
+(`filter.apply.kv_routing`).
+May fail: `InputError` for a bad record (file, byte offset and message index). With
+``on_bad_record="quarantine"`` bad records are kept instead, raw, under the onshore output's
+``quarantine/`` with their offsets, counted in the manifests, and the run goes on.
 
 Streaming: messages are decoded in batches; memory is bounded by the batch, not the stream.
-This is the plain-protobuf decoding path (`filter.formats.protobuf.schema`).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
-import time
-import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -36,157 +30,59 @@ import pyarrow.parquet as pq
 from filter.apply.columns import COUNT_SEPARATOR, MOVED, Lookups, detector_counts
 from filter.apply.detectors import BatchVins, any_hit
 from filter.apply.kv_routing import (
-    ENTRY_COUNTS,
     KeyValueQueries,
     StringVerdicts,
     split_decoded,
     split_key_values,
 )
 from filter.apply.messages import timestamp_cut, write_plain_streams
-from filter.apply.pseudonym import TokenMapping, check_key, key_id, token_mapping
-from filter.engines.parquet import (
-    ProgressCallback,
-    SplitResult,
-    check_pin,
-    check_targets,
-    is_disk_error,
-    publish_outputs,
-    resolve_catalogue,
-    staged_outputs,
-    write_pair,
+from filter.apply.pseudonym import TokenMapping, token_mapping
+from filter.engines.engine import SplitRun, WrittenParts
+from filter.engines.frames import write_pair
+from filter.engines.protobuf_batch import ProtobufBatch
+from filter.engines.protobuf_tally import (
+    Tally,
+    check_unknown,
+    manifest_extra,
+    manifest_plan,
+    quarantine_handler,
+    reconcile_outputs,
+    source_bytes,
+    source_digest,
 )
-from filter.errors import InputError, OutputError, UnclassifiedFieldsError, first_line
-from filter.files import argument_paths, check_named, entry_kind, found_special
+from filter.errors import InputError, OutputError, first_line, is_disk_error, write_failed
 from filter.formats.parquet.metadata import plain_string_metadata
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf import writer as pbw
-from filter.outputs.manifest import FileRecord, sha256_file
+from filter.outputs.manifest import FileRecord
 from filter.outputs.parts import PARQUET_OPTIONS, HashingFile, part_pair
-from filter.outputs.signing import resolve_signing_key
 from filter.policy.catalogue import Catalogue, action_for
-from filter.policy.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
+from filter.policy.plan import ExportPlan
 from filter.prefetch import mapped_ahead, prefetched
 
-if TYPE_CHECKING:
-    from filter.outputs.signing import SigningKey
-
-OnBadRecord = Literal["fail", "quarantine"]
-OutputFormat = Literal["parquet", "protobuf"]
 #: Messages decoded per batch (and per pair of part files), with Parquet output. Each batch
 #: costs some 20 ms of fixed work (a few hundred calls per side and column); on 1M and 5M
 #: key/value messages 50,000 split 10-15% faster than 25,000, at 710-740 MB peak (510-550).
 BATCH_MESSAGES = 50_000
 #: The same with protobuf output (`--output-format protobuf`), which also does best at 50,000.
 STREAM_BATCH_MESSAGES = 50_000
-QUARANTINE_DIR = "quarantine"
 
 
-@dataclass
-class Tally:
-    """What the run saw, for the manifests and the reconciliation."""
-
-    messages: Counter[Path] = field(default_factory=Counter)
-    entries: Counter[str] = field(default_factory=Counter)
-    detections: Counter[str] = field(default_factory=Counter)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
-
-    def merge(self, other: Tally) -> None:
-        """Add what `other` saw (another part of the run) to this tally."""
-        self.messages.update(other.messages)
-        self.entries.update(other.entries)
-        self.detections.update(other.detections)
-        self.quarantined.extend(other.quarantined)
-        self.keys.update(other.keys)
-
-
-@dataclass(frozen=True)
-class ProtobufRun:
-    """What a protobuf split settles before reading any data, whatever the engine."""
-
-    catalogue: Catalogue
-    schema: pb.ProtoSchema
-    sources: list[Path]
-    plan: ExportPlan
-    targets: tuple[Path, Path]  # (export, onshore), absolute
-
-
-def prepare_run(
-    inputs: str | Path | Sequence[str | Path],
-    export_dir: str | Path,
-    onshore_dir: str | Path,
-    scenario: str,
-    *,
-    load: Callable[[], pb.ProtoSchema],
-    catalogue: Catalogue | str | Path | None,
-    catalogue_sha256: str | None,
-    on_unknown: OnUnknown,
-    origin: str | None,
-    namespace: str,
-) -> ProtobufRun:
-    """Check the catalogue (pin, scenario), load the message type with `load`, find the
-    inputs, plan, and check the targets, in that order: the first problem is the one shown."""
-    cat = resolve_catalogue(catalogue)
-    check_pin(cat, catalogue_sha256)
-    cat.scenario(scenario)
-    schema = load()
-    sources = expand_protobuf_inputs([inputs] if isinstance(inputs, str | Path) else inputs)
-    export_plan = protobuf_plan(schema, cat, scenario, on_unknown, origin, namespace)
-    return ProtobufRun(cat, schema, sources, export_plan,
-                       check_targets(export_dir, onshore_dir, sources))
-
-
-def split_protobuf(
-    inputs: str | Path | Sequence[str | Path],
-    export_dir: str | Path,
-    onshore_dir: str | Path,
-    scenario: str,
-    *,
-    key: bytes,
-    message: str,
-    descriptor_set: str | Path | None = None,
-    framing: pb.Framing = "delimited",
-    kv_field: str | None = None,
-    namespace: str = "fleet",
-    catalogue: Catalogue | str | Path | None = None,
-    on_unknown: OnUnknown = "withhold",
-    on_bad_record: OnBadRecord = "fail",
-    origin: str | None = None,
-    catalogue_sha256: str | None = None,
-    overwrite: bool = False,
-    progress: ProgressCallback | None = None,
-    output_format: OutputFormat = "parquet",
-    signing_key: SigningKey | None = None,
-) -> SplitResult:
-    """Split protobuf `inputs` of type `message` into published export and onshore outputs.
-
-    `output_format` "protobuf" writes each side as delimited streams of the input's own type
-    (`formats.protobuf.writer`) instead of Parquet. `signing_key` as for `split`. A weak `key`
-    is refused (`filter.apply.pseudonym.check_key`).
-    """
-    started = time.perf_counter()
-    key = check_key(key)
-    run = prepare_run(
-        inputs, export_dir, onshore_dir, scenario,
-        load=lambda: pb.load_schema(descriptor_set, message, kv_field=kv_field),
-        catalogue=catalogue, catalogue_sha256=catalogue_sha256, on_unknown=on_unknown,
-        origin=origin, namespace=namespace,
-    )
-    cat, schema, sources, export_plan = run.catalogue, run.schema, run.sources, run.plan
-    export_target, onshore_target = run.targets
-    signer = resolve_signing_key(signing_key, key)
-
-    run_id = uuid.uuid4().hex
+def write_protobuf_parts(run: SplitRun) -> WrittenParts:
+    """Split every input of `run`'s protobuf batch into pairs of part files, batch by batch."""
+    batch_of_run = run.batch
+    assert isinstance(batch_of_run, ProtobufBatch)
+    schema, sources, export_plan = batch_of_run.schema, batch_of_run.sources, batch_of_run.plan
+    options, request, cat, key = batch_of_run.options, run.request, run.catalogue, run.key
+    scenario, namespace, framing = request.scenario, options.namespace, options.framing
+    export_staging, onshore_staging = run.staging
     tally = Tally()
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-hash") as hasher,
-        staged_outputs(export_target, onshore_target, run_id, overwrite=overwrite,
-                       plan=export_plan, input_paths=sources) as stages,
         # Inside the staging: on a failure, its last write ends before the staging is removed.
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-write") as writer,
     ):
-        export_stage, onshore_stage = stages
         hashes = [hasher.submit(source_digest, s) for s in sources]
         export_files: list[FileRecord] = []
         onshore_files: list[FileRecord] = []
@@ -200,11 +96,12 @@ def split_protobuf(
 
         tokens: TokenMapping = {}
         verdicts = StringVerdicts()  # the detectors' verdicts on key/value string values
-        streams = output_format == "protobuf"
+        streams = request.output_format == "protobuf"
         write, suffix = (write_stream_batch, pbw.PART_SUFFIX) if streams else (
             write_batch, ".parquet")
         for index, source in enumerate(sources):
-            quarantine = quarantine_handler(onshore_stage.staging, source, tally, on_bad_record)
+            quarantine = quarantine_handler(onshore_staging, source, tally,
+                                            options.on_bad_record)
             batches = protobuf_batches.iter_batches(
                 schema, source, framing, on_bad=quarantine,
                 batch_size=STREAM_BATCH_MESSAGES if streams else BATCH_MESSAGES,
@@ -251,103 +148,30 @@ def split_protobuf(
                 name = f"part-{index:05d}-{number:05d}{suffix}"
                 pairs.append(write(
                     schema, batch, export_plan, cat, scenario, namespace, known, tally,
-                    export_stage.staging / name, onshore_stage.staging / name, queries=queries,
+                    export_staging / name, onshore_staging / name, queries=queries,
                     **({"writer": writer} if streams else {}),
                 ))
-                check_unknown(tally, on_unknown, namespace, cat.id)  # stop at the first batch
+                # Stopped at the first batch that holds what no rule classifies.
+                check_unknown(tally, request.on_unknown, namespace, cat.id)
                 # At most one batch waits to be written: memory stays bounded.
                 while len(pairs) > 1:
                     take(pairs.popleft())
             while pairs:
                 take(pairs.popleft())
-            if progress is not None:
-                progress(index + 1, len(sources), sum(tally.messages.values()), 0)
+            if request.progress is not None:
+                request.progress(index + 1, len(sources), sum(tally.messages.values()), 0)
         inputs_done = [
             FileRecord(s, tally.messages[s], source_bytes(s), h.result())
             for s, h in zip(sources, hashes, strict=True)
         ]
-        reconcile_outputs(schema, tally, export_files, onshore_files, streams=streams)
-        decided = manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
-        extra = manifest_extra(schema, message, framing, namespace, tally)
-        if streams:
-            extra["output_format"] = {"format": "protobuf", "message": message,
-                                      "framing": "delimited"}
-        manifests = publish_outputs(
-            decided, run_id, inputs_done, stages, export_files, onshore_files,
-            tally.detections, key_id=key_id(key), extra=extra, signing_key=signer,
-        )
-    return SplitResult.published(
-        (export_target, onshore_target), manifests, decided, started
-    )
-
-
-def check_unknown(tally: Tally, on_unknown: OnUnknown, namespace: str, catalogue_id: str) -> None:
-    """Under ``on_unknown="fail"``, raise `UnclassifiedFieldsError` for what the data held so
-    far that no rule can classify: key numbers the descriptor's key enum lacks (each as
-    ``<namespace>.<number>``), and fields the descriptor does not know (the entries or
-    messages that carry them, counted), as the Parquet path stops on an unclassified column.
-    (Names of the key enum and plain fields are checked before any data, by `protobuf_plan`.)
-    """
-    if on_unknown != "fail":
-        return
-    unknown = sorted((f"{namespace}.{k}" for k in tally.keys if k.lstrip("-").isdigit()),
-                     key=lambda path: int(path.rsplit(".", 1)[1]))
-    carrying = tally.entries["unknown_fields"]
-    if carrying:
-        unknown.append(f"{pb.UNKNOWN_FIELDS} (fields the descriptor does not know, in "
-                       f"{carrying} entr(ies) or message(s))")
-    if unknown:
-        raise UnclassifiedFieldsError(unknown, catalogue_id)
-
-
-def protobuf_plan(
-    schema: pb.ProtoSchema,
-    catalogue: Catalogue,
-    scenario: str,
-    on_unknown: OnUnknown,
-    origin: str | None,
-    namespace: str,
-) -> ExportPlan:
-    """The plan of the rows: per column for plain messages, the key columns for key/value.
-
-    Under ``on_unknown="fail"`` the fields that no rule classifies (plain: columns; key/value:
-    the names of the key enum) stop the run. Key numbers and fields the descriptor does not
-    know can only be found in the data: `check_unknown` stops the run on them.
-    """
-    if schema.key_value is None:
-        decided = plan(pb.polars_schema(schema), catalogue, scenario, origin=origin)
-        unknown = [p for p in decided.unclassified if p != pb.UNKNOWN_FIELDS]
-    else:
-        decided = plan(pb.key_value_schema(schema), catalogue, scenario, origin=origin)
-        names = [v.name for v in schema.key_value.key.enum_type.values]
-        unknown = [] if on_unknown != "fail" else [
-            f"{namespace}.{n}" for n in names if catalogue.classify(f"{namespace}.{n}") is None]
-    if on_unknown == "fail" and unknown:
-        raise UnclassifiedFieldsError(unknown, catalogue.id)
-    return decided
-
-
-def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given, glob patterns expanded, directories kept whole (topic dumps).
-
-    As for Parquet (`filter.formats.parquet.inputs.expand_inputs`): an existing path is that path,
-    a pattern is expanded once by vtx, no link vtx finds itself is followed (a pattern's
-    match, a topic dump's entry: `filter.formats.protobuf.schema.dump_files`), and a FIFO, device or
-    socket is refused rather than read.
-    """
-    found: list[Path] = []
-    for item in inputs:
-        paths, matched = argument_paths(item)
-        for path in paths:
-            kind = entry_kind(path) if matched else check_named(path)
-            if kind == "special":
-                raise found_special(path, f"matched by pattern {str(item)!r}")
-            if kind == "directory":
-                pb.dump_files(path)  # its links and special files refused before any read
-            found.append(path)
-    if not found:
-        raise InputError("no input files given")
-    return list(dict.fromkeys(p.resolve() for p in found))
+    reconcile_outputs(schema, tally, export_files, onshore_files, streams=streams)
+    decided = manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
+    extra = manifest_extra(schema, options.message, framing, namespace, tally)
+    if streams:
+        extra["output_format"] = {"format": "protobuf", "message": options.message,
+                                  "framing": "delimited"}
+    return WrittenParts(inputs_done, export_files, onshore_files, tally.detections, decided,
+                        extra)
 
 
 def guarded_batches(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Batch]:
@@ -404,7 +228,7 @@ def write_batch(
         _tally_entries(tally, counts, detections)
         return _record(export_out), _record(onshore_out)
     except OSError as exc:
-        raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
+        raise write_failed(exc, export_path.parent) from None
     except pl.exceptions.PolarsError as exc:
         if is_disk_error(exc):
             raise OutputError(f"cannot write output: {first_line(exc)}") from None
@@ -503,7 +327,7 @@ def _write_streams(
         ):
             write(export_out, onshore_out)
     except OSError as exc:
-        raise OutputError(f"cannot write {export_path.parent}: {exc.strerror or exc}") from None
+        raise write_failed(exc, export_path.parent) from None
     return (FileRecord(export_path, messages, export_file.size, export_file.sha256),
             FileRecord(onshore_path, messages, onshore_file.size, onshore_file.sha256))
 
@@ -587,140 +411,3 @@ def batch_queries(
 
 def _record(part: HashingFile) -> FileRecord:
     return FileRecord(part.path, pq.read_metadata(part.path).num_rows, part.size, part.sha256)
-
-
-def quarantine_handler(
-    onshore_staging: Path, source: Path, tally: Tally, on_bad_record: OnBadRecord
-) -> pb.OnBadRecord | None:
-    """A bad-record handler that keeps the raw bytes onshore, or None to fail on the first."""
-    if on_bad_record == "fail":
-        return None
-    directory = onshore_staging / QUARANTINE_DIR
-
-    def keep(record: pb.BadRecord) -> None:
-        directory.mkdir(exist_ok=True)
-        name = f"{record.path.stem}-{record.index:08d}-{record.offset}.bin"
-        data = bytes(record.data)
-        (directory / name).write_bytes(data)
-        tally.quarantined.append({
-            "file": f"{QUARANTINE_DIR}/{name}", "input": str(record.path),
-            "message_index": record.index, "byte_offset": record.offset,
-            "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-            "reason": record.reason.split(": ", 1)[-1],
-        })
-
-    return keep
-
-
-def source_digest(source: Path) -> str:
-    """The SHA-256 of an input; of a topic dump, over its files' names and digests."""
-    if not source.is_dir():
-        return sha256_file(source)
-    digest = hashlib.sha256()  # a topic dump: its files' names and digests, in order
-    for path in pb.dump_files(source):
-        digest.update(f"{path.name}\0{sha256_file(path, follow_links=False)}\n".encode())
-    return digest.hexdigest()
-
-
-def source_bytes(source: Path) -> int:
-    """The size of an input in bytes (a topic dump: of the files it is read from)."""
-    if not source.is_dir():
-        return source.stat().st_size
-    return sum(p.lstat().st_size for p in pb.dump_files(source))
-
-
-def reconcile_outputs(
-    schema: pb.ProtoSchema,
-    tally: Tally,
-    export_files: list[FileRecord],
-    onshore_files: list[FileRecord],
-    *,
-    streams: bool = False,
-) -> None:
-    """Every message (plain) or entry (key/value) is in the outputs exactly once.
-
-    Protobuf streams hold one message per input message on each side (the entries were
-    counted as they were routed)."""
-    if schema.key_value is None or streams:
-        for export, onshore in zip(export_files, onshore_files, strict=True):
-            if export.rows != onshore.rows:
-                raise OutputError(f"{export.path.name}: rows do not reconcile: export "
-                                  f"{export.rows}, onshore {onshore.rows}; nothing was published")
-        if sum(f.rows for f in export_files) != sum(tally.messages.values()):
-            raise OutputError("messages do not reconcile with the rows written; "
-                              "nothing was published")
-        return
-    written = sum(f.rows for f in export_files) + sum(f.rows for f in onshore_files)
-    if written != tally.entries["entries"] or sum(f.rows for f in export_files) != (
-        tally.entries["exported"]
-    ):
-        raise OutputError(f"entries do not reconcile: read {tally.entries['entries']}, written "
-                          f"{written}; nothing was published")
-
-
-def descriptor_plan(
-    schema: pb.ProtoSchema,
-    catalogue: Catalogue,
-    scenario: str,
-    *,
-    on_unknown: OnUnknown = "withhold",
-    origin: str | None = None,
-    namespace: str = "fleet",
-) -> ExportPlan:
-    """The decisions for a message type, from its descriptor alone (what `vtx explain` shows).
-
-    Plain messages: one decision per field, as for Parquet columns. Key/value envelopes: the
-    key columns, then one decision per name of the key enum (``<namespace>.<Key>``); key
-    numbers the enum does not know are withheld when they arrive.
-    """
-    decided = protobuf_plan(schema, catalogue, scenario, on_unknown, origin, namespace)
-    if schema.key_value is None:
-        return decided
-    tally = Tally()
-    tally.keys.update(v.name for v in schema.key_value.key.enum_type.values)
-    return manifest_plan(decided, schema, catalogue, scenario, namespace, tally)
-
-
-def manifest_plan(
-    export_plan: ExportPlan,
-    schema: pb.ProtoSchema,
-    catalogue: Catalogue,
-    scenario: str,
-    namespace: str,
-    tally: Tally,
-) -> ExportPlan:
-    """The plan the manifests list: for key/value input, one decision per key seen."""
-    if schema.key_value is None:
-        return export_plan
-    keys = [f for f in export_plan.fields if f.data_class == KEY_CLASS]
-    decided = [
-        decide_path(catalogue, scenario, f"{namespace}.{name}") for name in sorted(tally.keys)
-    ]
-    return ExportPlan(**{
-        **export_plan.__dict__,
-        "fields": tuple(keys) + tuple(_as_entry(d) for d in decided),
-    })
-
-
-def _as_entry(decision: FieldDecision) -> FieldDecision:
-    return FieldDecision(**{**decision.__dict__, "dtype": "entry"})
-
-
-def manifest_extra(
-    schema: pb.ProtoSchema, message: str, framing: str, namespace: str, tally: Tally
-) -> dict[str, Any]:
-    """What the manifests record about protobuf input: format, quarantine, entry counts."""
-    extra: dict[str, Any] = {
-        "input_format": {"format": "protobuf", "message": message, "framing": framing,
-                         "descriptor_set": schema.source,
-                         "layout": "key_value" if schema.key_value else "plain",
-                         **({"namespace": namespace} if schema.key_value else {})},
-        # Where each bad record was, its size and digest: onshore only (`ONSHORE_ONLY`); the
-        # count goes to both sides.
-        "quarantined": tally.quarantined,
-        "quarantined_records": len(tally.quarantined),
-    }
-    if schema.key_value is not None:
-        # Every count, 0 included: an input without entries still reconciles (read 0).
-        extra["entries"] = {k: int(tally.entries[k]) for k in ENTRY_COUNTS}
-    return extra
