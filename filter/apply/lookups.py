@@ -7,10 +7,15 @@ Out: `Lookups` (`filter.apply.columns`): tokens by VIN, value tables by field pa
 May fail: Polars' errors reading the frame, for the caller to translate (it knows the files).
 
 One pass over the VIN column and the enumeration fields (`filter.apply.value_tables`), in runs
-of `LOOKUP_RUN_ROWS` rows where the frame is a scan whose slices read only their own rows.
+of `LOOKUP_RUN_ROWS` rows where the frame is a scan whose slices read only their own rows. The
+pieces are gathered by `DistinctValues`, which the Ray engine feeds block by block: both
+engines judge the same fields to be enumerations and build the same tables.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -24,13 +29,60 @@ from filter.apply.value_tables import (
     enumeration_fields,
     value_table,
 )
-from filter.policy.plan import ExportPlan
+from filter.policy.plan import ExportPlan, FieldDecision
 
 #: Rows of a Parquet batch one query of `batch_lookups` reads. Polars' streaming `unique`
 #: holds memory in proportion to the rows it has read (pola-rs/polars#25607): alone, the
 #: distinct VINs of 10M rows peaked at 216 MB of RSS, of 50M rows at 375 MB. Runs of this
 #: many rows hold what one run holds, however long the batch.
 LOOKUP_RUN_ROWS = 5_000_000
+
+
+@dataclass
+class DistinctValues:
+    """The distinct VINs of a batch and the distinct values of its enumeration fields,
+    gathered piece by piece (runs of rows here, Ray blocks on a cluster), then turned into
+    `Lookups` once: the one way every engine builds them.
+
+    A field whose distinct values pass `value_tables.DISTINCT_LIMIT` is dropped (it is
+    scanned row by row) and no longer read.
+    """
+
+    fields: list[FieldDecision]  # the enumeration fields (`value_tables.enumeration_fields`)
+    vins: pl.Series | None = None
+    values: dict[str, pl.Series] = field(default_factory=dict)  # by path
+    over: set[str] = field(default_factory=set)  # paths past the limit
+
+    def open_fields(self) -> list[FieldDecision]:
+        """The fields still within the limit: those the next piece must read."""
+        return [d for d in self.fields if d.path not in self.over]
+
+    def add(self, vins: pl.Series, found: Mapping[str, pl.Series | None]) -> None:
+        """One piece's distinct VINs and, by path, its distinct values of open fields (None:
+        the piece alone has more than the limit)."""
+        self.vins = _union(self.vins, vins)
+        for path, values in found.items():
+            if path in self.over:
+                continue
+            merged = None if values is None else _union(self.values.get(path), values)
+            if merged is None or len(merged) > value_tables.DISTINCT_LIMIT:
+                self.over.add(path)
+                self.values.pop(path, None)
+            else:
+                self.values[path] = merged
+
+    def lookups(self, export_plan: ExportPlan, key: bytes) -> Lookups:
+        """The tokens of the VINs, and a value table per field within the limit."""
+        vins = self.vins if self.vins is not None else pl.Series("vin", [], pl.String)
+        # The batch's own VINs are looked for in its strings too (the `batch_vin` detector).
+        batch_vins = BatchVins.of(vins.to_list())
+        dtypes = {d.path: export_plan.leaf(d)[1] for d in self.fields}
+        tables = {
+            path: table for path, values in self.values.items()
+            if (table := value_table(values, batch_vins,
+                                     categories=enum_categories(dtypes[path]))) is not None
+        }
+        return Lookups(tokens=token_mapping(key, vins), tables=tables)
 
 
 def batch_lookups(
@@ -42,34 +94,19 @@ def batch_lookups(
     `rows`: the frame's height, given when a slice of the frame reads only its own rows (a
     Parquet scan); the pass then reads `LOOKUP_RUN_ROWS` rows at a time. None: one query.
     """
-    enumerations = enumeration_fields(frame, export_plan)
+    distinct = DistinctValues(enumeration_fields(frame, export_plan))
     vins = pl.col(export_plan.vehicle_id_column).cast(pl.String).unique()
     runs = ([frame] if rows is None or rows <= LOOKUP_RUN_ROWS else
             [frame.slice(offset, LOOKUP_RUN_ROWS) for offset in range(0, rows, LOOKUP_RUN_ROWS)])
-    distinct_vins: pl.Series | None = None
-    distinct: dict[str, pl.Series] = {}  # by path: what the runs so far found
     for run in runs:
-        # A field already past the limit gets no table: it is not read again.
-        fields = [d for d in enumerations
-                  if len(distinct.get(d.path, ())) <= value_tables.DISTINCT_LIMIT]
+        fields = distinct.open_fields()
         queries = [run.select(vins), *(distinct_query(run, export_plan, d) for d in fields)]
         # A slice's queries one by one: `collect_all` would cache the slice they share, whole.
         found, *values = (pl.collect_all(queries) if len(runs) == 1 else
                           [query.collect(engine="streaming") for query in queries])
-        distinct_vins = _union(distinct_vins, found.to_series())
-        for decision, frame_values in zip(fields, values, strict=True):
-            distinct[decision.path] = _union(distinct.get(decision.path),
-                                             frame_values.to_series())
-    assert distinct_vins is not None
-    # The batch's own VINs are looked for in its strings too (the `batch_vin` detector).
-    batch_vins = BatchVins.of(distinct_vins.to_list())
-    dtypes = {d.path: export_plan.leaf(d)[1] for d in enumerations}
-    tables = {
-        path: table for path, values in distinct.items()
-        if (table := value_table(values, batch_vins,
-                                 categories=enum_categories(dtypes[path]))) is not None
-    }
-    return Lookups(tokens=token_mapping(key, distinct_vins), tables=tables)
+        distinct.add(found.to_series(), {d.path: v.to_series()
+                                         for d, v in zip(fields, values, strict=True)})
+    return distinct.lookups(export_plan, key)
 
 
 def _union(seen: pl.Series | None, found: pl.Series) -> pl.Series:

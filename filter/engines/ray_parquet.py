@@ -33,9 +33,8 @@ import pyarrow as pa
 
 import filter.apply.value_tables as value_tables_module
 from filter.apply.columns import Lookups
-from filter.apply.detectors import BatchVins
-from filter.apply.pseudonym import token_mapping
-from filter.apply.value_tables import ValueTable, enum_categories, field_strings, value_table
+from filter.apply.lookups import DistinctValues
+from filter.apply.value_tables import enumeration_fields, field_strings
 from filter.engines.engine import SplitRun, WrittenParts
 from filter.engines.frames import write_pair
 from filter.engines.parquet_batch import ParquetBatch
@@ -51,7 +50,7 @@ from filter.engines.request import ProgressCallback
 from filter.errors import OutputError, first_line, is_disk_error, write_failed
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.reconcile import reconcile_pairs
-from filter.policy.plan import ExportPlan
+from filter.policy.plan import ExportPlan, FieldDecision
 
 if TYPE_CHECKING:
     from ray.data import Dataset
@@ -89,58 +88,50 @@ def write_ray_parquet_parts(run: SplitRun) -> WrittenParts:
 
 
 def dataset_lookups(ds: Dataset, export_plan: ExportPlan, key: bytes) -> Lookups:
-    """What the split looks up by distinct value, from one Ray pass over the VIN and the
-    scanned string columns of `ds`, as `filter.apply.lookups.batch_lookups` gets it locally.
-
-    Each block reports its distinct VINs and, per scanned field, its distinct strings (or that
-    it has more than `filter.apply.value_tables.DISTINCT_LIMIT`); the driver unions them, tokenises
-    each VIN once and runs the detectors once per distinct value of each field that stays
-    within the limit (`filter.apply.value_tables.value_tables`). Fields over the limit get no table:
-    the engine scans them row by row. Every field within the limit gets a table here, where the
-    local engine first judges on a sample which fields hold enumerations, so a field may be
-    scanned the other way (same values moved; the onshore side may then hold the field's
-    column).
+    """What the split looks up by distinct value, as `filter.apply.lookups.batch_lookups`
+    gets it locally, with the same `DistinctValues`: the enumeration fields judged on the
+    Dataset's first `value_tables.SAMPLE_ROWS` rows (read by the driver), then one Ray pass
+    over the VIN and those fields, each block reporting its distinct values (or that it has
+    more than `value_tables.DISTINCT_LIMIT`). The driver tokenises each VIN once, so the key
+    never leaves it, and runs the detectors once per distinct value.
     """
-    limit = value_tables_module.DISTINCT_LIMIT  # read now: tests lower it
     scanned = [d for d in export_plan.fields if d.scanned]
     columns = list(dict.fromkeys([export_plan.vehicle_id_column, *(d.column for d in scanned)]))
-    blocks = ds.select_columns(columns).map_batches(
+    projected = ds.select_columns(columns)
+    fields: list[FieldDecision] = []
+    if scanned:
+        sample = list(projected.limit(value_tables_module.SAMPLE_ROWS).iter_batches(
+            batch_format="pyarrow", batch_size=None))
+        if sample:
+            fields = enumeration_fields(block_frame(pa.concat_tables(sample), export_plan),
+                                        export_plan)
+    distinct = DistinctValues(fields)
+    blocks = projected.map_batches(
         _block_distincts, batch_format="pyarrow", batch_size=None,
-        fn_kwargs={"export_plan": export_plan, "limit": limit},
+        fn_kwargs={"export_plan": export_plan, "fields": fields,
+                   "limit": value_tables_module.DISTINCT_LIMIT},  # read now: tests lower it
     )
-    distinct = pl.DataFrame(schema={"field": pl.String, "value": pl.String})
-    over: set[str] = set()
     for batch in blocks.iter_batches(batch_format="pyarrow", batch_size=None):
         block = pl.from_arrow(batch)
         assert isinstance(block, pl.DataFrame)
-        over.update(block.filter("overflow")["field"])
-        distinct = pl.concat([
-            distinct,
-            block.filter(~pl.col("field").is_in(over))
-            .explode("values").select("field", value="values").drop_nulls("value"),
-        ]).unique()
-        sizes = distinct.group_by("field").len()
-        over.update(sizes.filter(pl.col("len") > limit, pl.col("field") != _VIN)["field"])
-        distinct = distinct.filter(~pl.col("field").is_in(over))
-    vins = distinct.filter(pl.col("field") == _VIN)["value"]
-    batch_vins = BatchVins.of(vins.to_list())  # looked for in the strings, as locally
-    tables: dict[str, ValueTable] = {}
-    for decision in scanned:
-        if decision.path in over:
-            continue
-        values = distinct.filter(pl.col("field") == decision.path)["value"]
-        categories = enum_categories(export_plan.leaf(decision)[1])
-        if (table := value_table(values, batch_vins, categories=categories)) is not None:
-            tables[decision.path] = table
-    return Lookups(tokens=token_mapping(key, vins), tables=tables)
+        for row in block.iter_rows(named=True):
+            values = row["values"]
+            series = pl.Series("value", values, pl.String)
+            if row["field"] == _VIN:
+                distinct.add(series, {})
+            else:
+                distinct.add(series.head(0), {row["field"]: None if row["overflow"] else series})
+    return distinct.lookups(export_plan, key)
 
 
 #: The name under which a block reports its distinct VINs (no field path can be it).
 _VIN = "\x00vin"
 
 
-def _block_distincts(batch: pa.Table, *, export_plan: ExportPlan, limit: int) -> pa.Table:
-    """One block's distinct VINs and distinct strings per scanned field (runs on a worker).
+def _block_distincts(
+    batch: pa.Table, *, export_plan: ExportPlan, fields: list[FieldDecision], limit: int
+) -> pa.Table:
+    """One block's distinct VINs and distinct strings of each of `fields` (runs on a worker).
 
     Rows: field, values (a list; empty when over `limit`), overflow.
     """
@@ -148,7 +139,7 @@ def _block_distincts(batch: pa.Table, *, export_plan: ExportPlan, limit: int) ->
         pl.col(export_plan.vehicle_id_column).cast(pl.String).unique().drop_nulls()
         .implode().alias(_VIN)
     ]
-    for decision in (d for d in export_plan.fields if d.scanned):
+    for decision in fields:
         strings = field_strings(*export_plan.leaf(decision))
         exprs.append(strings.unique().drop_nulls().implode().alias(decision.path))
     found = block_frame(batch, export_plan).select(exprs).collect()
