@@ -47,10 +47,10 @@ from filter.apply.detectors import (
 )
 from filter.apply.pseudonym import TokenMapping, coded_tokens, token_expr
 from filter.errors import InputError
-from filter.formats.parquet.metadata import as_enum
 from filter.formats.protobuf.schema import UNKNOWN_FIELDS, DecodedRows
 from filter.policy.catalogue import Catalogue, action_for
 from filter.policy.plan import TOKEN_COLUMN, decide_path
+from filter.string_codes import as_enum
 
 _ROUTE = "__vtx_export"
 _DETECTED = "__vtx_detected"

@@ -59,10 +59,10 @@ from filter.formats.parquet.encoder import (
     numpy_array,
     string_array,
 )
-from filter.formats.parquet.metadata import as_enum
 from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf.wire import load_u8, skip, varint
 from filter.jit import kernel
+from filter.string_codes import as_enum
 
 # Field kinds in the tables. The wire type each expects is `_WIRE[kind]`.
 K_NONE, K_INT64, K_INT32, K_UINT32, K_SINT32, K_SINT64, K_BOOL = 0, 1, 2, 3, 4, 5, 6
@@ -894,7 +894,7 @@ class DecodedEntries:
         `envelopes` and any columns after them (a caller building both sides makes it once,
         as it wants it); by default `envelopes`.
         With `coded`, the key and member names, which repeat from entry to entry, are
-        `pl.Enum` columns instead of `pl.String` (`parquet_metadata.as_enum`): the same
+        `pl.Enum` columns instead of `pl.String` (`filter.string_codes.as_enum`): the same
         values, as codes into their distinct values, which a Parquet writer takes as its
         dictionary instead of hashing every string.
         """
