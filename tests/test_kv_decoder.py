@@ -1,4 +1,5 @@
-"""The compiled key/value decoder (filter/formats/protobuf/kv_decoder.py) against the plain path.
+"""The compiled key/value decoder (filter/formats/protobuf/kv_batches.py and its kv_* modules)
+against the plain path.
 
 The plain path (the protobuf runtime, `decoder="plain"`) is the reference: on every input, the
 compiled path must give the same rows, the same batches' message counts, the same bad records
@@ -20,8 +21,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from filter import InputError
+from filter.formats.parquet import entry_columns
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import kv_decoder
+from filter.formats.protobuf import kv_tables
 from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA
@@ -98,10 +100,10 @@ def full_payload(schema: pb.ProtoSchema, vin: str, seconds: int = 1_790_000_000)
 
 def test_compiles_the_shipped_and_test_envelopes(payload, envelope) -> None:
     for schema in (payload, envelope):
-        tables = kv_decoder.compile_tables(schema)
+        tables = kv_tables.compile_tables(schema)
         assert tables is not None
         assert tables.entries_number == 1 and tables.key_number == 1
-    assert kv_decoder.compile_tables(pb.load_schema(None, "vtx.telemetry.v1.Record")) is None
+    assert kv_tables.compile_tables(pb.load_schema(None, "vtx.telemetry.v1.Record")) is None
 
 
 def test_same_rows_as_the_plain_path(payload, tmp_path: Path) -> None:
@@ -191,7 +193,7 @@ def test_single_message_files_and_empty_files(payload, tmp_path: Path) -> None:
 
 def test_every_scalar_type_as_member_and_leaf(tmp_path: Path) -> None:
     schema = scalar_schema(tmp_path)
-    assert kv_decoder.compile_tables(schema) is not None
+    assert kv_tables.compile_tables(schema) is not None
     messages = []
     for sign in (1, -1):
         msg = schema.message_class(vin="V", seconds=sign * 5, fixed=7, count=sign * 3)
@@ -230,7 +232,7 @@ def test_key_names_far_outside_the_lookup_table(tmp_path: Path) -> None:
 def test_schemas_it_cannot_compile_use_the_plain_path(tmp_path: Path) -> None:
     schema = scalar_schema(tmp_path, extra_envelope=FieldProto(
         name="tags", number=9, type=FieldProto.TYPE_STRING, label=FieldProto.LABEL_REPEATED))
-    assert kv_decoder.compile_tables(schema) is None
+    assert kv_tables.compile_tables(schema) is None
     path = tmp_path / "s.bin"
     msg = schema.message_class(vin="V", tags=["a", "b"])
     msg.data.add(key=1).value.m_s32 = 3
@@ -411,7 +413,7 @@ def test_property_side_entries_partitions_a_side_by_member_group(
     ent_key = np.array(data.draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)),
                        np.int32)
     want = np.flatnonzero(keep)
-    counts, member, positions, numbers, grouped, offsets = kv_decoder.side_entries(
+    counts, member, positions, numbers, grouped, offsets = entry_columns.side_entries(
         want, ent_msg, ent_pos, ent_key, messages, ent_member, group_of, groups)
     assert positions.tolist() == ent_pos[want].tolist()
     assert numbers.tolist() == ent_key[want].tolist()
