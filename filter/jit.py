@@ -1,8 +1,9 @@
 """How vtx compiles its kernels: numba's `njit`, cached on disk, without the GIL, and loaded
 from that cache without numba's registry refresh.
 
-In: the kernel modules (`formats.protobuf.wire`, `formats.protobuf.kv_decoder`,
-`formats.protobuf.envelope_splice`, `formats.parquet.encoder`, `apply.decoded_routes`) decorate
+In: the kernel modules (`formats.protobuf.wire`, `formats.protobuf.kv_scalars`, `kv_passes`,
+`kv_names`, `formats.protobuf.envelope_splice`, `formats.parquet.encoder`, `entry_columns`,
+`apply.decoded_routes`) decorate
 their compiled functions with `kernel` instead of `numba.njit`.
 Out: numba dispatchers with ``cache=True`` (compiled once per machine, then loaded from the
 ``__pycache__`` files, or numba's user cache where the package is read-only) and ``nogil=True``

@@ -292,6 +292,7 @@ def test_numba_waits_for_compiled_protobuf_work() -> None:
     # compiled key/value decoder and the Parquet encoder load it when they are used.
     code = (
         "import sys, filter.engines.protobuf, filter.apply.kv_routing\n"
+        "import filter.apply.kv_decoded_routing\n"
         "assert 'numba' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

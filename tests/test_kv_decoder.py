@@ -1,4 +1,5 @@
-"""The compiled key/value decoder (filter/formats/protobuf/kv_decoder.py) against the plain path.
+"""The compiled key/value decoder (filter/formats/protobuf/kv_batches.py and its kv_* modules)
+against the plain path.
 
 The plain path (the protobuf runtime, `decoder="plain"`) is the reference: on every input, the
 compiled path must give the same rows, the same batches' message counts, the same bad records
@@ -10,7 +11,6 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 from google.protobuf import descriptor_pb2
@@ -21,7 +21,7 @@ from polars.testing import assert_frame_equal
 
 from filter import InputError
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import kv_decoder
+from filter.formats.protobuf import kv_tables
 from filter.formats.protobuf import schema as pb
 
 from .conftest import DATA
@@ -98,10 +98,10 @@ def full_payload(schema: pb.ProtoSchema, vin: str, seconds: int = 1_790_000_000)
 
 def test_compiles_the_shipped_and_test_envelopes(payload, envelope) -> None:
     for schema in (payload, envelope):
-        tables = kv_decoder.compile_tables(schema)
+        tables = kv_tables.compile_tables(schema)
         assert tables is not None
         assert tables.entries_number == 1 and tables.key_number == 1
-    assert kv_decoder.compile_tables(pb.load_schema(None, "vtx.telemetry.v1.Record")) is None
+    assert kv_tables.compile_tables(pb.load_schema(None, "vtx.telemetry.v1.Record")) is None
 
 
 def test_same_rows_as_the_plain_path(payload, tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ def test_single_message_files_and_empty_files(payload, tmp_path: Path) -> None:
 
 def test_every_scalar_type_as_member_and_leaf(tmp_path: Path) -> None:
     schema = scalar_schema(tmp_path)
-    assert kv_decoder.compile_tables(schema) is not None
+    assert kv_tables.compile_tables(schema) is not None
     messages = []
     for sign in (1, -1):
         msg = schema.message_class(vin="V", seconds=sign * 5, fixed=7, count=sign * 3)
@@ -230,7 +230,7 @@ def test_key_names_far_outside_the_lookup_table(tmp_path: Path) -> None:
 def test_schemas_it_cannot_compile_use_the_plain_path(tmp_path: Path) -> None:
     schema = scalar_schema(tmp_path, extra_envelope=FieldProto(
         name="tags", number=9, type=FieldProto.TYPE_STRING, label=FieldProto.LABEL_REPEATED))
-    assert kv_decoder.compile_tables(schema) is None
+    assert kv_tables.compile_tables(schema) is None
     path = tmp_path / "s.bin"
     msg = schema.message_class(vin="V", tags=["a", "b"])
     msg.data.add(key=1).value.m_s32 = 3
@@ -388,37 +388,3 @@ def test_property_any_string_bytes_as_the_runtime(payload, tmp_path: Path, strin
     path = tmp_path / "s.bin"
     path.write_bytes(delimited(message) + after)
     assert_same(payload, path)
-
-
-@settings(max_examples=200, deadline=None)
-@given(data=st.data(), messages=st.integers(1, 12), groups=st.integers(0, 4))
-def test_property_side_entries_partitions_a_side_by_member_group(
-    data: st.DataObject, messages: int, groups: int
-) -> None:
-    # One pass over a side's entries gives what its columns are built from: how many per
-    # message, their members, positions and keys, and their rows and entries by member
-    # group.
-    per_message = data.draw(st.lists(st.integers(0, 6), min_size=messages,
-                                     max_size=messages))
-    ent_msg = np.repeat(np.arange(messages), per_message).astype(np.int64)
-    n = len(ent_msg)
-    keep = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), np.bool_)
-    ent_member = np.array(data.draw(st.lists(st.integers(-1, 5), min_size=n, max_size=n)),
-                          np.int16)
-    group_of = np.array(data.draw(st.lists(st.integers(-1, groups - 1), min_size=7,
-                                           max_size=7)), np.int64)
-    ent_pos = np.concatenate([np.arange(k) for k in per_message]).astype(np.int64)
-    ent_key = np.array(data.draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)),
-                       np.int32)
-    want = np.flatnonzero(keep)
-    counts, member, positions, numbers, grouped, offsets = kv_decoder.side_entries(
-        want, ent_msg, ent_pos, ent_key, messages, ent_member, group_of, groups)
-    assert positions.tolist() == ent_pos[want].tolist()
-    assert numbers.tolist() == ent_key[want].tolist()
-    assert counts.tolist() == np.bincount(ent_msg[keep], minlength=messages).tolist()
-    assert member.tolist() == ent_member[want].tolist()
-    group = group_of[ent_member[want] + 1]
-    for g in range(groups):
-        rows = np.flatnonzero(group == g)
-        assert grouped[0][offsets[g]:offsets[g + 1]].tolist() == rows.tolist()
-        assert grouped[1][offsets[g]:offsets[g + 1]].tolist() == want[rows].tolist()

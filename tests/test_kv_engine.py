@@ -12,7 +12,8 @@ from polars.testing import assert_frame_equal
 
 from filter import load_catalogue
 from filter.apply.columns import COUNT_SEPARATOR, MOVED
-from filter.apply.kv_routing import split_decoded, split_key_values
+from filter.apply.kv_decoded_routing import split_decoded
+from filter.apply.kv_routing import split_key_values
 from filter.apply.pseudonym import token_mapping
 from filter.apply.reconstruct import reconstruct_entries
 from filter.formats.protobuf import batches as protobuf_batches

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from filter.formats.parquet import encoder as parquet_encoder
+from filter.formats.parquet import entry_columns
 from filter.formats.parquet import thrift_compact as thrift
 from filter.formats.parquet.encoder import (
     MIN_COMPRESSED_PAGE,
@@ -43,7 +44,6 @@ from filter.formats.parquet.encoder import (
 )
 from filter.formats.parquet.metadata import plain_string_metadata
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import kv_decoder
 from filter.outputs.parts import PARQUET_OPTIONS
 
 try:
@@ -268,7 +268,7 @@ def test_a_side_the_encoder_refuses_is_written_by_polars(monkeypatch, tmp_path) 
         if refuse:
             def refusing(*args: Any, **kwargs: Any) -> bytes:
                 raise UnsupportedColumn("refused")
-            monkeypatch.setattr(kv_decoder, "encode_file", refusing)
+            monkeypatch.setattr(entry_columns, "encode_file", refusing)
         out = tmp_path / str(refuse)
         split_protobuf(
             stream, out / "e", out / "o", "after-sales", key=KEY, message="testfleet.Payload",
@@ -384,7 +384,7 @@ def test_property_one_bit_values_round_trip(runs: list[tuple[bool, int]], kind: 
 
 def test_key_value_rows_of_every_type_encode_as_polars_writes_them(tmp_path) -> None:
     from filter import load_catalogue
-    from filter.apply.kv_routing import split_decoded
+    from filter.apply.kv_decoded_routing import split_decoded
     from filter.apply.pseudonym import token_mapping
 
     from .conftest import KEY

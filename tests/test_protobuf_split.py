@@ -88,14 +88,14 @@ def test_key_value_parts_hold_plain_strings_whichever_decoder_read_them(
     # files must still read back as the strings the runtime path writes, in Polars and Arrow.
     import pyarrow.parquet as pq
 
-    from filter.formats.protobuf import kv_decoder
+    from filter.formats.protobuf import kv_tables
 
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(*(make_payload(payload, f"LSV{i}") for i in range(3))))
     parts = {}
     for decoder in ("compiled", "runtime"):
         if decoder == "runtime":
-            monkeypatch.setattr(kv_decoder, "compile_tables", lambda schema: None)
+            monkeypatch.setattr(kv_tables, "compile_tables", lambda schema: None)
         split_protobuf(stream, tmp_path / decoder / "e", tmp_path / decoder / "o", "after-sales",
                        key=KEY, message="testfleet.Payload", descriptor_set=TEST_SET)
         parts[decoder] = [tmp_path / decoder / side / "part-00000-00000.parquet"

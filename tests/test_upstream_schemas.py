@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from filter import load_catalogue, split_protobuf, verify_output
 from filter.cli import vtx
 from filter.formats.protobuf import schema as pb
-from filter.formats.protobuf.kv_decoder import compile_tables
+from filter.formats.protobuf.kv_tables import compile_tables
 
 from .conftest import DATA, KEY
 

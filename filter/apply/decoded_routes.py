@@ -1,4 +1,4 @@
-"""Compiled steps of routing a decoded key/value batch (`kv_engine.split_decoded`).
+"""Compiled steps of routing a decoded key/value batch (`kv_decoded_routing.split_decoded`).
 
 In: the compiled decoder's per-entry arrays (key numbers, oneof member positions, detector
 hits) and the table of what the scenario exports per key and member.
@@ -7,7 +7,8 @@ its message's entries before it are exported (the export's dense numbering): one
 batch's million entries, instead of NumPy's several passes and temporaries.
 May fail: nothing (the caller's arrays are in range by construction).
 
-Apart from `kv_engine`, which plain messages and `vtx explain --message` use without numba:
+Apart from `kv_routing` and `kv_decoded_routing`, which plain messages and `vtx explain
+--message` use without numba:
 this module loads it, and only the key/value path imports it.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from filter.formats.protobuf.kv_decoder import bounds
+from filter.formats.protobuf.kv_scalars import bounds
 from filter.jit import kernel
 
 

@@ -29,10 +29,10 @@ import pyarrow.parquet as pq
 
 from filter.apply.columns import COUNT_SEPARATOR, MOVED, Lookups, detector_counts
 from filter.apply.detectors import BatchVins, any_hit
+from filter.apply.kv_decoded_routing import split_decoded
 from filter.apply.kv_routing import (
     KeyValueQueries,
     StringVerdicts,
-    split_decoded,
     split_key_values,
 )
 from filter.apply.messages import timestamp_cut, write_plain_streams
@@ -398,7 +398,7 @@ def batch_queries(
 ) -> KeyValueQueries | None:
     """The split queries of a key/value batch (None for plain messages); without `rows` the
     sides' rows are only built if their queries are collected; with, each side is encoded as
-    its Parquet file (`kv_engine.split_decoded`), or, where it cannot be, its repeating
+    its Parquet file (`kv_decoded_routing.split_decoded`), or, where it cannot be, its repeating
     strings are coded for the Parquet writer (`write_batch` declares them as strings). `verdicts`:
     the run's detector verdicts on string values (`kv_engine.StringVerdicts`)."""
     if schema.key_value is None:

@@ -42,6 +42,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from filter.arrow_arrays import numpy_array
 from filter.formats.parquet import thrift_compact as thrift
 from filter.formats.parquet.fields import SchemaElement
 from filter.formats.parquet.layout import (
@@ -288,26 +289,6 @@ def _bits(array: pa.Array, buffer: int) -> np.ndarray:
     """Buffer `buffer` of `array` (0: validity; 1: a boolean array's values), a bool per row."""
     bits = np.unpackbits(np.frombuffer(array.buffers()[buffer], np.uint8), bitorder="little")
     return bits[array.offset:array.offset + len(array)].view(np.bool_)
-
-
-def numpy_array(
-    values: np.ndarray, valid: np.ndarray | None = None, kind: pa.DataType | None = None
-) -> pa.Array:
-    """A primitive Arrow array over `values` (no copy, but of booleans), null where not
-    `valid`, of type `kind` (by default, the type of `values`' dtype). (Not `pa.array`: it
-    imports pandas where pandas is installed, half a second.)"""
-    kind = pa.from_numpy_dtype(values.dtype) if kind is None else kind
-    data = np.packbits(values, bitorder="little") if values.dtype == np.bool_ else values
-    nulls = 0 if valid is None else len(valid) - int(np.count_nonzero(valid))
-    bitmap = None if not nulls else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(kind, len(values),
-                                 [bitmap, pa.py_buffer(np.ascontiguousarray(data))],
-                                 null_count=nulls)
-
-
-def string_array(values: list[str]) -> pa.Array:
-    """A string Arrow array of `values` (built by Polars: see `numpy_array`)."""
-    return pl.Series(values, dtype=pl.String).to_arrow()
 
 
 # --- column chunks ------------------------------------------------------------------------

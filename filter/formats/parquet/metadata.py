@@ -1,7 +1,7 @@
 """Parquet part files whose dictionary-coded string columns read back as plain strings.
 
 In: string columns that repeat from row to row (key names, VINs, tokens), coded with
-`as_enum`; then the schema of the frame about to be written.
+`filter.string_codes.as_enum`; then the schema of the frame about to be written.
 Out: the key/value metadata to write with it (`sink_parquet(metadata=...)`): the Arrow schema
 of the same columns with `pl.String` in place of each `pl.Enum`.
 May fail: nothing beyond Polars' own errors.
@@ -24,11 +24,6 @@ import polars as pl
 import pyarrow.parquet as pq
 
 ARROW_SCHEMA_KEY = "ARROW:schema"
-
-
-def as_enum(strings: pl.Series) -> pl.Series:
-    """`strings` as a `pl.Enum` of their own distinct values: the same values, as codes."""
-    return strings.cast(pl.Enum(strings.drop_nulls().unique().sort()))
 
 
 def plain_string_metadata(schema: pl.Schema) -> dict[str, str]:

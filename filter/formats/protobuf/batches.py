@@ -2,7 +2,7 @@
 
 In: a schema (`schema.ProtoSchema`), one input (a stream file or a topic dump
 directory) and its framing. Out: `Batch`es of rows: from the compiled key/value decoder
-(`filter.formats.protobuf.kv_decoder`) for key/value stream files, else from the runtime's parse
+(`filter.formats.protobuf.kv_batches`) for key/value stream files, else from the runtime's parse
 (`filter.formats.protobuf.schema`); both give the same rows.
 May fail: `InputError`, as the two readers raise it.
 
@@ -36,14 +36,14 @@ def iter_batches(
     `source` is a file (`framing` "delimited" or "single") or a directory of single-message
     files. Without `on_bad` the first bad record raises `InputError`; with it, bad records are
     handed to `on_bad` and skipped. Key/value stream files are read by the compiled decoder
-    (`filter.formats.protobuf.kv_decoder`) unless `decoder` is "plain"; both give the same rows.
+    (`filter.formats.protobuf.kv_batches`) unless `decoder` is "plain"; both give the same rows.
     """
     if decoder == "auto" and schema.key_value is not None and not source.is_dir():
-        from filter.formats.protobuf import kv_decoder  # numba: imported only when needed
+        from filter.formats.protobuf import kv_batches, kv_tables  # numba: only when needed
 
-        tables = kv_decoder.compile_tables(schema)
+        tables = kv_tables.compile_tables(schema)
         if tables is not None:
-            yield from kv_decoder.iter_kv_batches(
+            yield from kv_batches.iter_kv_batches(
                 schema, tables, source, framing, batch_size=batch_size, on_bad=on_bad
             )
             return

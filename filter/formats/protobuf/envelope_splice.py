@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from filter.formats.protobuf.kv_decoder import (
+from filter.formats.protobuf.kv_scalars import float32_bits, float64_bits
+from filter.formats.protobuf.kv_tables import (
     K_BOOL,
     K_DOUBLE,
     K_FIXED32,
@@ -31,8 +32,6 @@ from filter.formats.protobuf.kv_decoder import (
     K_SINT32,
     K_SINT64,
     K_STRING,
-    float32_bits,
-    float64_bits,
 )
 from filter.formats.protobuf.wire import load_u8, put_varint, skip, store_u8, varint, varint_size
 from filter.jit import kernel
@@ -210,7 +209,7 @@ def splice_streams(buf, starts, lengths, entries_number, vin_number, time_number
 
 # --- exported entries encoded anew ------------------------------------------------------------
 #
-# A value is (kind, wire value, span): the kinds of `kv_decoder`; the wire value
+# A value is (kind, wire value, span): the kinds of `kv_tables`; the wire value
 # is what a varint or fixed-width field holds (`_wire_value`); a string, bytes or message
 # payload is a span [start, start + length) of a source buffer. Fields are written in field
 # number order, defaults of fields without presence left out: as the protobuf runtime

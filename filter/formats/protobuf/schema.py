@@ -26,7 +26,7 @@ before anything is allocated), bytes that do not parse, nesting deeper than `MAX
 a descriptor set that cannot be read or lacks the named type.
 
 This is the plain-protobuf path: clear and checked, but it touches every field in Python. Key/value
-stream files go through the compiled decoder (`kv_decoder`) instead, which is
+stream files go through the compiled decoder (`kv_batches`) instead, which is
 tested against this path and hands it every message it does not decode itself;
 `filter.formats.protobuf.batches` chooses between the two.
 """
@@ -399,7 +399,7 @@ class RawMessages:
 
 
 class DecodedRows(Protocol):
-    """Key/value entries decoded into arrays (`kv_decoder.DecodedEntries`): rows on demand."""
+    """Key/value entries decoded into arrays (`kv_entries.DecodedEntries`): rows on demand."""
 
     @property
     def row_schema(self) -> pl.Schema: ...
@@ -422,11 +422,6 @@ class DecodedRows(Protocol):
         self, select: np.ndarray | None = None, messages: pl.DataFrame | None = None, *,
         coded: bool = False, entry_columns: Mapping[str, np.ndarray] | None = None,
     ) -> pl.DataFrame: ...
-
-    def encoded(
-        self, select: np.ndarray, messages: pl.DataFrame, schema: pl.Schema, *,
-        entry_columns: Mapping[str, np.ndarray] | None = None,
-    ) -> bytes | None: ...
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ In: the address of a buffer of bytes (``array.ctypes.data`` of a NumPy uint8 arr
 view of a memory-mapped file) and a position; out: the decoded value and the next position, or
 -1 where the bytes stop short or do not follow the format (the callers then hand the message to
 the protobuf runtime, which names the problem). Shared by the compiled key/value decoder
-(`kv_decoder`) and the protobuf stream writer (`envelope_splice`).
+(`kv_scalars`, `kv_passes`) and the protobuf stream writer (`envelope_splice`).
 Varints decode to int64: a value of 2**63 or more keeps its bit pattern, as the runtime stores
 it.
 

@@ -43,7 +43,7 @@ from google.protobuf.message import Message
 from filter.formats.protobuf import schema as pb
 
 if TYPE_CHECKING:
-    from filter.formats.protobuf.kv_decoder import DecodedEntries
+    from filter.formats.protobuf.kv_entries import DecodedEntries
 
 #: Suffix of protobuf part files.
 PART_SUFFIX = ".pb"
@@ -146,7 +146,7 @@ def decoded_entries(decoded: DecodedEntries, flags: np.ndarray) -> tuple[np.ndar
     """The flagged entries of a decoded batch, each encoded anew from the decoder's arrays
     (`envelope_splice.encode_entries`): (bytes, offsets per entry)."""
     from filter.formats.protobuf.envelope_splice import encode_entries, encode_leaves
-    from filter.formats.protobuf.kv_decoder import WIRE_TYPES
+    from filter.formats.protobuf.kv_tables import WIRE_TYPES
 
     tables = decoded.tables
     picked = np.flatnonzero(flags & decoded.keep)
@@ -264,7 +264,7 @@ def _token_bytes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per message, the token of its VIN as a row of bytes (all tokens have one length), and
     whether it has one (an empty or blank VIN has none)."""
-    from filter.formats.protobuf.kv_decoder import gather_bytes
+    from filter.formats.protobuf.kv_scalars import gather_bytes
 
     offsets, chars = gather_bytes(data, vin_spans[:, 0].copy(), vin_spans[:, 1].copy(),
                                   np.ones(len(vin_spans), dtype=np.bool_))
