@@ -2,8 +2,9 @@
 from that cache without numba's registry refresh.
 
 In: the kernel modules (`formats.protobuf.wire`, `formats.protobuf.kv_decoder`,
-`formats.protobuf.envelope_splice`, `formats.parquet.encoder`, `apply.decoded_routes`) decorate
-their compiled functions with `kernel` instead of `numba.njit`.
+`formats.protobuf.envelope_splice`, `formats.parquet.hybrid_encoding`,
+`formats.parquet.plain_values`, `apply.decoded_routes`) decorate their compiled functions
+with `kernel` instead of `numba.njit`.
 Out: numba dispatchers with ``cache=True`` (compiled once per machine, then loaded from the
 ``__pycache__`` files, or numba's user cache where the package is read-only) and ``nogil=True``
 (the split's threads run them side by side).

@@ -27,20 +27,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from filter.formats.parquet import encoder as parquet_encoder
+from filter.formats.parquet import column_chunks
 from filter.formats.parquet import thrift_compact as thrift
-from filter.formats.parquet.encoder import (
-    MIN_COMPRESSED_PAGE,
-    Repeated,
-    Sparse,
-    UnsupportedColumn,
-    column_chunk,
-    encode_file,
-    hybrid,
-    page_header,
-    rle_hybrid,
-    rle_runs,
-)
+from filter.formats.parquet.arrow_arrays import UnsupportedColumn
+from filter.formats.parquet.column_chunks import MIN_COMPRESSED_PAGE, column_chunk, page_header
+from filter.formats.parquet.encoder import encode_file
+from filter.formats.parquet.hybrid_encoding import hybrid, rle_hybrid, rle_runs
+from filter.formats.parquet.leaf_columns import Repeated, Sparse
 from filter.formats.parquet.metadata import plain_string_metadata
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf import kv_decoder
@@ -245,7 +238,7 @@ def test_an_array_type_it_does_not_encode_is_refused(monkeypatch) -> None:
     frame = pl.DataFrame({"l": [[1, 2], [3]]})
     with pytest.raises(UnsupportedColumn):
         encode_file([frame["l"].to_arrow()], frame.schema)
-    monkeypatch.setattr(parquet_encoder, "MAX_PAGE_BYTES", 8)
+    monkeypatch.setattr(column_chunks, "MAX_PAGE_BYTES", 8)
     frame = pl.DataFrame({"s": ["a long enough string"]})
     with pytest.raises(UnsupportedColumn, match="a page of"):
         encode_file([frame["s"].to_arrow()], frame.schema)

@@ -50,15 +50,9 @@ from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from numba.extending import intrinsic
 
 from filter.files import open_regular
-from filter.formats.parquet.encoder import (
-    Column,
-    Repeated,
-    Sparse,
-    UnsupportedColumn,
-    encode_file,
-    numpy_array,
-    string_array,
-)
+from filter.formats.parquet.arrow_arrays import UnsupportedColumn, numpy_array, string_array
+from filter.formats.parquet.encoder import encode_file
+from filter.formats.parquet.leaf_columns import Column, Repeated, Sparse
 from filter.formats.parquet.metadata import as_enum
 from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf.wire import load_u8, skip, varint
