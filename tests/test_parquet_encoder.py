@@ -248,12 +248,12 @@ def test_a_side_the_encoder_refuses_is_written_by_polars(monkeypatch, tmp_path) 
     # The split falls back to Polars' writer for that side: the same rows, the same files'
     # contents as read back.
     from filter.engines import protobuf as protobuf_split
-    from filter.formats.protobuf import schema as pb
+    from filter.formats.protobuf.descriptors import load_schema
 
     from .conftest import DATA, KEY
     from .test_readers_protobuf import delimited, make_payload
 
-    schema = pb.load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+    schema = load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(*(make_payload(schema, f"V{i}") for i in range(5))))
     outputs = {}

@@ -1,9 +1,10 @@
 """Split key/value telemetry entry by entry: the mechanism for envelope streams.
 
-In: a `LazyFrame` of key/value rows (one row per entry, as `filter.formats.protobuf.schema` reads
-them: envelope fields, ``message_index``, ``entry_index``, ``key``, ``key_number``, ``member``,
-typed ``value_*`` columns, ``unknown_fields``), the catalogue, the scenario, the token lookup,
-and the namespace under which the catalogue names the keys (``fleet`` gives ``fleet.Soc``).
+In: a `LazyFrame` of key/value rows (one row per entry, as
+`filter.formats.protobuf.message_rows` reads them: envelope fields, ``message_index``,
+``entry_index``, ``key``, ``key_number``, ``member``, typed ``value_*`` columns,
+``unknown_fields``), the catalogue, the scenario, the token lookup, and the namespace under
+which the catalogue names the keys (``fleet`` gives ``fleet.Soc``).
 Out: `KeyValueQueries`: the export rows, the onshore rows, and a one-row frame of counts.
 Nothing is computed until the caller collects them.
 May fail: `InputError` when the envelope has no vehicle identifier or timestamp field.
@@ -48,7 +49,8 @@ from filter.apply.detectors import (
 from filter.apply.pseudonym import TokenMapping, coded_tokens, token_expr
 from filter.errors import InputError
 from filter.formats.parquet.metadata import as_enum
-from filter.formats.protobuf.schema import UNKNOWN_FIELDS, DecodedRows
+from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
+from filter.formats.protobuf.row_batches import DecodedRows
 from filter.policy.catalogue import Catalogue, action_for
 from filter.policy.plan import TOKEN_COLUMN, decide_path
 

@@ -13,7 +13,7 @@ index). With ``on_bad_record="quarantine"`` bad records are kept instead, raw, u
 output's ``quarantine/`` with their offsets, counted in the manifests, and the run goes on.
 
 Streaming: messages are decoded in batches; memory is bounded by the batch, not the stream.
-This is the plain-protobuf decoding path (`filter.formats.protobuf.schema`).
+This is the plain-protobuf decoding path (`filter.formats.protobuf.message_rows`).
 """
 
 from __future__ import annotations
@@ -58,8 +58,12 @@ from filter.errors import InputError, OutputError, UnclassifiedFieldsError, firs
 from filter.files import argument_paths, check_named, entry_kind, found_special
 from filter.formats.parquet.metadata import plain_string_metadata
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf import writer as pbw
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
+from filter.formats.protobuf.framing import BadRecord, Framing, dump_files
+from filter.formats.protobuf.framing import OnBadRecord as OnBadRecordCallback
+from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS, key_value_schema, polars_schema
+from filter.formats.protobuf.row_batches import Batch, RawMessages
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.parts import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.outputs.signing import resolve_signing_key
@@ -105,7 +109,7 @@ class ProtobufRun:
     """What a protobuf split settles before reading any data, whatever the engine."""
 
     catalogue: Catalogue
-    schema: pb.ProtoSchema
+    schema: ProtoSchema
     sources: list[Path]
     plan: ExportPlan
     targets: tuple[Path, Path]  # (export, onshore), absolute
@@ -117,7 +121,7 @@ def prepare_run(
     onshore_dir: str | Path,
     scenario: str,
     *,
-    load: Callable[[], pb.ProtoSchema],
+    load: Callable[[], ProtoSchema],
     catalogue: Catalogue | str | Path | None,
     catalogue_sha256: str | None,
     on_unknown: OnUnknown,
@@ -145,7 +149,7 @@ def split_protobuf(
     key: bytes,
     message: str,
     descriptor_set: str | Path | None = None,
-    framing: pb.Framing = "delimited",
+    framing: Framing = "delimited",
     kv_field: str | None = None,
     namespace: str = "fleet",
     catalogue: Catalogue | str | Path | None = None,
@@ -168,7 +172,7 @@ def split_protobuf(
     key = check_key(key)
     run = prepare_run(
         inputs, export_dir, onshore_dir, scenario,
-        load=lambda: pb.load_schema(descriptor_set, message, kv_field=kv_field),
+        load=lambda: load_schema(descriptor_set, message, kv_field=kv_field),
         catalogue=catalogue, catalogue_sha256=catalogue_sha256, on_unknown=on_unknown,
         origin=origin, namespace=namespace,
     )
@@ -210,8 +214,8 @@ def split_protobuf(
             )
 
             def tokened(
-                batches: Iterable[pb.Batch],
-            ) -> Iterator[tuple[pb.Batch, TokenMapping]]:
+                batches: Iterable[Batch],
+            ) -> Iterator[tuple[Batch, TokenMapping]]:
                 """Batches with the tokens of their VINs, in order (each VIN is hashed once
                 per run)."""
                 for batch in batches:
@@ -220,8 +224,8 @@ def split_protobuf(
                     yield batch, dict(tokens)  # this batch's view: the next one may add to it
 
             def queried(
-                item: tuple[pb.Batch, TokenMapping],
-            ) -> tuple[pb.Batch, TokenMapping, KeyValueQueries | None]:
+                item: tuple[Batch, TokenMapping],
+            ) -> tuple[Batch, TokenMapping, KeyValueQueries | None]:
                 batch, known = item
                 queries = batch_queries(schema, batch, cat, scenario, namespace, known,
                                         rows=not streams, verdicts=verdicts)
@@ -229,11 +233,11 @@ def split_protobuf(
                     return batch, known, queries
                 # Both sides encoded: the writer needs their files and the counts only, and
                 # the batch's decoded arrays (about 40 bytes an entry) need not wait for it.
-                return pb.Batch(None, batch.messages), known, queries.files_only()
+                return Batch(None, batch.messages), known, queries.files_only()
 
             def prepared(
-                source: Path = source, batches: Iterable[pb.Batch] = batches
-            ) -> Iterator[tuple[pb.Batch, TokenMapping, KeyValueQueries | None]]:
+                source: Path = source, batches: Iterable[Batch] = batches
+            ) -> Iterator[tuple[Batch, TokenMapping, KeyValueQueries | None]]:
                 """Batches with their tokens and queries: built ahead, in the read-ahead
                 thread, while the previous batch is written. For Parquet output a thread of
                 its own decodes the next batch, and the next batch's queries (its two sides
@@ -293,14 +297,14 @@ def check_unknown(tally: Tally, on_unknown: OnUnknown, namespace: str, catalogue
                      key=lambda path: int(path.rsplit(".", 1)[1]))
     carrying = tally.entries["unknown_fields"]
     if carrying:
-        unknown.append(f"{pb.UNKNOWN_FIELDS} (fields the descriptor does not know, in "
+        unknown.append(f"{UNKNOWN_FIELDS} (fields the descriptor does not know, in "
                        f"{carrying} entr(ies) or message(s))")
     if unknown:
         raise UnclassifiedFieldsError(unknown, catalogue_id)
 
 
 def protobuf_plan(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     catalogue: Catalogue,
     scenario: str,
     on_unknown: OnUnknown,
@@ -314,10 +318,10 @@ def protobuf_plan(
     know can only be found in the data: `check_unknown` stops the run on them.
     """
     if schema.key_value is None:
-        decided = plan(pb.polars_schema(schema), catalogue, scenario, origin=origin)
-        unknown = [p for p in decided.unclassified if p != pb.UNKNOWN_FIELDS]
+        decided = plan(polars_schema(schema), catalogue, scenario, origin=origin)
+        unknown = [p for p in decided.unclassified if p != UNKNOWN_FIELDS]
     else:
-        decided = plan(pb.key_value_schema(schema), catalogue, scenario, origin=origin)
+        decided = plan(key_value_schema(schema), catalogue, scenario, origin=origin)
         names = [v.name for v in schema.key_value.key.enum_type.values]
         unknown = [] if on_unknown != "fail" else [
             f"{namespace}.{n}" for n in names if catalogue.classify(f"{namespace}.{n}") is None]
@@ -331,8 +335,8 @@ def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
     As for Parquet (`filter.formats.parquet.inputs.expand_inputs`): an existing path is that path,
     a pattern is expanded once by vtx, no link vtx finds itself is followed (a pattern's
-    match, a topic dump's entry: `filter.formats.protobuf.schema.dump_files`), and a FIFO, device or
-    socket is refused rather than read.
+    match, a topic dump's entry: `filter.formats.protobuf.framing.dump_files`), and a FIFO,
+    device or socket is refused rather than read.
     """
     found: list[Path] = []
     for item in inputs:
@@ -342,14 +346,14 @@ def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             if kind == "special":
                 raise found_special(path, f"matched by pattern {str(item)!r}")
             if kind == "directory":
-                pb.dump_files(path)  # its links and special files refused before any read
+                dump_files(path)  # its links and special files refused before any read
             found.append(path)
     if not found:
         raise InputError("no input files given")
     return list(dict.fromkeys(p.resolve() for p in found))
 
 
-def guarded_batches(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Batch]:
+def guarded_batches(source: Path, batches: Iterable[Batch]) -> Iterable[Batch]:
     """`batches` of `source`, with a read failure reported as the `InputError` naming it."""
     try:
         yield from batches
@@ -358,8 +362,8 @@ def guarded_batches(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Ba
 
 
 def write_batch(
-    schema: pb.ProtoSchema,
-    batch: pb.Batch,
+    schema: ProtoSchema,
+    batch: Batch,
     export_plan: ExportPlan,
     catalogue: Catalogue,
     scenario: str,
@@ -411,8 +415,8 @@ def write_batch(
 
 
 def write_stream_batch(
-    schema: pb.ProtoSchema,
-    batch: pb.Batch,
+    schema: ProtoSchema,
+    batch: Batch,
     export_plan: ExportPlan,
     catalogue: Catalogue,
     scenario: str,
@@ -511,7 +515,7 @@ _STREAM_BUFFER = 1 << 20
 
 
 def stream_keys(
-    schema: pb.ProtoSchema, export_plan: ExportPlan, catalogue: Catalogue, scenario: str
+    schema: ProtoSchema, export_plan: ExportPlan, catalogue: Catalogue, scenario: str
 ) -> pbw.StreamKeys:
     """The proto names of the key fields, and the export's timestamp action."""
     by_column = {(f.name if schema.key_value else f.json_name): f.name
@@ -524,7 +528,7 @@ def stream_keys(
 
 
 def _plain_detections(
-    rows: pl.DataFrame, raw: pb.RawMessages, export_plan: ExportPlan, tally: Tally,
+    rows: pl.DataFrame, raw: RawMessages, export_plan: ExportPlan, tally: Tally,
     vins: BatchVins,
 ) -> dict[int, set[str]]:
     """Per message index, the exported string fields a detector hit, or that are or hold one
@@ -550,7 +554,7 @@ def _plain_detections(
 def _tally_unknown_messages(tally: Tally, rows: pl.DataFrame) -> None:
     """Plain messages: how many carry fields the descriptor does not know (for
     `check_unknown`; the manifests count entries of key/value input only)."""
-    tally.entries["unknown_fields"] += rows.height - rows[pb.UNKNOWN_FIELDS].null_count()
+    tally.entries["unknown_fields"] += rows.height - rows[UNKNOWN_FIELDS].null_count()
 
 
 def _tally_entries(tally: Tally, counts: pl.DataFrame, detections: pl.DataFrame) -> None:
@@ -561,8 +565,8 @@ def _tally_entries(tally: Tally, counts: pl.DataFrame, detections: pl.DataFrame)
 
 
 def batch_queries(
-    schema: pb.ProtoSchema,
-    batch: pb.Batch,
+    schema: ProtoSchema,
+    batch: Batch,
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
@@ -590,13 +594,13 @@ def _record(part: HashingFile) -> FileRecord:
 
 def quarantine_handler(
     onshore_staging: Path, source: Path, tally: Tally, on_bad_record: OnBadRecord
-) -> pb.OnBadRecord | None:
+) -> OnBadRecordCallback | None:
     """A bad-record handler that keeps the raw bytes onshore, or None to fail on the first."""
     if on_bad_record == "fail":
         return None
     directory = onshore_staging / QUARANTINE_DIR
 
-    def keep(record: pb.BadRecord) -> None:
+    def keep(record: BadRecord) -> None:
         directory.mkdir(exist_ok=True)
         name = f"{record.path.stem}-{record.index:08d}-{record.offset}.bin"
         data = bytes(record.data)
@@ -616,7 +620,7 @@ def source_digest(source: Path) -> str:
     if not source.is_dir():
         return sha256_file(source)
     digest = hashlib.sha256()  # a topic dump: its files' names and digests, in order
-    for path in pb.dump_files(source):
+    for path in dump_files(source):
         digest.update(f"{path.name}\0{sha256_file(path, follow_links=False)}\n".encode())
     return digest.hexdigest()
 
@@ -625,11 +629,11 @@ def source_bytes(source: Path) -> int:
     """The size of an input in bytes (a topic dump: of the files it is read from)."""
     if not source.is_dir():
         return source.stat().st_size
-    return sum(p.lstat().st_size for p in pb.dump_files(source))
+    return sum(p.lstat().st_size for p in dump_files(source))
 
 
 def reconcile_outputs(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     tally: Tally,
     export_files: list[FileRecord],
     onshore_files: list[FileRecord],
@@ -658,7 +662,7 @@ def reconcile_outputs(
 
 
 def descriptor_plan(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     catalogue: Catalogue,
     scenario: str,
     *,
@@ -682,7 +686,7 @@ def descriptor_plan(
 
 def manifest_plan(
     export_plan: ExportPlan,
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
@@ -706,7 +710,7 @@ def _as_entry(decision: FieldDecision) -> FieldDecision:
 
 
 def manifest_extra(
-    schema: pb.ProtoSchema, message: str, framing: str, namespace: str, tally: Tally
+    schema: ProtoSchema, message: str, framing: str, namespace: str, tally: Tally
 ) -> dict[str, Any]:
     """What the manifests record about protobuf input: format, quarantine, entry counts."""
     extra: dict[str, Any] = {

@@ -99,7 +99,11 @@ from filter.formats.parquet.inputs import (
     locate_corruption,
 )
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
+from filter.formats.protobuf.framing import BadRecord, Framing, dump_files
+from filter.formats.protobuf.framing import OnBadRecord as OnBadRecordCallback
+from filter.formats.protobuf.message_rows import iter_dump_batches
+from filter.formats.protobuf.row_batches import Batch
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.signing import resolve_signing_key
 from filter.policy.catalogue import Catalogue
@@ -592,14 +596,14 @@ class _ProtoType:
     message: str
     kv_field: str | None
 
-    def load(self) -> pb.ProtoSchema:
+    def load(self) -> ProtoSchema:
         """The resolved message type, loaded once per worker process."""
         return _load_proto(self)
 
 
 @functools.cache
-def _load_proto(proto: _ProtoType) -> pb.ProtoSchema:
-    return pb.load_schema(proto.descriptor_set, proto.message, kv_field=proto.kv_field)
+def _load_proto(proto: _ProtoType) -> ProtoSchema:
+    return load_schema(proto.descriptor_set, proto.message, kv_field=proto.kv_field)
 
 
 def split_ray_protobuf(
@@ -611,7 +615,7 @@ def split_ray_protobuf(
     key: bytes,
     message: str,
     descriptor_set: str | Path | None = None,
-    framing: pb.Framing = "delimited",
+    framing: Framing = "delimited",
     kv_field: str | None = None,
     namespace: str = "fleet",
     catalogue: Catalogue | str | Path | None = None,
@@ -712,7 +716,7 @@ def split_ray_protobuf(
     )
 
 
-def _units(sources: Sequence[Path], framing: pb.Framing, batch_size: int) -> list[dict[str, Any]]:
+def _units(sources: Sequence[Path], framing: Framing, batch_size: int) -> list[dict[str, Any]]:
     """The tasks' work, in output order: each input file whole (its messages are framed one
     after another), or a run of up to `batch_size` files of a topic dump (one message each).
 
@@ -725,7 +729,7 @@ def _units(sources: Sequence[Path], framing: pb.Framing, batch_size: int) -> lis
             units.append({"source": index, "paths": [str(source)], "framing": framing,
                           "dump": False, "first": 0})
             continue
-        files = [str(p) for p in pb.dump_files(source)]
+        files = [str(p) for p in dump_files(source)]
         for number, start in enumerate(range(0, len(files), batch_size)):
             units.append({"source": index, "paths": files[start : start + batch_size],
                           "framing": "single", "dump": True, "first": number, "start": start})
@@ -733,9 +737,9 @@ def _units(sources: Sequence[Path], framing: pb.Framing, batch_size: int) -> lis
 
 
 def _unit_batches(
-    schema: pb.ProtoSchema, unit: dict[str, Any], batch_size: int,
-    on_bad: pb.OnBadRecord | None,
-) -> Iterator[pb.Batch]:
+    schema: ProtoSchema, unit: dict[str, Any], batch_size: int,
+    on_bad: OnBadRecordCallback | None,
+) -> Iterator[Batch]:
     """The batches of one unit: a file's batches; a dump's run of files as one batch."""
     paths = [Path(p) for p in unit["paths"]]
     if not unit["dump"]:
@@ -743,7 +747,7 @@ def _unit_batches(
             schema, paths[0], unit["framing"], batch_size=batch_size, on_bad=on_bad))
         return
     # The run's files as one batch, indexed by their place in the whole dump, as locally.
-    yield from guarded_batches(paths[0].parent, pb.iter_dump_batches(
+    yield from guarded_batches(paths[0].parent, iter_dump_batches(
         schema, paths, first_index=unit["start"], batch_size=len(paths), on_bad=on_bad))
 
 
@@ -791,7 +795,7 @@ def _unit_vins(
     return _unit_row(vins=sorted(vins))
 
 
-def _skip(record: pb.BadRecord) -> None:
+def _skip(record: BadRecord) -> None:
     """A bad-record handler that ignores the record."""
 
 

@@ -1,9 +1,9 @@
 """Compiled decoding of key/value envelopes: wire bytes straight into column buffers.
 
-In: a `ProtoSchema` whose message is a key/value envelope (`filter.formats.protobuf.schema`), and a
-stream file (varint-delimited messages, or one message per file).
+In: a `ProtoSchema` whose message is a key/value envelope (`filter.formats.protobuf.descriptors`),
+and a stream file (varint-delimited messages, or one message per file).
 Out: the same `Batch`es of rows as the plain path (`protobuf_batches.iter_batches`): one row per
-entry, the columns and types of `protobuf.key_value_schema`, row for row identical.
+entry, the columns and types of `message_rows.key_value_schema`, row for row identical.
 
 How: the descriptor is compiled once into small tables (`KeyValueTables`: per field number,
 its kind and slot, at each of the four levels envelope / entry / value / value member). Numba
@@ -49,12 +49,32 @@ import pyarrow as pa
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from numba.extending import intrinsic
 
+from filter.errors import InputError
 from filter.files import open_regular
 from filter.formats.parquet.arrow_arrays import UnsupportedColumn, numpy_array, string_array
 from filter.formats.parquet.encoder import encode_file
 from filter.formats.parquet.leaf_columns import Column, Repeated, Sparse
 from filter.formats.parquet.metadata import as_enum
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema
+from filter.formats.protobuf.framing import (
+    MAX_MESSAGE_BYTES,
+    Frame,
+    Framing,
+    OnBadRecord,
+    file_frames,
+)
+from filter.formats.protobuf.message_rows import (
+    MAX_TIMESTAMP_SECONDS,
+    MIN_TIMESTAMP_SECONDS,
+    TIMESTAMP_TYPE,
+    batched,
+    envelope_frame,
+    key_value_frame,
+    key_value_schema,
+    parse_or_report,
+    value_column,
+)
+from filter.formats.protobuf.row_batches import Batch, RawMessages
 from filter.formats.protobuf.wire import load_u8, skip, varint
 from filter.jit import kernel
 
@@ -79,7 +99,7 @@ _SCALAR_KIND = {
 #: Field numbers above this are not put in the lookup tables (such a field goes to the plain path).
 _MAX_TABLE_FIELD = 4096
 
-_MIN_SECONDS, _MAX_SECONDS = pb.MIN_TIMESTAMP_SECONDS, pb.MAX_TIMESTAMP_SECONDS
+_MIN_SECONDS, _MAX_SECONDS = MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS
 #: Batches a split may hold at once, from decoding to writing (`protobuf_split`: one being
 #: decoded, one decoded ahead, one being split, one split and held, one waiting for the
 #: writer, one being written); the pages of older ones are handed back (a page handed back
@@ -119,7 +139,7 @@ class KeyValueTables:
     member_tables: tuple[MessageTable | None, ...]  # per member: its message's leaves, or None
 
 
-def compile_tables(schema: pb.ProtoSchema) -> KeyValueTables | None:
+def compile_tables(schema: ProtoSchema) -> KeyValueTables | None:
     """The decoder tables of `schema`, or None when the compiled path cannot read it."""
     layout = schema.key_value
     if layout is None:
@@ -154,7 +174,7 @@ def _envelope_kind(field: FieldDescriptor) -> int:
     if field.is_repeated:
         return K_NONE
     if field.message_type is not None:
-        return K_TIMESTAMP if field.message_type.full_name == pb.TIMESTAMP_TYPE else K_NONE
+        return K_TIMESTAMP if field.message_type.full_name == TIMESTAMP_TYPE else K_NONE
     return _SCALAR_KIND[field.type]
 
 
@@ -557,21 +577,21 @@ def gather_bytes(buf, starts, lengths, valid):
 
 
 def iter_kv_batches(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     tables: KeyValueTables,
     source: Path,
-    framing: pb.Framing,
+    framing: Framing,
     *,
     batch_size: int,
-    on_bad: pb.OnBadRecord | None,
-) -> Iterator[pb.Batch]:
+    on_bad: OnBadRecord | None,
+) -> Iterator[Batch]:
     """The key/value rows of the stream file `source`, `batch_size` messages at a time."""
     try:
         with open_regular(source) as fh:  # a regular file only: no FIFO, no device
             size = os.fstat(fh.fileno()).st_size
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     except OSError as exc:
-        raise pb.InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
     try:
         buf = np.frombuffer(mapped, dtype=np.uint8) if mapped is not None else np.empty(
             0, dtype=np.uint8)
@@ -609,15 +629,15 @@ class _PageRelease:
 
 
 def _batches(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     tables: KeyValueTables,
     source: Path,
-    framing: pb.Framing,
+    framing: Framing,
     buf: np.ndarray,
     batch_size: int,
-    on_bad: pb.OnBadRecord | None,
+    on_bad: OnBadRecord | None,
     release: _PageRelease,
-) -> Iterator[pb.Batch]:
+) -> Iterator[Batch]:
     starts = np.empty(batch_size, dtype=np.int64)
     lengths = np.empty(batch_size, dtype=np.int64)
     offsets = np.empty(batch_size, dtype=np.int64)
@@ -629,7 +649,7 @@ def _batches(
         release.upto(batch_starts[0])
         batch_starts = [*batch_starts[1:], pos]
         status, count, next_pos = frame_messages(
-            buf, pos, index, batch_size, framing == "delimited", pb.MAX_MESSAGE_BYTES,
+            buf, pos, index, batch_size, framing == "delimited", MAX_MESSAGE_BYTES,
             starts, lengths, offsets,
         )
         if count:
@@ -641,13 +661,13 @@ def _batches(
         if status == _FRAMED_ALL:
             return
         if status == _FRAMING_ERROR:  # the plain framing reports (or quarantines) the rest
-            frames = pb.file_frames(source, framing, on_bad, start=pos, first_index=index)
-            yield from pb.batched(schema, frames, batch_size, on_bad)
+            frames = file_frames(source, framing, on_bad, start=pos, first_index=index)
+            yield from batched(schema, frames, batch_size, on_bad)
             return
 
 
 def _decode(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     tables: KeyValueTables,
     source: Path,
     buf: np.ndarray,
@@ -655,8 +675,8 @@ def _decode(
     lengths: np.ndarray,
     offsets: np.ndarray,
     first_index: int,
-    on_bad: pb.OnBadRecord | None,
-) -> pb.Batch | None:
+    on_bad: OnBadRecord | None,
+) -> Batch | None:
     """One batch of framed messages: compiled rows, plus the plain path's for flagged ones."""
     n = len(starts)
     counts = np.zeros(n, dtype=np.int64)
@@ -711,19 +731,19 @@ def _decode(
     read = bad == 0  # the messages the batch holds: decoded here, or parsed below
     spans = (starts.copy(), lengths.copy())  # the caller reuses its framing arrays
 
-    def raw() -> pb.RawMessages:
+    def raw() -> RawMessages:
         chosen = np.flatnonzero(read)
-        return pb.RawMessages(buf, spans[0][chosen], spans[1][chosen], chosen + first_index)
+        return RawMessages(buf, spans[0][chosen], spans[1][chosen], chosen + first_index)
 
     if not len(flagged):
-        return pb.Batch(None, messages, entries, raw) if messages else None
+        return Batch(None, messages, entries, raw) if messages else None
     rows = entries.rows()
     parsed, indexes = [], []
     for m in flagged.tolist():
         start = int(starts[m])
-        frame = pb.Frame(first_index + m, int(offsets[m]),
+        frame = Frame(first_index + m, int(offsets[m]),
                          buf[start : start + int(lengths[m])].tobytes())
-        message = pb.parse_or_report(schema, source, frame, on_bad)
+        message = parse_or_report(schema, source, frame, on_bad)
         if message is None:
             continue
         parsed.append(message)
@@ -731,13 +751,13 @@ def _decode(
         read[m] = True
     messages += len(parsed)
     if parsed:
-        plain = pb.key_value_frame(schema, parsed, indexes)
+        plain = key_value_frame(schema, parsed, indexes)
         rows = pl.concat([rows, plain]).sort("message_index", "entry_index")
     if messages == 0:
         return None
     envelopes = pl.concat([entries.envelopes().filter(pl.Series(bad == 0)),
-                           pb.envelope_frame(schema, parsed)])
-    return pb.Batch(rows, messages, raw=raw, envelopes=envelopes)
+                           envelope_frame(schema, parsed)])
+    return Batch(rows, messages, raw=raw, envelopes=envelopes)
 
 
 @dataclass(frozen=True)
@@ -781,7 +801,7 @@ class DecodedEntries:
     The arrays view the memory-mapped input (`buf`), which stays mapped while they live.
     """
 
-    schema: pb.ProtoSchema
+    schema: ProtoSchema
     tables: KeyValueTables
     buf: np.ndarray
     keep: np.ndarray  # entries of messages the compiled path read (all, unless some fell back)
@@ -806,8 +826,8 @@ class DecodedEntries:
 
     @property
     def row_schema(self) -> pl.Schema:
-        """The columns and types of the rows (`protobuf.key_value_schema`)."""
-        return pb.key_value_schema(self.schema)
+        """The columns and types of the rows (`message_rows.key_value_schema`)."""
+        return key_value_schema(self.schema)
 
     @property
     def key_names(self) -> dict[int, str]:
@@ -832,7 +852,7 @@ class DecodedEntries:
     def strings(self) -> tuple[np.ndarray, pl.Series]:
         """The rows whose value is a ``value_string`` (ascending) and their strings."""
         members = [j for j, f in enumerate(self.tables.members.fields)
-                   if f.message_type is None and pb.value_column(f) == "value_string"]
+                   if f.message_type is None and value_column(f) == "value_string"]
         _, member = self.routing()
         holds_string = np.zeros(len(self.tables.members.fields) + 1, dtype=np.bool_)
         holds_string[[j + 1 for j in members]] = True  # by member position + 1 (-1: none)
@@ -865,7 +885,7 @@ class DecodedEntries:
         field = self.tables.envelope.fields[slot]
         valid = (self.env_seen[:, slot] if field.has_presence
                  else np.ones(len(self.env_i), np.bool_))
-        dtype = pb.key_value_schema(self.schema)[name]
+        dtype = key_value_schema(self.schema)[name]
         return _as_series(_scalar_array(
             name, self.tables.envelope.kinds[slot], field, self.buf, self.env_i[:, slot],
             self.env_f[:, slot], self.env_s[:, slot], self.env_n[:, slot], valid, dtype,
@@ -923,7 +943,7 @@ def _arrow_columns(
     """The columns of `schema` for the entries `keep` selects, as Arrow arrays, `Sparse` or
     `Repeated` columns for `parquet_encoder.encode_file` (`DecodedEntries.encoded`)."""
     tables, buf, leaves = entries.tables, entries.buf, entries.leaves
-    target = pb.key_value_schema(entries.schema)
+    target = key_value_schema(entries.schema)
     message_members, groups, group_of = _member_groups(tables, schema, target)
     picked = np.flatnonzero(keep)  # NumPy's: seven times as fast as Numba's
     counts, member, positions, numbers, grouped, offsets = side_entries(
@@ -1010,7 +1030,7 @@ def _member_groups(
     group_of = np.full(len(tables.members.fields) + 1, -1, dtype=np.int64)
     grouped: list[tuple[int, tuple[str, str | int]]] = []
     for j, field in enumerate(tables.members.fields):
-        column = f"value_{field.name}" if field.message_type else pb.value_column(field)
+        column = f"value_{field.name}" if field.message_type else value_column(field)
         if column not in columns:
             continue
         if field.message_type is not None:
@@ -1182,7 +1202,7 @@ def _columns(
     ent_msg, ent_pos, ent_key, ent_member = (
         entries.ent_msg, entries.ent_pos, entries.ent_key, entries.ent_member)
     ent_i, ent_f, ent_s, ent_n = entries.ent_i, entries.ent_f, entries.ent_s, entries.ent_n
-    target = pb.key_value_schema(schema)
+    target = key_value_schema(schema)
     all_kept = bool(keep.all())
     if not all_kept:
         picked = np.flatnonzero(keep)  # ascending: an entry's row is its place in it

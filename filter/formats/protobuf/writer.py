@@ -41,7 +41,9 @@ from google.protobuf.message import Message
 
 from filter.apply.columns import apply_action
 from filter.apply.pseudonym import TokenMapping
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import KeyValueLayout, ProtoSchema
+from filter.formats.protobuf.message_rows import SCALAR_TYPES, TIMESTAMP_TYPE, UNKNOWN_FIELDS
+from filter.formats.protobuf.row_batches import RawMessages
 from filter.policy.catalogue import Action
 from filter.policy.plan import ExportPlan, FieldDecision
 
@@ -74,8 +76,8 @@ EntrySelection = tuple[np.ndarray, np.ndarray] | np.ndarray
 
 
 def write_key_value_streams(
-    schema: pb.ProtoSchema,
-    raw: pb.RawMessages,
+    schema: ProtoSchema,
+    raw: RawMessages,
     exported: EntrySelection,
     tokens: TokenMapping,
     keys: StreamKeys,
@@ -177,7 +179,7 @@ def decoded_entries(decoded: DecodedEntries, flags: np.ndarray) -> tuple[np.ndar
 
 
 def runtime_entries(
-    schema: pb.ProtoSchema, raw: pb.RawMessages, flags: np.ndarray, base: np.ndarray
+    schema: ProtoSchema, raw: RawMessages, flags: np.ndarray, base: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The flagged entries (the batch's in message order; message m's are
     ``base[m]:base[m + 1]``), each encoded anew from its message as the runtime parses it
@@ -203,7 +205,7 @@ def runtime_entries(
     return np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets
 
 
-def rebuilt_entry(entry: Message, layout: pb.KeyValueLayout) -> bytes:
+def rebuilt_entry(entry: Message, layout: KeyValueLayout) -> bytes:
     """One entry anew: its key (unless 0) and a value holding its one oneof member, the
     member's fields the descriptor declares only (`known_copy`); serialised."""
     fresh = type(entry)()
@@ -279,8 +281,8 @@ def _token_bytes(
 
 
 def write_plain_streams(
-    schema: pb.ProtoSchema,
-    raw: pb.RawMessages,
+    schema: ProtoSchema,
+    raw: RawMessages,
     export_plan: ExportPlan,
     detected: Mapping[int, set[str]],
     tokens: TokenMapping,
@@ -295,7 +297,7 @@ def write_plain_streams(
     message into which each exported leaf the message holds is copied (`known_copy` for
     what is a message), so nothing the plan does not export can be in it.
     """
-    fields = [d for d in export_plan.fields if d.column != pb.UNKNOWN_FIELDS]  # on the wire:
+    fields = [d for d in export_plan.fields if d.column != UNKNOWN_FIELDS]  # on the wire:
     # unknown fields are never exported and stay in the onshore copy
     exported = [d for d in fields if d.destination == "export"]
     withheld = [d for d in fields if d.destination == "onshore"
@@ -403,11 +405,11 @@ def _transform(message: Message, decision: FieldDecision, action: Action) -> Non
     if found is None:
         return
     holder, field = found
-    if field.message_type is not None and field.message_type.full_name == pb.TIMESTAMP_TYPE:
+    if field.message_type is not None and field.message_type.full_name == TIMESTAMP_TYPE:
         if holder.HasField(field.name):
             _coarsen(getattr(holder, field.name), action)
         return
-    dtype = pb.SCALAR_TYPES.get(field.type)
+    dtype = SCALAR_TYPES.get(field.type)
     if field.message_type is None and not field.is_repeated and dtype is not None \
             and dtype.is_numeric():
         value = pl.Series([getattr(holder, field.name)], dtype=dtype)
