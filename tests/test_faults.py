@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from filter.audit.verify import check_directory, verify_output
 from filter.cli import vtx
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import load_schema
 from filter.outputs.parts import HashingFile
 
 from .conftest import KEY, MINI_CATALOGUE
@@ -220,7 +220,7 @@ def test_disk_full_injected_protobuf(output_format, key_file, tmp_path, disk_fil
     from .test_protobuf_split import TEST_SET
     from .test_readers_protobuf import delimited, make_payload
 
-    payload = pb.load_schema(TEST_SET, "testfleet.Payload")
+    payload = load_schema(TEST_SET, "testfleet.Payload")
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(*(make_payload(payload, f"LSV{i}") for i in range(50))))
     result = CliRunner().invoke(vtx, [

@@ -25,7 +25,7 @@ from .test_readers_protobuf import delimited, make_payload
 
 def protobuf_seed(workdir: Path) -> bytes:
     """A delimited stream of key/value envelopes of the test fleet schema."""
-    from filter.formats.protobuf.schema import load_schema
+    from filter.formats.protobuf.descriptors import load_schema
 
     payload = load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
     return delimited(*(make_payload(payload, f"LSV{i:014d}") for i in range(4)))

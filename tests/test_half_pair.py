@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from filter import OutputError, split
 from filter.audit.verify import verify_output
 from filter.cli import vtx
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import load_schema
 from filter.outputs.publish import stage_all
 
 from .conftest import KEY, MINI_CATALOGUE
@@ -143,7 +143,7 @@ def test_a_protobuf_split_killed_between_its_renames_is_completed(key_file, tmp_
     from .test_protobuf_split import TEST_SET
     from .test_readers_protobuf import delimited, make_payload
 
-    payload = pb.load_schema(TEST_SET, "testfleet.Payload")
+    payload = load_schema(TEST_SET, "testfleet.Payload")
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(*(make_payload(payload, f"LSV{i:014d}") for i in range(40))))
     out = tmp_path / "out"

@@ -22,7 +22,9 @@ from polars.testing import assert_frame_equal
 from filter import InputError
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf import kv_tables
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
+from filter.formats.protobuf.framing import Framing
+from filter.formats.protobuf.message_rows import key_value_schema
 
 from .conftest import DATA
 
@@ -34,30 +36,30 @@ def delimited(*messages: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def payload() -> pb.ProtoSchema:
-    return pb.load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+def payload() -> ProtoSchema:
+    return load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
 
 
 @pytest.fixture(scope="module")
-def envelope() -> pb.ProtoSchema:
-    return pb.load_schema(None, "vtx.telemetry.v1.Envelope")
+def envelope() -> ProtoSchema:
+    return load_schema(None, "vtx.telemetry.v1.Envelope")
 
 
 def read(
-    schema: pb.ProtoSchema, path: Path, decoder: protobuf_batches.Decoder,
-    framing: pb.Framing = "delimited", batch_size: int = 4,
+    schema: ProtoSchema, path: Path, decoder: protobuf_batches.Decoder,
+    framing: Framing = "delimited", batch_size: int = 4,
 ) -> tuple[pl.DataFrame, int, list[tuple[int, int, str, bytes]]]:
     bad: list[tuple[int, int, str, bytes]] = []
     batches = list(protobuf_batches.iter_batches(
         schema, path, framing, batch_size=batch_size, decoder=decoder,
         on_bad=lambda r: bad.append((r.index, r.offset, r.reason, bytes(r.data))),
     ))
-    rows = pl.concat([b.rows for b in batches]) if batches else pb.key_value_schema(
+    rows = pl.concat([b.rows for b in batches]) if batches else key_value_schema(
         schema).to_frame()
     return rows, sum(b.messages for b in batches), bad
 
 
-def assert_same(schema: pb.ProtoSchema, path: Path, framing: pb.Framing = "delimited",
+def assert_same(schema: ProtoSchema, path: Path, framing: Framing = "delimited",
                 batch_size: int = 4) -> pl.DataFrame:
     compiled = read(schema, path, "auto", framing, batch_size)
     plain = read(schema, path, "plain", framing, batch_size)
@@ -76,7 +78,7 @@ def assert_same(schema: pb.ProtoSchema, path: Path, framing: pb.Framing = "delim
     return compiled[0]
 
 
-def full_payload(schema: pb.ProtoSchema, vin: str, seconds: int = 1_790_000_000) -> bytes:
+def full_payload(schema: ProtoSchema, vin: str, seconds: int = 1_790_000_000) -> bytes:
     msg = schema.message_class(vin=vin, is_resend=True)
     msg.created_at.seconds = seconds
     msg.created_at.nanos = 123_456_789
@@ -101,7 +103,7 @@ def test_compiles_the_shipped_and_test_envelopes(payload, envelope) -> None:
         tables = kv_tables.compile_tables(schema)
         assert tables is not None
         assert tables.entries_number == 1 and tables.key_number == 1
-    assert kv_tables.compile_tables(pb.load_schema(None, "vtx.telemetry.v1.Record")) is None
+    assert kv_tables.compile_tables(load_schema(None, "vtx.telemetry.v1.Record")) is None
 
 
 def test_same_rows_as_the_plain_path(payload, tmp_path: Path) -> None:
@@ -217,7 +219,7 @@ def test_key_names_far_outside_the_lookup_table(tmp_path: Path) -> None:
         descriptor_pb2.EnumValueDescriptorProto(name="Below", number=-3),
     ])
     (tmp_path / "far.binpb").write_bytes(files.SerializeToString())
-    schema = pb.load_schema(tmp_path / "far.binpb", "kvtypes.Env")
+    schema = load_schema(tmp_path / "far.binpb", "kvtypes.Env")
     msg = schema.message_class(vin="V")
     for key in (5000, -3, 1):
         msg.data.add(key=key).value.m_s32 = 3
@@ -259,7 +261,7 @@ _TYPES = {
 }
 
 
-def scalar_schema(directory: Path, extra_envelope: FieldProto | None = None) -> pb.ProtoSchema:
+def scalar_schema(directory: Path, extra_envelope: FieldProto | None = None) -> ProtoSchema:
     """A proto2 envelope (every field has presence) with a member of every scalar type, and a
     message member whose leaves are every scalar type; its envelope has scalar fields too."""
     file = descriptor_pb2.FileDescriptorProto(name="kvtypes.proto", package="kvtypes",
@@ -312,7 +314,7 @@ def scalar_schema(directory: Path, extra_envelope: FieldProto | None = None) -> 
     files = descriptor_pb2.FileDescriptorSet(file=[file])
     path = directory / "kvtypes.binpb"
     path.write_bytes(files.SerializeToString())
-    return pb.load_schema(path, "kvtypes.Env")
+    return load_schema(path, "kvtypes.Env")
 
 
 # --- a property: random payloads, random byte damage --------------------------------------------
@@ -336,7 +338,7 @@ _PAYLOAD = st.tuples(
 )
 
 
-def encode(schema: pb.ProtoSchema, spec: tuple) -> bytes:
+def encode(schema: ProtoSchema, spec: tuple) -> bytes:
     vin, seconds, resend, entries = spec
     msg = schema.message_class(vin=vin, is_resend=resend)
     if seconds is not None:

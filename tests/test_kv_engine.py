@@ -17,7 +17,8 @@ from filter.apply.kv_routing import split_key_values
 from filter.apply.pseudonym import token_mapping
 from filter.apply.reconstruct import reconstruct_entries
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
+from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
 
 from .conftest import DATA, KEY
 from .test_parquet_encoder import assert_same_files, polars_file
@@ -29,8 +30,8 @@ KEY_NUMBERS = [0, 4, 5, 8, 10, 21, 23, 64, 69, 248, 300, 999, 100_000, -5]
 
 
 @pytest.fixture(scope="module")
-def payload() -> pb.ProtoSchema:
-    return pb.load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+def payload() -> ProtoSchema:
+    return load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def shipped():
     return load_catalogue()
 
 
-def split(schema: pb.ProtoSchema, path: Path, catalogue, scenario: str = "after-sales"):
+def split(schema: ProtoSchema, path: Path, catalogue, scenario: str = "after-sales"):
     """Split with the frame engine, and check the compiled decoder's arrays split the same."""
     (batch,) = protobuf_batches.iter_batches(schema, path, "delimited")
     rows = batch.rows
@@ -178,7 +179,7 @@ def test_unknown_envelope_fields_get_an_onshore_row(payload, shipped, tmp_path) 
     assert export["key"].to_list() == ["Soc"]
     (kept,) = onshore.rows(named=True)
     assert kept["entry_index"] == -1 and kept["key"] is None
-    assert kept[pb.UNKNOWN_FIELDS].endswith(b"\xa8\x06\x2a")
+    assert kept[UNKNOWN_FIELDS].endswith(b"\xa8\x06\x2a")
     assert counts["unknown_fields"] == 1 and counts["entries"] == 2
 
 
@@ -297,7 +298,7 @@ VIN_B = "LRW3E7EK0PC100002"
 def envelope_stream(path: Path) -> Path:
     """Two `vtx.telemetry.v1.Envelope`s; under ChargeState (exported in after-sales) string
     values that hold the other message's VIN, in lower case, and inside a word."""
-    envelope = pb.load_schema(None, "vtx.telemetry.v1.Envelope")
+    envelope = load_schema(None, "vtx.telemetry.v1.Envelope")
     charge_state = envelope.key_value.key.enum_type.values_by_name["ChargeState"].number
     raws = []
     for i, (vin, values) in enumerate([
@@ -347,7 +348,7 @@ def test_an_entry_holding_a_vin_of_the_batch_stays_onshore(
 def test_both_key_value_engines_hold_back_the_batch_vins(shipped, tmp_path: Path) -> None:
     # The frame engine and the compiled decoder's arrays route the same (`split` checks it).
     stream = envelope_stream(tmp_path / "kv.bin")
-    envelope = pb.load_schema(None, "vtx.telemetry.v1.Envelope")
+    envelope = load_schema(None, "vtx.telemetry.v1.Envelope")
     rows, export, onshore, counts = split(envelope, stream, shipped)
     assert sorted(export["value_string"]) == ["Charging", "Complete"]
     assert export.height + onshore.height == rows.height

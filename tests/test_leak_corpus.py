@@ -24,7 +24,7 @@ from google.protobuf.internal.encoder import _VarintBytes
 
 from filter import split, split_frame, split_protobuf
 from filter.cli import vtx
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import load_schema
 
 from .conftest import KEY
 from .test_readers_protobuf import delimited
@@ -300,7 +300,7 @@ def envelope_stream(path: Path, kind: str) -> Path:
     the planted texts: as their string values ("plain"), as an earlier copy of the value that
     a later one replaces ("hidden-duplicate"), or in an unknown field of the entry
     ("unknown-field")."""
-    envelope = pb.load_schema(None, "vtx.telemetry.v1.Envelope")
+    envelope = load_schema(None, "vtx.telemetry.v1.Envelope")
     kv = envelope.key_value
     assert kv is not None
     charge_state = kv.key.enum_type.values_by_name["ChargeState"].number
@@ -331,7 +331,7 @@ def envelope_stream(path: Path, kind: str) -> Path:
 
 def protobuf_strings(directory: Path) -> list[str]:
     """Every string of the known fields of the messages of `directory`'s protobuf streams."""
-    envelope = pb.load_schema(None, "vtx.telemetry.v1.Envelope")
+    envelope = load_schema(None, "vtx.telemetry.v1.Envelope")
     found: list[str] = []
     for part in sorted(directory.rglob("*")):
         if not part.is_file() or part.suffix in {".json", ".parquet"}:

@@ -77,7 +77,7 @@ def test_no_marker_leaves_in_logs_manifests_report_or_export(tmp_path, key_file)
 
 
 def test_no_marker_leaves_a_protobuf_split(tmp_path, key_file) -> None:
-    from filter.formats.protobuf.schema import load_schema
+    from filter.formats.protobuf.descriptors import load_schema
 
     from .conftest import DATA
     from .test_readers_protobuf import delimited

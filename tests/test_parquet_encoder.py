@@ -27,21 +27,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from filter.formats.parquet import encoder as parquet_encoder
-from filter.formats.parquet import entry_columns
+from filter.formats.parquet import column_chunks, entry_columns
 from filter.formats.parquet import thrift_compact as thrift
-from filter.formats.parquet.encoder import (
-    MIN_COMPRESSED_PAGE,
-    Repeated,
-    Sparse,
-    UnsupportedColumn,
-    column_chunk,
-    encode_file,
-    hybrid,
-    page_header,
-    rle_hybrid,
-    rle_runs,
-)
+from filter.formats.parquet.array_buffers import UnsupportedColumn
+from filter.formats.parquet.column_chunks import MIN_COMPRESSED_PAGE, column_chunk, page_header
+from filter.formats.parquet.encoder import encode_file
+from filter.formats.parquet.hybrid_encoding import hybrid, rle_hybrid, rle_runs
+from filter.formats.parquet.leaf_columns import Repeated, Sparse
 from filter.formats.parquet.metadata import plain_string_metadata
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.outputs.parts import PARQUET_OPTIONS
@@ -245,7 +237,7 @@ def test_an_array_type_it_does_not_encode_is_refused(monkeypatch) -> None:
     frame = pl.DataFrame({"l": [[1, 2], [3]]})
     with pytest.raises(UnsupportedColumn):
         encode_file([frame["l"].to_arrow()], frame.schema)
-    monkeypatch.setattr(parquet_encoder, "MAX_PAGE_BYTES", 8)
+    monkeypatch.setattr(column_chunks, "MAX_PAGE_BYTES", 8)
     frame = pl.DataFrame({"s": ["a long enough string"]})
     with pytest.raises(UnsupportedColumn, match="a page of"):
         encode_file([frame["s"].to_arrow()], frame.schema)
@@ -255,12 +247,12 @@ def test_a_side_the_encoder_refuses_is_written_by_polars(monkeypatch, tmp_path) 
     # The split falls back to Polars' writer for that side: the same rows, the same files'
     # contents as read back.
     from filter.engines.run import split_protobuf
-    from filter.formats.protobuf import schema as pb
+    from filter.formats.protobuf.descriptors import load_schema
 
     from .conftest import DATA, KEY
     from .test_readers_protobuf import delimited, make_payload
 
-    schema = pb.load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+    schema = load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(*(make_payload(schema, f"V{i}") for i in range(5))))
     outputs = {}

@@ -18,7 +18,8 @@ from filter.apply.pseudonym import vehicle_token
 from filter.cli import vtx
 from filter.engines.run import split_protobuf
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import SHIPPED_SOURCE, ProtoSchema, load_schema
+from filter.formats.protobuf.framing import iter_frames
 
 from .conftest import DATA, KEY
 from .test_protobuf_split import record_stream
@@ -28,21 +29,21 @@ TEST_SET = DATA / "fleet_test.binpb"
 
 
 @pytest.fixture(scope="module")
-def payload() -> pb.ProtoSchema:
-    return pb.load_schema(TEST_SET, "testfleet.Payload")
+def payload() -> ProtoSchema:
+    return load_schema(TEST_SET, "testfleet.Payload")
 
 
-def read_stream(schema: pb.ProtoSchema, directory: Path) -> list:
+def read_stream(schema: ProtoSchema, directory: Path) -> list:
     parts = sorted(directory.glob("part-*.pb"))
     return [schema.message_class.FromString(f.data)
-            for part in parts for f in pb.iter_frames(part, "delimited")]
+            for part in parts for f in iter_frames(part, "delimited")]
 
 
-def split_streams(schema: pb.ProtoSchema, stream: Path, out: Path, scenario: str = "after-sales",
+def split_streams(schema: ProtoSchema, stream: Path, out: Path, scenario: str = "after-sales",
                   **options):
     return split_protobuf(stream, out / "e", out / "o", scenario, key=KEY,
                           message=schema.name, descriptor_set=schema.source
-                          if schema.source != pb.SHIPPED_SOURCE else None,
+                          if schema.source != SHIPPED_SOURCE else None,
                           output_format="protobuf", **options)
 
 
@@ -114,11 +115,11 @@ def test_used_car_export_carries_the_day(payload, tmp_path: Path) -> None:
 
 
 def test_plain_records_lose_withheld_fields_in_the_export(tmp_path: Path) -> None:
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     stream = record_stream(tmp_path / "records.bin")
     split_streams(record, stream, tmp_path)
     export, onshore = read_stream(record, tmp_path / "e"), read_stream(record, tmp_path / "o")
-    source = [record.message_class.FromString(f.data) for f in pb.iter_frames(stream, "delimited")]
+    source = [record.message_class.FromString(f.data) for f in iter_frames(stream, "delimited")]
     assert len(export) == len(onshore) == len(source) == 5
     for s, e, o in zip(source, export, onshore, strict=True):
         assert e.vin == vehicle_token(KEY, s.vin) and o.vin == s.vin
@@ -155,7 +156,7 @@ def test_cli_output_format(payload, tmp_path: Path) -> None:
     assert wrong.exit_code == 2 and "needs protobuf input" in wrong.stderr
 
 
-def envelopes(payload: pb.ProtoSchema, messages: list, vehicles: int) -> list[bytes]:
+def envelopes(payload: ProtoSchema, messages: list, vehicles: int) -> list[bytes]:
     """Serialized envelopes, one per list of (key, value) entries: a float or text value, or
     none; the VINs taken in turn from `vehicles`, an hour and a second apart."""
     raws = []
@@ -212,7 +213,7 @@ def test_verify_checks_stream_outputs(payload, tmp_path: Path) -> None:
     stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
     split_streams(payload, stream, tmp_path / "kv")
     assert verify_output(tmp_path / "kv" / "e", tmp_path / "kv" / "o").ok
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     split_streams(record, record_stream(tmp_path / "records.bin"), tmp_path / "plain")
     report = verify_output(tmp_path / "plain" / "e", tmp_path / "plain" / "o")
     assert report.ok, report.failures
@@ -250,7 +251,7 @@ def rehash(directory: Path, part: Path) -> None:
 
 
 def test_plain_detector_hits_stay_onshore(tmp_path: Path) -> None:
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     msg = record.message_class(vin="LSV1")
     msg.vehicle.traveled_distance = 12
     msg.vehicle.diagnostics.dtc_list.extend(["P0420", "31.230416, 121.473701"])
@@ -422,7 +423,7 @@ def _planted() -> list[bytes]:
             _varint(1, _PLANTED_SECONDS)]
 
 
-def _assert_holds_only_what_parses(schema: pb.ProtoSchema, directory: Path) -> list:
+def _assert_holds_only_what_parses(schema: ProtoSchema, directory: Path) -> list:
     """No planted byte in any file of `directory`; every message of its streams parses with
     no unknown field and is as long as the runtime's own serialisation of what it parsed
     (no byte a parser skips or overwrites). The messages, in order."""
@@ -435,7 +436,7 @@ def _assert_holds_only_what_parses(schema: pb.ProtoSchema, directory: Path) -> l
                 assert planted not in data, (path.name, planted)
     messages = []
     for part in sorted(directory.glob("part-*.pb")):
-        for frame in pb.iter_frames(part, "delimited"):
+        for frame in iter_frames(part, "delimited"):
             message = schema.message_class.FromString(frame.data)
             assert message.ByteSize() == len(frame.data)
             assert not len(UnknownFieldSet(message))
@@ -509,7 +510,7 @@ def test_exported_entries_equal_the_runtime_serialisation_of_every_scalar(tmp_pa
 def test_plain_export_is_built_from_the_exported_fields_only(tmp_path: Path) -> None:
     from google.protobuf.unknown_fields import UnknownFieldSet
 
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     # Record: vin 1, timestamp 2, vehicle 3 {traveled_distance 2, service 8 {distance 1}}.
     # The vehicle sent twice (merged: its first copy's location is still the message's, and
     # withheld); an exported message with a field the descriptor does not know.
@@ -548,7 +549,7 @@ def test_entries_with_declared_fields_no_column_holds_stay_onshore(tmp_path, out
                              json_name="comment")
     extended = tmp_path / "extended.binpb"
     extended.write_bytes(files.SerializeToString())
-    schema = pb.load_schema(extended, "testfleet.Payload")
+    schema = load_schema(extended, "testfleet.Payload")
     msg = schema.message_class(vin="LSV1")
     msg.created_at.seconds = 1_790_000_000
     msg.data.add(key=8, note=_PLANTED_TEXT).value.double_value = 80.5  # Soc, noted

@@ -17,7 +17,7 @@ from filter import InputError, UnclassifiedFieldsError, read_manifest
 from filter.cli import vtx
 from filter.engines.run import split_protobuf
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
 
 from .conftest import DATA, KEY
 from .test_readers_protobuf import delimited, make_payload
@@ -26,12 +26,12 @@ TEST_SET = DATA / "fleet_test.binpb"
 
 
 @pytest.fixture(scope="module")
-def payload() -> pb.ProtoSchema:
-    return pb.load_schema(TEST_SET, "testfleet.Payload")
+def payload() -> ProtoSchema:
+    return load_schema(TEST_SET, "testfleet.Payload")
 
 
 def record_stream(path: Path, count: int = 5) -> Path:
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     messages = []
     for i in range(count):
         msg = record.message_class(vin=f"LSV{i % 3:014d}")
@@ -282,7 +282,7 @@ def test_plain_records_hold_back_the_batch_vins_in_strings(
     from filter.audit.verify import verify_output
 
     vins = ["LRW3E7EK0PC100001", "LRW3E7EK0PC100002"]
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     messages = []
     for i, dtcs in enumerate([["P0420"], [f"P0300 {vins[0].lower()}"], [f"see {vins[1]}"]]):
         msg = record.message_class(vin=vins[i % 2])
@@ -507,7 +507,7 @@ def test_on_unknown_fail_stops_on_what_the_data_holds(payload, tmp_path, output_
     odd = datum.SerializeToString() + b"\x48\x01"  # an entry with a field 9 the schema lacks
     odd_entry = known.SerializeToString() + b"\x0a" + bytes([len(odd)]) + odd
     odd_envelope = known.SerializeToString() + b"\xa8\x06\x01"  # envelope field 101
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     plain = record.message_class(vin="LSV1").SerializeToString() + b"\xa8\x06\x01"
     cases = [("key", [newer_key], "testfleet.Payload", r"fleet\.999"),
              ("entry", [odd_entry], "testfleet.Payload", "unknown_fields"),

@@ -25,7 +25,8 @@ from filter import (
 )
 from filter.apply.pseudonym import KEY_ENV, check_key, key_id
 from filter.cli import vtx
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
+from filter.formats.protobuf.framing import iter_frames
 
 from .conftest import KEY
 
@@ -256,12 +257,12 @@ def test_parquet_paths_normalise_and_give_no_token_without_a_vin(tmp_path: Path)
 def test_protobuf_paths_normalise_and_give_no_token_without_a_vin(tmp_path: Path) -> None:
     from google.protobuf.internal.encoder import _VarintBytes
 
-    envelope = pb.load_schema(None, "vtx.telemetry.v1.Envelope")
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    envelope = load_schema(None, "vtx.telemetry.v1.Envelope")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     vins = [*_SAME_VEHICLE, *_NO_VIN, "", "LSVAU2180N2183295"]  # no null VIN on the wire:
     # a message without the field reads as ""
 
-    def stream(schema: pb.ProtoSchema, name: str) -> Path:
+    def stream(schema: ProtoSchema, name: str) -> Path:
         messages = []
         for vin in vins:
             msg = schema.message_class(vin=vin)
@@ -287,11 +288,11 @@ def test_protobuf_paths_normalise_and_give_no_token_without_a_vin(tmp_path: Path
         split_protobuf(source, out / "se", out / "so", "after-sales", key=KEY,
                        message=schema.name, output_format="protobuf")
         exported = [schema.message_class.FromString(f.data)
-                    for f in pb.iter_frames(out / "se" / "part-00000-00000.pb", "delimited")]
+                    for f in iter_frames(out / "se" / "part-00000-00000.pb", "delimited")]
         _assert_tokens([m.vin if m.vin else None for m in exported])
         assert all(not m.vin for m in exported[3:7])  # no field at all: "" is the default
         onshore = [schema.message_class.FromString(f.data).vin
-                   for f in pb.iter_frames(out / "so" / "part-00000-00000.pb", "delimited")]
+                   for f in iter_frames(out / "so" / "part-00000-00000.pb", "delimited")]
         assert onshore == vins
         for side in ("p", "s"):
             report = verify_output(out / f"{side}e", out / f"{side}o")

@@ -15,7 +15,7 @@ from filter import InputError, UnclassifiedFieldsError, read_manifest
 from filter.cli import vtx
 from filter.engines.request import SplitResult
 from filter.engines.run import split_protobuf
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
 
 from .conftest import KEY
 from .test_protobuf_split import TEST_SET, record_stream
@@ -41,8 +41,8 @@ def ray_cluster() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def payload() -> pb.ProtoSchema:
-    return pb.load_schema(TEST_SET, "testfleet.Payload")
+def payload() -> ProtoSchema:
+    return load_schema(TEST_SET, "testfleet.Payload")
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("filter.engines.protobuf.BATCH_MESSAGES", 3)
 
 
-def kv_inputs(payload: pb.ProtoSchema, root: Path) -> list[Path]:
+def kv_inputs(payload: ProtoSchema, root: Path) -> list[Path]:
     """Two delimited streams and a topic dump of single-message files."""
     root.mkdir()
     streams = []
@@ -134,7 +134,7 @@ def test_on_unknown_fail_stops_on_unknown_keys_and_fields(payload, tmp_path: Pat
     on_unknown="fail", and so does a plain message carrying a field the schema lacks."""
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(make_payload(payload)))
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
     plain = tmp_path / "r.bin"
     odd = record.message_class(vin="V").SerializeToString() + b"\xa8\x06\x01"  # field 101
     plain.write_bytes(delimited(odd))

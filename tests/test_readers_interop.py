@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from filter import split
 from filter.cli import vtx
 from filter.engines.run import split_protobuf
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import load_schema
 
 from .conftest import DATA, KEY
 from .test_properties import SENSITIVE, build, catalogues, frames, schemas, unique_paths
@@ -234,7 +234,7 @@ def _split(root: Path, reencode: bool) -> list[Path]:
 
 def _key_value_parts(root: Path) -> list[Path]:
     """The parts of a key/value stream (vtx's own encoder writes them)."""
-    payload = pb.load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+    payload = load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
     stream = root / "kv.bin"
     stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
     split_protobuf(

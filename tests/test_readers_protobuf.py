@@ -1,4 +1,5 @@
-"""Protobuf input (formats/protobuf/schema.py): descriptors, framing, plain and key/value rows."""
+"""Protobuf input (formats/protobuf/descriptors.py, framing.py, message_rows.py): descriptors,
+framing, plain and key/value rows."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from google.protobuf.internal.encoder import _VarintBytes
 
 from filter import InputError
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
+from filter.formats.protobuf.framing import Framing, iter_directory, iter_frames
+from filter.formats.protobuf.message_rows import (
+    UNKNOWN_FIELDS,
+    key_value_frame,
+    parse,
+    plain_frame,
+    polars_schema,
+)
 
 from .conftest import DATA
 
@@ -21,22 +30,22 @@ def delimited(*messages: bytes) -> bytes:
     return b"".join(_VarintBytes(len(m)) + m for m in messages)
 
 
-def read_all(schema: pb.ProtoSchema, path: Path, framing: pb.Framing = "delimited"):
-    frames = list(pb.iter_frames(path, framing))
-    return frames, [pb.parse(schema, path, f) for f in frames]
+def read_all(schema: ProtoSchema, path: Path, framing: Framing = "delimited"):
+    frames = list(iter_frames(path, framing))
+    return frames, [parse(schema, path, f) for f in frames]
 
 
 @pytest.fixture(scope="module")
-def payload() -> pb.ProtoSchema:
-    return pb.load_schema(TEST_SET, "testfleet.Payload")
+def payload() -> ProtoSchema:
+    return load_schema(TEST_SET, "testfleet.Payload")
 
 
 @pytest.fixture(scope="module")
-def sample() -> pb.ProtoSchema:
-    return pb.load_schema(TEST_SET, "testfleet.Sample")
+def sample() -> ProtoSchema:
+    return load_schema(TEST_SET, "testfleet.Sample")
 
 
-def make_payload(schema: pb.ProtoSchema, vin: str = "LSV00000000000001") -> bytes:
+def make_payload(schema: ProtoSchema, vin: str = "LSV00000000000001") -> bytes:
     msg = schema.message_class(vin=vin)
     msg.created_at.seconds = 1_790_000_000
     entry = msg.data.add(key=21)  # Location
@@ -50,27 +59,27 @@ def make_payload(schema: pb.ProtoSchema, vin: str = "LSV00000000000001") -> byte
 
 
 def test_shipped_schemas_load_without_a_descriptor_set() -> None:
-    record = pb.load_schema(None, "vtx.telemetry.v1.Record")
-    envelope = pb.load_schema(None, "vtx.telemetry.v1.Envelope")
+    record = load_schema(None, "vtx.telemetry.v1.Record")
+    envelope = load_schema(None, "vtx.telemetry.v1.Envelope")
     assert record.key_value is None
     assert envelope.key_value is not None and envelope.key_value.entries.name == "data"
-    names = pb.polars_schema(record).names()
-    assert names == ["vin", "timestamp", "vehicle", pb.UNKNOWN_FIELDS]
+    names = polars_schema(record).names()
+    assert names == ["vin", "timestamp", "vehicle", UNKNOWN_FIELDS]
 
 
-def test_key_value_envelope_is_detected_or_named(payload: pb.ProtoSchema) -> None:
+def test_key_value_envelope_is_detected_or_named(payload: ProtoSchema) -> None:
     assert payload.key_value is not None
     assert (payload.key_value.key.name, payload.key_value.value.name) == ("key", "value")
-    assert pb.load_schema(TEST_SET, "testfleet.Payload", kv_field="data").key_value is not None
+    assert load_schema(TEST_SET, "testfleet.Payload", kv_field="data").key_value is not None
     with pytest.raises(InputError, match="no repeated message field 'entries'"):
-        pb.load_schema(TEST_SET, "testfleet.Payload", kv_field="entries")
+        load_schema(TEST_SET, "testfleet.Payload", kv_field="entries")
 
 
-def test_key_value_rows(payload: pb.ProtoSchema, tmp_path: Path) -> None:
+def test_key_value_rows(payload: ProtoSchema, tmp_path: Path) -> None:
     path = tmp_path / "stream.bin"
     path.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
     frames, messages = read_all(payload, path)
-    rows = pb.key_value_frame(payload, messages, [f.index for f in frames])
+    rows = key_value_frame(payload, messages, [f.index for f in frames])
     assert rows.height == 10
     first = rows.filter(rows["message_index"] == 0)
     assert first["key"].to_list() == ["Location", "Soc", "Gear", "VehicleName", "999"]
@@ -85,7 +94,7 @@ def test_key_value_rows(payload: pb.ProtoSchema, tmp_path: Path) -> None:
     assert set(rows["vin"]) == {"LSV00000000000001", "LSV2"}
 
 
-def test_plain_rows_with_nested_messages_lists_and_maps(sample: pb.ProtoSchema, tmp_path) -> None:
+def test_plain_rows_with_nested_messages_lists_and_maps(sample: ProtoSchema, tmp_path) -> None:
     msg = sample.message_class(vin="LSV1", snapshot=b"\xff\xd8")
     msg.timestamp.seconds = 60
     msg.vehicle.speed = 12.5
@@ -95,7 +104,7 @@ def test_plain_rows_with_nested_messages_lists_and_maps(sample: pb.ProtoSchema, 
     path = tmp_path / "one.bin"
     path.write_bytes(msg.SerializeToString())
     frames, messages = read_all(sample, path, "single")
-    rows = pb.plain_frame(sample, messages, [f.data for f in frames])
+    rows = plain_frame(sample, messages, [f.data for f in frames])
     row = rows.row(0, named=True)
     assert row["vehicle"] == {
         "speed": 12.5,
@@ -104,25 +113,25 @@ def test_plain_rows_with_nested_messages_lists_and_maps(sample: pb.ProtoSchema, 
     }
     assert row["counters"] == [{"key": "resets", "value": 3}]
     assert row["snapshot"] == b"\xff\xd8"
-    assert row[pb.UNKNOWN_FIELDS] is None
+    assert row[UNKNOWN_FIELDS] is None
 
 
-def test_unknown_fields_keep_the_raw_message(sample: pb.ProtoSchema, tmp_path) -> None:
+def test_unknown_fields_keep_the_raw_message(sample: ProtoSchema, tmp_path) -> None:
     known = sample.message_class(vin="LSV1").SerializeToString()
     extra = known + b"\xa8\x06\x2a"  # field 101, varint 42: not in the descriptor
     path = tmp_path / "s.bin"
     path.write_bytes(delimited(known, extra))
     frames, messages = read_all(sample, path)
-    rows = pb.plain_frame(sample, messages, [f.data for f in frames])
-    assert rows[pb.UNKNOWN_FIELDS].to_list() == [None, extra]
+    rows = plain_frame(sample, messages, [f.data for f in frames])
+    assert rows[UNKNOWN_FIELDS].to_list() == [None, extra]
 
 
-def test_directory_of_single_messages(sample: pb.ProtoSchema, tmp_path) -> None:
+def test_directory_of_single_messages(sample: ProtoSchema, tmp_path) -> None:
     for i in range(3):
         message = sample.message_class(vin=f"V{i}")
         (tmp_path / f"{i:03d}.bin").write_bytes(message.SerializeToString())
     (tmp_path / ".hidden").write_bytes(b"junk")
-    found = list(pb.iter_directory(tmp_path))
+    found = list(iter_directory(tmp_path))
     assert [p.name for p, _ in found] == ["000.bin", "001.bin", "002.bin"]
 
 
@@ -139,27 +148,27 @@ def test_bad_framing(tmp_path: Path, data: bytes, message: str) -> None:
     path = tmp_path / "bad.bin"
     path.write_bytes(data)
     with pytest.raises(InputError, match=message):
-        list(pb.iter_frames(path, "delimited"))
+        list(iter_frames(path, "delimited"))
 
 
-def test_bytes_that_do_not_parse(payload: pb.ProtoSchema, tmp_path: Path) -> None:
+def test_bytes_that_do_not_parse(payload: ProtoSchema, tmp_path: Path) -> None:
     path = tmp_path / "garbage.bin"
     path.write_bytes(delimited(make_payload(payload), b"\x0a\xff\xff"))
-    frames = list(pb.iter_frames(path, "delimited"))
-    pb.parse(payload, path, frames[0])
+    frames = list(iter_frames(path, "delimited"))
+    parse(payload, path, frames[0])
     with pytest.raises(InputError, match=r"garbage\.bin: message 1 at byte \d+: does not parse"):
-        pb.parse(payload, path, frames[1])
+        parse(payload, path, frames[1])
 
 
 def test_descriptor_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"no message type 'testfleet.Paylod'.*did you mean"):
-        pb.load_schema(TEST_SET, "testfleet.Paylod")
+        load_schema(TEST_SET, "testfleet.Paylod")
     junk = tmp_path / "junk.binpb"
     junk.write_bytes(b"\xff\xff\xff")
     with pytest.raises(InputError, match="not a FileDescriptorSet"):
-        pb.load_schema(junk, "testfleet.Payload")
+        load_schema(junk, "testfleet.Payload")
     with pytest.raises(InputError, match="cannot read descriptor set"):
-        pb.load_schema(tmp_path / "absent.binpb", "testfleet.Payload")
+        load_schema(tmp_path / "absent.binpb", "testfleet.Payload")
 
 
 def test_shipped_descriptor_set_matches_the_proto_files(tmp_path: Path) -> None:
@@ -179,7 +188,7 @@ def test_shipped_descriptor_set_matches_the_proto_files(tmp_path: Path) -> None:
     assert out.read_bytes() == (root / "vtx/telemetry/v1/telemetry.binpb").read_bytes()
 
 
-def test_batches_cover_every_message(payload: pb.ProtoSchema, sample, tmp_path: Path) -> None:
+def test_batches_cover_every_message(payload: ProtoSchema, sample, tmp_path: Path) -> None:
     path = tmp_path / "stream.bin"
     path.write_bytes(delimited(*[make_payload(payload, f"V{i}") for i in range(7)]))
     batches = list(protobuf_batches.iter_batches(payload, path, "delimited", batch_size=3))
@@ -189,7 +198,7 @@ def test_batches_cover_every_message(payload: pb.ProtoSchema, sample, tmp_path: 
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
     (plain,) = protobuf_batches.iter_batches(sample, empty, "delimited")
-    assert plain.rows.height == 0 and plain.rows.schema == pb.polars_schema(sample)
+    assert plain.rows.height == 0 and plain.rows.schema == polars_schema(sample)
 
 
 def test_bad_records_go_to_the_callback_and_reading_goes_on(payload, tmp_path: Path) -> None:

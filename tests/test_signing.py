@@ -198,9 +198,9 @@ def test_the_signature_is_the_documented_one(signed, keys) -> None:
 
 
 def test_a_signed_protobuf_split_verifies(tmp_path: Path, key_file, keys, runner) -> None:
-    from filter.formats.protobuf import schema as pb
+    from filter.formats.protobuf.descriptors import load_schema
 
-    payload = pb.load_schema(TEST_SET, "testfleet.Payload")
+    payload = load_schema(TEST_SET, "testfleet.Payload")
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
     for output_format in ("parquet", "protobuf"):

@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from filter import load_catalogue, split_protobuf, verify_output
 from filter.cli import vtx
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
 from filter.formats.protobuf.kv_tables import compile_tables
 
 from .conftest import DATA, KEY
@@ -36,7 +36,7 @@ def _stamp(message: Message, name: str, seconds: int) -> None:
     getattr(message, name).seconds = seconds
 
 
-def _payloads(schema: pb.ProtoSchema) -> list[bytes]:
+def _payloads(schema: ProtoSchema) -> list[bytes]:
     """Payloads holding every kind of value member: scalars, texts, enums, and each message
     member (location, doors, time, tyre location)."""
     out = []
@@ -63,7 +63,7 @@ def _payloads(schema: pb.ProtoSchema) -> list[bytes]:
     return out
 
 
-def _plain(schema: pb.ProtoSchema) -> list[bytes]:
+def _plain(schema: ProtoSchema) -> list[bytes]:
     """Each plain message type with every field set."""
     out = []
     for i in range(3):
@@ -93,7 +93,7 @@ def _stream(path: Path, messages: list[bytes]) -> Path:
 
 
 def test_payload_is_read_by_the_compiled_decoder() -> None:
-    schema = pb.load_schema(UPSTREAM, PAYLOAD)
+    schema = load_schema(UPSTREAM, PAYLOAD)
     assert schema.key_value is not None and schema.key_value.entries.name == "data"
     assert compile_tables(schema) is not None
     names = {v.name for v in schema.key_value.key.enum_type.values}
@@ -104,7 +104,7 @@ def test_payload_is_read_by_the_compiled_decoder() -> None:
 @pytest.mark.parametrize("message", [PAYLOAD, *PLAIN])
 @pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
 def test_every_upstream_message_type_splits_and_verifies(tmp_path, message, output_format) -> None:
-    schema = pb.load_schema(UPSTREAM, message)
+    schema = load_schema(UPSTREAM, message)
     stream = _stream(tmp_path / "in.bin",
                      _payloads(schema) if schema.key_value is not None else _plain(schema))
     for scenario, origin in SCENARIOS:
@@ -128,7 +128,7 @@ def test_plain_upstream_fields_go_where_the_catalogue_says(tmp_path: Path) -> No
     tags and text) and the connectivity fields stay onshore."""
     exported: dict[str, list[str]] = {}
     for message in PLAIN:
-        schema = pb.load_schema(UPSTREAM, message)
+        schema = load_schema(UPSTREAM, message)
         out = tmp_path / schema.descriptor.name
         split_protobuf(_stream(tmp_path / f"{schema.descriptor.name}.bin", _plain(schema)),
                        out / "e", out / "o", "after-sales", key=KEY, message=message,
@@ -144,7 +144,7 @@ def test_plain_upstream_fields_go_where_the_catalogue_says(tmp_path: Path) -> No
 
 def test_cli_splits_and_verifies_an_upstream_plain_message(tmp_path: Path) -> None:
     message = "telemetry.vehicle_error.VehicleErrors"
-    stream = _stream(tmp_path / "errors.bin", _plain(pb.load_schema(UPSTREAM, message)))
+    stream = _stream(tmp_path / "errors.bin", _plain(load_schema(UPSTREAM, message)))
     key_file = tmp_path / "vtx.key"
     key_file.write_bytes(KEY)
     split = CliRunner().invoke(vtx, [

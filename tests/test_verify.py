@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from filter import InputError, split
 from filter.audit.verify import check_directory, verify_output
 from filter.cli import vtx
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import load_schema
 from filter.outputs.manifest import sha256_file
 
 from .conftest import KEY, MINI_CATALOGUE
@@ -229,7 +229,7 @@ OUTPUT_FORMATS = [(), ("--output-format", "protobuf")]
 @pytest.mark.parametrize("message", ["testfleet.Payload", "vtx.telemetry.v1.Record"])
 def test_a_quarantine_run_verifies(output_format, message, tmp_path) -> None:
     if message == "testfleet.Payload":
-        good = make_payload(pb.load_schema(TEST_SET, message))
+        good = make_payload(load_schema(TEST_SET, message))
     else:
         good = record_stream(tmp_path / "records.bin", 1).read_bytes()[1:]  # one short message
     stream = tmp_path / "in.bin"
@@ -287,7 +287,7 @@ def test_an_onshore_output_alone_must_hold_its_vin_column(outputs) -> None:
 
 def kv_outputs(tmp_path: Path) -> tuple[Path, Path]:
     """A key/value protobuf split with a quarantined record, Parquet parts."""
-    good = make_payload(pb.load_schema(TEST_SET, "testfleet.Payload"))
+    good = make_payload(load_schema(TEST_SET, "testfleet.Payload"))
     stream = tmp_path / "kv.bin"
     stream.write_bytes(delimited(good, b"\x0a\xff\xff", good))
     return protobuf_split(tmp_path, stream, "--on-bad-record", "quarantine")

@@ -1,6 +1,6 @@
 """Split a key/value batch the compiled decoder holds as arrays, entry by entry.
 
-In: the decoded entries of a batch (`filter.formats.protobuf.schema.DecodedRows`, as the compiled
+In: the decoded entries of a batch (`formats.protobuf.row_batches.DecodedRows`, as the compiled
 decoder gives them), the catalogue, the scenario, the token lookup (the VIN of every message of
 the batch), and the namespace under which the catalogue names the keys.
 Out: `split_decoded`: the same `KeyValueQueries` as `kv_routing.split_key_values` gives for the
@@ -31,7 +31,7 @@ from filter.apply.kv_routing import (
     side_projections,
 )
 from filter.apply.pseudonym import TokenMapping, coded_tokens, token_expr
-from filter.formats.protobuf.schema import DecodedRows
+from filter.formats.protobuf.row_batches import DecodedRows
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import TOKEN_COLUMN
 from filter.string_codes import as_enum

@@ -1,6 +1,6 @@
 """Split key/value telemetry entry by entry: the mechanism for envelope streams.
 
-In: a `LazyFrame` of key/value rows (one row per entry, as `filter.formats.protobuf.schema` reads
+In: a `LazyFrame` of key/value rows (one row per entry, as `formats.protobuf.message_rows` reads
 them: envelope fields, ``message_index``, ``entry_index``, ``key``, ``key_number``, ``member``,
 typed ``value_*`` columns, ``unknown_fields``), the catalogue, the scenario, the token lookup,
 and the namespace under which the catalogue names the keys (``fleet`` gives ``fleet.Soc``).
@@ -47,7 +47,7 @@ from filter.apply.detectors import (
 )
 from filter.apply.pseudonym import TokenMapping, token_expr
 from filter.errors import InputError
-from filter.formats.protobuf.schema import UNKNOWN_FIELDS
+from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
 from filter.policy.catalogue import Catalogue, action_for
 from filter.policy.plan import TOKEN_COLUMN, decide_path
 

@@ -26,7 +26,9 @@ from google.protobuf.message import Message
 
 from filter.apply.columns import apply_action
 from filter.apply.pseudonym import TokenMapping
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema
+from filter.formats.protobuf.message_rows import SCALAR_TYPES, TIMESTAMP_TYPE, UNKNOWN_FIELDS
+from filter.formats.protobuf.row_batches import RawMessages
 from filter.formats.protobuf.writer import (
     StreamKeys,
     TimestampCut,
@@ -44,8 +46,8 @@ def timestamp_cut(action: Action | None) -> TimestampCut | None:
 
 
 def write_plain_streams(
-    schema: pb.ProtoSchema,
-    raw: pb.RawMessages,
+    schema: ProtoSchema,
+    raw: RawMessages,
     export_plan: ExportPlan,
     detected: Mapping[int, set[str]],
     tokens: TokenMapping,
@@ -60,7 +62,7 @@ def write_plain_streams(
     message into which each exported leaf the message holds is copied (`known_copy` for
     what is a message), so nothing the plan does not export can be in it.
     """
-    fields = [d for d in export_plan.fields if d.column != pb.UNKNOWN_FIELDS]  # on the wire:
+    fields = [d for d in export_plan.fields if d.column != UNKNOWN_FIELDS]  # on the wire:
     # unknown fields are never exported and stay in the onshore copy
     exported = [d for d in fields if d.destination == "export"]
     withheld = [d for d in fields if d.destination == "onshore"
@@ -168,11 +170,11 @@ def _transform(message: Message, decision: FieldDecision, action: Action) -> Non
     if found is None:
         return
     holder, field = found
-    if field.message_type is not None and field.message_type.full_name == pb.TIMESTAMP_TYPE:
+    if field.message_type is not None and field.message_type.full_name == TIMESTAMP_TYPE:
         if holder.HasField(field.name):
             _coarsen(getattr(holder, field.name), functools.partial(coarsened, action=action))
         return
-    dtype = pb.SCALAR_TYPES.get(field.type)
+    dtype = SCALAR_TYPES.get(field.type)
     if field.message_type is None and not field.is_repeated and dtype is not None \
             and dtype.is_numeric():
         value = pl.Series([getattr(holder, field.name)], dtype=dtype)

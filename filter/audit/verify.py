@@ -64,8 +64,14 @@ from filter.engines.protobuf_tally import QUARANTINE_DIR
 from filter.errors import InputError, first_line
 from filter.formats.parquet.inputs import READ_ERRORS
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
-from filter.formats.protobuf.schema import UNKNOWN_FIELDS
+from filter.formats.protobuf.descriptors import SHIPPED_SOURCE, ProtoSchema, load_schema
+from filter.formats.protobuf.framing import iter_frames
+from filter.formats.protobuf.message_rows import (
+    MAX_DEPTH,
+    UNKNOWN_FIELDS,
+    key_value_schema,
+    polars_schema,
+)
 from filter.outputs.manifest import MANIFEST_NAME, SCHEMA_VERSION, manifest_if_any, sha256_file
 from filter.outputs.signing import SIGNATURE_NAME, check_signature, load_public_key
 from filter.policy.catalogue import Catalogue
@@ -94,18 +100,18 @@ class PartFormat:
 
 def _stream_messages(path: Path) -> int:
     """How many messages a delimited protobuf part holds (the manifest's rows)."""
-    return sum(1 for _ in pb.iter_frames(path, "delimited"))
+    return sum(1 for _ in iter_frames(path, "delimited"))
 
 
 @functools.lru_cache(maxsize=8)
-def _stream_reader(directory: Path) -> tuple[pb.ProtoSchema, bool]:
+def _stream_reader(directory: Path) -> tuple[ProtoSchema, bool]:
     """The message type a directory's protobuf parts hold (from its manifest), and whether it
     is an export (whose vehicle identifier field holds the token)."""
     manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
     source = manifest["input_format"]
     descriptor = source.get("descriptor_set")
-    schema = pb.load_schema(
-        None if descriptor in (None, pb.SHIPPED_SOURCE) else descriptor, source["message"],
+    schema = load_schema(
+        None if descriptor in (None, SHIPPED_SOURCE) else descriptor, source["message"],
         kv_field=None)
     return schema, manifest["destination"] == "export"
 
@@ -116,7 +122,7 @@ def _stream_rows(path: Path) -> pl.DataFrame:
     schema, export = _stream_reader(path.parent.absolute())
     batches = [b.rows for b in protobuf_batches.iter_batches(schema, path, "delimited")]
     rows = pl.concat(batches) if batches else (
-        pb.key_value_schema(schema) if schema.key_value else pb.polars_schema(schema)
+        key_value_schema(schema) if schema.key_value else polars_schema(schema)
     ).to_frame()
     if export:
         vin = json.loads((path.parent / MANIFEST_NAME).read_text())["keys"]["vehicle_id"]
@@ -660,7 +666,7 @@ def _enum_defaults(descriptor: Descriptor, prefix: str = "", depth: int = 0) -> 
             value = member.enum_type.values_by_number.get(member.default_value)
             if value is not None:
                 found[path] = value.name
-        elif member.message_type is not None and depth < pb.MAX_DEPTH:
+        elif member.message_type is not None and depth < MAX_DEPTH:
             found.update(_enum_defaults(member.message_type, f"{path}.", depth + 1))
     return found
 

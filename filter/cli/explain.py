@@ -54,7 +54,7 @@ def command(
     catalogue.scenario(scenario)
     if message is not None:
         from filter.engines.protobuf_batch import descriptor_plan
-        from filter.formats.protobuf.schema import load_schema
+        from filter.formats.protobuf.descriptors import load_schema
 
         decided = descriptor_plan(
             load_schema(descriptor_set, message, kv_field=kv_field), catalogue, scenario,

@@ -53,8 +53,10 @@ from filter.engines.protobuf_tally import (
 from filter.errors import InputError, OutputError, first_line, is_disk_error, write_failed
 from filter.formats.parquet.metadata import plain_string_metadata
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf import writer as pbw
+from filter.formats.protobuf.descriptors import ProtoSchema
+from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
+from filter.formats.protobuf.row_batches import Batch, RawMessages
 from filter.outputs.manifest import FileRecord
 from filter.outputs.parts import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.policy.catalogue import Catalogue, action_for
@@ -108,8 +110,8 @@ def write_protobuf_parts(run: SplitRun) -> WrittenParts:
             )
 
             def tokened(
-                batches: Iterable[pb.Batch],
-            ) -> Iterator[tuple[pb.Batch, TokenMapping]]:
+                batches: Iterable[Batch],
+            ) -> Iterator[tuple[Batch, TokenMapping]]:
                 """Batches with the tokens of their VINs, in order (each VIN is hashed once
                 per run)."""
                 for batch in batches:
@@ -118,8 +120,8 @@ def write_protobuf_parts(run: SplitRun) -> WrittenParts:
                     yield batch, dict(tokens)  # this batch's view: the next one may add to it
 
             def queried(
-                item: tuple[pb.Batch, TokenMapping],
-            ) -> tuple[pb.Batch, TokenMapping, KeyValueQueries | None]:
+                item: tuple[Batch, TokenMapping],
+            ) -> tuple[Batch, TokenMapping, KeyValueQueries | None]:
                 batch, known = item
                 queries = batch_queries(schema, batch, cat, scenario, namespace, known,
                                         rows=not streams, verdicts=verdicts)
@@ -127,11 +129,11 @@ def write_protobuf_parts(run: SplitRun) -> WrittenParts:
                     return batch, known, queries
                 # Both sides encoded: the writer needs their files and the counts only, and
                 # the batch's decoded arrays (about 40 bytes an entry) need not wait for it.
-                return pb.Batch(None, batch.messages), known, queries.files_only()
+                return Batch(None, batch.messages), known, queries.files_only()
 
             def prepared(
-                source: Path = source, batches: Iterable[pb.Batch] = batches
-            ) -> Iterator[tuple[pb.Batch, TokenMapping, KeyValueQueries | None]]:
+                source: Path = source, batches: Iterable[Batch] = batches
+            ) -> Iterator[tuple[Batch, TokenMapping, KeyValueQueries | None]]:
                 """Batches with their tokens and queries: built ahead, in the read-ahead
                 thread, while the previous batch is written. For Parquet output a thread of
                 its own decodes the next batch, and the next batch's queries (its two sides
@@ -174,7 +176,7 @@ def write_protobuf_parts(run: SplitRun) -> WrittenParts:
                         extra)
 
 
-def guarded_batches(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Batch]:
+def guarded_batches(source: Path, batches: Iterable[Batch]) -> Iterable[Batch]:
     """`batches` of `source`, with a read failure reported as the `InputError` naming it."""
     try:
         yield from batches
@@ -183,8 +185,8 @@ def guarded_batches(source: Path, batches: Iterable[pb.Batch]) -> Iterable[pb.Ba
 
 
 def write_batch(
-    schema: pb.ProtoSchema,
-    batch: pb.Batch,
+    schema: ProtoSchema,
+    batch: Batch,
     export_plan: ExportPlan,
     catalogue: Catalogue,
     scenario: str,
@@ -236,8 +238,8 @@ def write_batch(
 
 
 def write_stream_batch(
-    schema: pb.ProtoSchema,
-    batch: pb.Batch,
+    schema: ProtoSchema,
+    batch: Batch,
     export_plan: ExportPlan,
     catalogue: Catalogue,
     scenario: str,
@@ -336,7 +338,7 @@ _STREAM_BUFFER = 1 << 20
 
 
 def stream_keys(
-    schema: pb.ProtoSchema, export_plan: ExportPlan, catalogue: Catalogue, scenario: str
+    schema: ProtoSchema, export_plan: ExportPlan, catalogue: Catalogue, scenario: str
 ) -> pbw.StreamKeys:
     """The proto names of the key fields, and the export's timestamp action."""
     by_column = {(f.name if schema.key_value else f.json_name): f.name
@@ -349,7 +351,7 @@ def stream_keys(
 
 
 def _plain_detections(
-    rows: pl.DataFrame, raw: pb.RawMessages, export_plan: ExportPlan, tally: Tally,
+    rows: pl.DataFrame, raw: RawMessages, export_plan: ExportPlan, tally: Tally,
     vins: BatchVins,
 ) -> dict[int, set[str]]:
     """Per message index, the exported string fields a detector hit, or that are or hold one
@@ -375,7 +377,7 @@ def _plain_detections(
 def _tally_unknown_messages(tally: Tally, rows: pl.DataFrame) -> None:
     """Plain messages: how many carry fields the descriptor does not know (for
     `check_unknown`; the manifests count entries of key/value input only)."""
-    tally.entries["unknown_fields"] += rows.height - rows[pb.UNKNOWN_FIELDS].null_count()
+    tally.entries["unknown_fields"] += rows.height - rows[UNKNOWN_FIELDS].null_count()
 
 
 def _tally_entries(tally: Tally, counts: pl.DataFrame, detections: pl.DataFrame) -> None:
@@ -386,8 +388,8 @@ def _tally_entries(tally: Tally, counts: pl.DataFrame, detections: pl.DataFrame)
 
 
 def batch_queries(
-    schema: pb.ProtoSchema,
-    batch: pb.Batch,
+    schema: ProtoSchema,
+    batch: Batch,
     catalogue: Catalogue,
     scenario: str,
     namespace: str,

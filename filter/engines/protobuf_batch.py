@@ -20,7 +20,9 @@ from filter.engines.protobuf_tally import Tally, manifest_plan
 from filter.engines.request import ProtobufInput
 from filter.errors import InputError, UnclassifiedFieldsError
 from filter.files import argument_paths, check_named, entry_kind, found_special
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
+from filter.formats.protobuf.framing import dump_files
+from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS, key_value_schema, polars_schema
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import ExportPlan, OnUnknown, plan
 
@@ -29,7 +31,7 @@ from filter.policy.plan import ExportPlan, OnUnknown, plan
 class ProtobufBatch:
     """The protobuf inputs of a batch, their message type and their plan."""
 
-    schema: pb.ProtoSchema
+    schema: ProtoSchema
     sources: list[Path]
     plan: ExportPlan
     options: ProtobufInput
@@ -52,13 +54,13 @@ def protobuf_batch(
     return ProtobufBatch(schema, sources, decided, options)
 
 
-def load_message_type(options: ProtobufInput) -> pb.ProtoSchema:
+def load_message_type(options: ProtobufInput) -> ProtoSchema:
     """The message type `options` names (on the driver, and again on each Ray worker)."""
-    return pb.load_schema(options.descriptor_set, options.message, kv_field=options.kv_field)
+    return load_schema(options.descriptor_set, options.message, kv_field=options.kv_field)
 
 
 def protobuf_plan(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     catalogue: Catalogue,
     scenario: str,
     on_unknown: OnUnknown,
@@ -72,10 +74,10 @@ def protobuf_plan(
     know can only be found in the data: `check_unknown` stops the run on them.
     """
     if schema.key_value is None:
-        decided = plan(pb.polars_schema(schema), catalogue, scenario, origin=origin)
-        unknown = [p for p in decided.unclassified if p != pb.UNKNOWN_FIELDS]
+        decided = plan(polars_schema(schema), catalogue, scenario, origin=origin)
+        unknown = [p for p in decided.unclassified if p != UNKNOWN_FIELDS]
     else:
-        decided = plan(pb.key_value_schema(schema), catalogue, scenario, origin=origin)
+        decided = plan(key_value_schema(schema), catalogue, scenario, origin=origin)
         names = [v.name for v in schema.key_value.key.enum_type.values]
         unknown = [] if on_unknown != "fail" else [
             f"{namespace}.{n}" for n in names if catalogue.classify(f"{namespace}.{n}") is None]
@@ -89,7 +91,7 @@ def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
     As for Parquet (`filter.formats.parquet.inputs.expand_inputs`): an existing path is that path,
     a pattern is expanded once by vtx, no link vtx finds itself is followed (a pattern's
-    match, a topic dump's entry: `filter.formats.protobuf.schema.dump_files`), and a FIFO, device or
+    match, a topic dump's entry: `formats.protobuf.framing.dump_files`), and a FIFO, device or
     socket is refused rather than read.
     """
     found: list[Path] = []
@@ -100,7 +102,7 @@ def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             if kind == "special":
                 raise found_special(path, f"matched by pattern {str(item)!r}")
             if kind == "directory":
-                pb.dump_files(path)  # its links and special files refused before any read
+                dump_files(path)  # its links and special files refused before any read
             found.append(path)
     if not found:
         raise InputError("no input files given")
@@ -108,7 +110,7 @@ def expand_protobuf_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def descriptor_plan(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     catalogue: Catalogue,
     scenario: str,
     *,

@@ -20,7 +20,9 @@ from typing import Any
 
 from filter.apply.kv_routing import ENTRY_COUNTS
 from filter.errors import UnclassifiedFieldsError
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema
+from filter.formats.protobuf.framing import BadRecord, OnBadRecord, dump_files
+from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.reconcile import reconcile_entries, reconcile_pairs
 from filter.policy.catalogue import Catalogue
@@ -61,14 +63,14 @@ def check_unknown(tally: Tally, on_unknown: OnUnknown, namespace: str, catalogue
                      key=lambda path: int(path.rsplit(".", 1)[1]))
     carrying = tally.entries["unknown_fields"]
     if carrying:
-        unknown.append(f"{pb.UNKNOWN_FIELDS} (fields the descriptor does not know, in "
+        unknown.append(f"{UNKNOWN_FIELDS} (fields the descriptor does not know, in "
                        f"{carrying} entr(ies) or message(s))")
     if unknown:
         raise UnclassifiedFieldsError(unknown, catalogue_id)
 
 
 def reconcile_outputs(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     tally: Tally,
     export_files: Sequence[FileRecord],
     onshore_files: Sequence[FileRecord],
@@ -89,7 +91,7 @@ def reconcile_outputs(
 
 def manifest_plan(
     export_plan: ExportPlan,
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     catalogue: Catalogue,
     scenario: str,
     namespace: str,
@@ -113,7 +115,7 @@ def _as_entry(decision: FieldDecision) -> FieldDecision:
 
 
 def manifest_extra(
-    schema: pb.ProtoSchema, message: str, framing: str, namespace: str, tally: Tally
+    schema: ProtoSchema, message: str, framing: str, namespace: str, tally: Tally
 ) -> dict[str, Any]:
     """What the manifests record about protobuf input: format, quarantine, entry counts."""
     extra: dict[str, Any] = {
@@ -134,13 +136,13 @@ def manifest_extra(
 
 def quarantine_handler(
     onshore_staging: Path, source: Path, tally: Tally, on_bad_record: str
-) -> pb.OnBadRecord | None:
+) -> OnBadRecord | None:
     """A bad-record handler that keeps the raw bytes onshore, or None to fail on the first."""
     if on_bad_record == "fail":
         return None
     directory = onshore_staging / QUARANTINE_DIR
 
-    def keep(record: pb.BadRecord) -> None:
+    def keep(record: BadRecord) -> None:
         directory.mkdir(exist_ok=True)
         name = f"{record.path.stem}-{record.index:08d}-{record.offset}.bin"
         data = bytes(record.data)
@@ -160,7 +162,7 @@ def source_digest(source: Path) -> str:
     if not source.is_dir():
         return sha256_file(source)
     digest = hashlib.sha256()  # a topic dump: its files' names and digests, in order
-    for path in pb.dump_files(source):
+    for path in dump_files(source):
         digest.update(f"{path.name}\0{sha256_file(path, follow_links=False)}\n".encode())
     return digest.hexdigest()
 
@@ -169,4 +171,4 @@ def source_bytes(source: Path) -> int:
     """The size of an input in bytes (a topic dump: of the files it is read from)."""
     if not source.is_dir():
         return source.stat().st_size
-    return sum(p.lstat().st_size for p in pb.dump_files(source))
+    return sum(p.lstat().st_size for p in dump_files(source))

@@ -53,7 +53,10 @@ from filter.engines.ray_session import (
 from filter.engines.request import ProtobufInput
 from filter.errors import InputError, OutputError
 from filter.formats.protobuf import batches as protobuf_batches
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema
+from filter.formats.protobuf.framing import BadRecord, Framing, OnBadRecord, dump_files
+from filter.formats.protobuf.message_rows import iter_dump_batches
+from filter.formats.protobuf.row_batches import Batch
 from filter.outputs.manifest import FileRecord
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import ExportPlan
@@ -122,12 +125,12 @@ def write_ray_protobuf_parts(run: SplitRun) -> WrittenParts:
 
 
 @functools.cache
-def _message_type(options: ProtobufInput) -> pb.ProtoSchema:
+def _message_type(options: ProtobufInput) -> ProtoSchema:
     """The message type, loaded once per worker process (descriptors do not pickle)."""
     return load_message_type(options)
 
 
-def _units(sources: Sequence[Path], framing: pb.Framing, batch_size: int) -> list[dict[str, Any]]:
+def _units(sources: Sequence[Path], framing: Framing, batch_size: int) -> list[dict[str, Any]]:
     """The tasks' work, in output order: each input file whole (its messages are framed one
     after another), or a run of up to `batch_size` files of a topic dump (one message each).
 
@@ -140,7 +143,7 @@ def _units(sources: Sequence[Path], framing: pb.Framing, batch_size: int) -> lis
             units.append({"source": index, "paths": [str(source)], "framing": framing,
                           "dump": False, "first": 0})
             continue
-        files = [str(p) for p in pb.dump_files(source)]
+        files = [str(p) for p in dump_files(source)]
         for number, start in enumerate(range(0, len(files), batch_size)):
             units.append({"source": index, "paths": files[start : start + batch_size],
                           "framing": "single", "dump": True, "first": number, "start": start})
@@ -148,9 +151,9 @@ def _units(sources: Sequence[Path], framing: pb.Framing, batch_size: int) -> lis
 
 
 def _unit_batches(
-    schema: pb.ProtoSchema, unit: dict[str, Any], batch_size: int,
-    on_bad: pb.OnBadRecord | None,
-) -> Iterator[pb.Batch]:
+    schema: ProtoSchema, unit: dict[str, Any], batch_size: int,
+    on_bad: OnBadRecord | None,
+) -> Iterator[Batch]:
     """The batches of one unit: a file's batches; a dump's run of files as one batch."""
     paths = [Path(p) for p in unit["paths"]]
     if not unit["dump"]:
@@ -158,7 +161,7 @@ def _unit_batches(
             schema, paths[0], unit["framing"], batch_size=batch_size, on_bad=on_bad))
         return
     # The run's files as one batch, indexed by their place in the whole dump, as locally.
-    yield from guarded_batches(paths[0].parent, pb.iter_dump_batches(
+    yield from guarded_batches(paths[0].parent, iter_dump_batches(
         schema, paths, first_index=unit["start"], batch_size=len(paths), on_bad=on_bad))
 
 
@@ -180,7 +183,7 @@ def _unit_vins(
     return worker_row(vins=sorted(vins))
 
 
-def _skip(record: pb.BadRecord) -> None:
+def _skip(record: BadRecord) -> None:
     """A bad-record handler that ignores the record."""
 
 

@@ -24,7 +24,7 @@ from filter.policy.catalogue import Catalogue
 from filter.policy.plan import ExportPlan, OnUnknown
 
 if TYPE_CHECKING:
-    from filter.formats.protobuf.schema import Framing
+    from filter.formats.protobuf.framing import Framing
     from filter.outputs.signing import SigningKey
 
 #: Called as the run goes on with (files or tasks done, in all, rows done, rows in all: 0

@@ -43,7 +43,7 @@ from filter.policy.plan import OnUnknown
 
 if TYPE_CHECKING:
     from filter.engines.protobuf_batch import ProtobufBatch
-    from filter.formats.protobuf.schema import Framing
+    from filter.formats.protobuf.framing import Framing
     from filter.outputs.signing import SigningKey
 
 

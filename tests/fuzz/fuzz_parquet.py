@@ -57,7 +57,7 @@ def protobuf_seed(directory: Path) -> bytes:
     """A small delimited stream of key/value envelopes of the test fleet schema."""
     from google.protobuf.internal.encoder import _VarintBytes
 
-    from filter.formats.protobuf.schema import load_schema
+    from filter.formats.protobuf.descriptors import load_schema
 
     payload = load_schema(TEST_DESCRIPTORS, "testfleet.Payload").message_class
     out = bytearray()

@@ -19,14 +19,9 @@ import polars as pl
 import pyarrow as pa
 
 from filter.arrow_arrays import numpy_array, string_array
-from filter.formats.parquet.encoder import (
-    Column,
-    Repeated,
-    Sparse,
-    UnsupportedColumn,
-    encode_file,
-)
-from filter.formats.protobuf import schema as pb
+from filter.formats.parquet.array_buffers import UnsupportedColumn
+from filter.formats.parquet.encoder import Column, encode_file
+from filter.formats.parquet.leaf_columns import Repeated, Sparse
 from filter.formats.protobuf.kv_columns import (
     Leaves,
     kept_leaves,
@@ -38,6 +33,7 @@ from filter.formats.protobuf.kv_entries import DecodedEntries
 from filter.formats.protobuf.kv_names import enum_key, name_codes, name_lookup
 from filter.formats.protobuf.kv_scalars import bounds
 from filter.formats.protobuf.kv_tables import K_BYTES, K_DOUBLE, K_FLOAT, K_STRING, MessageTable
+from filter.formats.protobuf.message_rows import key_value_schema
 from filter.jit import kernel
 
 
@@ -69,7 +65,7 @@ def _arrow_columns(
     """The columns of `schema` for the entries `keep` selects, as Arrow arrays, `Sparse` or
     `Repeated` columns for `encoder.encode_file` (`encoded_file`)."""
     tables, buf, leaves = entries.tables, entries.buf, entries.leaves
-    target = pb.key_value_schema(entries.schema)
+    target = key_value_schema(entries.schema)
     message_members, groups, group_of = member_groups(tables, schema, target)
     picked = np.flatnonzero(keep)  # NumPy's: seven times as fast as Numba's
     counts, member, positions, numbers, grouped, offsets = side_entries(

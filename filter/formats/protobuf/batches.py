@@ -3,7 +3,7 @@
 In: a schema (`schema.ProtoSchema`), one input (a stream file or a topic dump
 directory) and its framing. Out: `Batch`es of rows: from the compiled key/value decoder
 (`filter.formats.protobuf.kv_batches`) for key/value stream files, else from the runtime's parse
-(`filter.formats.protobuf.schema`); both give the same rows.
+(`filter.formats.protobuf.message_rows`); both give the same rows.
 May fail: `InputError`, as the two readers raise it.
 
 Its own module so that the runtime reader and the compiled decoder do not import each other:
@@ -16,21 +16,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema
+from filter.formats.protobuf.framing import (
+    Framing,
+    OnBadRecord,
+    dump_files,
+    dump_frames,
+    file_frames,
+)
+from filter.formats.protobuf.message_rows import batched
+from filter.formats.protobuf.row_batches import Batch
 
 #: "auto": the compiled decoder where it applies (key/value stream files), else the runtime.
 Decoder = Literal["auto", "plain"]
 
 
 def iter_batches(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     source: Path,
-    framing: pb.Framing,
+    framing: Framing,
     *,
     batch_size: int = 10_000,
-    on_bad: pb.OnBadRecord | None = None,
+    on_bad: OnBadRecord | None = None,
     decoder: Decoder = "auto",
-) -> Iterator[pb.Batch]:
+) -> Iterator[Batch]:
     """Rows of `source` in batches of at most `batch_size` messages: plain or key/value rows.
 
     `source` is a file (`framing` "delimited" or "single") or a directory of single-message
@@ -48,7 +57,7 @@ def iter_batches(
             )
             return
     frames = (
-        pb.dump_frames(pb.dump_files(source), 0, on_bad) if source.is_dir()
-        else pb.file_frames(source, framing, on_bad)
+        dump_frames(dump_files(source), 0, on_bad) if source.is_dir()
+        else file_frames(source, framing, on_bad)
     )
-    yield from pb.batched(schema, frames, batch_size, on_bad)
+    yield from batched(schema, frames, batch_size, on_bad)

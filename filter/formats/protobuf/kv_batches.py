@@ -1,6 +1,6 @@
 """Compiled decoding of key/value envelopes: wire bytes straight into column buffers.
 
-In: a `ProtoSchema` whose message is a key/value envelope (`filter.formats.protobuf.schema`), and a
+In: a `ProtoSchema` whose message is a key/value envelope (`descriptors.ProtoSchema`), and a
 stream file (varint-delimited messages, or one message per file).
 Out: the same `Batch`es of rows as the plain path (`batches.iter_batches`): one row per
 entry, the columns and types of `schema.key_value_schema`, row for row identical.
@@ -43,8 +43,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from filter.errors import InputError
 from filter.files import open_regular
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema
+from filter.formats.protobuf.framing import (
+    MAX_MESSAGE_BYTES,
+    Frame,
+    Framing,
+    OnBadRecord,
+    file_frames,
+)
 from filter.formats.protobuf.kv_columns import Leaves
 from filter.formats.protobuf.kv_entries import DecodedEntries
 from filter.formats.protobuf.kv_passes import (
@@ -56,6 +64,13 @@ from filter.formats.protobuf.kv_passes import (
     frame_messages,
 )
 from filter.formats.protobuf.kv_tables import WIRE_TYPES, KeyValueTables, MessageTable
+from filter.formats.protobuf.message_rows import (
+    batched,
+    envelope_frame,
+    key_value_frame,
+    parse_or_report,
+)
+from filter.formats.protobuf.row_batches import Batch, RawMessages
 
 #: Batches a split may hold at once, from decoding to writing (`filter.engines.protobuf`: one being
 #: decoded, one decoded ahead, one being split, one split and held, one waiting for the
@@ -65,21 +80,21 @@ _BATCHES_IN_FLIGHT = 6
 
 
 def iter_kv_batches(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     tables: KeyValueTables,
     source: Path,
-    framing: pb.Framing,
+    framing: Framing,
     *,
     batch_size: int,
-    on_bad: pb.OnBadRecord | None,
-) -> Iterator[pb.Batch]:
+    on_bad: OnBadRecord | None,
+) -> Iterator[Batch]:
     """The key/value rows of the stream file `source`, `batch_size` messages at a time."""
     try:
         with open_regular(source) as fh:  # a regular file only: no FIFO, no device
             size = os.fstat(fh.fileno()).st_size
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     except OSError as exc:
-        raise pb.InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
     try:
         buf = np.frombuffer(mapped, dtype=np.uint8) if mapped is not None else np.empty(
             0, dtype=np.uint8)
@@ -117,15 +132,15 @@ class _PageRelease:
 
 
 def _batches(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     tables: KeyValueTables,
     source: Path,
-    framing: pb.Framing,
+    framing: Framing,
     buf: np.ndarray,
     batch_size: int,
-    on_bad: pb.OnBadRecord | None,
+    on_bad: OnBadRecord | None,
     release: _PageRelease,
-) -> Iterator[pb.Batch]:
+) -> Iterator[Batch]:
     starts = np.empty(batch_size, dtype=np.int64)
     lengths = np.empty(batch_size, dtype=np.int64)
     offsets = np.empty(batch_size, dtype=np.int64)
@@ -137,7 +152,7 @@ def _batches(
         release.upto(batch_starts[0])
         batch_starts = [*batch_starts[1:], pos]
         status, count, next_pos = frame_messages(
-            buf, pos, index, batch_size, framing == "delimited", pb.MAX_MESSAGE_BYTES,
+            buf, pos, index, batch_size, framing == "delimited", MAX_MESSAGE_BYTES,
             starts, lengths, offsets,
         )
         if count:
@@ -149,13 +164,13 @@ def _batches(
         if status == FRAMED_ALL:
             return
         if status == FRAMING_ERROR:  # the plain framing reports (or quarantines) the rest
-            frames = pb.file_frames(source, framing, on_bad, start=pos, first_index=index)
-            yield from pb.batched(schema, frames, batch_size, on_bad)
+            frames = file_frames(source, framing, on_bad, start=pos, first_index=index)
+            yield from batched(schema, frames, batch_size, on_bad)
             return
 
 
 def _decode(
-    schema: pb.ProtoSchema,
+    schema: ProtoSchema,
     tables: KeyValueTables,
     source: Path,
     buf: np.ndarray,
@@ -163,8 +178,8 @@ def _decode(
     lengths: np.ndarray,
     offsets: np.ndarray,
     first_index: int,
-    on_bad: pb.OnBadRecord | None,
-) -> pb.Batch | None:
+    on_bad: OnBadRecord | None,
+) -> Batch | None:
     """One batch of framed messages: compiled rows, plus the plain path's for flagged ones."""
     n = len(starts)
     counts = np.zeros(n, dtype=np.int64)
@@ -219,19 +234,19 @@ def _decode(
     read = bad == 0  # the messages the batch holds: decoded here, or parsed below
     spans = (starts.copy(), lengths.copy())  # the caller reuses its framing arrays
 
-    def raw() -> pb.RawMessages:
+    def raw() -> RawMessages:
         chosen = np.flatnonzero(read)
-        return pb.RawMessages(buf, spans[0][chosen], spans[1][chosen], chosen + first_index)
+        return RawMessages(buf, spans[0][chosen], spans[1][chosen], chosen + first_index)
 
     if not len(flagged):
-        return pb.Batch(None, messages, entries, raw) if messages else None
+        return Batch(None, messages, entries, raw) if messages else None
     rows = entries.rows()
     parsed, indexes = [], []
     for m in flagged.tolist():
         start = int(starts[m])
-        frame = pb.Frame(first_index + m, int(offsets[m]),
+        frame = Frame(first_index + m, int(offsets[m]),
                          buf[start : start + int(lengths[m])].tobytes())
-        message = pb.parse_or_report(schema, source, frame, on_bad)
+        message = parse_or_report(schema, source, frame, on_bad)
         if message is None:
             continue
         parsed.append(message)
@@ -239,13 +254,13 @@ def _decode(
         read[m] = True
     messages += len(parsed)
     if parsed:
-        plain = pb.key_value_frame(schema, parsed, indexes)
+        plain = key_value_frame(schema, parsed, indexes)
         rows = pl.concat([rows, plain]).sort("message_index", "entry_index")
     if messages == 0:
         return None
     envelopes = pl.concat([entries.envelopes().filter(pl.Series(bad == 0)),
-                           pb.envelope_frame(schema, parsed)])
-    return pb.Batch(rows, messages, raw=raw, envelopes=envelopes)
+                           envelope_frame(schema, parsed)])
+    return Batch(rows, messages, raw=raw, envelopes=envelopes)
 
 
 def _decode_leaves(

@@ -18,7 +18,6 @@ import pyarrow as pa
 from google.protobuf.descriptor import FieldDescriptor
 
 from filter.arrow_arrays import numpy_array
-from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf.kv_names import enum_names
 from filter.formats.protobuf.kv_scalars import gather_bytes
 from filter.formats.protobuf.kv_tables import (
@@ -31,6 +30,7 @@ from filter.formats.protobuf.kv_tables import (
     KeyValueTables,
     MessageTable,
 )
+from filter.formats.protobuf.message_rows import value_column
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def member_groups(
     group_of = np.full(len(tables.members.fields) + 1, -1, dtype=np.int64)
     grouped: list[tuple[int, tuple[str, str | int]]] = []
     for j, field in enumerate(tables.members.fields):
-        column = f"value_{field.name}" if field.message_type else pb.value_column(field)
+        column = f"value_{field.name}" if field.message_type else value_column(field)
         if column not in columns:
             continue
         if field.message_type is not None:

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema
 from filter.formats.protobuf.kv_columns import (
     Leaves,
     as_series,
@@ -30,6 +30,7 @@ from filter.formats.protobuf.kv_columns import (
 from filter.formats.protobuf.kv_names import enum_names
 from filter.formats.protobuf.kv_scalars import gather_bytes
 from filter.formats.protobuf.kv_tables import KeyValueTables
+from filter.formats.protobuf.message_rows import key_value_schema, value_column
 from filter.string_codes import as_enum
 
 
@@ -42,7 +43,7 @@ class DecodedEntries:
     The arrays view the memory-mapped input (`buf`), which stays mapped while they live.
     """
 
-    schema: pb.ProtoSchema
+    schema: ProtoSchema
     tables: KeyValueTables
     buf: np.ndarray
     keep: np.ndarray  # entries of messages the compiled path read (all, unless some fell back)
@@ -68,7 +69,7 @@ class DecodedEntries:
     @property
     def row_schema(self) -> pl.Schema:
         """The columns and types of the rows (`schema.key_value_schema`)."""
-        return pb.key_value_schema(self.schema)
+        return key_value_schema(self.schema)
 
     @property
     def key_names(self) -> dict[int, str]:
@@ -93,7 +94,7 @@ class DecodedEntries:
     def strings(self) -> tuple[np.ndarray, pl.Series]:
         """The rows whose value is a ``value_string`` (ascending) and their strings."""
         members = [j for j, f in enumerate(self.tables.members.fields)
-                   if f.message_type is None and pb.value_column(f) == "value_string"]
+                   if f.message_type is None and value_column(f) == "value_string"]
         _, member = self.routing()
         holds_string = np.zeros(len(self.tables.members.fields) + 1, dtype=np.bool_)
         holds_string[[j + 1 for j in members]] = True  # by member position + 1 (-1: none)
@@ -126,7 +127,7 @@ class DecodedEntries:
         field = self.tables.envelope.fields[slot]
         valid = (self.env_seen[:, slot] if field.has_presence
                  else np.ones(len(self.env_i), np.bool_))
-        dtype = pb.key_value_schema(self.schema)[name]
+        dtype = key_value_schema(self.schema)[name]
         return as_series(scalar_array(
             name, self.tables.envelope.kinds[slot], field, self.buf, self.env_i[:, slot],
             self.env_f[:, slot], self.env_s[:, slot], self.env_n[:, slot], valid, dtype,
@@ -171,7 +172,7 @@ def _columns(
     ent_msg, ent_pos, ent_key, ent_member = (
         entries.ent_msg, entries.ent_pos, entries.ent_key, entries.ent_member)
     ent_i, ent_f, ent_s, ent_n = entries.ent_i, entries.ent_f, entries.ent_s, entries.ent_n
-    target = pb.key_value_schema(schema)
+    target = key_value_schema(schema)
     all_kept = bool(keep.all())
     if not all_kept:
         picked = np.flatnonzero(keep)  # ascending: an entry's row is its place in it

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf.kv_scalars import scalar
 from filter.formats.protobuf.kv_tables import (
     K_BYTES,
@@ -24,6 +23,7 @@ from filter.formats.protobuf.kv_tables import (
     K_STRING,
     K_TIMESTAMP,
 )
+from filter.formats.protobuf.message_rows import MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS
 from filter.formats.protobuf.wire import skip, varint
 from filter.jit import kernel
 
@@ -34,7 +34,7 @@ from filter.jit import kernel
 # handle. Varints decode to int64 (uint64 bit patterns for values >= 2**63, as the runtime
 # stores them).
 
-_MIN_SECONDS, _MAX_SECONDS = pb.MIN_TIMESTAMP_SECONDS, pb.MAX_TIMESTAMP_SECONDS
+_MIN_SECONDS, _MAX_SECONDS = MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS
 # Framing stops (the status `frame_messages` returns).
 FRAMED_ALL, FRAMED_BATCH, FRAMING_ERROR = 0, 1, 2
 

@@ -1,6 +1,6 @@
 """The compiled layout of a key/value envelope type: per field number, its kind and slot.
 
-In: a `ProtoSchema` whose message is a key/value envelope (`filter.formats.protobuf.schema`).
+In: a `ProtoSchema` whose message is a key/value envelope (`formats.protobuf.descriptors`).
 Out: `compile_tables`: its `KeyValueTables` (at each of the four levels envelope / entry / value /
 value member, a `MessageTable`: field number -> slot, and each slot's kind), from which the
 compiled passes (`kv_passes`) decode; or None when the compiled path cannot read the schema
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from google.protobuf.descriptor import FieldDescriptor
 
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import ProtoSchema
+from filter.formats.protobuf.message_rows import TIMESTAMP_TYPE
 
 # Field kinds in the tables. The wire type each expects is `_WIRE[kind]`.
 K_NONE, K_INT64, K_INT32, K_UINT32, K_SINT32, K_SINT64, K_BOOL = 0, 1, 2, 3, 4, 5, 6
@@ -69,7 +70,7 @@ class KeyValueTables:
     member_tables: tuple[MessageTable | None, ...]  # per member: its message's leaves, or None
 
 
-def compile_tables(schema: pb.ProtoSchema) -> KeyValueTables | None:
+def compile_tables(schema: ProtoSchema) -> KeyValueTables | None:
     """The decoder tables of `schema`, or None when the compiled path cannot read it."""
     layout = schema.key_value
     if layout is None:
@@ -104,7 +105,7 @@ def _envelope_kind(field: FieldDescriptor) -> int:
     if field.is_repeated:
         return K_NONE
     if field.message_type is not None:
-        return K_TIMESTAMP if field.message_type.full_name == pb.TIMESTAMP_TYPE else K_NONE
+        return K_TIMESTAMP if field.message_type.full_name == TIMESTAMP_TYPE else K_NONE
     return _SCALAR_KIND[field.type]
 
 

@@ -40,7 +40,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.internal.encoder import _VarintBytes
 from google.protobuf.message import Message
 
-from filter.formats.protobuf import schema as pb
+from filter.formats.protobuf.descriptors import KeyValueLayout, ProtoSchema
+from filter.formats.protobuf.row_batches import RawMessages
 
 if TYPE_CHECKING:
     from filter.formats.protobuf.kv_entries import DecodedEntries
@@ -77,8 +78,8 @@ EntrySelection = tuple[np.ndarray, np.ndarray] | np.ndarray
 
 
 def write_key_value_streams(
-    schema: pb.ProtoSchema,
-    raw: pb.RawMessages,
+    schema: ProtoSchema,
+    raw: RawMessages,
     exported: EntrySelection,
     tokens: Mapping[str, str | None],
     keys: StreamKeys,
@@ -180,7 +181,7 @@ def decoded_entries(decoded: DecodedEntries, flags: np.ndarray) -> tuple[np.ndar
 
 
 def runtime_entries(
-    schema: pb.ProtoSchema, raw: pb.RawMessages, flags: np.ndarray, base: np.ndarray
+    schema: ProtoSchema, raw: RawMessages, flags: np.ndarray, base: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The flagged entries (the batch's in message order; message m's are
     ``base[m]:base[m + 1]``), each encoded anew from its message as the runtime parses it
@@ -206,7 +207,7 @@ def runtime_entries(
     return np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets
 
 
-def rebuilt_entry(entry: Message, layout: pb.KeyValueLayout) -> bytes:
+def rebuilt_entry(entry: Message, layout: KeyValueLayout) -> bytes:
     """One entry anew: its key (unless 0) and a value holding its one oneof member, the
     member's fields the descriptor declares only (`known_copy`); serialised."""
     fresh = type(entry)()
