@@ -61,7 +61,8 @@ from filter.outputs.manifest import FileRecord, build_manifest, sha256_file, wri
 from filter.outputs.parts import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.outputs.publish import StagedOutput, stage_all
 from filter.outputs.signing import resolve_signing_key, sign_manifest
-from filter.policy.catalogue import Catalogue, load_catalogue
+from filter.policy.catalogue import Catalogue
+from filter.policy.catalogue_loading import load_catalogue
 from filter.policy.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
 
 if TYPE_CHECKING:
