@@ -68,7 +68,8 @@ from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf.schema import UNKNOWN_FIELDS
 from filter.outputs.manifest import MANIFEST_NAME, SCHEMA_VERSION, manifest_if_any, sha256_file
-from filter.outputs.signing import SIGNATURE_NAME, check_signature, load_public_key
+from filter.outputs.signing import SIGNATURE_NAME, check_signature
+from filter.outputs.signing_keys import load_public_key
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import TOKEN_COLUMN, decide_path
 

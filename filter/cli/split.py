@@ -22,7 +22,7 @@ from filter.cli.options import (
 from filter.cli.summary import print_summary
 from filter.engines.parquet import ProgressCallback, check_pin, resolve_catalogue, split
 from filter.errors import InputError
-from filter.outputs.signing import SIGNING_KEY_ENV
+from filter.outputs.signing_keys import SIGNING_KEY_ENV
 
 PARQUET_MAGIC = b"PAR1"
 

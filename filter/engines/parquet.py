@@ -60,7 +60,8 @@ from filter.outputs.half_pair import find_half_pair
 from filter.outputs.manifest import FileRecord, build_manifest, sha256_file, write_manifest
 from filter.outputs.parts import PARQUET_OPTIONS, HashingFile, part_pair
 from filter.outputs.publish import StagedOutput, stage_all
-from filter.outputs.signing import resolve_signing_key, sign_manifest
+from filter.outputs.signing import sign_manifest
+from filter.outputs.signing_keys import resolve_signing_key
 from filter.policy.catalogue import Catalogue
 from filter.policy.catalogue_loading import load_catalogue
 from filter.policy.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
@@ -68,7 +69,7 @@ from filter.policy.plan import TOKEN_COLUMN, ExportPlan, OnUnknown, plan
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from filter.outputs.signing import SigningKey
+    from filter.outputs.signing_keys import SigningKey
 
 #: Rows of a Parquet batch one query of `batch_lookups` reads. Polars' streaming `unique`
 #: holds memory in proportion to the rows it has read (pola-rs/polars#25607): alone, the

@@ -62,13 +62,13 @@ from filter.formats.protobuf import schema as pb
 from filter.formats.protobuf import writer as pbw
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.parts import PARQUET_OPTIONS, HashingFile, part_pair
-from filter.outputs.signing import resolve_signing_key
+from filter.outputs.signing_keys import resolve_signing_key
 from filter.policy.catalogue import Catalogue, action_for
 from filter.policy.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path, plan
 from filter.prefetch import mapped_ahead, prefetched
 
 if TYPE_CHECKING:
-    from filter.outputs.signing import SigningKey
+    from filter.outputs.signing_keys import SigningKey
 
 OnBadRecord = Literal["fail", "quarantine"]
 OutputFormat = Literal["parquet", "protobuf"]

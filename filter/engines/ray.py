@@ -101,14 +101,14 @@ from filter.formats.parquet.inputs import (
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf import schema as pb
 from filter.outputs.manifest import FileRecord, sha256_file
-from filter.outputs.signing import resolve_signing_key
+from filter.outputs.signing_keys import resolve_signing_key
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import ExportPlan, OnUnknown, plan
 
 if TYPE_CHECKING:
     from ray.data import Dataset
 
-    from filter.outputs.signing import SigningKey
+    from filter.outputs.signing_keys import SigningKey
 
 _INSTALL_HINT = ("the ray engine needs the ray extra: pip install '.[ray]' in a vtx checkout "
                  "(distribution vtx-egress)")
