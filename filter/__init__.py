@@ -38,7 +38,8 @@ from filter.errors import (
     VtxError,
 )
 from filter.outputs.manifest import read_manifest
-from filter.policy.catalogue import Catalogue, catalogue_from_mapping, load_catalogue
+from filter.policy.catalogue import Catalogue
+from filter.policy.catalogue_loading import catalogue_from_mapping, load_catalogue
 from filter.policy.plan import ExportPlan, FieldDecision, plan
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Catalogue loading and validation (filter/policy/catalogue.py), and the shipped catalogue."""
+"""Catalogue loading and validation (filter/policy/catalogue_loading.py,
+filter/policy/catalogue.py), and the shipped catalogue."""
 
 from __future__ import annotations
 
@@ -283,7 +284,7 @@ def test_typo_guard_warns_about_unmatched_vocabulary_patterns() -> None:
 @given(st.lists(st.lists(st.sampled_from(["a", "b", "C", "*", "**"]), min_size=1, max_size=4),
                 min_size=2, max_size=12))
 def test_tie_check_compares_every_pair_that_can_overlap(segment_lists) -> None:
-    from filter.policy.catalogue import _candidate_pairs
+    from filter.policy.catalogue_loading import _candidate_pairs
     from filter.policy.patterns import compile_pattern
 
     patterns = [compile_pattern(".".join(s)) for s in segment_lists]

@@ -20,7 +20,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from filter.audit.verify import check_directory, verify_output
+from filter.audit.integrity import check_directory
+from filter.audit.verify import verify_output
 from filter.cli import vtx
 from filter.formats.protobuf.descriptors import load_schema
 from filter.outputs.parts import HashingFile

@@ -180,7 +180,7 @@ def test_cli_engine_ray_reads_protobuf(payload, tmp_path: Path) -> None:
 
 def test_the_driver_signs_protobuf_outputs(tmp_path: Path) -> None:
     from filter.audit.verify import verify_output
-    from filter.outputs.signing import generate
+    from filter.outputs.signing_keys import generate
 
     generate(tmp_path / "egress.key", tmp_path / "egress.pub")
     (tmp_path / "in").mkdir()

@@ -157,7 +157,7 @@ def test_cli_engine_ray(fleet_files, key_file, tmp_path) -> None:
 
 def test_the_driver_signs_both_manifests(fleet_files, tmp_path) -> None:
     from filter.audit.verify import verify_output
-    from filter.outputs.signing import generate
+    from filter.outputs.signing_keys import generate
 
     generate(tmp_path / "egress.key", tmp_path / "egress.pub")
     split_ray(fleet_files, tmp_path / "export", tmp_path / "onshore", "after-sales", key=KEY,

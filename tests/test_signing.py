@@ -1,5 +1,5 @@
-"""Signed manifests (filter/outputs/signing.py, `vtx keygen`, `vtx split --signing-key`,
-`vtx verify --public-key`)."""
+"""Signed manifests (filter/outputs/signing.py, filter/outputs/signing_keys.py, `vtx keygen`,
+`vtx split --signing-key`, `vtx verify --public-key`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from filter.audit.verify import verify_output
 from filter.cli import vtx
 from filter.engines.run import split_protobuf
 from filter.errors import OutputError
-from filter.outputs.signing import DOMAIN, SIGNATURE_NAME, key_id, load_public_key, load_signing_key
+from filter.outputs.signing import DOMAIN, SIGNATURE_NAME, key_id
+from filter.outputs.signing_keys import load_public_key, load_signing_key
 
 from .conftest import KEY, MINI_CATALOGUE
 from .test_protobuf_split import TEST_SET
@@ -158,12 +159,12 @@ def test_keygen_never_overwrites_nor_writes_through_a_link(tmp_path: Path, runne
 def test_keygen_creates_each_file_exclusively(tmp_path: Path, monkeypatch) -> None:
     # The check before writing could race with another process: the file itself is opened
     # with O_EXCL and O_NOFOLLOW, so a link that appears in between is not written through.
-    from filter.outputs import signing
+    from filter.outputs import signing_keys
 
-    monkeypatch.setattr(signing.os.path, "lexists", lambda path: False)
+    monkeypatch.setattr(signing_keys.os.path, "lexists", lambda path: False)
     (tmp_path / "late.pub").symlink_to(tmp_path / "target")
     with pytest.raises(OutputError, match="is a symbolic link"):
-        signing.generate(tmp_path / "late.key", tmp_path / "late.pub")
+        signing_keys.generate(tmp_path / "late.key", tmp_path / "late.pub")
     assert not (tmp_path / "target").exists() and not (tmp_path / "late.key").exists()
 
 

@@ -1,4 +1,5 @@
-"""Verifying published outputs (filter/audit/verify.py, filter/cli/verify.py)."""
+"""Verifying published outputs (filter/audit/verify.py and the checks it runs,
+filter/cli/verify.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from filter import InputError, split
-from filter.audit.verify import check_directory, verify_output
+from filter.audit.integrity import check_directory
+from filter.audit.verify import verify_output
 from filter.cli import vtx
 from filter.formats.protobuf.descriptors import load_schema
 from filter.outputs.manifest import sha256_file

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from filter._version import __version__
-from filter.audit.verify import manifest_problem
+from filter.audit.integrity import manifest_problem
 from filter.errors import InputError, OutputError, first_line
 from filter.files import replace_file
 from filter.outputs.manifest import MANIFEST_NAME

@@ -9,7 +9,8 @@ import click
 
 from filter.cli.options import format_option
 from filter.errors import EXIT_USAGE, CatalogueError
-from filter.policy.catalogue import Catalogue, load_catalogue
+from filter.policy.catalogue import Catalogue
+from filter.policy.catalogue_loading import load_catalogue
 from filter.policy.diff import CatalogueDiff, diff_catalogues
 from filter.policy.vocabulary import unmatched_patterns
 

@@ -1,4 +1,4 @@
-"""`vtx keygen`: make the Ed25519 key pair that signs manifests (`filter.outputs.signing`)."""
+"""`vtx keygen`: make the Ed25519 key pair that signs manifests (`filter.outputs.signing_keys`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from filter.outputs.signing import SIGNING_KEY_ENV, generate
+from filter.outputs.signing_keys import SIGNING_KEY_ENV, generate
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 

@@ -25,7 +25,7 @@ from filter.engines.local import LocalEngine
 from filter.engines.request import ProgressCallback, ProtobufInput, SplitRequest
 from filter.engines.run import run
 from filter.errors import InputError
-from filter.outputs.signing import SIGNING_KEY_ENV
+from filter.outputs.signing_keys import SIGNING_KEY_ENV
 from filter.policy.pin import resolve_catalogue
 
 PARQUET_MAGIC = b"PAR1"

@@ -17,7 +17,8 @@ import click
 
 from filter.cli.options import catalogue_option
 from filter.errors import EXIT_HALF_PAIR, EXIT_OK, EXIT_VERIFY
-from filter.outputs.signing import key_id, load_public_key, signed_by
+from filter.outputs.signing import key_id, signed_by
+from filter.outputs.signing_keys import load_public_key
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 

@@ -36,7 +36,7 @@ from filter.engines.request import (
     SplitResult,
 )
 from filter.outputs.pair import check_targets, publish_outputs, staged_outputs
-from filter.outputs.signing import resolve_signing_key
+from filter.outputs.signing_keys import resolve_signing_key
 from filter.policy.catalogue import Catalogue
 from filter.policy.pin import check_pin, resolve_catalogue
 from filter.policy.plan import OnUnknown

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from filter.errors import CatalogueError
-from filter.policy.catalogue import Catalogue, load_catalogue
+from filter.policy.catalogue import Catalogue
+from filter.policy.catalogue_loading import load_catalogue
 
 
 def resolve_catalogue(catalogue: Catalogue | str | Path | None) -> Catalogue:

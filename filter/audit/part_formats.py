@@ -1,0 +1,104 @@
+"""How the verifier reads each kind of part file: its row count, its schema and a lazy scan.
+
+In: a part file of a published output (for a protobuf stream, with its manifest beside it).
+Out: `PART_FORMATS`, by file suffix: Parquet, and delimited protobuf streams
+(`--output-format protobuf`), which are decoded into the rows the same split writes to Parquet
+(the export's vehicle identifier field holds the token): `stream_rows`, with the message type
+`stream_reader` takes from the manifest; `is_stream`, whether a manifest's parts are streams.
+May fail: what reading a part raises (`formats.parquet.inputs.READ_ERRORS`); the checks that
+read parts report it as a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from filter.formats.protobuf import batches as protobuf_batches
+from filter.formats.protobuf.descriptors import SHIPPED_SOURCE, ProtoSchema, load_schema
+from filter.formats.protobuf.framing import iter_frames
+from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS, key_value_schema, polars_schema
+from filter.outputs.manifest import MANIFEST_NAME
+from filter.policy.plan import TOKEN_COLUMN
+
+
+@dataclass(frozen=True)
+class PartFormat:
+    """How the verifier reads one kind of part file: its row count, schema and a lazy scan."""
+
+    rows: Callable[[Path], int]
+    schema: Callable[[Path], pl.Schema]
+    scan: Callable[[Path], pl.LazyFrame]
+
+
+def _stream_messages(path: Path) -> int:
+    """How many messages a delimited protobuf part holds (the manifest's rows)."""
+    return sum(1 for _ in iter_frames(path, "delimited"))
+
+
+@functools.lru_cache(maxsize=8)
+def stream_reader(directory: Path) -> tuple[ProtoSchema, bool]:
+    """The message type a directory's protobuf parts hold (from its manifest), and whether it
+    is an export (whose vehicle identifier field holds the token)."""
+    manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    source = manifest["input_format"]
+    descriptor = source.get("descriptor_set")
+    schema = load_schema(
+        None if descriptor in (None, SHIPPED_SOURCE) else descriptor, source["message"],
+        kv_field=None)
+    return schema, manifest["destination"] == "export"
+
+
+def stream_rows(path: Path) -> pl.DataFrame:
+    """A protobuf part decoded into the rows vtx writes to Parquet for the same input; in an
+    export, the vehicle identifier field is named for what it holds: the token."""
+    schema, export = stream_reader(path.parent.absolute())
+    batches = [b.rows for b in protobuf_batches.iter_batches(schema, path, "delimited")]
+    rows = pl.concat(batches) if batches else (
+        key_value_schema(schema) if schema.key_value else polars_schema(schema)
+    ).to_frame()
+    if export:
+        vin = json.loads((path.parent / MANIFEST_NAME).read_text())["keys"]["vehicle_id"]
+        # A message whose VIN gets no token has no field: "" on the wire, null in Parquet.
+        rows = rows.rename({vin: TOKEN_COLUMN}).with_columns(
+            pl.col(TOKEN_COLUMN).replace("", None))
+        if rows[UNKNOWN_FIELDS].null_count() == rows.height:  # none on the wire: no column
+            rows = rows.drop(UNKNOWN_FIELDS)
+    return rows
+
+
+PART_FORMATS: dict[str, PartFormat] = {
+    ".parquet": PartFormat(
+        rows=lambda p: pq.read_metadata(p).num_rows,
+        # glob=False: a part is that file, even under a directory with `[` in its name.
+        schema=lambda p: pl.scan_parquet(p, glob=False).collect_schema(),
+        scan=lambda p: pl.scan_parquet(p, glob=False),
+    ),
+    # Delimited streams of the input's type (`--output-format protobuf`): rows are messages;
+    # the content is checked on the rows they decode to, with the type the manifest names.
+    ".pb": PartFormat(
+        rows=_stream_messages,
+        schema=lambda p: stream_rows(p).schema,
+        scan=lambda p: stream_rows(p).lazy(),
+    ),
+}
+
+
+def is_stream(manifest: Mapping[str, Any]) -> bool:
+    return manifest.get("output_format", {}).get("format") == "protobuf"
+
+
+__all__ = [
+    "PART_FORMATS",
+    "PartFormat",
+    "is_stream",
+    "stream_reader",
+    "stream_rows",
+]
