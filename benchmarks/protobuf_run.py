@@ -126,15 +126,16 @@ def ensure_input(
 
 def vtx_outputs(out: Path) -> dict[str, Any]:
     """Sizes and rows of vtx's two outputs, and the entry counts of its export manifest."""
-    outputs: dict[str, Any] = {
-        p.name: {"bytes": tree_bytes(p),  # rows: Parquet rows, or messages of the streams
-                 "rows": json.loads((p / "_manifest.json").read_text())["rows"]}
-        for p in sorted(out.iterdir())
-        if p.is_dir() and (p / "_manifest.json").exists()
+    from filter.outputs.manifest import manifest_if_any
+
+    manifests = {p.name: m for p in sorted(out.iterdir())
+                 if p.is_dir() and (m := manifest_if_any(p)) is not None}
+    outputs: dict[str, Any] = {  # rows: Parquet rows, or messages of the streams
+        name: {"bytes": tree_bytes(out / name), "rows": m["rows"]}
+        for name, m in manifests.items()
     }
-    manifest = out / "export" / "_manifest.json"
-    if manifest.exists():
-        outputs["entries"] = json.loads(manifest.read_text()).get("entries")
+    if "export" in manifests:
+        outputs["entries"] = manifests["export"].get("entries")
     return outputs
 
 

@@ -13,7 +13,8 @@ Ray cluster); the helpers build the request: `split` publishes export and onshor
 from Parquet files, `split_protobuf` from protobuf streams; `split_frame` splits a frame in
 memory, `split_dataset` a Ray Dataset (the ``ray`` extra: ``pip install '.[ray]'``). Every
 helper takes the scenario, then `key=`, `catalogue=` and the rest by name.
-`verify_output` checks a published output. What needs Ray, the protobuf runtime or the
+`verify_output` checks a published output; `open_export` gives a `LazyFrame` over one that
+verifies (and refuses one that does not). What needs Ray, the protobuf runtime or the
 verifier is loaded on first use: ``import filter`` imports none of them, and a Parquet split
 starts sooner.
 """
@@ -33,8 +34,10 @@ from filter.errors import (
     InputError,
     KeyFileError,
     OutputError,
+    RequestError,
     ScenarioError,
     UnclassifiedFieldsError,
+    UnverifiedOutputError,
     VtxError,
 )
 from filter.outputs.manifest import read_manifest
@@ -43,6 +46,7 @@ from filter.policy.catalogue_loading import catalogue_from_mapping, load_catalog
 from filter.policy.plan import ExportPlan, FieldDecision, plan
 
 if TYPE_CHECKING:
+    from filter.audit.opened import open_export
     from filter.audit.verify import VerifyReport, verify_output
     from filter.engines.ray import RayEngine
     from filter.engines.ray_dataset import split_dataset
@@ -58,16 +62,19 @@ __all__ = [
     "OutputError",
     "ProtobufInput",
     "RayEngine",
+    "RequestError",
     "ScenarioError",
     "SplitRequest",
     "SplitResult",
     "UnclassifiedFieldsError",
+    "UnverifiedOutputError",
     "VerifyReport",
     "VtxError",
     "__version__",
     "catalogue_from_mapping",
     "load_catalogue",
     "load_key",
+    "open_export",
     "plan",
     "read_manifest",
     "run",
@@ -83,6 +90,7 @@ __all__ = [
 #: What `__getattr__` loads on first use, and from where.
 _LOADED_ON_USE = {
     "RayEngine": "filter.engines.ray",
+    "open_export": "filter.audit.opened",
     "split_dataset": "filter.engines.ray_dataset",
     "verify_output": "filter.audit.verify",
     "VerifyReport": "filter.audit.verify",
@@ -90,7 +98,8 @@ _LOADED_ON_USE = {
 
 
 def __getattr__(name: str) -> Any:
-    """Load `RayEngine`, `split_dataset`, `verify_output` and `VerifyReport` on first use."""
+    """Load `RayEngine`, `split_dataset`, `open_export`, `verify_output` and `VerifyReport`
+    on first use."""
     if name in _LOADED_ON_USE:
         import importlib
 

@@ -87,6 +87,12 @@ class OutputError(VtxError):
     exit_code = EXIT_DATA
 
 
+class UnverifiedOutputError(VtxError):
+    """An output that does not verify, where a verified one is needed (`filter.open_export`)."""
+
+    exit_code = EXIT_VERIFY
+
+
 class RequestError(VtxError):
     """A split request that asks for what cannot be done together (protobuf output from
     Parquet input, an option the chosen engine does not have)."""

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from filter.cli import vtx
 
+from . import manifests
 from .conftest import MINI_CATALOGUE
 
 
@@ -52,7 +53,7 @@ def test_split_prints_a_summary(runner, batch_file, key_file, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "120 rows" in result.stdout
     assert "unclassified 1" in result.stdout
-    assert (tmp_path / "export" / "_manifest.json").exists()
+    assert (tmp_path / "export" / "_manifest.parquet").is_file()
 
 
 def test_split_quiet_prints_nothing(runner, batch_file, key_file, tmp_path) -> None:
@@ -180,7 +181,7 @@ def test_demo(runner, tmp_path) -> None:
     result = runner.invoke(vtx, ["demo", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     assert "6,000 rows" in result.stdout
-    assert (tmp_path / "demo" / "export" / "_manifest.json").exists()
+    assert (tmp_path / "demo" / "export" / "_manifest.parquet").is_file()
     assert runner.invoke(vtx, ["demo", str(tmp_path / "demo")]).exit_code == 0  # repeatable
 
 
@@ -215,7 +216,7 @@ def test_rnd_refuses_customer_telemetry(runner, batch_file, key_file, tmp_path) 
     assert_one_line_error(runner.invoke(vtx, args), 2, "--origin")
     ok = runner.invoke(vtx, [*args, "--origin", "test-fleet", "-q"])
     assert ok.exit_code == 0, ok.output
-    manifest = json.loads((tmp_path / "export" / "_manifest.json").read_text())
+    manifest = json.loads(manifests.manifest_text(tmp_path / "export"))
     assert manifest["origin"] == "test-fleet"
 
 

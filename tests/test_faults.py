@@ -272,10 +272,11 @@ def test_a_live_runs_retired_output_is_left_alone(tmp_path) -> None:
 def test_manifest_write_failure_is_an_output_error(batch_file, tmp_path, monkeypatch) -> None:
     from filter import OutputError, split
 
-    def no_space(self, *args, **kwargs):
+    def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(Path, "write_text", no_space)
+    # The manifest file is the one file of a split pyarrow's Parquet writer writes.
+    monkeypatch.setattr("filter.outputs.manifest.pq.ParquetWriter", no_space)
     with pytest.raises(OutputError, match="cannot write manifest: No space left on device"):
         split(batch_file, tmp_path / "export", tmp_path / "onshore", "rnd", key=KEY,
               catalogue=MINI_CATALOGUE)

@@ -23,6 +23,7 @@ from filter.cli import vtx
 from filter.formats.protobuf.descriptors import load_schema
 from filter.outputs.publish import stage_all
 
+from . import manifests
 from .conftest import KEY, MINI_CATALOGUE
 
 # Runs the CLI with the publisher patched to die between the two renames (onshore is first).
@@ -54,7 +55,7 @@ def kill_between_renames(args: list[str]) -> None:
 
 
 def run_id(directory: Path) -> str:
-    return json.loads((directory / "_manifest.json").read_text())["run_id"]
+    return json.loads(manifests.manifest_text(directory))["run_id"]
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def half_pair(batch_file, key_file, tmp_path) -> tuple[Path, list[str]]:
     out = tmp_path / "out"
     args = split_args(batch_file, out, key_file)
     kill_between_renames(args)
-    assert (out / "onshore" / "_manifest.json").is_file()
+    assert (out / "onshore" / "_manifest.parquet").is_file()
     assert not (out / "export").exists()
     return out, args
 

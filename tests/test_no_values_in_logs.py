@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from filter.cli import vtx
 from filter.cli.sample import sample_batch
 
+from . import manifests
 from .conftest import MINI_CATALOGUE
 
 MARK = "MARKER-7f3a-"
@@ -63,7 +64,7 @@ def test_no_marker_leaves_in_logs_manifests_report_or_export(tmp_path, key_file)
         assert result.exit_code == 0, (args, result.output)
         assert MARK not in result.stdout and MARK not in result.stderr, args
 
-    for text in ((export / "_manifest.json").read_text(), (onshore / "_manifest.json").read_text(),
+    for text in (manifests.manifest_text(export), manifests.manifest_text(onshore),
                  html.read_text()):
         assert MARK not in text
     for path in export.iterdir():

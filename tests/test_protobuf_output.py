@@ -21,6 +21,7 @@ from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import SHIPPED_SOURCE, ProtoSchema, load_schema
 from filter.formats.protobuf.framing import iter_frames
 
+from . import manifests
 from .conftest import DATA, KEY
 from .test_protobuf_split import record_stream
 from .test_readers_protobuf import delimited, make_payload
@@ -241,13 +242,13 @@ def rehash(directory: Path, part: Path) -> None:
     import hashlib
     import json
 
-    manifest_path = directory / "_manifest.json"
-    manifest = json.loads(manifest_path.read_text())
+    manifest_path = directory  # the output holding the manifest
+    manifest = json.loads(manifests.manifest_text(manifest_path))
     for record in manifest["files"]:
         if record["name"] == part.name:
             record["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
             record["bytes"] = part.stat().st_size
-    manifest_path.write_text(json.dumps(manifest))
+    manifests.write_text(manifest_path, json.dumps(manifest))
 
 
 def test_plain_detector_hits_stay_onshore(tmp_path: Path) -> None:

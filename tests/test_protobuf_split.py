@@ -19,6 +19,7 @@ from filter.engines.run import split_protobuf
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
 
+from . import manifests
 from .conftest import DATA, KEY
 from .test_readers_protobuf import delimited, make_payload
 
@@ -215,12 +216,12 @@ def test_verify_checks_key_value_outputs(payload, tmp_path: Path) -> None:
     onshore = pl.read_parquet(tmp_path / "o" / "part-00000-00000.parquet")
     smuggled = onshore.filter(pl.col("key") == "Location").select(pl.read_parquet(part).columns)
     pl.concat([pl.read_parquet(part), smuggled]).write_parquet(part)
-    manifest_path = tmp_path / "e" / "_manifest.json"
-    manifest = json.loads(manifest_path.read_text())
+    manifest_path = tmp_path / "e"  # the output holding the manifest
+    manifest = json.loads(manifests.manifest_text(manifest_path))
     data = part.read_bytes()
     manifest["files"][0].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
                                 rows=manifest["files"][0]["rows"] + smuggled.height)
-    manifest_path.write_text(json.dumps(manifest))
+    manifests.write_text(manifest_path, json.dumps(manifest))
     failures = "\n".join(str(f) for f in verify_output(tmp_path / "e", tmp_path / "o").failures)
     assert "entries of 'fleet.Location'" in failures
     assert "are out of place" in failures
@@ -327,7 +328,7 @@ def test_the_export_manifest_holds_nothing_derived_from_onshore_content(
     kept = onshore["quarantined"]
     assert [q["message_index"] for q in kept] == [1, 3]
     assert onshore["inputs"][0]["sha256"] == hashlib.sha256(stream.read_bytes()).hexdigest()
-    export_text = (tmp_path / "e" / "_manifest.json").read_text()
+    export_text = manifests.manifest_text(tmp_path / "e")
     export = json.loads(export_text)
     assert export["quarantined_records"] == onshore["quarantined_records"] == 2
     assert "quarantined" not in export
@@ -369,10 +370,10 @@ def test_a_quarantine_is_verified_against_the_onshore_manifest(payload, tmp_path
                for f in failures)
     assert any(f"{kept.name}: quarantined record differs" in f for f in failures)
     # Two bad records under one file name (one overwrote the other) fail too.
-    edit = tmp_path / "o" / "_manifest.json"
-    manifest = json.loads(edit.read_text())
+    edit = tmp_path / "o"  # the output holding the manifest
+    manifest = json.loads(manifests.manifest_text(edit))
     manifest["quarantined"].append(dict(manifest["quarantined"][0]))
-    edit.write_text(json.dumps(manifest))
+    manifests.write_text(edit, json.dumps(manifest))
     assert any("listed for more than one quarantined record" in str(f)
                for f in verify_output(tmp_path / "e", tmp_path / "o").failures)
 
@@ -483,11 +484,11 @@ def test_export_numbers_entries_densely_and_onshore_maps_them(payload, tmp_path:
     # The export renumbered as the input had it (gaps where withheld entries were) is caught.
     part = tmp_path / "out" / "e" / "part-00000-00000.parquet"
     export.with_columns(pl.Series("entry_index", [1, 5, 1])).write_parquet(part)
-    manifest_path = tmp_path / "out" / "e" / "_manifest.json"
-    manifest = json.loads(manifest_path.read_text())
+    manifest_path = tmp_path / "out" / "e"  # the output holding the manifest
+    manifest = json.loads(manifests.manifest_text(manifest_path))
     data = part.read_bytes()
     manifest["files"][0].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-    manifest_path.write_text(json.dumps(manifest))
+    manifests.write_text(manifest_path, json.dumps(manifest))
     verified = CliRunner().invoke(vtx, ["verify", str(tmp_path / "out" / "e"), "--onshore",
                                         str(tmp_path / "out" / "o")])
     assert verified.exit_code == 3 and "are out of place" in verified.stderr

@@ -227,7 +227,7 @@ def _split(root: Path, reencode: bool) -> list[Path]:
         ],
     )
     assert result.exit_code == 0, result.output
-    parts = sorted((root / label).rglob("*.parquet"))
+    parts = sorted((root / label).rglob("part-*.parquet"))
     assert len(parts) == 2
     return parts
 
@@ -277,6 +277,29 @@ def test_every_reader_reads_the_parts_as_pyarrow_does(
 ) -> None:
     for part in parts[path_kind]:
         assert_read_alike(part, (reader,))
+
+
+@pytest.mark.parametrize("path_kind", ["copied", "reencode", "key-value", "plain"])
+def test_every_reader_reads_a_published_directory_as_it_is(
+    parts: dict[str, list[Path]], path_kind: str
+) -> None:
+    """A pipeline points its reader at the output directory, no glob: the manifest file adds
+    no row and no column, whatever the reader (Spark and Ray: below and in test_ray_split)."""
+    import duckdb
+    import pyarrow.dataset as ds
+
+    for part in parts[path_kind]:
+        directory = part.parent
+        listed = sorted(directory.glob("part-*.parquet"))
+        expected = pl.concat([pl.read_parquet(p) for p in listed])
+        assert pl.scan_parquet(directory).collect().equals(expected), directory
+        assert pl.read_parquet(directory).equals(expected), directory
+        table = ds.dataset(directory, format="parquet").to_table()
+        assert (table.num_rows, table.column_names) == (expected.height, expected.columns)
+        relation = duckdb.sql(f"select * from read_parquet('{directory}')")
+        assert relation.columns == expected.columns
+        assert duckdb.sql(f"select count(*) from read_parquet('{directory}')").fetchall() == [
+            (expected.height,)]
 
 
 def test_the_parts_hold_what_the_split_promises(parts: dict[str, list[Path]]) -> None:
@@ -378,7 +401,7 @@ def test_every_reader_reads_random_outputs_as_pyarrow_does(schema, data, rows) -
             split(
                 source, out / "e", out / "o", "s", key=KEY, catalogue=catalogue, reencode=reencode
             )
-            for part in sorted(out.rglob("*.parquet")):
+            for part in sorted(out.rglob("part-*.parquet")):
                 assert_read_alike(part)
 
 
@@ -419,6 +442,17 @@ def test_spark_reads_the_parts_as_pyarrow_does(spark: Any, parts: dict[str, list
         rows = [[_spark(v, z) for v, z in zip(r, zoned, strict=True)] for r in frame.collect()]
         assert frame.columns == list(expected), part
         assert _columns(frame.columns, rows) == expected, part
+
+
+def test_spark_reads_a_published_directory_as_it_is(
+    spark: Any, parts: dict[str, list[Path]]
+) -> None:
+    for part in [p for kind in parts.values() for p in kind]:
+        directory = part.parent
+        rows = sum(pq.read_metadata(p).num_rows for p in directory.glob("part-*.parquet"))
+        frame = spark.read.parquet(str(directory))
+        assert frame.columns == pq.read_schema(part).names, directory
+        assert frame.count() == rows, directory
 
 
 def _spark(value: Any, zoned: bool = False) -> Any:

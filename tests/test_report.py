@@ -13,6 +13,7 @@ from filter import InputError, split
 from filter.audit.report import load_runs, render_report
 from filter.cli import vtx
 
+from . import manifests
 from .conftest import KEY, MINI_CATALOGUE
 
 
@@ -54,8 +55,8 @@ def test_report_pairs_sides_and_shows_manifest_facts(outputs, tmp_path) -> None:
     html = (tmp_path / "r.html").read_text()
     page = parse(html)
     text = " ".join(page.text)
-    manifest = json.loads((export / "_manifest.json").read_text())
-    inputs = json.loads((onshore / "_manifest.json").read_text())["inputs"]  # onshore only
+    manifest = json.loads(manifests.manifest_text(export))
+    inputs = json.loads(manifests.manifest_text(onshore))["inputs"]  # onshore only
     for fact in (manifest["run_id"], manifest["catalogue"]["sha256"], "mini", "after-sales",
                  inputs[0]["sha256"], manifest["keys"]["key_id"],
                  "Vehicle.Cabin.HVAC.AmbientAirTemperature",
@@ -85,10 +86,10 @@ def test_one_side_only_and_many_runs(outputs, batch_file, tmp_path) -> None:
 
 def test_manifest_strings_are_escaped(outputs) -> None:
     export, onshore = outputs
-    path = onshore / "_manifest.json"
-    manifest = json.loads(path.read_text())
+    path = onshore  # the output holding the manifest
+    manifest = json.loads(manifests.manifest_text(path))
     manifest["columns"][-1]["reason"] = "<script>alert(1)</script>"
-    path.write_text(json.dumps(manifest))
+    manifests.write_text(path, json.dumps(manifest))
     html = render_report(load_runs([export, onshore]))
     assert "<script>" not in html and "&lt;script&gt;" in html
 

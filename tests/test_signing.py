@@ -22,9 +22,10 @@ from filter.audit.verify import verify_output
 from filter.cli import vtx
 from filter.engines.run import split_protobuf
 from filter.errors import OutputError
-from filter.outputs.signing import DOMAIN, SIGNATURE_NAME, key_id
+from filter.outputs.signing import DOMAIN, key_id
 from filter.outputs.signing_keys import load_public_key, load_signing_key
 
+from . import manifests
 from .conftest import KEY, MINI_CATALOGUE
 from .test_protobuf_split import TEST_SET
 from .test_readers_protobuf import delimited, make_payload
@@ -95,11 +96,12 @@ def assert_nothing_published(root: Path) -> None:
     assert not (root / "export").exists() and not (root / "onshore").exists()
 
 
+#: Where an output keeps its signature, as verify's messages name it.
+SIGNATURE = "_manifest.parquet's signature"
+
+
 def edit_manifest(directory: Path, change) -> None:
-    path = directory / "_manifest.json"
-    manifest = json.loads(path.read_text())
-    change(manifest)
-    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    manifests.edit(directory, change)
 
 
 # --- vtx keygen -----------------------------------------------------------------------------
@@ -174,23 +176,23 @@ def test_keygen_creates_each_file_exclusively(tmp_path: Path, monkeypatch) -> No
 def test_a_signed_parquet_split_verifies(signed, keys, runner) -> None:
     export, onshore = signed
     for side in signed:
-        record = json.loads((side / SIGNATURE_NAME).read_text())
+        record = json.loads(manifests.signature(side))
         assert record["algorithm"] == "ed25519"
         assert record["key_id"] == key_id(load_public_key(keys[1]))
     ok = verify(runner, export, onshore, "--public-key", str(keys[1]))
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.endswith(f"; signed by key {key_id(load_public_key(keys[1]))}\n")
     assert verify(runner, export, onshore, "--require-signature").exit_code == 0
-    assert verify(runner, export, None).exit_code == 0  # no key asked for: the .sig is allowed
+    assert verify(runner, export, None).exit_code == 0  # no key asked for: the signature is allowed
 
 
 def test_the_signature_is_the_documented_one(signed, keys) -> None:
     # What a receiver can check with any Ed25519 library, from the format in the module doc.
     public_key = load_public_key(keys[1])
     for side in signed:
-        content = json.loads((side / "_manifest.json").read_bytes().decode("utf-8"))
+        content = json.loads(manifests.manifest_text(side))
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-        record = json.loads((side / SIGNATURE_NAME).read_text())
+        record = json.loads(manifests.signature(side))
         public_key.verify(
             base64.b64decode(record["signature"]),
             b"vtx-manifest-signature-v1\n" + canonical.encode("ascii"),
@@ -256,7 +258,7 @@ def test_an_unsigned_split_has_no_signature(batch_file, key_file, tmp_path, runn
         vtx, split_args(batch_file, tmp_path, key_file), env={"VTX_SIGNING_KEY_FILE": ""}
     )
     assert done.exit_code == 0, done.output
-    assert not (tmp_path / "export" / SIGNATURE_NAME).exists()
+    assert manifests.signature(tmp_path / "export") is None
     assert verify(runner, tmp_path / "export", tmp_path / "onshore").exit_code == 0
 
 
@@ -279,25 +281,25 @@ def test_a_consistent_manifest_edit_fails_only_the_signature(signed, keys, runne
     # ... but the signature can.
     lines = verify_lines(verify(runner, export, onshore, "--public-key", str(keys[1])))
     assert lines == [
-        f"vtx: verify: {export}: {SIGNATURE_NAME}: the signature of key "
-        f"{key_id(load_public_key(keys[1]))} does not match _manifest.json: the "
-        "manifest changed since it was signed"
+        f"vtx: verify: {export}: {SIGNATURE}: the signature of key "
+        f"{key_id(load_public_key(keys[1]))} does not match the manifest in "
+        "_manifest.parquet: the manifest changed since it was signed"
     ]
 
 
 def test_the_signature_covers_content_not_layout(signed, keys, runner) -> None:
     export, onshore = signed
     # Re-indented, names in another order: the same content, still valid.
-    manifest = json.loads((export / "_manifest.json").read_text())
-    (export / "_manifest.json").write_text(json.dumps(dict(reversed(manifest.items()))))
+    manifest = json.loads(manifests.manifest_text(export))
+    manifests.write_text(export, json.dumps(dict(reversed(manifest.items()))))
     assert verify(runner, export, onshore, "--public-key", str(keys[1])).exit_code == 0
     # A number written as a float is another value.
     edit_manifest(export, lambda m: m.update(rows=float(m["rows"])))
     assert verify(runner, export, None, "--public-key", str(keys[1])).exit_code == 3
     # A name given twice could be read either way by other parsers: refused.
-    text = (onshore / "_manifest.json").read_text()
-    (onshore / "_manifest.json").write_text(
-        text.replace('{\n  "schema_version": 2,', '{"rows": 0, "schema_version": 2,', 1)
+    text = manifests.manifest_text(onshore)
+    manifests.write_text(
+        onshore, text.replace('{\n  "schema_version": 3,', '{"rows": 0, "schema_version": 3,', 1)
     )
     lines = verify_lines(verify(runner, onshore, None, "--public-key", str(keys[1])))
     assert any("an object holds the name 'rows' twice" in line for line in lines)
@@ -307,11 +309,11 @@ def test_another_key_fails_naming_both_key_ids(signed, tmp_path, runner) -> None
     export, onshore = signed
     runner.invoke(vtx, ["keygen", "--out", str(tmp_path / "other")])
     other = tmp_path / "other.pub"
-    signer = json.loads((export / SIGNATURE_NAME).read_text())["key_id"]
+    signer = json.loads(manifests.signature(export))["key_id"]
     lines = verify_lines(verify(runner, export, onshore, "--public-key", str(other)))
     given = key_id(load_public_key(other))
     assert lines == [
-        f"vtx: verify: {side}: {SIGNATURE_NAME}: signed by key {signer}, not by the given "
+        f"vtx: verify: {side}: {SIGNATURE}: signed by key {signer}, not by the given "
         f"public key {given}"
         for side in (export, onshore)
     ]
@@ -323,19 +325,19 @@ def test_a_signature_file_with_a_false_key_id_fails(signed, keys, tmp_path, runn
     runner.invoke(vtx, ["keygen", "--out", str(tmp_path / "forger")])
     forger = load_signing_key(tmp_path / "forger.key")
     assert forger is not None
-    record = json.loads((export / SIGNATURE_NAME).read_text())
+    record = json.loads(manifests.signature(export))
     message = (
         DOMAIN
         + json.dumps(
-            json.loads((export / "_manifest.json").read_text()),
+            json.loads(manifests.manifest_text(export)),
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
     )
     record["signature"] = base64.b64encode(forger.sign(message)).decode()
-    (export / SIGNATURE_NAME).write_text(json.dumps(record, indent=2) + "\n")
+    manifests.write_signature(export, json.dumps(record, indent=2) + "\n")
     lines = verify_lines(verify(runner, export, None, "--public-key", str(keys[1])))
-    assert "does not match _manifest.json" in lines[0]
+    assert "does not match the manifest in _manifest.parquet" in lines[0]
 
 
 def test_unsigned_outputs_fail_when_a_signature_is_required(
@@ -345,13 +347,13 @@ def test_unsigned_outputs_fail_when_a_signature_is_required(
     assert runner.invoke(vtx, split_args(batch_file, tmp_path, key_file)).exit_code == 0
     lines = verify_lines(verify(runner, export, onshore, "--require-signature"))
     assert lines == [
-        f"vtx: verify: {side}: {SIGNATURE_NAME} is missing: the output is not "
+        f"vtx: verify: {side}: {SIGNATURE} is missing: the output is not "
         "signed (--require-signature needs a signed output)"
         for side in (export, onshore)
     ]
     with_key = verify_lines(verify(runner, export, None, "--public-key", str(keys[1])))
     assert with_key == [
-        f"vtx: verify: {export}: {SIGNATURE_NAME} is missing: the output is "
+        f"vtx: verify: {export}: {SIGNATURE} is missing: the output is "
         "not signed (--public-key needs a signed output)"
     ]
     report = verify_output(export, onshore, MINI_CATALOGUE, require_signature=True)
@@ -360,10 +362,10 @@ def test_unsigned_outputs_fail_when_a_signature_is_required(
 
 def test_a_removed_signature_fails_with_the_public_key(signed, keys, runner) -> None:
     export, onshore = signed
-    (onshore / SIGNATURE_NAME).unlink()
+    manifests.write_signature(onshore, None)
     lines = verify_lines(verify(runner, export, onshore, "--public-key", str(keys[1])))
     assert lines == [
-        f"vtx: verify: {onshore}: {SIGNATURE_NAME} is missing: the output is not "
+        f"vtx: verify: {onshore}: {SIGNATURE} is missing: the output is not "
         "signed (--public-key needs a signed output)"
     ]
 
@@ -381,10 +383,11 @@ def test_a_signature_file_must_be_exactly_what_vtx_writes(signed, runner, tamper
     # The one file verify allows besides the manifest and the parts: nothing may ride in it,
     # whether or not a key is given.
     export, _onshore = signed
-    path = export / SIGNATURE_NAME
-    path.write_text(tamper(path.read_text()))
+    record = manifests.signature(export)
+    assert record is not None
+    manifests.write_signature(export, tamper(record.decode("ascii")))
     lines = verify_lines(verify(runner, export, None))
-    assert len(lines) == 1 and f"{SIGNATURE_NAME}: not a vtx signature: " in lines[0]
+    assert len(lines) == 1 and f"{SIGNATURE}: not a vtx signature: " in lines[0]
     assert "31.2304" not in lines[0] and "LSV0000" not in lines[0]
 
 

@@ -16,6 +16,7 @@ from filter import InputError, OutputError, read_manifest, split, split_frame
 from filter.apply.reconstruct import reconstruct
 from filter.outputs.manifest import sha256_file
 
+from . import manifests
 from .conftest import KEY, MINI_CATALOGUE
 
 
@@ -33,9 +34,9 @@ def test_split_publishes_both_outputs_with_manifests(batch_file: Path, batch, tm
     assert export["inputs"] == [{"rows": batch.height}]  # where and what: onshore only
     assert export["catalogue"]["id"] == "mini" and export["scenario"] == "rnd"
     for manifest, directory in ((export, tmp_path / "export"), (onshore, tmp_path / "onshore")):
-        assert manifest["schema_version"] == 2
+        assert manifest["schema_version"] == 3
         names = sorted(p.name for p in directory.iterdir())
-        assert names == ["_manifest.json", "part-00000.parquet"]
+        assert names == ["_manifest.parquet", "part-00000.parquet"]
         (part,) = manifest["files"]
         assert part["sha256"] == sha256_file(directory / part["name"])
         assert part["rows"] == pq.read_metadata(directory / part["name"]).num_rows
@@ -147,7 +148,7 @@ def test_empty_input_file_gives_empty_parts(batch, tmp_path) -> None:
 
 def test_manifest_is_valid_json_without_values(batch_file: Path, batch, tmp_path) -> None:
     run(batch_file, tmp_path)
-    text = (tmp_path / "onshore" / "_manifest.json").read_text()
+    text = manifests.manifest_text(tmp_path / "onshore")
     json.loads(text)
     assert batch["vin"][0] not in text
 

@@ -18,6 +18,7 @@ from filter.cli import vtx
 from filter.formats.protobuf.descriptors import load_schema
 from filter.outputs.manifest import sha256_file
 
+from . import manifests
 from .conftest import KEY, MINI_CATALOGUE
 from .test_protobuf_split import TEST_SET, record_stream
 from .test_readers_protobuf import delimited, make_payload
@@ -38,15 +39,17 @@ def verify(export: Path, onshore: Path | None = None) -> list[str]:
 
 
 def edit_manifest(directory: Path, change) -> None:
-    path = directory / "_manifest.json"
-    manifest = json.loads(path.read_text())
+    path = directory  # the output holding the manifest
+    manifest = json.loads(manifests.manifest_text(path))
     change(manifest)
-    path.write_text(json.dumps(manifest))
+    manifests.write_text(path, json.dumps(manifest))
 
 
 def replace_part(directory: Path, frame: pl.DataFrame) -> None:
-    """Write `frame` as the part and make the manifest agree (hash, rows, bytes)."""
+    """Write `frame` as the part and make the manifest agree (hash, rows, bytes, the manifest
+    file's schema)."""
     frame.write_parquet(directory / PART)
+    manifests.match_schema(directory, directory / PART)
 
     def refresh(manifest) -> None:
         record = manifest["files"][0]
@@ -107,11 +110,14 @@ def test_an_edited_manifest_is_caught(outputs, change, fragment) -> None:
 
 def test_an_unreadable_manifest_is_a_failure(outputs) -> None:
     export, _ = outputs
-    (export / "_manifest.json").write_text("{not json")
+    manifests.write_text(export, "{not json")
     (failure,) = verify(export)
-    assert "_manifest.json: cannot be read" in failure
-    (export / "_manifest.json").unlink()
-    assert "no _manifest.json" in verify(export)[0]
+    assert "_manifest.parquet: cannot be read" in failure
+    (export / "_manifest.parquet").write_bytes(b"PAR1 not a footer")
+    (failure,) = verify(export)
+    assert "_manifest.parquet: cannot be read" in failure
+    (export / "_manifest.parquet").unlink()
+    assert "no _manifest.parquet" in verify(export)[0]
 
 
 def test_a_withheld_column_in_the_export_is_caught(outputs, batch) -> None:
@@ -347,3 +353,73 @@ def test_every_claim_of_the_manifest_is_checked(kind, side, change, fragment, re
     lines = result.stderr.splitlines()
     assert all(line.startswith("vtx: verify: ") for line in lines)
     assert any(fragment in line for line in lines), lines
+
+
+# --- the manifest file: read as data by every reader of the directory ------------------------
+
+
+def _rewrite_manifest_file(directory: Path, table: Any) -> None:
+    """Replace `_manifest.parquet` with `table`, keeping the manifest's text in its footer."""
+    import pyarrow.parquet as pq
+
+    stored = manifests.stored_manifest(directory)
+    metadata = {**(table.schema.metadata or {}), b"vtx.manifest": stored.text}
+    with pq.ParquetWriter(stored.path, table.schema.with_metadata(metadata)) as writer:
+        if table.num_rows:  # none: no row group, as vtx writes it
+            writer.write_table(table.replace_schema_metadata(metadata))
+
+
+def test_rows_smuggled_into_the_manifest_file_fail(outputs) -> None:
+    # Polars, DuckDB and Ray read `_manifest.parquet` with the parts: a row in it is exported.
+    export, _ = outputs
+    onshore_rows = pl.read_parquet(outputs[1] / PART).head(1)
+    smuggled = pl.read_parquet(export / PART).head(1).with_columns(
+        pl.lit(onshore_rows["vin"][0]).alias("vehicle_token"))
+    _rewrite_manifest_file(export, smuggled.to_arrow())
+    (failure,) = verify(export)
+    assert "_manifest.parquet: holds 1 row group(s) of 1 row(s)" in failure
+
+
+def test_a_manifest_file_with_other_footer_keys_or_schema_fails(outputs) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    export, _ = outputs
+    empty = pq.read_schema(export / PART).empty_table()
+    _rewrite_manifest_file(export, empty.replace_schema_metadata({b"note": b"31.2304,121.4737"}))
+    (failure,) = verify(export)
+    assert "footer holds keys a manifest file does not: note" in failure
+    assert "31.2304" not in failure
+    _rewrite_manifest_file(export, pa.table({"other": pa.array([], pa.int64())}))
+    failures = verify(export)
+    assert any("_manifest.parquet: its schema is not the parts' schema" in f for f in failures)
+
+
+def test_an_output_of_schema_version_2_still_verifies(outputs) -> None:
+    # Written before the manifest moved into `_manifest.parquet`: `_manifest.json` beside the
+    # parts. verify and read_manifest read it as they did; an edit is still caught.
+    export, onshore = outputs
+    for side in outputs:
+        text = manifests.manifest_text(side).replace('"schema_version": 3', '"schema_version": 2')
+        (side / "_manifest.parquet").unlink()
+        (side / "_manifest.json").write_text(text)
+    report = verify_output(export, onshore, MINI_CATALOGUE)
+    assert report.ok, report.failures
+    manifest = json.loads((export / "_manifest.json").read_text())
+    manifest["rows"] += 1
+    (export / "_manifest.json").write_text(json.dumps(manifest))
+    assert any("rows" in f for f in verify(export))
+
+
+def test_open_export_gives_a_lazy_frame_of_a_verified_output(outputs) -> None:
+    from filter import UnverifiedOutputError, open_export
+
+    export, onshore = outputs
+    frame = open_export(export, catalogue=MINI_CATALOGUE)
+    assert isinstance(frame, pl.LazyFrame)
+    assert frame.collect().equals(pl.read_parquet(export / PART))
+    assert open_export(onshore, catalogue=MINI_CATALOGUE).collect().height == 120
+    edit_manifest(export, lambda m: m.update(rows=m["rows"] + 1))
+    with pytest.raises(UnverifiedOutputError, match="does not verify") as refused:
+        open_export(export, catalogue=MINI_CATALOGUE)
+    assert refused.value.exit_code == 3

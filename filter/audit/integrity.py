@@ -4,31 +4,42 @@ In: a published output directory, and optionally the destination its manifest mu
 Out: `check_directory`'s `OutputCheck`: the manifest (when usable), the parts whose SHA-256 and
 row count match the manifest (`intact`), and the failures: a manifest that is missing, cannot
 be read, is malformed or has an unknown `schema_version`; a listed file missing, changed or
-holding other rows; a file in the directory besides `_manifest.json` (and `_manifest.sig`)
-that is not listed; an onshore ``quarantine/`` that does not hold exactly the bad records its
-manifest lists, with their SHA-256. `manifest_problem`: what makes a parsed manifest unusable
-(the audit report asks too).
+holding other rows; a file in the directory besides `_manifest.parquet` (older outputs:
+`_manifest.json` and `_manifest.sig`) that is not listed; a manifest file that holds rows,
+footer keys of its own or another schema than the parts'; an onshore ``quarantine/`` that
+does not hold exactly the bad records its manifest lists, with their SHA-256.
+`manifest_problem`: what makes a parsed manifest unusable (the audit report asks too).
 May fail: `InputError` for a path that is not a directory. Everything wrong inside it is a
 failure in the result, not an exception.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from filter.audit.output_check import OutputCheck
 from filter.audit.part_formats import PART_FORMATS
 from filter.engines.protobuf_tally import QUARANTINE_DIR
 from filter.errors import InputError, first_line
 from filter.formats.parquet.inputs import READ_ERRORS
-from filter.outputs.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
-from filter.outputs.signing import SIGNATURE_NAME
+from filter.outputs.manifest import (
+    LEGACY_MANIFEST_NAME,
+    MANIFEST_KEY,
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    SIGNATURE_KEY,
+    sha256_file,
+    stored_manifest,
+)
 
 #: Manifest schema versions this verifier understands.
-KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+#: Version 2 is version 3 stored as `_manifest.json`: the same fields.
+KNOWN_SCHEMA_VERSIONS = frozenset({2, SCHEMA_VERSION})
 
 
 def check_directory(directory: str | Path, destination: str | None = None) -> OutputCheck:
@@ -42,11 +53,13 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
         raise InputError(f"{side.directory}: not a directory (give a published vtx output)")
     manifest_path = side.directory / MANIFEST_NAME
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        stored = stored_manifest(side.directory)
+        manifest_path = stored.path
+        manifest = stored.document()
     except FileNotFoundError:
         side.fail(side.directory, f"no {MANIFEST_NAME}: not a published vtx output")
         return side
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not a manifest, not JSON or not UTF-8
         side.fail(manifest_path, f"cannot be read: {first_line(exc)}")
         return side
     if (problem := manifest_problem(manifest)) is not None:
@@ -61,7 +74,10 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
                   f"not {destination!r}: is this the {destination} directory?")
     listed = {f["name"]: f for f in manifest["files"]}
     # The signature is checked by verify_output (`outputs.signing.check_signature`).
-    present = {p.name for p in side.directory.iterdir()} - {MANIFEST_NAME, SIGNATURE_NAME}
+    present = {p.name for p in side.directory.iterdir()} - stored.files
+    if stored.path.name == MANIFEST_NAME:
+        _check_manifest_file(side, stored.path, [side.directory / f["name"]
+                                                 for f in manifest["files"]])
     quarantined = manifest.get("quarantined")
     if isinstance(quarantined, list) and (QUARANTINE_DIR in present or quarantined):
         present.discard(QUARANTINE_DIR)  # bad records kept raw, listed apart from the parts
@@ -73,6 +89,39 @@ def check_directory(directory: str | Path, destination: str | None = None) -> Ou
     if sum(f["rows"] for f in manifest["files"]) != manifest["rows"]:
         side.fail(manifest_path, f"rows {manifest['rows']} is not the sum of its files' rows")
     return side
+
+
+def _check_manifest_file(side: OutputCheck, path: Path, parts: Sequence[Path]) -> None:
+    """`_manifest.parquet` is read as data by every reader of the directory, so it must hold
+    no data: no row group, no footer key but its schema, the manifest and the signature; and
+    the parts' schema, so that a reader meets one schema in every file."""
+    try:
+        meta = pq.read_metadata(path)
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        side.fail(path, f"cannot be read as Parquet: {first_line(exc)}")
+        return
+    if meta.num_rows or meta.num_row_groups:
+        side.fail(path, f"holds {meta.num_row_groups} row group(s) of {meta.num_rows} row(s); "
+                  "a manifest file holds none")
+    extra = sorted(k.decode("utf-8", "replace") for k in (meta.metadata or {})
+                   if k not in _MANIFEST_FOOTER_KEYS)
+    if extra:
+        side.fail(path, f"footer holds keys a manifest file does not: {', '.join(extra)}")
+    parquet_parts = [p for p in parts if p.suffix == ".parquet" and p.is_file()]
+    if parquet_parts:
+        try:
+            expected = pq.read_schema(parquet_parts[0])
+        except (pa.ArrowException, OSError):
+            return  # the part's own check reports it
+        if not schema.remove_metadata().equals(expected.remove_metadata()):
+            side.fail(path, "its schema is not the parts' schema")
+    elif len(schema):
+        side.fail(path, "has columns, but the output has no Parquet part")
+
+
+#: The footer keys of `_manifest.parquet`: its Arrow schema, the manifest and its signature.
+_MANIFEST_FOOTER_KEYS = frozenset({b"ARROW:schema", MANIFEST_KEY, SIGNATURE_KEY})
 
 
 def _check_quarantine(side: OutputCheck, records: Sequence[Any]) -> None:
@@ -147,7 +196,8 @@ def manifest_problem(manifest: Any) -> str | None:
                 and isinstance(record.get("rows"), int) and isinstance(record.get("sha256"), str)):
             return f"malformed: files[{index}] needs name, rows and sha256"
         name = record["name"]
-        if name in names or name in ("", ".", "..", MANIFEST_NAME) or "/" in name or "\\" in name:
+        if name in names or name in ("", ".", "..", MANIFEST_NAME, LEGACY_MANIFEST_NAME) \
+                or "/" in name or "\\" in name:
             return f"malformed: files[{index}].name {name!r} is not a plain, unique file name"
         names.add(name)
     for index, column in enumerate(manifest["columns"]):

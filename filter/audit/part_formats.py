@@ -12,7 +12,6 @@ read parts report it as a failure.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import SHIPPED_SOURCE, ProtoSchema, load_schema
 from filter.formats.protobuf.framing import iter_frames
 from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS, key_value_schema, polars_schema
-from filter.outputs.manifest import MANIFEST_NAME
+from filter.outputs.manifest import read_manifest
 from filter.policy.plan import TOKEN_COLUMN
 
 
@@ -47,7 +46,7 @@ def _stream_messages(path: Path) -> int:
 def stream_reader(directory: Path) -> tuple[ProtoSchema, bool]:
     """The message type a directory's protobuf parts hold (from its manifest), and whether it
     is an export (whose vehicle identifier field holds the token)."""
-    manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest = read_manifest(directory)
     source = manifest["input_format"]
     descriptor = source.get("descriptor_set")
     schema = load_schema(
@@ -65,7 +64,7 @@ def stream_rows(path: Path) -> pl.DataFrame:
         key_value_schema(schema) if schema.key_value else polars_schema(schema)
     ).to_frame()
     if export:
-        vin = json.loads((path.parent / MANIFEST_NAME).read_text())["keys"]["vehicle_id"]
+        vin = read_manifest(path.parent)["keys"]["vehicle_id"]
         # A message whose VIN gets no token has no field: "" on the wire, null in Parquet.
         rows = rows.rename({vin: TOKEN_COLUMN}).with_columns(
             pl.col(TOKEN_COLUMN).replace("", None))

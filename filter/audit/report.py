@@ -17,7 +17,6 @@ file, so it cannot show a value either. Every manifest string is HTML-escaped.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from filter._version import __version__
 from filter.audit.integrity import manifest_problem
 from filter.errors import InputError, OutputError, first_line
 from filter.files import replace_file
-from filter.outputs.manifest import MANIFEST_NAME
+from filter.outputs.manifest import MANIFEST_NAME, stored_manifest
 
 _COLOURS = {"export": "#2e7d32", "onshore": "#c62828"}
 _CSS = """
@@ -113,10 +112,12 @@ def load_runs(directories: Iterable[str | Path]) -> list[RunOutputs]:
 def _read(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST_NAME
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        stored = stored_manifest(directory)
+        path = stored.path
+        manifest = stored.document()
     except FileNotFoundError:
         raise InputError(f"{directory}: no {MANIFEST_NAME}: not a published vtx output") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not a manifest, not JSON or not UTF-8
         raise InputError(f"{path}: cannot be read: {first_line(exc)}") from None
     if (problem := manifest_problem(manifest)) is not None:
         raise InputError(f"{path}: {problem}")

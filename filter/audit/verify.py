@@ -7,7 +7,7 @@ file, and the column and detector where one applies; never a data value. Checks:
 
 - **Integrity**, each directory: the manifest parses and has a known `schema_version`; every
   file it lists exists with the listed SHA-256 and, from the Parquet footer, the listed row
-  count; no file in the directory besides `_manifest.json` (and `_manifest.sig`) is unlisted
+  count; no file in the directory besides its manifest (`_manifest.parquet`) is unlisted
   (an onshore ``quarantine/`` holds exactly the bad records its manifest lists, with their
   SHA-256).
 - **Policy**, the export: the catalogue's SHA-256 equals the manifest's; the scenario exists and
@@ -18,7 +18,7 @@ file, and the column and detector where one applies; never a data value. Checks:
 - **Values**, the export: no string value (string and list-of-string leaves other than the
   keys) hits a value detector (`filter.apply.detectors`); with the onshore side given, no export
   string (the token included) holds a VIN of the onshore VIN column.
-- **Signature**, each directory (`outputs.signing.check_signature`): a `_manifest.sig` must be
+- **Signature**, each directory (`outputs.signing.check_signature`): a signature must be
   exactly what vtx writes; with a public key, each manifest must carry a valid signature by
   that key; with `require_signature`, each must carry one.
 - **Pairing**, an onshore output alone: whether its export half stands where the manifest's

@@ -1,4 +1,4 @@
-"""The `_manifest.json` of a published output: what went in, what came out, and why.
+"""The manifest of a published output: what went in, what came out, and why.
 
 In: the run's plan, inputs and written part files.
 Out: a JSON document per output directory (export and onshore) with `schema_version`, the vtx
@@ -14,6 +14,14 @@ unkeyed SHA-256 are an oracle for a small input's content), and `ONSHORE_ONLY` s
 quarantined records' names, offsets, sizes and digests) are left out of it; it keeps counts.
 The onshore manifest holds all of it.
 
+Where it lives: `_manifest.parquet` in the output directory, a Parquet file of no rows with the
+schema of the directory's Parquet parts, the manifest's JSON text (and its signature, where the
+run signed it: `filter.outputs.signing`) in its footer's key-value metadata. So every Parquet
+reader reads the directory as it is, without a glob: Polars' `scan_parquet(DIR)`, which
+refuses any other file in it, pyarrow datasets, DuckDB, Spark and Ray add no row for it (and
+those that skip `_` files skip it). Outputs of schema versions 1 and 2 keep theirs as
+`_manifest.json` (and `_manifest.sig`): `stored_manifest` reads both layouts.
+
 Bump `SCHEMA_VERSION` when a change breaks readers of the manifest, and say so in CHANGELOG.md.
 """
 
@@ -21,12 +29,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from filter._version import __version__
 from filter.apply.columns import COUNT_SEPARATOR, MOVED
@@ -35,8 +47,14 @@ from filter.errors import OutputError
 from filter.files import open_regular, read_regular
 from filter.policy.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
 
-SCHEMA_VERSION = 2
-MANIFEST_NAME = "_manifest.json"
+SCHEMA_VERSION = 3
+MANIFEST_NAME = "_manifest.parquet"
+#: The manifest and signature files of outputs written before schema version 3.
+LEGACY_MANIFEST_NAME = "_manifest.json"
+LEGACY_SIGNATURE_NAME = "_manifest.sig"
+#: The footer keys of `_manifest.parquet` that hold the manifest's JSON and its signature.
+MANIFEST_KEY = b"vtx.manifest"
+SIGNATURE_KEY = b"vtx.manifest.signature"
 _HASH_CHUNK = 1024 * 1024
 #: Sections an input format adds (`build_manifest`'s `extra`) that describe onshore content
 #: record by record: written to the onshore manifest only.
@@ -136,20 +154,93 @@ def build_manifest(
                           and not (destination == "export" and k in ONSHORE_ONLY)}}
 
 
-def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
-    """Write `manifest` as `_manifest.json` in `directory` (`OutputError` if it cannot)."""
+def manifest_text(manifest: Mapping[str, Any]) -> bytes:
+    """The JSON text vtx stores for `manifest` (the bytes a signature signs)."""
+    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_manifest(
+    directory: Path, manifest: Mapping[str, Any], schema: pa.Schema | None = None
+) -> Path:
+    """Write `manifest` into `directory` as `_manifest.parquet`: no rows, the parts' `schema`
+    (None: no columns), the manifest's text in the footer (`OutputError` if it cannot)."""
+    return write_manifest_text(directory, manifest_text(manifest), schema)
+
+
+def write_manifest_text(
+    directory: Path, text: bytes, schema: pa.Schema | None = None,
+    signature: bytes | None = None,
+) -> Path:
+    """Write `_manifest.parquet` holding the manifest `text` and its `signature` record."""
     path = directory / MANIFEST_NAME
+    schema = pa.schema([]) if schema is None else schema
+    metadata = {k: v for k, v in (schema.metadata or {}).items()
+                if k not in (MANIFEST_KEY, SIGNATURE_KEY)}
+    metadata[MANIFEST_KEY] = text
+    if signature is not None:
+        metadata[SIGNATURE_KEY] = signature
     try:
-        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
+        # No row group at all: nothing a reader could take for a row, no statistics.
+        with pq.ParquetWriter(path, schema.with_metadata(metadata)):
+            pass
     except OSError as exc:  # disk full or gone while publishing: nothing will be published
         raise OutputError(f"{path}: cannot write manifest: {exc.strerror or exc}") from None
     return path
 
 
+@dataclass(frozen=True)
+class StoredManifest:
+    """A manifest as an output directory holds it."""
+
+    path: Path  # the file it is in
+    text: bytes  # its JSON text: what a signature signs
+    signature: bytes | None  # the signature record (`filter.outputs.signing`); None: none
+    files: frozenset[str]  # the names of the directory's files that hold the two
+
+    def document(self) -> Any:
+        """The manifest parsed (`ValueError` if its text is not JSON)."""
+        return json.loads(self.text.decode("utf-8"))
+
+
+def stored_manifest(directory: str | Path) -> StoredManifest:
+    """The manifest in `directory`: `_manifest.parquet`, or an older output's `_manifest.json`
+    (and `_manifest.sig`). Links are never followed; a file over `MANIFEST_LIMIT` is not one
+    vtx wrote. `FileNotFoundError` where there is none; `OSError`; `ValueError` where the file
+    is not a manifest vtx writes."""
+    folder = Path(directory)
+    path = folder / MANIFEST_NAME
+    if not os.path.lexists(path) and os.path.lexists(folder / LEGACY_MANIFEST_NAME):
+        legacy = folder / LEGACY_MANIFEST_NAME
+        signature_path = folder / LEGACY_SIGNATURE_NAME
+        signature = (_bounded(signature_path) if os.path.lexists(signature_path) else None)
+        names = {LEGACY_MANIFEST_NAME} | ({LEGACY_SIGNATURE_NAME} if signature is not None
+                                          else set())
+        return StoredManifest(legacy, _bounded(legacy), signature, frozenset(names))
+    data = _bounded(path)
+    try:
+        meta = pq.ParquetFile(pa.BufferReader(data)).metadata
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"not a Parquet file: {exc}") from None
+    held = meta.metadata or {}
+    if MANIFEST_KEY not in held:
+        raise ValueError("its footer holds no vtx manifest")
+    return StoredManifest(path, held[MANIFEST_KEY], held.get(SIGNATURE_KEY),
+                          frozenset({MANIFEST_NAME}))
+
+
+def _bounded(path: Path) -> bytes:
+    """The bytes of the regular file `path` (not a link), at most `MANIFEST_LIMIT` of them."""
+    if path.lstat().st_size > MANIFEST_LIMIT:
+        raise ValueError(f"larger than {MANIFEST_LIMIT} bytes")
+    return read_regular(path, follow_links=False)
+
+
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     """Read the manifest of a published output directory."""
-    return json.loads((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest = stored_manifest(directory).document()
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{directory}: the manifest is not a JSON object")
+    return manifest
 
 
 #: A manifest is a few kilobytes per part; a larger file is not one vtx wrote.
@@ -159,15 +250,12 @@ MANIFEST_LIMIT = 64 * 1024 * 1024
 def manifest_if_any(directory: Path) -> dict[str, Any] | None:
     """The manifest `directory` holds, or None where there is none to trust: the directory or
     its manifest a link (never followed), the manifest not a regular file, larger than
-    `MANIFEST_LIMIT`, not JSON, or not a JSON object."""
+    `MANIFEST_LIMIT`, not one vtx writes, or not a JSON object."""
     if directory.is_symlink() or not directory.is_dir():
         return None
-    path = directory / MANIFEST_NAME
     try:
-        if path.lstat().st_size > MANIFEST_LIMIT:
-            return None
-        manifest = json.loads(read_regular(path, follow_links=False))
-    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        manifest = stored_manifest(directory).document()
+    except (OSError, ValueError):  # ValueError: not a manifest, not JSON, or not UTF-8
         return None
     return manifest if isinstance(manifest, dict) else None
 

@@ -18,6 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from filter.errors import OutputError
 from filter.outputs.half_pair import find_half_pair
 from filter.outputs.manifest import FileRecord, build_manifest, write_manifest
@@ -112,10 +115,22 @@ def publish_outputs(
             inputs=inputs, files=files, counterpart=other, key_id=key_id, detections=detections,
             extra=extra,
         )
-        write_manifest(own.staging, manifests[destination])
+        write_manifest(own.staging, manifests[destination], part_schema(files))
         if signing_key is not None:
             sign_manifest(own.staging, signing_key)
     # Onshore first: an export never stands published without its onshore half.
     onshore_stage.publish()
     export_stage.publish()
     return manifests
+
+
+def part_schema(files: Sequence[FileRecord]) -> pa.Schema | None:
+    """The schema of a side's Parquet parts (every part has the same), for its manifest file:
+    a reader of the directory then meets one schema in every file. None: no Parquet part."""
+    for record in files:
+        if record.path.suffix == ".parquet":
+            schema = pq.read_schema(record.path)
+            return schema.with_metadata({k: v for k, v in (schema.metadata or {}).items()
+                                         if k != b"ARROW:schema"})
+    return None
+

@@ -1,8 +1,9 @@
 """Ed25519 signatures over manifests: a receiver checks an export with a public key only.
 
-In: an output directory (its `_manifest.json`) and a signing key (`vtx keygen`), or a public
-key to check with; key files are made and loaded by `filter.outputs.signing_keys`.
-Out: `sign_manifest` writes `_manifest.sig` beside the manifest; `check_signature` lists what
+In: an output directory (its manifest, `filter.outputs.manifest`) and a signing key
+(`vtx keygen`), or a public key to check with; key files are made and loaded by
+`filter.outputs.signing_keys`.
+Out: `sign_manifest` stores the signature with the manifest; `check_signature` lists what
 is wrong with a directory's signature. The signing key is not the token key (`--key-file`): it
 is refused when it is (`signing_keys.resolve_signing_key`).
 May fail: `OutputError` for a manifest that cannot be read to sign it or a signature file that
@@ -11,9 +12,9 @@ cannot be written.
 Format, version 1 (``vtx-manifest-signature-v1``)
 -------------------------------------------------
 
-**What is signed.** The whole content of `_manifest.json`. It lists every part file with its
-SHA-256 (which `vtx verify` checks), so the signature covers the data too. Both outputs of a
-run are signed, each its own manifest.
+**What is signed.** The manifest's whole JSON text (`StoredManifest.text`). It lists every
+part file with its SHA-256 (which `vtx verify` checks), so the signature covers the data too.
+Both outputs of a run are signed, each its own manifest.
 
 **Canonical form.** The signature is over the manifest's *content*, not its bytes:
 
@@ -39,9 +40,10 @@ So two manifests that parse to the same JSON value have the same signature: whit
 order of names and the choice of escapes are not signed; any change of a name or a value
 (``rows`` of 120 to 120.0 included) is.
 
-**Where the signature lives.** In ``_manifest.sig`` beside the manifest (``SIGNATURE_NAME``),
-exactly the bytes vtx writes: this JSON object, two-space indented in this order, and a line
-feed::
+**Where the signature lives.** In the footer of ``_manifest.parquet``, under the key
+``vtx.manifest.signature``, beside the manifest's text (``vtx.manifest``); outputs of schema
+versions 1 and 2 keep it in ``_manifest.sig`` beside ``_manifest.json``. Exactly the bytes vtx
+writes: this JSON object, two-space indented in this order, and a line feed::
 
     {
       "format": "vtx-manifest-signature-v1",
@@ -50,11 +52,11 @@ feed::
       "signature": "<the 64-byte Ed25519 signature, base64 with padding: 88 characters>"
     }
 
-A file of its own, not a field in the manifest, so that the manifest's bytes stay as they are
-(for whoever hashed or parsed them before) and every field of the manifest is signed: there is
-no field to leave out of the canonical form. `vtx verify` allows this one file besides the
-manifest and the listed parts, and refuses it unless it is exactly as above (it could
-otherwise carry anything out of the country beside a clean export).
+A record of its own, not a field in the manifest, so that the manifest's text stays as it is
+(for whoever hashed or parsed it before) and every field of the manifest is signed: there is
+no field to leave out of the canonical form. `vtx verify` allows this one record besides the
+manifest, and refuses it unless it is exactly as above (it could otherwise carry anything out
+of the country beside a clean export).
 
 **Key id.** The first 16 hex characters of the SHA-256 of the 32-byte raw public key. It only
 names keys in messages ("signed by key X, not by the given key Y"); it is not trusted: a
@@ -80,8 +82,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filter.errors import OutputError
-from filter.outputs.manifest import MANIFEST_NAME
+import pyarrow.parquet as pq
+
+from filter.errors import OutputError, first_line
+from filter.outputs.manifest import (
+    LEGACY_SIGNATURE_NAME,
+    MANIFEST_NAME,
+    StoredManifest,
+    stored_manifest,
+    write_manifest_text,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -89,7 +99,6 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
-SIGNATURE_NAME = "_manifest.sig"
 SIGNATURE_FORMAT = "vtx-manifest-signature-v1"
 DOMAIN = (SIGNATURE_FORMAT + "\n").encode("ascii")
 ALGORITHM = "ed25519"
@@ -141,7 +150,7 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 
 def _signature_file(key: str, signature: bytes) -> bytes:
-    """The bytes of `_manifest.sig`, exactly as the module doc gives them."""
+    """The bytes of a signature record, exactly as the module doc gives them."""
     record = {
         "format": SIGNATURE_FORMAT,
         "algorithm": ALGORITHM,
@@ -155,27 +164,26 @@ def _signature_file(key: str, signature: bytes) -> bytes:
 
 
 def sign_manifest(directory: str | Path, private_key: Ed25519PrivateKey) -> Path:
-    """Sign the `_manifest.json` in `directory`, as it is on disk, into `_manifest.sig`.
+    """Sign the manifest in `directory`, as it is stored, and store the signature with it
+    (in `_manifest.parquet`'s footer, beside the manifest's text).
 
     Splits call this in staging, before publishing. `OutputError` if the manifest cannot be
     read or the signature written.
     """
     folder = Path(directory)
-    manifest_path, path = folder / MANIFEST_NAME, folder / SIGNATURE_NAME
+    path = folder / MANIFEST_NAME
     try:
-        message = signed_message(manifest_path.read_bytes())
+        stored = stored_manifest(folder)
+        message = signed_message(stored.text)
+        schema = pq.read_schema(stored.path)
     except OSError as exc:
         raise OutputError(
-            f"{manifest_path}: cannot read manifest to sign it: {exc.strerror or exc}"
+            f"{path}: cannot read manifest to sign it: {exc.strerror or exc}"
         ) from None
     except ValueError as exc:  # vtx wrote it a moment ago: a bug if this happens
-        raise OutputError(f"{manifest_path}: cannot be signed: {exc}") from None
+        raise OutputError(f"{path}: cannot be signed: {exc}") from None
     content = _signature_file(key_id(private_key.public_key()), private_key.sign(message))
-    try:
-        path.write_bytes(content)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write signature: {exc.strerror or exc}") from None
-    return path
+    return write_manifest_text(folder, stored.text, schema, content)
 
 
 def check_signature(
@@ -186,67 +194,74 @@ def check_signature(
 ) -> list[str]:
     """What is wrong with the signature of the output in `directory`; empty when nothing is.
 
-    - A `_manifest.sig` that is there must be exactly what vtx writes, whatever else is asked.
+    - A signature that is there must be exactly what vtx writes, whatever else is asked.
     - With `public_key`: it must be there, name that key and be its valid signature of the
       manifest's canonical form; so any change to the manifest fails.
     - With `required` and no key: it must be there (well-formed; who signed is not checked).
 
     Each problem is one line naming the file, for `vtx: verify: <dir>: <problem>`.
     """
-    folder = Path(directory)
-    path = folder / SIGNATURE_NAME
     try:
-        with path.open("rb") as fh:
-            content = fh.read(_MAX_SIGNATURE_FILE + 1)
-    except FileNotFoundError:
+        stored = stored_manifest(directory)
+    except (OSError, ValueError) as exc:
+        return [f"the manifest cannot be read to check its signature: {first_line(exc)}"]
+    where = _signature_place(stored)
+    content = stored.signature
+    if content is None:
         if public_key is not None or required:
             need = "--public-key" if public_key is not None else "--require-signature"
             return [
-                f"{SIGNATURE_NAME} is missing: the output is not signed ({need} needs a "
+                f"{where} is missing: the output is not signed ({need} needs a "
                 "signed output)"
             ]
         return []
-    except OSError as exc:
-        return [f"{SIGNATURE_NAME} cannot be read: {exc.strerror or exc}"]
     parsed = _parse_signature_file(content)
     if isinstance(parsed, str):
-        return [f"{SIGNATURE_NAME}: not a vtx signature: {parsed}"]
+        return [f"{where}: not a vtx signature: {parsed}"]
     recorded_key, signature = parsed
     if public_key is None:
         return []
     expected = key_id(public_key)
     if recorded_key != expected:
         return [
-            f"{SIGNATURE_NAME}: signed by key {recorded_key}, not by the given public key "
+            f"{where}: signed by key {recorded_key}, not by the given public key "
             f"{expected}"
         ]
     try:
-        message = signed_message((folder / MANIFEST_NAME).read_bytes())
-    except OSError as exc:
-        return [f"{MANIFEST_NAME} cannot be read to check its signature: {exc.strerror or exc}"]
+        message = signed_message(stored.text)
     except ValueError as exc:
-        return [f"{MANIFEST_NAME} has no canonical form to check its signature against: {exc}"]
+        return [f"{stored.path.name} has no canonical form to check its signature against: "
+                f"{exc}"]
     from cryptography.exceptions import InvalidSignature
 
     try:
         public_key.verify(signature, message)
     except InvalidSignature:
         return [
-            f"{SIGNATURE_NAME}: the signature of key {expected} does not match "
-            f"{MANIFEST_NAME}: the manifest changed since it was signed"
+            f"{where}: the signature of key {expected} does not match the manifest in "
+            f"{stored.path.name}: the manifest changed since it was signed"
         ]
     return []
 
 
 def signed_by(directory: str | Path) -> str | None:
-    """The key id the `_manifest.sig` in `directory` names, if it is a well-formed one (which
-    says who claims to have signed, not that they did: `check_signature` checks)."""
+    """The key id the signature in `directory` names, if it is a well-formed one (which says
+    who claims to have signed, not that they did: `check_signature` checks)."""
     try:
-        content = (Path(directory) / SIGNATURE_NAME).read_bytes()
-    except OSError:
+        content = stored_manifest(directory).signature
+    except (OSError, ValueError):
+        return None
+    if content is None:
         return None
     parsed = _parse_signature_file(content)
     return None if isinstance(parsed, str) else parsed[0]
+
+
+def _signature_place(stored: StoredManifest) -> str:
+    """Where the signature of `stored` is kept, for messages."""
+    if stored.path.name == MANIFEST_NAME:
+        return f"{MANIFEST_NAME}'s signature"
+    return LEGACY_SIGNATURE_NAME
 
 
 def _parse_signature_file(content: bytes) -> tuple[str, bytes] | str:
@@ -289,7 +304,6 @@ def _parse_signature_file(content: bytes) -> tuple[str, bytes] | str:
 __all__ = [
     "DOMAIN",
     "SIGNATURE_FORMAT",
-    "SIGNATURE_NAME",
     "canonical_manifest",
     "check_signature",
     "key_id",
