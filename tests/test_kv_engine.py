@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -366,3 +367,46 @@ def test_string_verdicts_do_not_carry_one_batch_vins_into_the_next() -> None:
     assert verdicts.hits(strings, BatchVins.of([VIN_A])).tolist() == [True, False, True]
     assert verdicts.hits(strings, BatchVins.of([VIN_B])).tolist() == [False, False, False]
     assert verdicts.hits(strings).tolist() == [False, False, False]
+
+
+@pytest.mark.parametrize("writer", ["vtx", "polars", "runtime"])
+def test_a_message_whose_entries_all_stay_onshore_leaves_no_trace_in_the_export(
+        payload, shipped, tmp_path, monkeypatch, writer) -> None:
+    # The export's token column is one value per message, dictionary-coded: a message with no
+    # exported entry must not have its token (or its time) in the dictionary page, where no
+    # row reads it but the bytes are there.
+    from filter import vehicle_token
+    from filter.engines.run import split_protobuf
+    from filter.formats.parquet import entry_columns
+    from filter.formats.parquet.array_buffers import UnsupportedColumn
+
+    if writer == "polars":  # the encoder declines: Polars writes the sides from their rows
+        def refusing(*args, **kwargs):
+            raise UnsupportedColumn("refused")
+
+        monkeypatch.setattr(entry_columns, "encode_file", refusing)
+    raws = []
+    for i, key in enumerate([5, 21, 5]):  # Odometer (exported), Location (onshore), Odometer
+        msg = payload.message_class(vin=f"LSVTRACE0000000{i}")
+        msg.created_at.seconds = 1_790_000_000 + 1000 * i
+        if key == 21:
+            msg.data.add(key=21).value.location_value.latitude = 31.2
+        else:
+            msg.data.add(key=5).value.double_value = 100.0 + i
+        # "runtime": a field the descriptor lacks (number 99) hands the batch to the
+        # protobuf runtime's reading instead of the compiled decoder's.
+        raws.append(msg.SerializeToString() + (b"\x98\x06\x01" if writer == "runtime" else b""))
+    stream = tmp_path / "kv.bin"
+    stream.write_bytes(delimited(*raws))
+    split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                   message="testfleet.Payload", descriptor_set=DATA / "fleet_test.binpb",
+                   catalogue=shipped)
+    (part,) = (tmp_path / "e").glob("part-*.parquet")
+    table = pq.read_table(part, read_dictionary=["vehicle_token"])
+    dictionary = table["vehicle_token"].chunk(0).dictionary.to_pylist()
+    hidden = vehicle_token(KEY, "LSVTRACE00000001")
+    assert hidden not in dictionary
+    assert sorted(dictionary) == sorted(vehicle_token(KEY, f"LSVTRACE0000000{i}") for i in (0, 2))
+    assert table.num_rows == 2
+    assert "LSVTRACE00000001" in pl.read_parquet(tmp_path / "o" / "part-00000-00000.parquet")[
+        "vin"].to_list()

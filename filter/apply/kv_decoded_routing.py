@@ -154,8 +154,8 @@ def split_decoded(
             if file is not None:
                 return deferred, file
         if build_rows:
-            return project(entries.rows(select, messages(), coded=coded,
-                                        entry_columns=computed).lazy()), None
+            rows = entries.rows(select, messages(), coded=coded, entry_columns=computed)
+            return project(_own_categories(rows).lazy()), None
         return deferred, None
 
     if build_rows or encoded:  # both sides at once: much of their NumPy work overlaps
@@ -238,3 +238,15 @@ class _KeyRows:
         present = distinct.tolist()
         return cls(present, tally.tolist(), {n: i for i, n in enumerate(present)}, rows, 0,
                    len(present))
+
+
+def _own_categories(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with each `pl.Enum` column's categories cut to the values the side holds: the
+    coded columns share the batch's categories (every message's token and VIN), which a
+    Parquet writer would write whole as the column's dictionary, those of messages with no
+    entry on this side included."""
+    coded = [c for c, t in rows.schema.items() if isinstance(t, pl.Enum)]
+    if not coded:
+        return rows
+    return rows.with_columns(as_enum(rows[c].cast(pl.String)) for c in coded)
+

@@ -35,6 +35,7 @@ from filter.formats.protobuf.kv_scalars import bounds
 from filter.formats.protobuf.kv_tables import K_BYTES, K_DOUBLE, K_FLOAT, K_STRING, MessageTable
 from filter.formats.protobuf.message_rows import key_value_schema
 from filter.jit import kernel
+from filter.string_codes import as_enum
 
 
 def encoded_file(
@@ -72,13 +73,18 @@ def _arrow_columns(
         picked, entries.ent_msg, entries.ent_pos, entries.ent_key, len(messages),
         entries.ent_member, group_of, len(message_members) + len(groups))
     height = len(picked)
+    # Only the messages with an entry on this side: the columns' dictionaries would otherwise
+    # hold the token and timestamp of messages whose entries all went the other way.
+    present = counts > 0
+    held = messages if present.all() else messages.filter(pl.Series(present))
+    held_counts = counts[present]
     built: dict[str, Column] = {}
-    for name in messages.columns:
+    for name in held.columns:
         if name in schema:
-            built[name] = Repeated(_message_values(messages[name]), counts, height)
-    built["message_index"] = Repeated(
-        numpy_array(np.arange(len(messages), dtype=np.int64) + entries.first_index), counts,
-        height)
+            built[name] = Repeated(_message_values(held[name]), held_counts, height)
+    built["message_index"] = Repeated(numpy_array(
+        (np.arange(len(messages), dtype=np.int64) + entries.first_index)[present]),
+        held_counts, height)
     built["entry_index"] = _by_range(positions)
     for name, values in entry_columns.items():
         if name in schema:
@@ -196,7 +202,10 @@ def range_codes(values):  # pragma: no cover - compiled
 
 def _message_values(values: pl.Series) -> pa.Array:
     """A column of message values, as one Arrow array (an `Enum` column: a dictionary array
-    of its categories)."""
+    of the values it holds, not of every category its type has: a category no row uses would
+    ride along in the dictionary page)."""
+    if isinstance(values.dtype, pl.Enum):
+        values = as_enum(values.cast(pl.String))
     array = values.to_arrow()
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
