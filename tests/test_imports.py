@@ -1,5 +1,6 @@
 """The package's import structure: no import cycles in `filter` or `benchmarks` (imports
-inside functions included), and importing any module starts no thread."""
+inside functions included), imports in `filter` only down its layers, no module of it over
+500 lines, and importing any module starts no thread."""
 
 from __future__ import annotations
 
@@ -95,3 +96,34 @@ def test_importing_starts_no_thread() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, cwd=ROOT)
     assert done.stdout.strip() == "['MainThread']", done.stdout + done.stderr
+
+
+#: The layers of `filter`, bottom to top: a module imports only from its own layer or lower
+#: ones. Modules at the top of the package (errors, files, jit, ...) are the foundation; the
+#: package itself (the public API) and `__main__` stand above every layer.
+LAYERS = ("policy", "formats.protobuf", "formats.parquet", "apply", "outputs", "engines",
+          "audit", "cli")
+
+
+def _rank(module: str) -> int:
+    if module in ("filter", "filter.__main__"):
+        return len(LAYERS) + 1
+    for rank, layer in enumerate(LAYERS, start=1):
+        if module.startswith(f"filter.{layer}.") or module == f"filter.{layer}":
+            return rank
+    if module.startswith("filter.formats"):  # the `formats` package init
+        return LAYERS.index("formats.protobuf") + 1
+    return 0  # foundation
+
+
+def test_imports_point_down_the_layers() -> None:
+    graph = import_graph()
+    upward = sorted(f"{m} -> {d}" for m, deps in graph.items() if m.startswith("filter")
+                    for d in deps if d.startswith("filter") and _rank(d) > _rank(m))
+    assert upward == []
+
+
+def test_no_module_of_the_package_is_over_500_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "filter").rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert long == {}
