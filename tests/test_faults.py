@@ -25,8 +25,7 @@ from filter.audit.verify import verify_output
 from filter.cli import vtx
 from filter.formats.protobuf.descriptors import load_schema
 from filter.outputs.parts import HashingFile
-
-from .conftest import KEY, MINI_CATALOGUE
+from tests.conftest import KEY, MINI_CATALOGUE
 
 KILLS = 20
 SEED = 20261125
@@ -218,8 +217,8 @@ def test_disk_full_injected(batch_file, key_file, tmp_path, disk_fills) -> None:
 
 @pytest.mark.parametrize("output_format", ["parquet", "protobuf"])
 def test_disk_full_injected_protobuf(output_format, key_file, tmp_path, disk_fills) -> None:
-    from .test_protobuf_split import TEST_SET
-    from .test_readers_protobuf import delimited, make_payload
+    from tests.engines.test_protobuf_split import TEST_SET
+    from tests.formats.protobuf.test_readers_protobuf import delimited, make_payload
 
     payload = load_schema(TEST_SET, "testfleet.Payload")
     stream = tmp_path / "kv.bin"

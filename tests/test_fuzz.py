@@ -18,9 +18,8 @@ from hypothesis import strategies as st
 
 from filter.cli import vtx
 from filter.cli.sample import sample_batch
-
-from .conftest import DATA, KEY, MINI_CATALOGUE
-from .test_readers_protobuf import delimited, make_payload
+from tests.conftest import DATA, KEY, MINI_CATALOGUE
+from tests.formats.protobuf.test_readers_protobuf import delimited, make_payload
 
 
 def protobuf_seed(workdir: Path) -> bytes:

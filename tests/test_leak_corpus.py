@@ -25,9 +25,8 @@ from google.protobuf.internal.encoder import _VarintBytes
 from filter import split, split_frame, split_protobuf
 from filter.cli import vtx
 from filter.formats.protobuf.descriptors import load_schema
-
-from .conftest import KEY
-from .test_readers_protobuf import delimited
+from tests.conftest import KEY
+from tests.formats.protobuf.test_readers_protobuf import delimited
 
 _VIN_CODES = {
     **{str(d): d for d in range(10)},

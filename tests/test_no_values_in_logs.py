@@ -14,9 +14,8 @@ from click.testing import CliRunner
 
 from filter.cli import vtx
 from filter.cli.sample import sample_batch
-
-from . import manifests
-from .conftest import MINI_CATALOGUE
+from tests import manifests
+from tests.conftest import MINI_CATALOGUE
 
 MARK = "MARKER-7f3a-"
 OCCUPANT = "Vehicle.Occupant.Row1.DriverSide.Identifier.Subject"
@@ -79,9 +78,8 @@ def test_no_marker_leaves_in_logs_manifests_report_or_export(tmp_path, key_file)
 
 def test_no_marker_leaves_a_protobuf_split(tmp_path, key_file) -> None:
     from filter.formats.protobuf.descriptors import load_schema
-
-    from .conftest import DATA
-    from .test_readers_protobuf import delimited
+    from tests.conftest import DATA
+    from tests.formats.protobuf.test_readers_protobuf import delimited
 
     descriptors = DATA / "fleet_test.binpb"
     payload = load_schema(descriptors, "testfleet.Payload").message_class

@@ -22,8 +22,7 @@ from polars.testing.parametric import column, dataframes
 
 from filter import CatalogueError, catalogue_from_mapping, read_manifest, split, split_frame
 from filter.apply.reconstruct import reconstruct
-
-from .conftest import KEY
+from tests.conftest import KEY
 
 NAMES = ["Vehicle", "Cabin", "Latitude", "Speed", "x"]
 SCALARS = [pl.Int32, pl.Float64, pl.String, pl.Boolean]

@@ -24,7 +24,7 @@ _INTRO = """\
 # `vtx` command reference
 
 Generated from the commands' own definitions by `python -m filter.cli.reference docs/cli.md`;
-`tests/test_cli_reference.py` fails when this file and the code disagree. What each command
+`tests/cli/test_cli_reference.py` fails when this file and the code disagree. What each command
 does in depth: [commands.md](commands.md); exit codes: the [README](../README.md#exit-codes).
 """
 
