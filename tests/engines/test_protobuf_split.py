@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -533,3 +535,37 @@ def test_on_unknown_fail_stops_on_what_the_data_holds(payload, tmp_path, output_
         assert not out.exists() or not list(out.iterdir())  # no staging left either
         withheld = CliRunner().invoke(vtx, args)
         assert withheld.exit_code == 0, (name, withheld.output)
+
+
+def test_a_split_does_not_import_pandas(tmp_path: Path) -> None:
+    # pyarrow's numpy conversions (`np.asarray` of an array) import pandas where it is
+    # installed: some 0.1 s of every run, found in a benchmark. Parquet and protobuf splits,
+    # both output formats, in a process of their own.
+    code = f"""
+import sys
+from pathlib import Path
+import polars as pl
+from filter import split, split_protobuf
+from filter.formats.protobuf.descriptors import load_schema
+from tests.conftest import DATA, KEY
+from tests.formats.protobuf.test_readers_protobuf import delimited, make_payload
+
+root = Path({str(tmp_path)!r})
+schema = load_schema(DATA / "fleet_test.binpb", "testfleet.Payload")
+stream = root / "kv.bin"
+stream.write_bytes(delimited(*(make_payload(schema, f"LSV0000000000000{{i}}") for i in range(5))))
+for out in ("parquet", "protobuf"):
+    split_protobuf(stream, root / out / "e", root / out / "o", "after-sales", key=KEY,
+                   message="testfleet.Payload", descriptor_set=DATA / "fleet_test.binpb",
+                   output_format=out)
+frame = pl.DataFrame({{"vin": ["LSV00000000000001"], "Vehicle.Speed": [1.0],
+                      "timestamp": [1_790_000_000]}})
+frame = frame.with_columns(pl.from_epoch("timestamp"))
+frame.write_parquet(root / "in.parquet")
+split(root / "in.parquet", root / "pe", root / "po", "after-sales", key=KEY)
+print("pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

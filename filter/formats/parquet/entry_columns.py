@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from filter.arrow_arrays import numpy_array, string_array
-from filter.formats.parquet.array_buffers import UnsupportedColumn
+from filter.formats.parquet.array_buffers import UnsupportedColumn, array_validity, array_values
 from filter.formats.parquet.encoder import Column, encode_file
 from filter.formats.parquet.leaf_columns import Repeated, Sparse
 from filter.formats.protobuf.kv_columns import (
@@ -35,7 +35,6 @@ from filter.formats.protobuf.kv_scalars import bounds
 from filter.formats.protobuf.kv_tables import K_BYTES, K_DOUBLE, K_FLOAT, K_STRING, MessageTable
 from filter.formats.protobuf.message_rows import key_value_schema
 from filter.jit import kernel
-from filter.string_codes import as_enum
 
 
 def encoded_file(
@@ -203,13 +202,27 @@ def range_codes(values):  # pragma: no cover - compiled
 def _message_values(values: pl.Series) -> pa.Array:
     """A column of message values, as one Arrow array (an `Enum` column: a dictionary array
     of the values it holds, not of every category its type has: a category no row uses would
-    ride along in the dictionary page)."""
-    if isinstance(values.dtype, pl.Enum):
-        values = as_enum(values.cast(pl.String))
+    ride along in the dictionary page, `_used_dictionary`)."""
     array = values.to_arrow()
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    return array
+    return _used_dictionary(array) if isinstance(array, pa.DictionaryArray) else array
+
+
+def _used_dictionary(array: pa.DictionaryArray) -> pa.DictionaryArray:
+    """`array` with a dictionary of the values its rows use, in their order (the codes
+    renumbered): the same values, and no value no row holds."""
+    # Buffer views, not `np.asarray`: pyarrow's conversion imports pandas (half a second).
+    valid = array_validity(array)
+    codes = array_values(array.indices)
+    used = np.zeros(len(array.dictionary), np.bool_)
+    used[codes if valid is None else codes[valid]] = True
+    if used.all():
+        return array
+    renumbered = (np.cumsum(used, dtype=np.int64) - 1)[codes].astype(np.int32)
+    return pa.DictionaryArray.from_arrays(
+        numpy_array(renumbered, valid),
+        array.dictionary.filter(numpy_array(used)))
 
 
 def _coded(codes: np.ndarray, dictionary: pa.Array, valid: np.ndarray | None = None
