@@ -58,6 +58,12 @@ _PAGE_FIELDS = frozenset({
     CMD.TOTAL_UNCOMPRESSED_SIZE, CMD.TOTAL_COMPRESSED_SIZE, CMD.DATA_PAGE_OFFSET,
     CMD.DICTIONARY_PAGE_OFFSET,
 })
+#: The ColumnMetaData fields a relocated chunk keeps: what locates and describes its pages,
+#: the statistics readers prune by, the index page and the encodings' page counts. Anything
+#: else (key-value metadata: free text; size statistics, geospatial statistics, fields of
+#: Parquet versions after this one) is dropped: bytes a writer put there would otherwise leave
+#: with the chunk, classified by no rule.
+_KEPT_FIELDS = _PAGE_FIELDS | {CMD.INDEX_PAGE_OFFSET, CMD.STATISTICS, CMD.ENCODING_STATS}
 
 
 @dataclass(frozen=True)
@@ -227,15 +233,15 @@ def relocated_chunk(
 ) -> thrift.Struct:
     """`chunk`'s footer entry once its bytes, at `start` in its file, are at `new_start`.
 
-    Page indexes and bloom filters, which lie outside the chunk, are dropped. With
+    Page indexes and bloom filters, which lie outside the chunk, are dropped, and every field
+    but `_KEPT_FIELDS` (key-value metadata among them). With
     `pages_only`, so is all a reader could answer from without decoding the pages (statistics,
     encoding statistics, size statistics, key-value metadata): the entry of a chunk copied to
     be decoded.
     """
     shift = new_start - start
-    meta = dict(chunk[ColumnChunk.META_DATA].value)
-    if pages_only:
-        meta = {k: v for k, v in meta.items() if k in _PAGE_FIELDS}
+    kept = _PAGE_FIELDS if pages_only else _KEPT_FIELDS
+    meta = {k: v for k, v in chunk[ColumnChunk.META_DATA].value.items() if k in kept}
     dictionary = meta.get(CMD.DICTIONARY_PAGE_OFFSET)
     if dictionary is not None and chunk_start(
             meta[CMD.DATA_PAGE_OFFSET].value, dictionary.value) != dictionary.value:
@@ -248,8 +254,6 @@ def relocated_chunk(
     for field_id in (CMD.DATA_PAGE_OFFSET, CMD.INDEX_PAGE_OFFSET, CMD.DICTIONARY_PAGE_OFFSET):
         if field_id in meta:
             meta[field_id] = thrift.Field(thrift.I64, meta[field_id].value + shift)
-    for field_id in (CMD.BLOOM_FILTER_OFFSET, CMD.BLOOM_FILTER_LENGTH):
-        meta.pop(field_id, None)
     return {ColumnChunk.FILE_OFFSET: thrift.Field(thrift.I64, new_start),
             ColumnChunk.META_DATA: thrift.Field(thrift.STRUCT, meta)}
 

@@ -361,6 +361,30 @@ def test_a_chunk_kept_in_another_file_is_refused(fleet_file, tmp_path) -> None:
     assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
 
 
+def test_bytes_a_writer_hid_in_a_copied_chunks_metadata_stay_behind(fleet_file, tmp_path) -> None:
+    """A chunk's ColumnMetaData may carry key-value metadata (free text) and fields of later
+    Parquet versions: a copied chunk's entry keeps none of them, in either output."""
+    secret = b"31.2304,121.4737 LSV00000000000001"
+
+    def hide(metadata) -> None:
+        for group in metadata[4].value.items:
+            for chunk in group[1].value.items:
+                meta = chunk[3].value
+                meta[8] = thrift.Field(thrift.LIST, thrift.ThriftList(thrift.STRUCT, [
+                    {1: thrift.Field(thrift.BINARY, b"note"),
+                     2: thrift.Field(thrift.BINARY, secret)}]))
+                meta[99] = thrift.Field(thrift.BINARY, secret)  # a field no version has yet
+
+    _rewrite_footer(fleet_file, hide)
+    assert secret in fleet_file.read_bytes() and pl.read_parquet(fleet_file).height == 20
+    split(fleet_file, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+          catalogue=MINI_CATALOGUE)
+    for side in ("e", "o"):
+        for part in (tmp_path / side).glob("*.parquet"):
+            assert secret not in part.read_bytes(), part
+    assert pl.read_parquet(tmp_path / "e").height == 20
+
+
 def test_arrow_extension_metadata_is_not_carried_into_outputs(tmp_path) -> None:
     """The outputs' Arrow schema is Polars' for the output columns, not the input's."""
     table = FLEET.select("vin", "timestamp", SOH).to_arrow()
