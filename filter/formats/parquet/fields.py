@@ -75,7 +75,9 @@ class PageHeader:
     UNCOMPRESSED_PAGE_SIZE = 2
     COMPRESSED_PAGE_SIZE = 3
     CRC = 4
+    DATA_PAGE_HEADER = 5
     DICTIONARY_PAGE_HEADER = 7
+    DATA_PAGE_HEADER_V2 = 8
 
 
 class DictionaryPageHeader:

@@ -14,7 +14,9 @@ string chunk into the export only when every value of its dictionaries passes th
 and encodes the column anew otherwise. The fields read (ids of parquet.thrift):
 
 - PageHeader: 1 type, 2 uncompressed_page_size, 3 compressed_page_size, 4 crc,
-  7 dictionary_page_header;
+  5 data_page_header, 7 dictionary_page_header, 8 data_page_header_v2;
+- DataPageHeader: 5 statistics; DataPageHeaderV2: 8 statistics; Statistics: 1 max, 2 min,
+  5 max_value, 6 min_value (`page_statistics`: values a page header carries);
 - DictionaryPageHeader: 1 num_values, 2 encoding.
 
 `bad_checksum` checks, for a chunk copied as its bytes, the CRC-32 a writer may have put in
@@ -34,6 +36,10 @@ from filter.formats.parquet.fields import DictionaryPageHeader, PageHeader
 
 # PageType values.
 _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
+# parquet.thrift: DataPageHeader.statistics, DataPageHeaderV2.statistics, and the Statistics
+# fields that hold values (max, min, max_value, min_value).
+_DATA_PAGE_STATISTICS, _DATA_PAGE_V2_STATISTICS = 5, 8
+_STATISTICS_VALUES = (1, 2, 5, 6)
 # Encodings a dictionary page may use for its values: PLAIN, and PLAIN_DICTIONARY (the name
 # Parquet 1.0 gave the same thing).
 _PLAIN_ENCODINGS = frozenset({0, 2})
@@ -60,6 +66,31 @@ def dictionary_values(chunk: bytes | memoryview, codec: int) -> list[bytes] | No
     except _UnreadablePage:
         return None
     return values
+
+
+def page_statistics(chunk: bytes | memoryview) -> list[bytes] | None:
+    """Every min and max value the data page headers of `chunk` hold (the Statistics of
+    DataPageHeader and DataPageHeaderV2: max, min, max_value, min_value), or None when the
+    chunk cannot be walked page by page. A writer may put any bytes there, and a chunk copied
+    as its bytes takes them along: they are judged as its dictionary values are."""
+    found: list[bytes] = []
+    try:
+        for _at, kind, header, _page in _pages(chunk):
+            holder = {_DATA_PAGE: (PageHeader.DATA_PAGE_HEADER, _DATA_PAGE_STATISTICS),
+                      _DATA_PAGE_V2: (PageHeader.DATA_PAGE_HEADER_V2,
+                                      _DATA_PAGE_V2_STATISTICS)}.get(kind)
+            if holder is None or holder[0] not in header:
+                continue
+            statistics = header[holder[0]].value.get(holder[1])
+            if statistics is None:
+                continue
+            for field_id in _STATISTICS_VALUES:
+                value = statistics.value.get(field_id)
+                if value is not None:
+                    found.append(bytes(value.value))
+    except (_UnreadablePage, AttributeError, TypeError):
+        return None
+    return found
 
 
 def bad_checksum(chunk: bytes | memoryview) -> str | None:

@@ -159,9 +159,13 @@ class PartAssembler:
                             f"{self.layout.source}: row group {group.index}, column "
                             f"{column.name!r}: the footer reads as two places for one column "
                             "chunk; it is malformed")
-                    chunks.append(self._copy(input_fd, group.chunks[leaf], start, length,
-                                             f"row group {group.index}, column "
-                                             f"{column.name!r}"))
+                    chunk = self._copy(input_fd, group.chunks[leaf], start, length,
+                                       f"row group {group.index}, column {column.name!r}")
+                    if leaf in self.judged_leaves:
+                        # The footer's min and max of a string chunk are bytes the writer
+                        # chose, judged by no detector: left out (its pages' were judged).
+                        chunk[ColumnChunk.META_DATA].value.pop(ColumnMetaData.STATISTICS, None)
+                    chunks.append(chunk)
                 continue
             for leaf in computed_group.layout.columns[column.source].leaves:
                 start, length = computed_group.group.ranges[leaf]

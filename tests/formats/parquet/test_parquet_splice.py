@@ -385,6 +385,33 @@ def test_bytes_a_writer_hid_in_a_copied_chunks_metadata_stay_behind(fleet_file, 
     assert pl.read_parquet(tmp_path / "e").height == 20
 
 
+def test_a_copied_string_chunks_statistics_do_not_carry_a_withheld_value(tmp_path) -> None:
+    """The footer's min and max of a copied string chunk are bytes the writer chose: a phone
+    number planted there (no row holds it) does not reach the export."""
+    frame = FLEET.select("vin", "timestamp").with_columns(
+        pl.Series("Vehicle.Service.Notes", ["brake pads ok", "tyres"] * 10))
+    source = tmp_path / "in" / "notes.parquet"
+    source.parent.mkdir()
+    pq.write_table(frame.to_arrow(), source, row_group_size=10)
+    secret = b"call 13812345678"
+    column = pq.read_schema(source).names.index("Vehicle.Service.Notes")
+
+    def plant(metadata) -> None:
+        for group in metadata[4].value.items:
+            meta = group[1].value.items[column][3].value
+            meta[12] = thrift.Field(thrift.STRUCT, {  # Statistics: max_value, min_value
+                5: thrift.Field(thrift.BINARY, secret), 6: thrift.Field(thrift.BINARY, b"a")})
+
+    _rewrite_footer(source, plant)
+    split(source, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+          catalogue=MINI_CATALOGUE)
+    export = tmp_path / "e" / "part-00000.parquet"
+    assert secret not in export.read_bytes()
+    assert pl.read_parquet(export)["Vehicle.Service.Notes"].to_list() == frame[
+        "Vehicle.Service.Notes"].to_list()  # copied, not moved: no row holds the number
+    assert pq.read_metadata(export).row_group(0).column(column).compression == "SNAPPY"
+
+
 def test_arrow_extension_metadata_is_not_carried_into_outputs(tmp_path) -> None:
     """The outputs' Arrow schema is Polars' for the output columns, not the input's."""
     table = FLEET.select("vin", "timestamp", SOH).to_arrow()
