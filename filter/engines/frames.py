@@ -75,14 +75,9 @@ def write_pair(
     counts = dict(queries.known_counts)
     if queries.detections is not None:
         counts.update(done[2].row(0, named=True))
-    return _written(export_file), _written(onshore_file), counts
+    return written_record(export_file), written_record(onshore_file), counts
 
 
-def _written(part: HashingFile) -> FileRecord:
-    """The record of a finished part file; rows come from its footer."""
-    return FileRecord(part.path, pq.read_metadata(part.path).num_rows, part.size, part.sha256)
-
-
-def _written(part: HashingFile) -> FileRecord:
+def written_record(part: HashingFile) -> FileRecord:
     """The record of a finished part file; rows come from its footer."""
     return FileRecord(part.path, pq.read_metadata(part.path).num_rows, part.size, part.sha256)

@@ -120,15 +120,6 @@ def _hash_input(source: ParquetInput, reencode: bool) -> str:
     return digest
 
 
-def _hash_input(source: ParquetInput, reencode: bool) -> str:
-    """The SHA-256 of `source`; on the way, in the same background thread, its page CRCs
-    checked where Polars decodes it whole (the copy checks those it reads itself)."""
-    digest = sha256_file(source.path)
-    if reencode or splice_refusal(source) is not None:
-        check_page_checksums(source)
-    return digest
-
-
 def _split_file(
     source: ParquetInput,
     export_plan: ExportPlan,

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from filter.apply.columns import COUNT_SEPARATOR, MOVED, Lookups, detector_counts
 from filter.apply.detectors import BatchVins, any_hit
@@ -38,7 +37,7 @@ from filter.apply.kv_routing import (
 from filter.apply.messages import timestamp_cut, write_plain_streams
 from filter.apply.pseudonym import TokenMapping, token_mapping
 from filter.engines.engine import SplitRun, WrittenParts
-from filter.engines.frames import write_pair
+from filter.engines.frames import write_pair, written_record
 from filter.engines.protobuf_batch import ProtobufBatch
 from filter.engines.protobuf_tally import (
     Tally,
@@ -58,7 +57,7 @@ from filter.formats.protobuf.descriptors import ProtoSchema
 from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
 from filter.formats.protobuf.row_batches import Batch, RawMessages
 from filter.outputs.manifest import FileRecord
-from filter.outputs.parts import PARQUET_OPTIONS, HashingFile, part_pair
+from filter.outputs.parts import PARQUET_OPTIONS, part_pair
 from filter.policy.catalogue import Catalogue, action_for
 from filter.policy.plan import ExportPlan
 from filter.prefetch import mapped_ahead, prefetched
@@ -228,7 +227,7 @@ def write_batch(
             *_, counts, detections = pl.collect_all(
                 [*sinks, queries.counts, queries.detections])
         _tally_entries(tally, counts, detections)
-        return _record(export_out), _record(onshore_out)
+        return written_record(export_out), written_record(onshore_out)
     except OSError as exc:
         raise write_failed(exc, export_path.parent) from None
     except pl.exceptions.PolarsError as exc:
@@ -411,5 +410,3 @@ def batch_queries(
     return split_key_values(batch.rows.lazy(), catalogue, scenario, tokens, namespace=namespace)
 
 
-def _record(part: HashingFile) -> FileRecord:
-    return FileRecord(part.path, pq.read_metadata(part.path).num_rows, part.size, part.sha256)

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from filter.apply.kv_routing import ENTRY_COUNTS
+from filter.engines.request import OnBadRecord
 from filter.errors import UnclassifiedFieldsError
 from filter.formats.protobuf.descriptors import ProtoSchema
-from filter.formats.protobuf.framing import BadRecord, OnBadRecord, dump_files
+from filter.formats.protobuf.framing import BadRecord, dump_files
+from filter.formats.protobuf.framing import OnBadRecord as OnBadRecordCallback
 from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.reconcile import reconcile_entries, reconcile_pairs
@@ -135,8 +137,8 @@ def manifest_extra(
 
 
 def quarantine_handler(
-    onshore_staging: Path, source: Path, tally: Tally, on_bad_record: str
-) -> OnBadRecord | None:
+    onshore_staging: Path, source: Path, tally: Tally, on_bad_record: OnBadRecord
+) -> OnBadRecordCallback | None:
     """A bad-record handler that keeps the raw bytes onshore, or None to fail on the first."""
     if on_bad_record == "fail":
         return None

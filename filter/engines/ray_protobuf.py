@@ -50,11 +50,12 @@ from filter.engines.ray_session import (
     translated_errors,
     worker_row,
 )
-from filter.engines.request import ProtobufInput
+from filter.engines.request import OnBadRecord, ProtobufInput
 from filter.errors import InputError, OutputError
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import ProtoSchema
-from filter.formats.protobuf.framing import BadRecord, Framing, OnBadRecord, dump_files
+from filter.formats.protobuf.framing import BadRecord, Framing, dump_files
+from filter.formats.protobuf.framing import OnBadRecord as OnBadRecordCallback
 from filter.formats.protobuf.message_rows import iter_dump_batches
 from filter.formats.protobuf.row_batches import Batch
 from filter.outputs.manifest import FileRecord
@@ -152,7 +153,7 @@ def _units(sources: Sequence[Path], framing: Framing, batch_size: int) -> list[d
 
 def _unit_batches(
     schema: ProtoSchema, unit: dict[str, Any], batch_size: int,
-    on_bad: OnBadRecord | None,
+    on_bad: OnBadRecordCallback | None,
 ) -> Iterator[Batch]:
     """The batches of one unit: a file's batches; a dump's run of files as one batch."""
     paths = [Path(p) for p in unit["paths"]]
@@ -190,7 +191,7 @@ def _skip(record: BadRecord) -> None:
 def _split_unit(
     batch: pa.Table, *, options: ProtobufInput, batch_size: int, export_plan: ExportPlan,
     catalogue: Catalogue, scenario: str, namespace: str, tokens: TokenMapping,
-    on_bad_record: str, export_dir: str, onshore_dir: str,
+    on_bad_record: OnBadRecord, export_dir: str, onshore_dir: str,
 ) -> pa.Table:
     """Second pass: split one unit into a pair of part files per batch, keeping bad records
     under the onshore staging's quarantine when asked (runs on a worker).
