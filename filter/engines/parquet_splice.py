@@ -73,7 +73,7 @@ from filter.formats.parquet.layout import (
     layout_in_memory,
     read_layout,
 )
-from filter.formats.parquet.pages import dictionary_values, page_statistics
+from filter.formats.parquet.pages import dictionary_values
 from filter.formats.parquet.splice import (
     BYTE_ARRAY,
     COPIED_PHYSICAL,
@@ -322,13 +322,12 @@ def _dictionaries_pass(
                         buffer = bytearray(length)
                     view = memoryview(buffer)[:length]
                     read_into(input_file.fileno(), view, start, layout.source)
-                    found = dictionary_values(view, codec)
-                    stated = page_statistics(view)  # page headers' min and max: bytes too
-                    if found is None or stated is None:
+                    # The page headers' min and max too: bytes the writer chose.
+                    found = dictionary_values(view, codec, statistics=True)
+                    if found is None:
                         unreadable.add(column)
                     else:
                         values[column].update(found)
-                        values[column].update(stated)
     # The values a value table already judged (a copied scanned column has tables, none of
     # whose values hit) need no second look; the others are judged together, in one query.
     tables = [(d.column, lookups.tables.get(d.path)) for d in plan.fields if d.scanned]

@@ -16,7 +16,7 @@ and encodes the column anew otherwise. The fields read (ids of parquet.thrift):
 - PageHeader: 1 type, 2 uncompressed_page_size, 3 compressed_page_size, 4 crc,
   5 data_page_header, 7 dictionary_page_header, 8 data_page_header_v2;
 - DataPageHeader: 5 statistics; DataPageHeaderV2: 8 statistics; Statistics: 1 max, 2 min,
-  5 max_value, 6 min_value (`page_statistics`: values a page header carries);
+  5 max_value, 6 min_value (with `statistics`: values a page header carries);
 - DictionaryPageHeader: 1 num_values, 2 encoding.
 
 `bad_checksum` checks, for a chunk copied as its bytes, the CRC-32 a writer may have put in
@@ -48,9 +48,16 @@ _PLAIN_ENCODINGS = frozenset({0, 2})
 CODECS = {0: None, 1: "snappy", 2: "gzip", 4: "brotli", 6: "zstd", 7: "lz4_raw"}
 
 
-def dictionary_values(chunk: bytes | memoryview, codec: int) -> list[bytes] | None:
+def dictionary_values(
+    chunk: bytes | memoryview, codec: int, *, statistics: bool = False
+) -> list[bytes] | None:
     """Every value of the dictionary pages of `chunk` (none without a dictionary), or None
-    when the chunk cannot be read page by page (see the module doc)."""
+    when the chunk cannot be read page by page (see the module doc).
+
+    With `statistics`, also every min and max its data page headers hold (the Statistics of
+    DataPageHeader and DataPageHeaderV2: max, min, max_value, min_value), in the same walk: a
+    writer may put any bytes there, and a chunk copied as its bytes takes them along, so they
+    are judged as its dictionary values are."""
     if codec not in CODECS:
         return None
     values: list[bytes] = []
@@ -63,34 +70,23 @@ def dictionary_values(chunk: bytes | memoryview, codec: int) -> list[bytes] | No
                 values += found
             elif kind not in (_DATA_PAGE, _DATA_PAGE_V2):
                 return None  # an index page, or a type newer than vtx: unknown bytes
-    except _UnreadablePage:
+            elif statistics:
+                values += _page_statistics(kind, header)
+    except (_UnreadablePage, AttributeError, TypeError):  # the last two: a malformed header
         return None
     return values
 
 
-def page_statistics(chunk: bytes | memoryview) -> list[bytes] | None:
-    """Every min and max value the data page headers of `chunk` hold (the Statistics of
-    DataPageHeader and DataPageHeaderV2: max, min, max_value, min_value), or None when the
-    chunk cannot be walked page by page. A writer may put any bytes there, and a chunk copied
-    as its bytes takes them along: they are judged as its dictionary values are."""
-    found: list[bytes] = []
-    try:
-        for _at, kind, header, _page in _pages(chunk):
-            holder = {_DATA_PAGE: (PageHeader.DATA_PAGE_HEADER, _DATA_PAGE_STATISTICS),
-                      _DATA_PAGE_V2: (PageHeader.DATA_PAGE_HEADER_V2,
-                                      _DATA_PAGE_V2_STATISTICS)}.get(kind)
-            if holder is None or holder[0] not in header:
-                continue
-            statistics = header[holder[0]].value.get(holder[1])
-            if statistics is None:
-                continue
-            for field_id in _STATISTICS_VALUES:
-                value = statistics.value.get(field_id)
-                if value is not None:
-                    found.append(bytes(value.value))
-    except (_UnreadablePage, AttributeError, TypeError):
-        return None
-    return found
+def _page_statistics(kind: int, header: thrift.Struct) -> list[bytes]:
+    """The min and max values one data page header holds."""
+    holder, field_id = ((PageHeader.DATA_PAGE_HEADER, _DATA_PAGE_STATISTICS) if kind == _DATA_PAGE
+                        else (PageHeader.DATA_PAGE_HEADER_V2, _DATA_PAGE_V2_STATISTICS))
+    page_header = header.get(holder)
+    held = None if page_header is None else page_header.value.get(field_id)
+    if held is None:
+        return []
+    return [bytes(value.value) for key in _STATISTICS_VALUES
+            if (value := held.value.get(key)) is not None]
 
 
 def bad_checksum(chunk: bytes | memoryview) -> str | None:

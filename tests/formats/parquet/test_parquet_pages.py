@@ -10,7 +10,7 @@ import pytest
 
 from filter.formats.parquet import thrift_compact as thrift
 from filter.formats.parquet.layout import read_layout
-from filter.formats.parquet.pages import dictionary_values, page_statistics
+from filter.formats.parquet.pages import dictionary_values
 
 UNUSED = "call owner 13812345678"
 
@@ -89,15 +89,17 @@ def test_page_statistics_are_read_from_every_data_page_header(tmp_path) -> None:
     # pyarrow writes each page's min and max; a crafted header may hold anything there.
     path = write(tmp_path / "s.parquet", pa.array(["b", "a", "c"]), use_dictionary=False,
                  compression="none")
-    data, _ = chunk_of(path)
-    assert sorted(set(page_statistics(data))) == [b"a", b"c"]
+    data, codec = chunk_of(path)
+    assert sorted(set(dictionary_values(data, codec, statistics=True))) == [b"a", b"c"]
+    assert dictionary_values(data, codec) == []  # no dictionary; statistics only when asked
     header, body = thrift.decode(data, 0)
     header[5].value[5] = thrift.Field(thrift.STRUCT, {  # DataPageHeader.statistics
         5: thrift.Field(thrift.BINARY, b"31.2304,121.4737"),
         6: thrift.Field(thrift.BINARY, b"a")})
     crafted = thrift.encode(header) + data[body:]
-    assert b"31.2304,121.4737" in page_statistics(crafted)
-    v2 = write(tmp_path / "v2.parquet", pa.array(["x", "y"]), data_page_version="2.0")
-    assert b"y" in page_statistics(chunk_of(v2)[0])
-    assert page_statistics(data[:-1]) is None  # cut inside its last page
+    assert b"31.2304,121.4737" in dictionary_values(crafted, codec, statistics=True)
+    v2 = write(tmp_path / "v2.parquet", pa.array(["x", "y"]), data_page_version="2.0",
+               use_dictionary=False)
+    assert b"y" in dictionary_values(*chunk_of(v2), statistics=True)
+    assert dictionary_values(data[:-1], codec, statistics=True) is None  # cut in its last page
 
