@@ -57,10 +57,14 @@ class DistinctValues:
         """The fields still within the limit: those the next piece must read."""
         return [d for d in self.fields if d.path not in self.over]
 
-    def add(self, vins: pl.Series, found: Mapping[str, pl.Series | None]) -> None:
-        """One piece's distinct VINs and, by path, its distinct values of open fields (None:
-        the piece alone has more than the limit)."""
-        self.vins = _union(self.vins, vins)
+    def add(
+        self, vins: pl.Series | None, found: Mapping[str, pl.Series | None] | None = None
+    ) -> None:
+        """One piece's distinct VINs (None: it reports none) and, by path, its distinct values
+        of open fields (None: the piece alone has more than the limit)."""
+        if vins is not None:
+            self.vins = _union(self.vins, vins)
+        found = found or {}
         for path, values in found.items():
             if path in self.over:
                 continue

@@ -96,8 +96,8 @@ def _check_manifest_file(side: OutputCheck, path: Path, parts: Sequence[Path]) -
     no data: no row group, no footer key but its schema, the manifest and the signature; and
     the parts' schema, so that a reader meets one schema in every file."""
     try:
-        meta = pq.read_metadata(path)
-        schema = pq.read_schema(path)
+        opened = pq.ParquetFile(path)
+        meta, schema = opened.metadata, opened.schema_arrow
     except (pa.ArrowException, OSError) as exc:
         side.fail(path, f"cannot be read as Parquet: {first_line(exc)}")
         return

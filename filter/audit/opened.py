@@ -21,7 +21,7 @@ import polars as pl
 
 from filter.audit.verify import verify_output
 from filter.errors import InputError, UnverifiedOutputError
-from filter.outputs.manifest import read_manifest
+from filter.outputs.manifest import MANIFEST_NAME, read_manifest
 from filter.policy.catalogue import Catalogue
 
 if TYPE_CHECKING:
@@ -50,6 +50,6 @@ def open_export(
         raise InputError(f"{folder}: its parts are not Parquet (protobuf output): read them "
                          "with the message type's generated classes")
     if not names:  # no part: the manifest file's schema, no rows
-        return pl.scan_parquet(folder / "_manifest.parquet")
+        return pl.scan_parquet(folder / MANIFEST_NAME)
     # glob=False: a part's name is that file (a name may hold `[`).
     return pl.scan_parquet([folder / name for name in names], glob=False)

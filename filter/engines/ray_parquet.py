@@ -118,9 +118,9 @@ def dataset_lookups(ds: Dataset, export_plan: ExportPlan, key: bytes) -> Lookups
             values = row["values"]
             series = pl.Series("value", values, pl.String)
             if row["field"] == _VIN:
-                distinct.add(series, {})
+                distinct.add(series)
             else:
-                distinct.add(series.head(0), {row["field"]: None if row["overflow"] else series})
+                distinct.add(None, {row["field"]: None if row["overflow"] else series})
     return distinct.lookups(export_plan, key)
 
 
