@@ -26,6 +26,7 @@ from filter.apply.kv_routing import (
     KeyValueQueries,
     Projection,
     StringVerdicts,
+    batch_vin_flags,
     envelope_keys,
     key_routes,
     side_projections,
@@ -98,7 +99,12 @@ def split_decoded(
     where, strings = entries.strings()
     verdicts = verdicts or StringVerdicts()
     vins = BatchVins.of(tokens, automaton=True)
-    hit = verdicts.hits(strings, vins)
+    # The VINs looked for once (an automaton of them is built per query): for the verdicts
+    # and for their count.
+    vin_hit = batch_vin_flags(strings, vins) if vins and len(strings) else None
+    hit = verdicts.hits(strings)
+    if vin_hit is not None:
+        hit = hit | vin_hit
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
     chosen = decoded_routes.chosen_entries(keys.rows, keys.low, member, table, detected)
@@ -171,7 +177,9 @@ def split_decoded(
         onshore=onshore_rows,
         counts=counts.lazy(),
         positions=None,
-        detections=verdicts.detections(strings.filter(pl.Series(hit)), vins).lazy(),
+        detections=verdicts.detections(
+            strings.filter(pl.Series(hit)),
+            None if not vins else int(vin_hit.sum()) if vin_hit is not None else 0).lazy(),
         exported=chosen,
         files=(export_file, onshore_file) if encoded else None,
     )

@@ -205,7 +205,7 @@ class StringVerdicts:
         is or holds one of the batch's VINs (not remembered: the next batch has others)."""
         found = self._static_hits(strings)
         if vins and len(strings):
-            found = found | _batch_vin_flags(strings, vins)
+            found = found | batch_vin_flags(strings, vins)
         return found
 
     def _static_hits(self, strings: pl.Series) -> np.ndarray:
@@ -223,10 +223,12 @@ class StringVerdicts:
         hitting = [v for v in values if found.get(v) or self._hit.get(v, False)]
         return strings.is_in(hitting).to_numpy()
 
-    def detections(self, hit: pl.Series, vins: BatchVins | None = None) -> pl.DataFrame:
+    def detections(self, hit: pl.Series, batch_vin_hits: int | None = None) -> pl.DataFrame:
         """The one-row frame of detector counts (as `_detections` makes it) over `hit`, the
-        strings some detector (or `vins`) hit: each distinct string's detectors found once per
-        run."""
+        strings some detector (or a VIN of the batch) hit: each distinct string's detectors
+        found once per run. `batch_vin_hits`: how many of them hold a VIN of the batch
+        (`batch_vin_flags`, counted by the caller, which has them: looking for the VINs
+        again would build their automaton again); None: no VINs were looked for."""
         counted = hit.value_counts(name="times")
         values = counted.to_series(0).to_list()
         new = [v for v in values if v not in self._found]
@@ -244,14 +246,13 @@ class StringVerdicts:
                 totals[i] += times if flag else 0
         found = pl.DataFrame([pl.Series(n, [c], dtype=pl.UInt32)
                               for n, c in zip(names, [len(hit), *totals], strict=True)])
-        if not vins:
+        if batch_vin_hits is None:
             return found
-        batch = _batch_vin_flags(counted.to_series(0), vins)
-        times = int(counted["times"].filter(pl.Series(batch)).sum()) if len(batch) else 0
-        return found.with_columns(pl.lit(times, dtype=pl.UInt32).alias(_BATCH_VIN_COUNT))
+        return found.with_columns(
+            pl.lit(batch_vin_hits, dtype=pl.UInt32).alias(_BATCH_VIN_COUNT))
 
 
-def _batch_vin_flags(strings: pl.Series, vins: BatchVins) -> np.ndarray:
+def batch_vin_flags(strings: pl.Series, vins: BatchVins) -> np.ndarray:
     """Per string, whether it is or holds one of `vins`: tested once per distinct string."""
     distinct = strings.unique()
     flagged = distinct.filter(pl.select(vins.hits(pl.lit(distinct)).fill_null(False)).to_series())

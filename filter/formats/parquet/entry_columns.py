@@ -84,7 +84,8 @@ def _arrow_columns(
     built["message_index"] = Repeated(numpy_array(
         (np.arange(len(messages), dtype=np.int64) + entries.first_index)[present]),
         held_counts, height)
-    built["entry_index"] = _by_range(positions)
+    if "entry_index" not in entry_columns:  # the export's: its own dense numbering
+        built["entry_index"] = _by_range(positions)
     for name, values in entry_columns.items():
         if name in schema:
             built[name] = _by_range(values[picked])
