@@ -7,6 +7,8 @@ exit codes, using `exit_code`. The library never prints and never calls `sys.exi
 
 from __future__ import annotations
 
+from filter.printable import printable
+
 # Exit codes shared by the library's errors and the CLI.
 EXIT_OK = 0
 EXIT_DATA = 1  # bad input or data
@@ -26,9 +28,10 @@ class VtxError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message} ({self.hint})"
-        return self.message
+        """The message, with the hint; data it quotes (a file name, a column name) escaped
+        (`filter.printable`): one line, whoever prints or logs it."""
+        text = f"{self.message} ({self.hint})" if self.hint else self.message
+        return printable(text)
 
 
 class CatalogueError(VtxError):

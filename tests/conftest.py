@@ -30,6 +30,7 @@ def batch() -> pl.DataFrame:
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "vtx.key"
     path.write_bytes(KEY + b"\n")
+    path.chmod(0o600)  # as the docs recommend: a key others can read gets a warning
     return path
 
 

@@ -64,6 +64,7 @@ def big_batch(tmp_path_factory) -> Path:
 def key_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("key") / "vtx.key"
     path.write_bytes(KEY)
+    path.chmod(0o600)
     return path
 
 

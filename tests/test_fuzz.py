@@ -39,6 +39,7 @@ def workdir():
     with tempfile.TemporaryDirectory(prefix="vtx-fuzz-") as tmp:
         root = Path(tmp)
         (root / "vtx.key").write_bytes(KEY)
+        (root / "vtx.key").chmod(0o600)
         sample_batch(vehicles=4, samples=10, seed=11).write_parquet(
             root / "seed.parquet", row_group_size=12)
         yield root

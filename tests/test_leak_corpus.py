@@ -223,6 +223,7 @@ def run_split(source: Path, export: Path, onshore: Path, engine: str, tmp_path: 
     if engine.startswith("cli"):
         key_file = tmp_path / "vtx.key"
         key_file.write_bytes(KEY + b"\n")
+        key_file.chmod(0o600)
         args = [
             "split",
             str(source),

@@ -30,6 +30,7 @@ import polars as pl
 
 from filter.errors import KeyFileError
 from filter.files import read_regular
+from filter.secret_files import warn_if_exposed
 
 KEY_ENV = "VTX_KEY_FILE"
 TOKEN_HEX_CHARS = 32
@@ -42,7 +43,8 @@ MIN_DISTINCT_STEPS = 8
 #: The message the key id is the HMAC of (`key_id`), and how many hex characters it keeps.
 KEY_ID_MESSAGE = b"vtx key id v1"
 KEY_ID_HEX_CHARS = 16
-KEY_HINT = "make one with `python -c 'import secrets; print(secrets.token_hex(32))' > vtx.key`"
+KEY_HINT = ("make one, mode 0600, with "
+            "`(umask 077; python -c 'import secrets; print(secrets.token_hex(32))' > vtx.key)`")
 
 
 def load_key(path: str | Path | None = None) -> bytes:
@@ -64,7 +66,9 @@ def load_key(path: str | Path | None = None) -> bytes:
         key = read_regular(Path(path)).strip()
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read key file ({source}): {exc.strerror}") from None
-    return check_key(key, source=str(path))
+    checked = check_key(key, source=str(path))
+    warn_if_exposed(path, "key")
+    return checked
 
 
 def check_key(key: object, *, source: str = "the key= argument") -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from contextlib import suppress
 from typing import Any
 
@@ -19,7 +20,9 @@ import click
 
 from filter._version import __version__
 from filter.cli.native_stderr import native_panics_filtered
+from filter.cli.output import echo
 from filter.errors import EXIT_DATA, EXIT_USAGE, VtxError, first_line
+from filter.secret_files import ExposedKeyWarning
 
 EXIT_INTERRUPTED = 130
 
@@ -32,7 +35,9 @@ class VtxGroup(click.Group):
         debug = "--debug" in argv or os.environ.get("VTX_DEBUG") == "1"
         extra["standalone_mode"] = False
         try:
-            result = super().main(args=argv, prog_name=prog_name or "vtx", **extra)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                result = super().main(args=argv, prog_name=prog_name or "vtx", **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.NoArgsIsHelpError as exc:  # `vtx` or `vtx catalogue` alone
@@ -62,8 +67,21 @@ class VtxGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """vtx's own warnings (a key file others can read) as one ``vtx: warning:`` line; any
+    other as Python shows it."""
+    if issubclass(category, ExposedKeyWarning):
+        echo(f"vtx: warning: {message}", err=True)
+        return
+    _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def _fail(message: str, code: int) -> None:
-    click.echo(f"vtx: error: {message}", err=True)
+    echo(f"vtx: error: {message}", err=True)
     sys.exit(code)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from filter.cli.options import format_option
+from filter.cli.output import cell, console, echo, echo_json
 from filter.errors import EXIT_USAGE, CatalogueError
 from filter.policy.catalogue import Catalogue
 from filter.policy.catalogue_loading import load_catalogue
@@ -36,12 +36,12 @@ def validate(file: Path | None) -> int:
         cat = load_catalogue(file)
     except CatalogueError as exc:
         for problem in exc.problems:
-            click.echo(f"vtx: error: {problem}", err=True)
+            echo(f"vtx: error: {problem}", err=True)
         return EXIT_USAGE
     warnings = unmatched_patterns(cat)
     for warning in warnings:
-        click.echo(f"vtx: warning: {warning}", err=True)
-    click.echo(
+        echo(f"vtx: warning: {warning}", err=True)
+    echo(
         f"{cat.source}: valid: catalogue {cat.id} {cat.version}, {len(cat.rules)} rules, "
         f"{len(cat.classes)} classes, {len(cat.scenarios)} scenarios, sha256 {cat.sha256}"
         + (f", {len(warnings)} warning(s)" if warnings else "")
@@ -60,40 +60,40 @@ def diff(old: Path, new: Path, fields: tuple[str, ...], output_format: str) -> N
     """Show what changes from catalogue OLD to NEW: rules, scenarios, and field decisions."""
     result = diff_catalogues(load_catalogue(old), load_catalogue(new), fields or None)
     if output_format == "json":
-        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        echo_json(result.as_dict())
         return
     _print_diff(result)
 
 
 def _print_diff(result: CatalogueDiff) -> None:
-    from rich.console import Console  # only for tables: `vtx split` never loads rich
-    from rich.table import Table
+    from rich.table import Table  # only for tables: `vtx split` never loads rich
+    from rich.text import Text
 
-    console = Console(width=max(Console().width, 140))
-    console.print(f"[bold]{result.old}[/] -> [bold]{result.new}[/]")
+    out = console()
+    out.print(Text.assemble(cell(result.old, "bold"), " -> ", cell(result.new, "bold")))
     if result.empty:
-        console.print("no changes")
+        out.print("no changes")
         return
     for label, items in (("rules added", result.rules_added),
                          ("rules removed", result.rules_removed),
                          ("scenarios added", result.scenarios_added),
                          ("scenarios removed", result.scenarios_removed)):
         if items:
-            console.print(f"{label}: {', '.join(items)}")
+            out.print(cell(f"{label}: {', '.join(items)}"))
     for change in result.rules_changed + result.scenarios_changed:
         name = change.get("id") or change.get("scenario")
         parts = [f"{k}: {v[0]} -> {v[1]}" for k, v in change.items() if k not in ("id", "scenario")]
-        console.print(f"changed {name}: " + "; ".join(parts))
+        out.print(cell(f"changed {name}: " + "; ".join(parts)))
     if result.fields:
         table = Table("scenario", "field", "class", "destination", "rule", "action",
                       title=f"{len(result.fields)} field decision(s) change", title_justify="left")
         for f in result.fields:
-            table.add_row(
+            table.add_row(*map(cell, (
                 f.scenario, f.field, _arrow(f.old_class, f.new_class),
                 _arrow(f.old_destination, f.new_destination), _arrow(f.old_rule, f.new_rule),
                 _arrow(f.old_action, f.new_action),
-            )
-        console.print(table)
+            )))
+        out.print(table)
 
 
 def _arrow(old: object, new: object) -> str:
@@ -107,26 +107,30 @@ def show(file: Path | None, output_format: str) -> None:
     """Print a catalogue's classes, scenarios and rules."""
     cat = load_catalogue(file)
     if output_format == "json":
-        click.echo(json.dumps(_as_dict(cat), indent=2, ensure_ascii=False))
+        echo_json(_as_dict(cat))
         return
-    from rich.console import Console  # only for tables: `vtx split` never loads rich
-    from rich.table import Table
+    from rich.table import Table  # only for tables: `vtx split` never loads rich
+    from rich.text import Text
 
-    console = Console(width=max(Console().width, 140))
-    console.print(f"[bold]{cat.id}[/] {cat.version}  sha256 {cat.sha256}\n{cat.description}\n")
+    out = console()
+    out.print(Text.assemble(cell(cat.id, "bold"), cell(f" {cat.version}  sha256 {cat.sha256}")))
+    out.print(cell(cat.description))
+    out.print()
     classes = Table("class", "kind", "description", title="classes", title_justify="left")
     for c in cat.classes.values():
-        classes.add_row(c.name, c.kind, c.description)
-    console.print(classes)
+        classes.add_row(cell(c.name), cell(c.kind), cell(c.description))
+    out.print(classes)
     scenarios = Table("scenario", "exports", "description", title="scenarios",
                       title_justify="left")
     for s in cat.scenarios.values():
-        scenarios.add_row(s.name, ", ".join(sorted(s.classes)), s.description)
-    console.print(scenarios)
+        scenarios.add_row(cell(s.name), cell(", ".join(sorted(s.classes))), cell(s.description))
+    out.print(scenarios)
     rules = Table("rule", "class", "patterns", "basis", title="rules", title_justify="left")
     for r in cat.rules:
-        rules.add_row(r.id, r.data_class, "\n".join(p.text for p in r.patterns), r.basis)
-    console.print(rules)
+        # A pattern per line: each escaped, the lines vtx's own.
+        patterns = Text("\n").join(cell(p.text) for p in r.patterns)
+        rules.add_row(cell(r.id), cell(r.data_class), patterns, cell(r.basis))
+    out.print(rules)
 
 
 def _as_dict(cat: Catalogue) -> dict[str, object]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from filter.cli.output import echo
 from filter.cli.sample import DEMO_SCENARIO, run_demo
 from filter.cli.summary import print_summary
 
@@ -16,7 +17,7 @@ from filter.cli.summary import print_summary
 def command(directory: Path) -> None:
     """Write a seeded sample batch in DIR (default ./vtx-demo), split it, show the result."""
     demo = run_demo(directory)
-    click.echo(f"sample batch: {demo.input_path} ({demo.result.rows:,} rows, "
+    echo(f"sample batch: {demo.input_path} ({demo.result.rows:,} rows, "
                f"{demo.vehicles} vehicles); key: {demo.key_path}")
     print_summary(demo.result)
-    click.echo(f"next: vtx explain {demo.input_path} --scenario {DEMO_SCENARIO}")
+    echo(f"next: vtx explain {demo.input_path} --scenario {DEMO_SCENARIO}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -14,6 +13,7 @@ from filter.cli.options import (
     origin_option,
     scenario_option,
 )
+from filter.cli.output import cell, console, echo_json
 from filter.formats.parquet.inputs import expand_inputs, inspect_batch
 from filter.policy.pin import resolve_catalogue
 from filter.policy.plan import ExportPlan, plan
@@ -69,28 +69,29 @@ def command(
             on_unknown=on_unknown, origin=origin,  # type: ignore[arg-type]
         )
     if output_format == "json":
-        click.echo(json.dumps([f.as_dict() for f in decided.fields], indent=2, ensure_ascii=False))
+        echo_json([f.as_dict() for f in decided.fields])
     else:
         _print_table(decided)
 
 
 def _print_table(decided: ExportPlan) -> None:
-    from rich.console import Console  # only for tables: `vtx split` never loads rich
-    from rich.table import Table
+    from rich.table import Table  # only for tables: `vtx split` never loads rich
 
     table = Table(
-        title=f"{decided.catalogue_id} {decided.catalogue_version}, scenario {decided.scenario}",
+        title=cell(f"{decided.catalogue_id} {decided.catalogue_version}, "
+                   f"scenario {decided.scenario}"),
         title_justify="left",
     )
     for name in ("field", "class", "destination", "rule", "reason"):
         table.add_column(name, overflow="fold")
     for f in decided.fields:
         style = _STYLE[f.destination]
-        table.add_row(f.path, f.data_class, f"[{style}]{f.destination}[/]", f.rule or "-", f.reason)
-    console = Console(width=max(Console().width, 140))
-    console.print(table)
+        table.add_row(cell(f.path), cell(f.data_class), cell(f.destination, style),
+                      cell(f.rule or "-"), cell(f.reason))
+    out = console()
+    out.print(table)
     exported = sum(1 for f in decided.fields if f.destination in ("export", "both"))
-    console.print(
+    out.print(cell(
         f"{len(decided.fields)} fields: {exported} in the export (keys included), "
         f"{len(decided.fields) - exported} onshore only, {len(decided.unclassified)} unclassified"
-    )
+    ))

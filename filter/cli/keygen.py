@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from filter.cli.output import echo
 from filter.outputs.signing_keys import SIGNING_KEY_ENV, generate
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -46,9 +47,9 @@ def command(prefix: Path | None, signing_key: Path | None, public_key: Path | No
     if signing_key is None or public_key is None:
         raise click.UsageError("give --out PREFIX, or --signing-key FILE and --public-key FILE")
     key_id = generate(signing_key, public_key)
-    click.echo(f"key id {key_id}")
-    click.echo(
+    echo(f"key id {key_id}")
+    echo(
         f"  signing key: {signing_key} (secret: vtx split --signing-key, or "
         f"{SIGNING_KEY_ENV}; not the token key)"
     )
-    click.echo(f"  public key:  {public_key} (for receivers: vtx verify --public-key)")
+    echo(f"  public key:  {public_key} (for receivers: vtx verify --public-key)")

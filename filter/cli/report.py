@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from filter.cli.output import echo
+
 
 @click.command("report")
 @click.argument("outputs", nargs=-1, required=True, metavar="OUTPUT_DIR...",
@@ -20,4 +22,4 @@ def command(outputs: tuple[Path, ...], html_path: Path) -> None:
     from filter.audit.report import write_report  # only for this command
 
     runs = write_report(outputs, html_path)
-    click.echo(f"{html_path}: report of {len(runs)} run(s)")
+    echo(f"{html_path}: report of {len(runs)} run(s)")

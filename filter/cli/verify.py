@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from filter.cli.options import catalogue_option
+from filter.cli.output import echo
 from filter.errors import EXIT_HALF_PAIR, EXIT_OK, EXIT_VERIFY
 from filter.outputs.signing import key_id, signed_by
 from filter.outputs.signing_keys import load_public_key
@@ -59,11 +60,11 @@ def command(
             note = f"; signature names key {claimed} (not checked: no --public-key)"
         else:
             note = ""
-        click.echo(report.summary() + note)
+        echo(report.summary() + note)
         if report.missing_half is not None:
-            click.echo(f"vtx: verify: {report.onshore_dir}: {report.missing_half}", err=True)
+            echo(f"vtx: verify: {report.onshore_dir}: {report.missing_half}", err=True)
             return EXIT_HALF_PAIR
         return EXIT_OK
     for failure in report.failures:
-        click.echo(f"vtx: verify: {failure}", err=True)
+        echo(f"vtx: verify: {failure}", err=True)
     return EXIT_VERIFY

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from filter.errors import KeyFileError, OutputError
 from filter.outputs.signing import key_id
+from filter.secret_files import warn_if_exposed
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -76,6 +77,7 @@ def load_signing_key(path: str | Path | None = None) -> Ed25519PrivateKey | None
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{path}: {_kind(key)} private key, not Ed25519; {_MAKE_ONE}")
+    warn_if_exposed(path, "signing key")  # a key it is: whether others may read it
     return key
 
 

@@ -222,6 +222,7 @@ def protobuf_split(tmp_path: Path, stream: Path, *args: str, message: str = "tes
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "vtx.key"
     path.write_bytes(KEY + b"\n")
+    path.chmod(0o600)
     return path
 
 

@@ -140,6 +140,7 @@ def test_cli_output_format(payload, tmp_path: Path) -> None:
     stream.write_bytes(delimited(make_payload(payload)))
     key_file = tmp_path / "key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     args = ["split", str(stream), "--export", str(tmp_path / "e"), "--onshore",
             str(tmp_path / "o"), "--scenario", "after-sales", "--key-file", str(key_file),
             "--descriptor-set", str(TEST_SET), "--message", "testfleet.Payload",

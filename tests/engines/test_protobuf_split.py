@@ -180,6 +180,7 @@ def test_cli_protobuf_split(payload, tmp_path: Path) -> None:
     stream.write_bytes(delimited(make_payload(payload)))
     key_file = tmp_path / "key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     args = ["split", str(stream), "--export", str(tmp_path / "e"), "--onshore",
             str(tmp_path / "o"), "--scenario", "after-sales", "--key-file", str(key_file),
             "--descriptor-set", str(TEST_SET), "--message", "testfleet.Payload"]
@@ -196,6 +197,7 @@ def test_cli_auto_detects_parquet_and_refuses_unknown_bytes(tmp_path: Path) -> N
     junk.write_bytes(b"\x08\x01")
     key_file = tmp_path / "key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     result = CliRunner().invoke(vtx, [
         "split", str(junk), "--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o"),
         "--scenario", "after-sales", "--key-file", str(key_file)])
@@ -321,6 +323,7 @@ def test_the_export_manifest_holds_nothing_derived_from_onshore_content(
                        + b"\x40abc")
     key_file = tmp_path / "vtx.key"
     key_file.write_bytes(KEY + b"\n")
+    key_file.chmod(0o600)
     result = cli_split(str(stream), "--export", str(tmp_path / "e"), "--onshore",
                        str(tmp_path / "o"), "--key-file", str(key_file),
                        "--on-bad-record", "quarantine")
@@ -384,6 +387,7 @@ def test_a_link_in_a_topic_dump_is_refused(payload, tmp_path: Path) -> None:
     # been quarantined onshore (the key's bytes) and hashed into the manifests.
     key_file = tmp_path / "vtx.key"
     key_file.write_bytes(KEY + b"\n")
+    key_file.chmod(0o600)
     dump = tmp_path / "topic"
     dump.mkdir()
     (dump / "0001.bin").write_bytes(make_payload(payload))
@@ -453,6 +457,7 @@ def test_a_stream_named_like_a_pattern_is_that_file(payload, tmp_path: Path) -> 
 def _cli_split(stream: Path, out: Path, *extra: str) -> tuple[int, str]:
     key_file = out.parent / "key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     result = CliRunner().invoke(vtx, [
         "split", str(stream), "--export", str(out / "e"), "--onshore", str(out / "o"),
         "--scenario", "after-sales", "--key-file", str(key_file), "--descriptor-set",
@@ -517,6 +522,7 @@ def test_on_unknown_fail_stops_on_what_the_data_holds(payload, tmp_path, output_
              ("plain", [plain], "vtx.telemetry.v1.Record", "unknown_fields")]
     key_file = tmp_path / "vtx.key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     for name, messages, message, named in cases:
         stream = tmp_path / f"{name}.bin"
         stream.write_bytes(delimited(known.SerializeToString(), *messages)

@@ -169,6 +169,7 @@ def test_cli_engine_ray_reads_protobuf(payload, tmp_path: Path) -> None:
     stream.write_bytes(delimited(make_payload(payload), make_payload(payload, "LSV2")))
     key_file = tmp_path / "key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     result = CliRunner().invoke(vtx, [
         "split", str(stream), "--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o"),
         "--scenario", "after-sales", "--key-file", str(key_file), "--engine", "ray",

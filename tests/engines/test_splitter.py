@@ -362,6 +362,7 @@ def test_an_export_target_that_cannot_be_published_leaves_onshore_unpublished(
     (tmp_path / "e").symlink_to(tmp_path / "empty")
     key_file = tmp_path / "k"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     result = CliRunner().invoke(vtx, ["split", str(source), "--export", str(tmp_path / "e"),
                                       "--onshore", str(tmp_path / "o"), "--scenario",
                                       "after-sales", "--key-file", str(key_file), "-q"])

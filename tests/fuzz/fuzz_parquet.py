@@ -198,6 +198,7 @@ def run(cases: int, seed: int) -> int:
         work = Path(tmp)
         key = work / "vtx.key"
         key.write_bytes(KEY)
+        key.chmod(0o600)
         seeds = {fmt: (suffix, build(work), extra) for fmt, (suffix, build, extra) in SEEDS.items()}
         # A published split whose export part the verify cases damage.
         published = work / "published"

@@ -207,6 +207,7 @@ def _split(root: Path, reencode: bool) -> list[Path]:
         pq.write_table(INPUT, source, row_group_size=5)
     key_file = root / "vtx.key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     label = "reencode" if reencode else "copied"
     result = CliRunner().invoke(
         vtx,

@@ -53,6 +53,7 @@ def write_with_crcs(
 def cli_split(source: Path, root: Path, *extra: str) -> Any:
     key_file = root / "vtx.key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     return CliRunner().invoke(
         vtx,
         [

@@ -230,6 +230,7 @@ def cli_split(source: Path, tmp_path: Path) -> Any:
     catalogue), run through the CLI."""
     key_file = tmp_path / "vtx.key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     return CliRunner().invoke(vtx, [
         "split", str(source), "--export", str(tmp_path / "e"), "--onshore",
         str(tmp_path / "o"), "--scenario", "after-sales", "--catalogue", str(MINI_CATALOGUE),
@@ -590,6 +591,7 @@ def _split_cli(source: Path, tmp_path: Path, *extra: str) -> Any:
     """`vtx split` of `source`, as issue 23 ran it: the shipped catalogue, after-sales."""
     key_file = tmp_path / "K"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     return CliRunner().invoke(vtx, [
         "split", str(source), "--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o"),
         "--scenario", "after-sales", "--key-file", str(key_file), "--quiet", *extra])

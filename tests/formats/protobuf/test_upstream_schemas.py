@@ -146,6 +146,7 @@ def test_cli_splits_and_verifies_an_upstream_plain_message(tmp_path: Path) -> No
     stream = _stream(tmp_path / "errors.bin", _plain(load_schema(UPSTREAM, message)))
     key_file = tmp_path / "vtx.key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)
     split = CliRunner().invoke(vtx, [
         "split", str(stream), "--export", str(tmp_path / "e"), "--onshore", str(tmp_path / "o"),
         "--scenario", "after-sales", "--key-file", str(key_file), "--message", message,
