@@ -10,8 +10,14 @@ from filter.cli.options import format_option
 from filter.cli.output import cell, console, echo, echo_json
 from filter.errors import EXIT_USAGE, CatalogueError
 from filter.policy.catalogue import Catalogue
-from filter.policy.catalogue_loading import load_catalogue
+from filter.policy.catalogue_loading import (
+    MAX_CATALOGUE_BYTES,
+    MAX_PATTERNS,
+    MAX_RULES,
+    load_catalogue,
+)
 from filter.policy.diff import CatalogueDiff, diff_catalogues
+from filter.policy.patterns import MAX_SEGMENT_CHARS, MAX_SEGMENTS
 from filter.policy.vocabulary import unmatched_patterns
 
 _FILE = click.argument(
@@ -46,6 +52,9 @@ def validate(file: Path | None) -> int:
         f"{len(cat.classes)} classes, {len(cat.scenarios)} scenarios, sha256 {cat.sha256}"
         + (f", {len(warnings)} warning(s)" if warnings else "")
     )
+    echo(f"  limits: {MAX_RULES:,} rules, {MAX_PATTERNS:,} patterns, {MAX_SEGMENTS} segments a "
+         f"pattern, {MAX_SEGMENT_CHARS} characters a segment, {MAX_CATALOGUE_BYTES:,} bytes a "
+         "file (beyond them a catalogue is refused)")
     return 0
 
 

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,13 @@ from filter.policy.catalogue import (
     Rule,
     Scenario,
 )
-from filter.policy.patterns import PathPattern, PatternSyntaxError, compile_pattern
+from filter.policy.patterns import (
+    ANY_MANY,
+    ANY_ONE,
+    PathPattern,
+    PatternSyntaxError,
+    compile_pattern,
+)
 from filter.resources import default_catalogue_path
 
 _TOP_KEYS = {"id", "version", "description", "keys", "classes", "scenarios", "rules"}
@@ -67,10 +74,24 @@ _ACTION_KEYS = {"coarsen", "round"}
 _DURATION = re.compile(r"^[1-9]\d*(?:us|ms|s|m|h|d|w|mo|y)$")
 
 
+#: The limits of a catalogue (with `patterns.MAX_SEGMENTS` and `MAX_SEGMENT_CHARS`): the
+#: shipped one has under a hundred rules; these keep loading and the tie check (which
+#: compares patterns of different classes that could meet) within seconds.
+MAX_CATALOGUE_BYTES = 16 * 1024 * 1024
+MAX_RULES = 5_000
+MAX_PATTERNS = 20_000
+#: Ties reported before the check stops: a catalogue with more has a mistake of its own kind
+#: (a pattern repeated under two classes), and a complete list of them grows as pairs do.
+MAX_TIES_SHOWN = 50
+
+
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Load and validate a catalogue TOML file; `None` loads the shipped default catalogue."""
     file = Path(path) if path is not None else default_catalogue_path()
     try:
+        if file.stat().st_size > MAX_CATALOGUE_BYTES:
+            raise CatalogueError([f"{file}: larger than {MAX_CATALOGUE_BYTES:,} bytes: "
+                                  "not a catalogue vtx reads (see `vtx catalogue validate`)"])
         raw = read_regular(file)  # a FIFO or device is refused, not read
     except OSError as exc:
         raise CatalogueError([f"{file}: cannot read catalogue: {exc.strerror or exc}"]) from None
@@ -271,6 +292,13 @@ def _parse_rules(
     if not isinstance(value, list):
         problem("rules", "must be an array of [[rules]] tables")
         return rules
+    if len(value) > MAX_RULES:
+        problem("rules", f"{len(value):,} rules: at most {MAX_RULES:,} are allowed")
+        return rules
+    if sum(len(e.get("patterns") or ()) for e in value
+           if isinstance(e, Mapping) and isinstance(e.get("patterns"), list)) > MAX_PATTERNS:
+        problem("rules", f"more than {MAX_PATTERNS:,} patterns in all: not allowed")
+        return rules
     seen: dict[str, int] = {}
     for index, entry in enumerate(value):
         where = f"rules[{index}]"
@@ -354,38 +382,97 @@ def _parse_patterns(value: Any, where: str, problem: Problem) -> tuple[PathPatte
     return tuple(compiled) if len(compiled) == len(value) else ()
 
 
-def _candidate_pairs(patterns: list[PathPattern]) -> list[tuple[int, int]]:
-    """The pairs (i < j) of `patterns` that may overlap, without comparing them all: two
-    patterns of names only overlap when they are the same path; a pattern with a wildcard is
-    compared with every other whose first segment it could match."""
+def _candidate_pairs(group: list[tuple[Rule, PathPattern]]) -> Iterator[tuple[int, int]]:
+    """The pairs (i, j) of `group` (patterns of one rank) of different classes that may
+    overlap, found through an index instead of by comparing every pair.
+
+    Two patterns of names only overlap when they are the same path. A pattern with a
+    wildcard is compared only with those that agree with it on the names its paths must have
+    at fixed places (`_places`): it takes the shortest list of patterns that could agree on
+    one of its own names, and checks the other places. Patterns
+    with no name at any of those places (``**.x.**``) are compared with all: any two of them
+    tie (a path holding both names matches both), and the check stops at the first ties."""
     exact: dict[tuple[str, ...], list[int]] = {}
-    wild: list[int] = []
-    for index, pattern in enumerate(patterns):
-        if any(seg in ("*", "**") for seg in pattern.segments):
-            wild.append(index)
-        else:
+    places = [_places(pattern.segments) for _, pattern in group]
+    named: dict[tuple[int, str], list[int]] = {}  # (place, name) -> patterns with it there
+    held: dict[int, set[int]] = {}  # place -> patterns with a name there
+    for index, (_, pattern) in enumerate(group):
+        if not any(seg in (ANY_ONE, ANY_MANY) for seg in pattern.segments):
             exact.setdefault(pattern.segments, []).append(index)
-    pairs = {(a, b) for members in exact.values()
-             for n, a in enumerate(members) for b in members[n + 1 :]}
-    for w in wild:
-        first = patterns[w].segments[0]
-        for other in range(len(patterns)):
-            theirs = patterns[other].segments[0]
-            if other != w and (first in ("*", "**") or theirs in ("*", "**") or first == theirs):
-                pairs.add((min(w, other), max(w, other)))
-    return sorted(pairs)
+        for place, name in places[index].items():
+            named.setdefault((place, name), []).append(index)
+            held.setdefault(place, set()).add(index)
+    # Per place, the patterns that leave it open, made when first asked for.
+    open_at: dict[int, list[int]] = {}
+
+    def leaving_open(place: int) -> list[int]:
+        if place not in open_at:
+            open_at[place] = [i for i in range(len(group)) if i not in held[place]]
+        return open_at[place]
+
+    for members in exact.values():
+        for n, a in enumerate(members):
+            for b in members[n + 1:]:
+                if group[a][0].data_class != group[b][0].data_class:
+                    yield a, b
+    everyone = range(len(group))
+    for w, (rule, pattern) in enumerate(group):
+        if pattern.segments in exact:
+            continue
+        mine = places[w]
+        # The place where fewest patterns could agree with this one: those naming the same
+        # name there, and those leaving it open.
+        place = min(mine, key=lambda p: len(named[(p, mine[p])]) + len(group) - len(held[p]),
+                    default=None)
+        candidates = (everyone if place is None else
+                      itertools.chain(named[(place, mine[place])], leaving_open(place)))
+        for other in candidates:
+            if other == w or group[other][0].data_class == rule.data_class:
+                continue
+            wild_other = group[other][1].segments not in exact
+            if wild_other and other < w:
+                continue  # found from `other`'s side (agreeing is symmetric)
+            theirs = places[other]
+            if all(theirs.get(p, name) == name for p, name in mine.items()):
+                yield min(w, other), max(w, other)
+
+
+def _places(segments: tuple[str, ...]) -> dict[int, str]:
+    """The names a pattern's paths must hold at fixed places: before its first ``**`` its
+    segments sit at places 0, 1, ... from the start, after its last at places -1, -2, ...
+    from the end (a pattern without ``**`` is fixed from both ends: its paths are exactly as
+    long as it is). A place a pattern leaves open (``*``, or beyond its fixed segments) is
+    not in it."""
+    many = [i for i, seg in enumerate(segments) if seg == ANY_MANY]
+    prefix = segments[:many[0]] if many else segments
+    suffix = segments[many[-1] + 1:] if many else segments
+    places = {k: seg for k, seg in enumerate(prefix) if seg != ANY_ONE}
+    places.update({-1 - k: seg for k, seg in enumerate(reversed(suffix)) if seg != ANY_ONE})
+    return places
 
 
 def _check_ties(rules: list[Rule], problem: Problem) -> None:
-    """Report pairs of equal-rank patterns that can match a common path with different classes."""
+    """Report pairs of equal-rank patterns that can match a common path with different classes.
+
+    Patterns of one class never tie (whichever wins, the class is the same): a rank whose
+    patterns are all of one class is not looked into, and only pairs of different classes are
+    compared (`_candidate_pairs`)."""
     by_rank: dict[tuple[int, int, int], list[tuple[Rule, PathPattern]]] = {}
     for rule in rules:
         for pattern in rule.patterns:
             by_rank.setdefault(pattern.rank, []).append((rule, pattern))
+    found = 0
     for group in by_rank.values():
-        for i, j in _candidate_pairs([pattern for _, pattern in group]):
+        if len({rule.data_class for rule, _ in group}) < 2:
+            continue
+        for i, j in _candidate_pairs(group):
             (rule_a, pat_a), (rule_b, pat_b) = group[i], group[j]
-            if rule_a.data_class != rule_b.data_class and pat_a.overlaps(pat_b):
+            if pat_a.overlaps(pat_b):
+                found += 1
+                if found > MAX_TIES_SHOWN:
+                    problem("rules", f"more ties than the {MAX_TIES_SHOWN} above: not all are "
+                                     "shown (fix those first)")
+                    return
                 problem(
                     f"rules[{rule_b.index}] (id {rule_b.id!r})",
                     f"pattern {pat_b.text!r} ({rule_b.data_class}) ties with "

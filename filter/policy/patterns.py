@@ -11,16 +11,24 @@ and overlap hard to predict, and an egress policy must be predictable.
 
 Precedence: the most specific pattern wins, ranked by more literal segments, then fewer ``**``,
 then fewer ``*``. Two patterns of equal rank that can match a common path are a tie.
+
+Cost: matching walks the path's names and the pattern's segments with the wildcard matcher
+that goes back only to the last ``**`` (`_matches`): at most (names x segments) steps, never
+the exponential backtracking of a regular expression of nested repeats (``**.*.**.*...``
+against a long name took minutes). Whether two patterns overlap is a table over their
+segment pairs (`_overlap`): (segments x segments) steps and memory, nothing kept afterwards.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from functools import cache, cached_property
 
 ANY_ONE = "*"
 ANY_MANY = "**"
+#: The limits of a pattern (`compile_pattern` refuses beyond them): VSS paths have at most 8
+#: names, fleet keys 2; the limits keep every match and overlap check small.
+MAX_SEGMENTS = 32
+MAX_SEGMENT_CHARS = 256
 
 
 class PatternSyntaxError(ValueError):
@@ -34,13 +42,6 @@ class PathPattern:
     text: str
     segments: tuple[str, ...] = field(repr=False)
 
-    @cached_property
-    def regex(self) -> re.Pattern[str]:
-        """The compiled matcher, made on first use: a run matches paths against few of the
-        catalogue's patterns (those that can match their first name), and compiling all of
-        them took most of the catalogue's loading time."""
-        return _regex(self.segments)
-
     @property
     def rank(self) -> tuple[int, int, int]:
         """Specificity, larger is more specific: (literals, -double stars, -single stars)."""
@@ -51,7 +52,7 @@ class PathPattern:
 
     def matches(self, path: str) -> bool:
         """Whether the dotted `path` matches this pattern."""
-        return self.regex.fullmatch("." + path.casefold()) is not None
+        return _matches(self.segments, path.casefold().split("."))
 
     def overlaps(self, other: PathPattern) -> bool:
         """Whether some path matches both this pattern and `other`."""
@@ -65,7 +66,13 @@ def compile_pattern(text: str) -> PathPattern:
     if text != text.strip():
         raise PatternSyntaxError(f"pattern {text!r} has leading or trailing spaces")
     raw = text.split(".")
+    if len(raw) > MAX_SEGMENTS:
+        raise PatternSyntaxError(
+            f"pattern of {len(raw)} segments: at most {MAX_SEGMENTS} are allowed")
     for seg in raw:
+        if len(seg) > MAX_SEGMENT_CHARS:
+            raise PatternSyntaxError(
+                f"a segment of {len(seg)} characters: at most {MAX_SEGMENT_CHARS} are allowed")
         if seg == "":
             raise PatternSyntaxError(f"pattern {text!r} has an empty segment")
         if seg not in (ANY_ONE, ANY_MANY) and any(c in seg for c in "*?[]"):
@@ -82,31 +89,47 @@ def compile_pattern(text: str) -> PathPattern:
     return PathPattern(text=text, segments=tuple(segments))
 
 
-def _regex(segments: tuple[str, ...]) -> re.Pattern[str]:
-    """A regular expression over "." + the case-folded path: one `\\.segment` per segment."""
-    parts = []
-    for seg in segments:
-        if seg == ANY_MANY:
-            parts.append(r"(?:\.[^.]*)*")
-        elif seg == ANY_ONE:
-            parts.append(r"\.[^.]*")
+def _matches(segments: tuple[str, ...], names: list[str]) -> bool:
+    """Whether `names` (a path's, case-folded) match `segments`: a literal matches its name,
+    ``*`` any one name, ``**`` any run of names. On a mismatch the walk goes back to the last
+    ``**`` only, which then takes one more name: every earlier choice is as good as any
+    other, so no step is retried twice from the same place."""
+    s = n = 0
+    star = -1  # the last '**' met, and the first name it has not taken
+    resume = 0
+    while n < len(names):
+        if s < len(segments) and segments[s] == ANY_MANY:
+            star, resume = s, n
+            s += 1
+        elif s < len(segments) and segments[s] in (ANY_ONE, names[n]):
+            s += 1
+            n += 1
+        elif star >= 0:
+            resume += 1
+            s, n = star + 1, resume
         else:
-            parts.append(r"\." + re.escape(seg))
-    return re.compile("".join(parts))
+            return False
+    while s < len(segments) and segments[s] == ANY_MANY:
+        s += 1
+    return s == len(segments)
 
 
-@cache
 def _overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    if not a and not b:
-        return True
-    if a and a[0] == ANY_MANY:
-        # '**' matches nothing here, or eats the next segment b produces (when b[0] is '**'
-        # too, dropping it means b's '**' matched nothing, which covers every case).
-        return _overlap(a[1:], b) or (bool(b) and _overlap(a, b[1:]))
-    if b and b[0] == ANY_MANY:
-        return _overlap(b, a)
-    if not a or not b:
-        return False
-    if a[0] == ANY_ONE or b[0] == ANY_ONE or a[0] == b[0]:
-        return _overlap(a[1:], b[1:])
-    return False
+    """Whether some path matches both `a` and `b`: ``rest[i][j]``, whether `a[i:]` and
+    `b[j:]` can match a common path, filled from the ends."""
+    rows, cols = len(a), len(b)
+    rest = [[False] * (cols + 1) for _ in range(rows + 1)]
+    rest[rows][cols] = True
+    for i in range(rows, -1, -1):
+        for j in range(cols, -1, -1):
+            if i == rows and j == cols:
+                continue
+            if i < rows and a[i] == ANY_MANY:
+                # '**' matches nothing here, or takes the next name b's side makes (when b[j]
+                # is '**' too, dropping it means b's '**' matched nothing: every case).
+                rest[i][j] = rest[i + 1][j] or (j < cols and rest[i][j + 1])
+            elif j < cols and b[j] == ANY_MANY:
+                rest[i][j] = rest[i][j + 1] or (i < rows and rest[i + 1][j])
+            elif i < rows and j < cols:
+                rest[i][j] = (a[i] in (ANY_ONE, b[j]) or b[j] == ANY_ONE) and rest[i + 1][j + 1]
+    return rest[0][0]

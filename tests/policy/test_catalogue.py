@@ -7,6 +7,7 @@ import copy
 import csv
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -286,9 +287,53 @@ def test_tie_check_compares_every_pair_that_can_overlap(segment_lists) -> None:
     from filter.policy.catalogue_loading import _candidate_pairs
     from filter.policy.patterns import compile_pattern
 
+    # Rules of two classes, in turn: pairs of one class never tie, so are never compared.
     patterns = [compile_pattern(".".join(s)) for s in segment_lists]
-    candidates = set(_candidate_pairs(patterns))
+    rules = [SimpleNamespace(data_class="ab"[i % 2]) for i in range(len(patterns))]
+    group = list(zip(rules, patterns, strict=True))
+    candidates = set(_candidate_pairs(group))  # type: ignore[arg-type]
     for i, a in enumerate(patterns):
         for j in range(i + 1, len(patterns)):
-            if a.overlaps(patterns[j]):
+            if a.overlaps(patterns[j]) and i % 2 != j % 2:
                 assert (i, j) in candidates
+            if i % 2 == j % 2:
+                assert (i, j) not in candidates
+
+
+def _many_rules(count: int, pattern) -> dict[str, Any]:
+    data = mini()
+    data["rules"] = [{"id": f"r{i}", "class": "cabin", "basis": "b", "patterns": [pattern(i)]}
+                     for i in range(count)]
+    return data
+
+
+def _two_class_rules(count: int, pattern) -> dict[str, Any]:
+    data = mini()
+    data["rules"] = [{"id": f"r{i}", "class": ("cabin", "design")[i % 2], "basis": "b",
+                      "patterns": [pattern(i)]} for i in range(count)]
+    return data
+
+
+def test_a_catalogue_beyond_the_limits_is_refused(tmp_path: Path) -> None:
+    from filter.policy.catalogue_loading import MAX_CATALOGUE_BYTES, MAX_RULES
+
+    assert problems_of(_many_rules(MAX_RULES + 1, lambda i: f"Vehicle.X{i}")) == [
+        f"cat.toml: rules: {MAX_RULES + 1:,} rules: at most {MAX_RULES:,} are allowed"]
+    big = tmp_path / "big.toml"
+    big.write_bytes(MINI_CATALOGUE.read_bytes() + b"#" * MAX_CATALOGUE_BYTES)
+    with pytest.raises(CatalogueError, match="larger than 16,777,216 bytes"):
+        load_catalogue(big)
+
+
+def test_many_wildcard_rules_load_quickly_and_ties_are_reported_up_to_a_cap() -> None:
+    # Each took seconds to minutes, or gigabytes, when every pair of one rank was compared:
+    # 5,000 rules of one class; 5,000 of two classes that cannot meet (a name at a fixed
+    # place differs); and 5,000 of two classes that all tie (reported up to the cap).
+    from filter.policy.catalogue_loading import MAX_TIES_SHOWN
+
+    catalogue_from_mapping(_many_rules(5_000, lambda i: "**.*." * 10 + f"x{i}"))
+    catalogue_from_mapping(_two_class_rules(5_000, lambda i: f"*.*.a{i}.**.*"))
+    catalogue_from_mapping(_two_class_rules(5_000, lambda i: f"**.x{i}"))
+    found = problems_of(_two_class_rules(5_000, lambda i: f"**.x{i}.**"))
+    assert len(found) == MAX_TIES_SHOWN + 1
+    assert all("ties with" in p for p in found[:-1]) and "not all are shown" in found[-1]
