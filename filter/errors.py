@@ -103,9 +103,26 @@ class RequestError(VtxError):
     exit_code = EXIT_USAGE
 
 
+def os_reason(exc: OSError) -> str:
+    """What the operating system said (``No space left on device``), or the error's text."""
+    return exc.strerror or str(exc)
+
+
+def read_failed(exc: OSError, path: object, what: str = "") -> InputError:
+    """The `InputError` for reading `path` (a `what`: "directory", "descriptor set") that
+    the operating system refused: ``PATH: cannot read[ WHAT]: REASON``."""
+    return InputError(f"{path}: cannot read{' ' + what if what else ''}: {os_reason(exc)}")
+
+
+def output_failed(exc: OSError, path: object, doing: str) -> OutputError:
+    """The `OutputError` for `doing` ("write manifest", "publish") at `path` that the
+    operating system refused: ``PATH: cannot DOING: REASON``."""
+    return OutputError(f"{path}: cannot {doing}: {os_reason(exc)}")
+
+
 def write_failed(exc: OSError, directory: object) -> OutputError:
     """The `OutputError` for a write into `directory` that the disk refused."""
-    return OutputError(f"cannot write {directory}: {exc.strerror or exc}")
+    return OutputError(f"cannot write {directory}: {os_reason(exc)}")
 
 
 def is_disk_error(exc: BaseException) -> bool:

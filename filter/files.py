@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from filter.errors import InputError
+from filter.errors import InputError, read_failed
 
 _GLOB_CHARS = frozenset("*?[")
 #: What a directory walk can find; "special" is anything but a file, directory or link.
@@ -138,7 +138,7 @@ def check_named(path: Path) -> Literal["file", "directory"]:
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, path) from None
     if stat.S_ISDIR(mode):
         return "directory"
     if not stat.S_ISREG(mode):

@@ -26,7 +26,7 @@ from typing import Any
 
 from filter._version import __version__
 from filter.audit.integrity import manifest_problem
-from filter.errors import InputError, OutputError, first_line
+from filter.errors import InputError, first_line, output_failed
 from filter.files import replace_file
 from filter.outputs.manifest import MANIFEST_NAME, stored_manifest
 
@@ -156,7 +156,7 @@ def write_report(directories: Iterable[str | Path], html_path: str | Path) -> li
         # or at a temporary name is never written through.
         replace_file(target, lambda out: out.write(page))
     except OSError as exc:
-        raise OutputError(f"{target}: cannot write report: {exc.strerror or exc}") from None
+        raise output_failed(exc, target, "write report") from None
     return runs
 
 

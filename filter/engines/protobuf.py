@@ -49,7 +49,13 @@ from filter.engines.protobuf_tally import (
     source_bytes,
     source_digest,
 )
-from filter.errors import InputError, OutputError, first_line, is_disk_error, write_failed
+from filter.errors import (
+    OutputError,
+    first_line,
+    is_disk_error,
+    read_failed,
+    write_failed,
+)
 from filter.formats.parquet.metadata import plain_string_metadata
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf import writer as pbw
@@ -180,7 +186,7 @@ def guarded_batches(source: Path, batches: Iterable[Batch]) -> Iterable[Batch]:
     try:
         yield from batches
     except OSError as exc:
-        raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, source) from None
 
 
 def write_batch(

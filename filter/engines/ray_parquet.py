@@ -47,7 +47,7 @@ from filter.engines.ray_session import (
     worker_row,
 )
 from filter.engines.request import ProgressCallback
-from filter.errors import OutputError, first_line, is_disk_error, write_failed
+from filter.errors import OutputError, first_line, is_disk_error, os_reason, write_failed
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.reconcile import reconcile_pairs
 from filter.policy.plan import ExportPlan, FieldDecision
@@ -244,7 +244,7 @@ def _number_parts(
                 record.path.rename(record.path.with_name(final))
             except OSError as exc:
                 raise OutputError(
-                    f"cannot rename {record.path}: {exc.strerror or exc}"
+                    f"cannot rename {record.path}: {os_reason(exc)}"
                 ) from None
             files.append(FileRecord(record.path.with_name(final), record.rows, record.bytes,
                                     record.sha256))

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from filter.errors import EXIT_DATA, EXIT_USAGE, InputError, OutputError, VtxError, first_line
+from filter.errors import (
+    EXIT_DATA,
+    EXIT_USAGE,
+    InputError,
+    OutputError,
+    VtxError,
+    first_line,
+    os_reason,
+)
 from filter.formats.parquet.inputs import ParquetInput, locate_corruption
 from filter.outputs.manifest import FileRecord
 
@@ -169,7 +177,7 @@ def error_row(exc: Exception) -> pa.Table:
     if isinstance(exc, OutputError):
         return worker_row(error="output", message=exc.message)
     assert isinstance(exc, OSError)
-    return worker_row(error="output", message=f"cannot write output: {exc.strerror or exc}")
+    return worker_row(error="output", message=f"cannot write output: {os_reason(exc)}")
 
 
 def checked_rows(ds: Dataset) -> Iterator[dict[str, Any]]:

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from filter._version import __version__
 from filter.apply.columns import COUNT_SEPARATOR, MOVED
 from filter.apply.pseudonym import KEY_ID_HEX_CHARS, KEY_ID_MESSAGE, TOKEN_HEX_CHARS
-from filter.errors import OutputError
+from filter.errors import output_failed
 from filter.files import open_regular, read_regular
 from filter.policy.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
 
@@ -184,7 +184,7 @@ def write_manifest_text(
         with pq.ParquetWriter(path, schema.with_metadata(metadata)):
             pass
     except OSError as exc:  # disk full or gone while publishing: nothing will be published
-        raise OutputError(f"{path}: cannot write manifest: {exc.strerror or exc}") from None
+        raise output_failed(exc, path, "write manifest") from None
     return path
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filter.errors import OutputError
+from filter.errors import OutputError, output_failed
 
 _STAGING = ".vtx-staging-"
 _RETIRED = ".vtx-retired-"
@@ -70,7 +70,7 @@ class StagedOutput:
                 raise OutputError(
                     f"{self.target}: target appeared and is not empty", hint="use --overwrite"
                 ) from None
-            raise OutputError(f"{self.target}: cannot publish: {exc.strerror or exc}") from None
+            raise output_failed(exc, self.target, "publish") from None
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
 
@@ -139,7 +139,7 @@ def _writable(target: Path, overwrite: bool) -> Path:
 
 
 def _cannot_create(target: Path, exc: OSError) -> OutputError:
-    return OutputError(f"{target}: cannot create output: {exc.strerror or exc}")
+    return output_failed(exc, target, "create output")
 
 
 def _remove_stale(parent: Path, name: str) -> None:

@@ -84,7 +84,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from filter.errors import OutputError, first_line
+from filter.errors import OutputError, first_line, output_failed
 from filter.outputs.manifest import (
     LEGACY_SIGNATURE_NAME,
     MANIFEST_NAME,
@@ -177,9 +177,7 @@ def sign_manifest(directory: str | Path, private_key: Ed25519PrivateKey) -> Path
         message = signed_message(stored.text)
         schema = pq.read_schema(stored.path)
     except OSError as exc:
-        raise OutputError(
-            f"{path}: cannot read manifest to sign it: {exc.strerror or exc}"
-        ) from None
+        raise output_failed(exc, path, "read manifest to sign it") from None
     except ValueError as exc:  # vtx wrote it a moment ago: a bug if this happens
         raise OutputError(f"{path}: cannot be signed: {exc}") from None
     content = _signature_file(key_id(private_key.public_key()), private_key.sign(message))

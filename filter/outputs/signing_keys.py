@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filter.errors import KeyFileError, OutputError
+from filter.errors import KeyFileError, OutputError, os_reason, output_failed
 from filter.outputs.signing import key_id
 from filter.secret_files import warn_if_exposed
 
@@ -160,7 +160,7 @@ def _read_key_file(path: str | Path, what: str) -> bytes:
         with Path(path).open("rb") as fh:
             data = fh.read(_MAX_KEY_FILE + 1)
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+        raise KeyFileError(f"{path}: cannot read {what}: {os_reason(exc)}") from None
     if len(data) > _MAX_KEY_FILE:
         raise KeyFileError(f"{path}: larger than {_MAX_KEY_FILE} bytes: not a {what} file")
     return data
@@ -223,7 +223,7 @@ def _create(path: Path, content: bytes, mode: int) -> None:
     except FileExistsError:
         raise _exists(path) from None
     except OSError as exc:
-        raise OutputError(f"{path}: cannot create key file: {exc.strerror or exc}") from None
+        raise output_failed(exc, path, "create key file") from None
     try:
         os.fchmod(fd, mode)  # the umask may have taken bits the mode needs (0644 for a .pub)
         view = memoryview(content)
@@ -233,7 +233,7 @@ def _create(path: Path, content: bytes, mode: int) -> None:
     except OSError as exc:
         os.close(fd)
         path.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write key file: {exc.strerror or exc}") from None
+        raise output_failed(exc, path, "write key file") from None
     os.close(fd)
 
 

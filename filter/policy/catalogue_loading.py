@@ -42,7 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from filter.errors import CatalogueError
+from filter.errors import CatalogueError, os_reason
 from filter.files import read_regular
 from filter.policy.catalogue import (
     ANY_SCENARIO,
@@ -94,7 +94,7 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
                                   "not a catalogue vtx reads (see `vtx catalogue validate`)"])
         raw = read_regular(file)  # a FIFO or device is refused, not read
     except OSError as exc:
-        raise CatalogueError([f"{file}: cannot read catalogue: {exc.strerror or exc}"]) from None
+        raise CatalogueError([f"{file}: cannot read catalogue: {os_reason(exc)}"]) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from filter.errors import InputError
+from filter.errors import InputError, os_reason, read_failed
 from filter.formats.parquet.fields import ColumnChunk, ColumnMetaData
 from filter.formats.parquet.inputs import ParquetInput
 from filter.formats.parquet.layout import (
@@ -187,7 +187,7 @@ def open_input(source: ParquetInput) -> BinaryIO:
     try:
         return source.path.open("rb")
     except OSError as exc:
-        raise InputError(f"{source.path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, source.path) from None
 
 
 def read_into(fd: int, view: memoryview, start: int, source: str) -> None:
@@ -198,7 +198,7 @@ def read_into(fd: int, view: memoryview, start: int, source: str) -> None:
             got = os.preadv(fd, [view[done:]], start + done)
         except OSError as exc:  # the input's failure, not the output's
             raise InputError(f"{source}: cannot read byte {start + done}: "
-                             f"{exc.strerror or exc}") from None
+                             f"{os_reason(exc)}") from None
         if not got:
             raise _truncated(source, start + done)
         done += got

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from filter.errors import InputError, first_line
+from filter.errors import InputError, first_line, read_failed
 from filter.files import argument_paths, check_named, entry_kind, found_link, found_special
 from filter.formats.parquet.layout import chunk_start
 
@@ -94,7 +94,7 @@ def parquet_files(directory: Path) -> list[Path]:
         try:
             entries = list(os.scandir(current))
         except OSError as exc:
-            raise InputError(f"{current}: cannot read directory: {exc.strerror or exc}") from None
+            raise read_failed(exc, current, "directory") from None
         for entry in entries:
             if entry.name[0] in "._":
                 continue
@@ -119,7 +119,7 @@ def inspect_parquet(path: Path) -> ParquetInput:
         size = path.stat().st_size
         meta = pq.read_metadata(path)
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, path) from None
     except READ_ERRORS as exc:  # pyarrow raises ArrowInvalid and others for bad footers
         raise InputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
     _check_chunk_ranges(path, size, meta)
@@ -143,7 +143,7 @@ def _check_chunk_ranges(path: Path, size: int, meta: pq.FileMetaData) -> None:
             fh.seek(size - 8)
             footer = int.from_bytes(fh.read(4), "little")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, path) from None
     limit = size - 8 - footer  # column chunks end where the footer begins
     spans: list[tuple[int, int, int, str]] = []  # start, end, row group, column
     try:

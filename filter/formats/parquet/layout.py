@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filter._version import __version__
-from filter.errors import InputError
+from filter.errors import InputError, read_failed
 from filter.formats.parquet import thrift_compact as thrift
 from filter.formats.parquet.fields import (
     ColumnChunk,
@@ -203,7 +203,7 @@ def read_layout(path: Path) -> ParquetLayout:
     try:
         return _read_layout(path)
     except OSError as exc:  # the caller may report an OSError as its output's
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, path) from None
 
 
 def _read_layout(path: Path) -> ParquetLayout:

@@ -22,7 +22,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from filter.errors import InputError, first_line
+from filter.errors import InputError, first_line, read_failed
 from filter.files import read_regular
 from filter.resources import shipped_dir
 
@@ -70,7 +70,7 @@ def load_schema(
     try:
         files = descriptor_pb2.FileDescriptorSet.FromString(read_regular(path))
     except OSError as exc:
-        raise InputError(f"{path}: cannot read descriptor set: {exc.strerror or exc}") from None
+        raise read_failed(exc, path, "descriptor set") from None
     except DecodeError as exc:
         raise InputError(
             f"{path}: not a FileDescriptorSet ({first_line(exc)})",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from filter.errors import InputError
+from filter.errors import InputError, read_failed
 from filter.files import entry_kind, found_link, found_special, open_regular, read_regular
 
 Framing = Literal["delimited", "single"]
@@ -54,7 +54,7 @@ def iter_frames(
                 mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
             )
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, path) from None
     try:
         yield from _frames(path, data, framing, start, first_index)
     finally:
@@ -100,7 +100,7 @@ def dump_files(directory: Path) -> list[Path]:
     try:
         entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
     except OSError as exc:
-        raise InputError(f"{directory}: cannot read directory: {exc.strerror or exc}") from None
+        raise read_failed(exc, directory, "directory") from None
     files = []
     for path in entries:
         kind = entry_kind(path)

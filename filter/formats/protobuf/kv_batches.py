@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from filter.errors import InputError
+from filter.errors import read_failed
 from filter.files import open_regular
 from filter.formats.protobuf.descriptors import ProtoSchema
 from filter.formats.protobuf.framing import (
@@ -94,7 +94,7 @@ def iter_kv_batches(
             size = os.fstat(fh.fileno()).st_size
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     except OSError as exc:
-        raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, source) from None
     try:
         buf = np.frombuffer(mapped, dtype=np.uint8) if mapped is not None else np.empty(
             0, dtype=np.uint8)
