@@ -101,10 +101,8 @@ def split_decoded(
     vins = BatchVins.of(tokens, automaton=True)
     # The VINs looked for once (an automaton of them is built per query): for the verdicts
     # and for their count.
-    vin_hit = batch_vin_flags(strings, vins) if vins and len(strings) else None
-    hit = verdicts.hits(strings)
-    if vin_hit is not None:
-        hit = hit | vin_hit
+    vin_hit = batch_vin_flags(strings, vins) if vins else np.zeros(len(strings), np.bool_)
+    hit = verdicts.hits(strings) | vin_hit
     detected = np.zeros(len(numbers), np.bool_)
     detected[where] = hit
     chosen = decoded_routes.chosen_entries(keys.rows, keys.low, member, table, detected)
@@ -177,9 +175,8 @@ def split_decoded(
         onshore=onshore_rows,
         counts=counts.lazy(),
         positions=None,
-        detections=verdicts.detections(
-            strings.filter(pl.Series(hit)),
-            None if not vins else int(vin_hit.sum()) if vin_hit is not None else 0).lazy(),
+        detections=verdicts.detections(strings.filter(pl.Series(hit)),
+                                       int(vin_hit.sum()) if vins else None).lazy(),
         exported=chosen,
         files=(export_file, onshore_file) if encoded else None,
     )

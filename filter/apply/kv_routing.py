@@ -200,15 +200,9 @@ class StringVerdicts:
         self._found: dict[str, tuple[bool, ...]] = {}  # hit strings -> per detector, a hit?
         self._limit = limit
 
-    def hits(self, strings: pl.Series, vins: BatchVins | None = None) -> np.ndarray:
-        """Per string (none null), whether any detector hits it, or with `vins`, whether it
-        is or holds one of the batch's VINs (not remembered: the next batch has others)."""
-        found = self._static_hits(strings)
-        if vins and len(strings):
-            found = found | batch_vin_flags(strings, vins)
-        return found
-
-    def _static_hits(self, strings: pl.Series) -> np.ndarray:
+    def hits(self, strings: pl.Series) -> np.ndarray:
+        """Per string (none null), whether any detector hits it. Whether it is or holds one
+        of the batch's VINs is `batch_vin_flags`, not remembered: the next batch has others."""
         distinct = strings.unique()
         if 2 * len(distinct) > len(strings):
             return _hit_of(strings).to_numpy()

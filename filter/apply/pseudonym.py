@@ -28,7 +28,7 @@ from pathlib import Path
 
 import polars as pl
 
-from filter.errors import KeyFileError
+from filter.errors import KeyFileError, os_reason
 from filter.files import read_regular
 from filter.secret_files import warn_if_exposed
 
@@ -65,7 +65,7 @@ def load_key(path: str | Path | None = None) -> bytes:
     try:
         key = read_regular(Path(path)).strip()
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read key file ({source}): {exc.strerror}") from None
+        raise KeyFileError(f"{path}: cannot read key file ({source}): {os_reason(exc)}") from None
     checked = check_key(key, source=str(path))
     warn_if_exposed(path, "key")
     return checked
