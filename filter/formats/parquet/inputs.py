@@ -11,7 +11,6 @@ schema that differs from the batch's first file.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 
 from filter.errors import InputError, first_line, read_failed
 from filter.files import argument_paths, check_named, entry_kind, found_link, found_special
-from filter.formats.parquet.layout import chunk_start
+from filter.formats.parquet.layout import check_footer, read_layout
 
 #: What reading a damaged file can raise: library errors, and pyo3's `PanicException` (a
 #: `BaseException`, raised when Polars' native code panics on data it did not expect).
@@ -114,67 +113,16 @@ def parquet_files(directory: Path) -> list[Path]:
 
 
 def inspect_parquet(path: Path) -> ParquetInput:
-    """Read `path`'s footer: size, rows, row groups and schema."""
-    try:
-        size = path.stat().st_size
-        meta = pq.read_metadata(path)
-    except OSError as exc:
-        raise read_failed(exc, path) from None
-    except READ_ERRORS as exc:  # pyarrow raises ArrowInvalid and others for bad footers
-        raise InputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
-    _check_chunk_ranges(path, size, meta)
+    """Read `path`'s footer: size, rows, row groups and schema, the footer checked
+    (`filter.formats.parquet.layout.check_footer`) before any data is read."""
+    layout = read_layout(path)
+    group_rows = check_footer(layout)
     try:
         schema = pl.scan_parquet(path, glob=False).collect_schema()
     except READ_ERRORS as exc:  # polars raises ComputeError and others for unsupported schemas
         raise InputError(f"{path}: schema cannot be read: {first_line(exc)}") from None
-    largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
-    return ParquetInput(path, size, meta.num_rows, meta.num_row_groups, schema, largest,
-                        meta.created_by)
-
-
-def _check_chunk_ranges(path: Path, size: int, meta: pq.FileMetaData) -> None:
-    """Every column chunk the footer describes must lie inside the file, apart from the others.
-
-    A footer that points past the end (a truncated or damaged file whose footer still parses)
-    would make Polars' reader panic; the footer alone tells, so refuse such a file up front.
-    """
-    try:
-        with path.open("rb") as fh:
-            fh.seek(size - 8)
-            footer = int.from_bytes(fh.read(4), "little")
-    except OSError as exc:
-        raise read_failed(exc, path) from None
-    limit = size - 8 - footer  # column chunks end where the footer begins
-    spans: list[tuple[int, int, int, str]] = []  # start, end, row group, column
-    try:
-        for index in range(meta.num_row_groups):
-            group = meta.row_group(index)
-            if not group.num_rows:  # nothing is read from it (pyarrow points it at byte 0)
-                continue
-            for column in range(group.num_columns):
-                chunk = group.column(column)
-                start = chunk_start(chunk.data_page_offset, chunk.dictionary_page_offset)
-                end = start + chunk.total_compressed_size
-                if start < 4 or chunk.total_compressed_size < 0 or end > limit:
-                    raise InputError(
-                        f"{path}: row group {index} of {meta.num_row_groups}, column "
-                        f"{chunk.path_in_schema!r}: bytes {start}-{end} lie outside the file "
-                        f"({size} bytes); the file is truncated or corrupt"
-                    )
-                spans.append((start, end, index, chunk.path_in_schema))
-    except InputError:
-        raise
-    except READ_ERRORS as exc:  # a footer field pyarrow cannot decode
-        raise InputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
-    # Two columns sharing bytes would let one column's values be read under another's name
-    # (a withheld column's under an exported name): no writer does that; refuse it.
-    spans.sort()
-    for before, after in itertools.pairwise(spans):
-        if after[0] < before[1]:
-            raise InputError(
-                f"{path}: row group {after[2]} of {meta.num_row_groups}, column {after[3]!r} "
-                f"overlaps row group {before[2]}, column {before[3]!r}; the file is corrupt"
-            )
+    return ParquetInput(path, layout.size, layout.rows, layout.row_group_count, schema,
+                        max(group_rows, default=0), layout.created_by)
 
 
 def inspect_batch(paths: Sequence[Path]) -> list[ParquetInput]:

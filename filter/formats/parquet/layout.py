@@ -6,8 +6,11 @@ a tree of top-level `SchemaNode`s (struct leaves by field name), and, row group 
 (`RowGroupLayout`), each leaf column's footer entry and the byte range of its column chunk.
 `relocated_chunk` gives a chunk's footer entry for its new place in another file;
 `footer_bytes` the footer of a file made of such chunks.
-May fail: `InputError` naming the file, row group and column: a footer that does not decode,
-a column chunk outside the file, an encrypted file, a column chunk kept in another file.
+May fail: `InputError` naming the file, row group and column: a footer that does not decode
+or lacks a field a reader needs, a row group whose chunks do not match the schema's columns,
+a column chunk outside the file, an encrypted file, a column chunk kept in another file; and,
+from `check_footer`, column chunks that overlap. These are the one check of an input's footer:
+`filter.formats.parquet.inputs.inspect_parquet` runs it before any data is read.
 
 Why: a column that goes unchanged to one output can be copied as the encoded bytes it is
 (`filter.formats.parquet.splice`), instead of being decoded and encoded again. Parquet allows it: a
@@ -31,6 +34,7 @@ they are optional, and live outside the column chunks.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +52,7 @@ from filter.formats.parquet.fields import (
 from filter.formats.parquet.fields import ColumnMetaData as CMD
 
 MAGIC = b"PAR1"
+_ENCRYPTED_MAGIC = b"PARE"  # ends a file whose footer is encrypted
 #: The writer a footer vtx writes names, where it does not keep an input writer's name.
 VTX_WRITER = f"vtx version {__version__}"
 _TAIL = 8  # footer length (4 bytes, little-endian) and the magic
@@ -64,6 +69,13 @@ _PAGE_FIELDS = frozenset({
 #: Parquet versions after this one) is dropped: bytes a writer put there would otherwise leave
 #: with the chunk, classified by no rule.
 _KEPT_FIELDS = _PAGE_FIELDS | {CMD.INDEX_PAGE_OFFSET, CMD.STATISTICS, CMD.ENCODING_STATS}
+#: The ColumnMetaData fields parquet.thrift requires: readers refuse a footer without them.
+_REQUIRED_META = {
+    CMD.TYPE: "type", CMD.ENCODINGS: "encodings", CMD.PATH_IN_SCHEMA: "path_in_schema",
+    CMD.CODEC: "codec", CMD.NUM_VALUES: "num_values",
+    CMD.TOTAL_UNCOMPRESSED_SIZE: "total_uncompressed_size",
+    CMD.TOTAL_COMPRESSED_SIZE: "total_compressed_size", CMD.DATA_PAGE_OFFSET: "data_page_offset",
+}
 
 
 @dataclass(frozen=True)
@@ -121,13 +133,15 @@ class ParquetLayout:
         self.source = source  # the file's name, for messages
         self._footer = footer
         self._footer_start = footer_start
+        self.size = footer_start + len(footer) + _TAIL  # the file's, in bytes
         self._trailer: thrift.Struct | None = None
         try:
             head, self.row_group_count, self._first_row_group = thrift.decode_until(footer, 4)
             self.version = int(head[FileMetaData.VERSION].value)
+            self.rows = int(head[FileMetaData.NUM_ROWS].value)
             self.columns, self.leaf_count = _schema_tree(_items(head, FileMetaData.SCHEMA))
         except (thrift.ThriftError, KeyError, AttributeError, TypeError, IndexError) as exc:
-            raise InputError(f"{source}: not a readable Parquet footer: {exc}") from None
+            raise InputError(f"{source}: not a readable Parquet footer: {_reason(exc)}") from None
 
     def row_groups(self) -> Iterator[RowGroupLayout]:
         """Every row group, in file order."""
@@ -138,7 +152,8 @@ class ParquetLayout:
                 yield self._row_group(index, group)
             except (thrift.ThriftError, KeyError, AttributeError, TypeError) as exc:
                 raise InputError(
-                    f"{self.source}: not a readable Parquet footer: row group {index}: {exc}"
+                    f"{self.source}: not a readable Parquet footer: row group {index}: "
+                    f"{_reason(exc)}"
                 ) from None
         if self._trailer is None:
             self._trailer = thrift.decode_rest(self._footer, pos, last=4)
@@ -168,27 +183,63 @@ class ParquetLayout:
         if len(chunks) != self.leaf_count:
             raise InputError(f"{where} has {len(chunks)} column chunks for {self.leaf_count} "
                              "columns")
+        if RowGroup.TOTAL_BYTE_SIZE not in group:
+            raise InputError(f"{where}: its footer entry lacks total_byte_size")
         if not rows:  # nothing is copied from it (pyarrow points it at byte 0)
             return RowGroupLayout(index, rows, chunks, [(0, 0)] * len(chunks))
         ranges = []
         for chunk in chunks:
             column = f"{where}, column {_path(chunk)!r}"
             if (held := chunk.get(ColumnChunk.FILE_PATH)) is not None and held.value:
-                raise InputError(f"{column}: its data is in another file ({held.value!r})")
+                raise InputError(f"{column}: its data is in another file "
+                                 f"({held.value.decode(errors='replace')!r})")
             if ColumnChunk.CRYPTO_METADATA in chunk or (
                     ColumnChunk.ENCRYPTED_COLUMN_METADATA in chunk):
                 raise InputError(f"{column}: the column is encrypted")
+            if ColumnChunk.META_DATA not in chunk:
+                raise InputError(f"{column}: its footer entry has no column metadata")
             meta = chunk[ColumnChunk.META_DATA].value
+            if missing := [name for i, name in _REQUIRED_META.items() if i not in meta]:
+                raise InputError(f"{column}: its footer entry lacks {', '.join(missing)}")
             dictionary = meta.get(CMD.DICTIONARY_PAGE_OFFSET)
             start = chunk_start(meta[CMD.DATA_PAGE_OFFSET].value,
                                 dictionary.value if dictionary is not None else None)
             length = meta[CMD.TOTAL_COMPRESSED_SIZE].value
             if start < len(MAGIC) or length < 0 or start + length > self._footer_start:
                 raise InputError(
-                    f"{column}: bytes {start}-{start + length} lie outside the file's data; "
-                    "the file is truncated or corrupt")
+                    f"{column}: bytes {start}-{start + length} lie outside the file's data "
+                    f"(bytes {len(MAGIC)}-{self._footer_start} of {self.size}); the file is "
+                    "truncated or corrupt")
             ranges.append((start, length))
         return RowGroupLayout(index, rows, chunks, ranges)
+
+
+def check_footer(layout: ParquetLayout) -> list[int]:
+    """Check every row group of `layout` (`ParquetLayout.row_groups`), and that no two column
+    chunks share bytes; returns each row group's rows.
+
+    The one check of an input's footer, run before any of its data is read: a footer pointing
+    past where it begins (a truncated or damaged file whose footer still decodes) would make
+    Polars' reader panic, and the splice copies bytes by exactly these ranges. Two columns
+    sharing bytes would let one column's values be read under another's name (a withheld
+    column's under an exported name): no writer does that; refuse it.
+    """
+    rows = []
+    spans: list[tuple[int, int, int, str]] = []  # start, end, row group, column
+    for group in layout.row_groups():
+        rows.append(group.rows)
+        if not group.rows:  # nothing is read from it
+            continue
+        for chunk, (start, length) in zip(group.chunks, group.ranges, strict=True):
+            spans.append((start, start + length, group.index, _path(chunk)))
+    spans.sort()
+    for before, after in itertools.pairwise(spans):
+        if after[0] < before[1]:
+            raise InputError(
+                f"{layout.source}: row group {after[2]} of {layout.row_group_count}, column "
+                f"{after[3]!r} overlaps row group {before[2]}, column {before[3]!r}; the file "
+                "is corrupt")
+    return rows
 
 
 def chunk_start(data_page_offset: int, dictionary_page_offset: int | None) -> int:
@@ -214,8 +265,14 @@ def _read_layout(path: Path) -> ParquetLayout:
         fh.seek(size - _TAIL)
         tail = fh.read(_TAIL)
         length = int.from_bytes(tail[:4], "little")
-        if tail[4:] != MAGIC or length > size - len(MAGIC) - _TAIL:
-            raise InputError(f"{path}: not a plain Parquet file (encrypted, or a bad footer)")
+        if tail[4:] == _ENCRYPTED_MAGIC:
+            raise InputError(f"{path}: not a plain Parquet file: its footer is encrypted")
+        if tail[4:] != MAGIC:
+            raise InputError(f"{path}: not a readable Parquet file: it does not end in the "
+                             "Parquet magic (truncated, or not Parquet)")
+        if length > size - len(MAGIC) - _TAIL:
+            raise InputError(f"{path}: not a readable Parquet file: its footer length "
+                             f"({length} bytes) exceeds the file ({size} bytes)")
         fh.seek(size - _TAIL - length)
         footer = fh.read(length)
     return ParquetLayout(footer, size - _TAIL - length, str(path))
@@ -385,6 +442,13 @@ def _schema_tree(elements: list[thrift.Struct]) -> tuple[dict[str, SchemaNode], 
     return {n.name: n for n in top}, leaf_count
 
 
+def _reason(exc: Exception) -> str:
+    """What a footer decode's `exc` says, in words (a missing field is a KeyError of its id)."""
+    if isinstance(exc, KeyError):
+        return f"a required field (id {exc.args[0]}) is missing"
+    return str(exc)
+
+
 def _path(chunk: thrift.Struct) -> str:
     try:
         meta = chunk[ColumnChunk.META_DATA].value
@@ -395,6 +459,6 @@ def _path(chunk: thrift.Struct) -> str:
 
 __all__ = [
     "MAGIC", "VTX_WRITER", "FooterParts", "ParquetLayout", "RowGroupLayout", "SchemaNode",
-    "chunk_start", "footer_bytes", "footer_parts", "layout_in_memory", "read_layout",
-    "relocated_chunk", "row_group_entry", "row_group_of",
+    "check_footer", "chunk_start", "footer_bytes", "footer_parts", "layout_in_memory",
+    "read_layout", "relocated_chunk", "row_group_entry", "row_group_of",
 ]

@@ -1,15 +1,19 @@
-"""Parquet layouts: the schema tree, chunk ranges, and footers of files made of copied chunks."""
+"""Parquet layouts: the schema tree, chunk ranges, footers of files made of copied chunks, and
+the one check of an input's footer (every malformed footer it refuses, through `split`)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from filter import InputError
+from filter import InputError, split
+from filter.cli import vtx
 from filter.formats.parquet import thrift_compact as thrift
 from filter.formats.parquet.layout import (
     MAGIC,
@@ -18,6 +22,8 @@ from filter.formats.parquet.layout import (
     relocated_chunk,
     row_group_entry,
 )
+
+from .conftest import KEY, MINI_CATALOGUE
 
 FRAME = pl.DataFrame({
     "a": [1, 2, None],
@@ -108,3 +114,117 @@ def test_a_dictionary_offset_that_points_at_no_dictionary_is_not_moved(source) -
         moved = relocated_chunk(faked, start, start + 1000)[3].value
         assert 11 not in moved and 10 not in moved
         assert moved[9].value == meta[9].value + 1000
+
+
+# Malformed footers, through `filter.split` and `vtx split`: each refused at inspection, before
+# any data is read, with one line naming the file (and the row group and column).
+
+
+def _footer_changed(change):
+    """A damage that decodes the footer, lets `change` edit it, and encodes it again."""
+    def damage(data: bytes) -> bytes:
+        length = int.from_bytes(data[-8:-4], "little")
+        start = len(data) - 8 - length
+        metadata, _ = thrift.decode(data[start:-8])
+        change(metadata)
+        encoded = thrift.encode(metadata)
+        return data[:start] + encoded + len(encoded).to_bytes(4, "little") + MAGIC
+    return damage
+
+
+def _group(metadata, index: int = 0):
+    return metadata[4].value.items[index]
+
+
+def _chunk(metadata, column: int = 0):
+    return _group(metadata)[1].value.items[column]
+
+
+def _meta(metadata, column: int = 0):
+    return _chunk(metadata, column)[3].value
+
+
+def _garble(data: bytes) -> bytes:
+    length = int.from_bytes(data[-8:-4], "little")
+    return data[:-8 - length] + b"\x0f" * length + data[-8:]
+
+
+def _overlap(metadata) -> None:
+    """The second column's chunk pointed at the first's bytes."""
+    first, second = _meta(metadata, 0), _meta(metadata, 1)
+    for field_id in (6, 7, 9, 11):
+        if field_id in first:
+            second[field_id] = first[field_id]
+        else:
+            second.pop(field_id, None)
+
+
+def _set(target, field_id: int, wire: int, value):
+    def change(metadata) -> None:
+        target(metadata)[field_id] = thrift.Field(wire, value)
+    return change
+
+
+def _drop(target, field_id: int):
+    def change(metadata) -> None:
+        del target(metadata)[field_id]
+    return change
+
+
+COLUMN = r"row group 0 of 3, column '[^']+'"
+MALFORMED = {
+    "tiny": (lambda data: MAGIC, r"not a readable Parquet file: 4 bytes"),
+    "encrypted footer": (lambda data: data[:-4] + b"PARE",
+                         r"not a plain Parquet file: its footer is encrypted"),
+    "cut short": (lambda data: data[:-100],
+                  r"not a readable Parquet file: it does not end in the Parquet magic"),
+    "footer too long": (lambda data: data[:-8] + len(data).to_bytes(4, "little") + MAGIC,
+                        r"not a readable Parquet file: its footer length \(\d+ bytes\) "
+                        r"exceeds the file \(\d+ bytes\)"),
+    "garbled": (_garble, r"not a readable Parquet footer: "),
+    "no row count": (_footer_changed(_drop(lambda m: m, 3)),
+                     r"not a readable Parquet footer: a required field \(id 3\) is missing"),
+    "chunk missing": (_footer_changed(lambda m: _group(m)[1].value.items.pop()),
+                      r"row group 0 of 3 has \d+ column chunks for \d+ columns"),
+    "no row group size": (_footer_changed(_drop(_group, 2)),
+                          r"row group 0 of 3: its footer entry lacks total_byte_size"),
+    "no column metadata": (_footer_changed(_drop(_chunk, 3)),
+                           r"row group 0 of 3, column '\?': its footer entry has no column "
+                           r"metadata"),
+    "no codec": (_footer_changed(_drop(_meta, 4)), COLUMN + ": its footer entry lacks codec"),
+    "in another file": (_footer_changed(_set(_chunk, 1, thrift.BINARY, b"x.bin")),
+                        COLUMN + r": its data is in another file \('x\.bin'\)"),
+    "encrypted column": (_footer_changed(_set(_chunk, 8, thrift.STRUCT, {})),
+                         COLUMN + ": the column is encrypted"),
+    "past the end": (_footer_changed(_set(_meta, 7, thrift.I64, 1 << 40)),
+                     COLUMN + r": bytes \d+-\d+ lie outside the file's data \(bytes 4-\d+ of "
+                     r"\d+\); the file is truncated or corrupt"),
+    "negative size": (_footer_changed(_set(_meta, 7, thrift.I64, -1)),
+                      COLUMN + r": bytes \d+-\d+ lie outside the file's data"),
+    "in the magic": (_footer_changed(lambda m: (_set(_meta, 9, thrift.I64, 2)(m),
+                                                _meta(m).pop(11, None))),
+                     COLUMN + r": bytes 2-\d+ lie outside the file's data"),
+    "overlap": (_footer_changed(_overlap), r"row group 0 of 3, column '[^']+' overlaps row "
+                r"group 0, column '[^']+'; the file is corrupt"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_footer_is_refused_before_anything_is_read(
+    case, batch_file, key_file, tmp_path
+) -> None:
+    damage, message = MALFORMED[case]
+    batch_file.write_bytes(damage(batch_file.read_bytes()))
+    out = tmp_path / "out"
+    for reencode in (False, True):
+        with pytest.raises(InputError, match=r"batch\.parquet: " + message):
+            split(batch_file, out / "e", out / "o", "rnd", key=KEY, catalogue=MINI_CATALOGUE,
+                  reencode=reencode)
+    result = CliRunner().invoke(vtx, [
+        "split", str(batch_file), "--export", str(out / "e"), "--onshore", str(out / "o"),
+        "--scenario", "rnd", "--catalogue", str(MINI_CATALOGUE), "--key-file", str(key_file)])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.match(
+        f"vtx: error: {re.escape(str(batch_file))}: {message}", lines[0]), result.stderr
+    assert not out.exists()
