@@ -21,12 +21,11 @@ import pyarrow.parquet as pq
 
 from filter.errors import InputError, first_line, read_failed
 from filter.files import argument_paths, check_named, entry_kind, found_link, found_special
-from filter.formats.parquet.layout import check_footer, read_layout
+from filter.formats.parquet.footer_check import checked_layout
 
 #: What reading a damaged file can raise: library errors, and pyo3's `PanicException` (a
 #: `BaseException`, raised when Polars' native code panics on data it did not expect).
 READ_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
-
 
 @dataclass(frozen=True)
 class ParquetInput:
@@ -114,9 +113,8 @@ def parquet_files(directory: Path) -> list[Path]:
 
 def inspect_parquet(path: Path) -> ParquetInput:
     """Read `path`'s footer: size, rows, row groups and schema, the footer checked
-    (`filter.formats.parquet.layout.check_footer`) before any data is read."""
-    layout = read_layout(path)
-    group_rows = check_footer(layout)
+    (`filter.formats.parquet.footer_check`) before any data is read."""
+    layout, group_rows = checked_layout(path)
     try:
         schema = pl.scan_parquet(path, glob=False).collect_schema()
     except READ_ERRORS as exc:  # polars raises ComputeError and others for unsupported schemas

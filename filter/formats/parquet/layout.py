@@ -8,9 +8,9 @@ a tree of top-level `SchemaNode`s (struct leaves by field name), and, row group 
 `footer_bytes` the footer of a file made of such chunks.
 May fail: `InputError` naming the file, row group and column: a footer that does not decode
 or lacks a field a reader needs, a row group whose chunks do not match the schema's columns,
-a column chunk outside the file, an encrypted file, a column chunk kept in another file; and,
-from `check_footer`, column chunks that overlap. These are the one check of an input's footer:
-`filter.formats.parquet.inputs.inspect_parquet` runs it before any data is read.
+a column chunk outside the file, an encrypted file, a column chunk kept in another file. Read
+as a walk of every row group, with the overlap of chunks, these are the one check of an
+input's footer (`filter.formats.parquet.footer_check`).
 
 Why: a column that goes unchanged to one output can be copied as the encoded bytes it is
 (`filter.formats.parquet.splice`), instead of being decoded and encoded again. Parquet allows it: a
@@ -34,7 +34,6 @@ they are optional, and live outside the column chunks.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,10 +136,14 @@ class ParquetLayout:
         self._trailer: thrift.Struct | None = None
         try:
             head, self.row_group_count, self._first_row_group = thrift.decode_until(footer, 4)
-            self.version = int(head[FileMetaData.VERSION].value)
-            self.rows = int(head[FileMetaData.NUM_ROWS].value)
+            self.version = _integer(head, FileMetaData.VERSION, thrift.I32)
+            self.rows = _integer(head, FileMetaData.NUM_ROWS, thrift.I64)
             self.columns, self.leaf_count = _schema_tree(_items(head, FileMetaData.SCHEMA))
-        except (thrift.ThriftError, KeyError, AttributeError, TypeError, IndexError) as exc:
+            #: Each leaf column's dotted path in the schema, for messages.
+            self.leaf_names = [name for node in self.columns.values()
+                               for name in _leaf_names(node)]
+        except (ValueError, KeyError, AttributeError, TypeError, IndexError,
+                RecursionError) as exc:  # ValueError: also thrift.ThriftError
             raise InputError(f"{source}: not a readable Parquet footer: {_reason(exc)}") from None
 
     def row_groups(self) -> Iterator[RowGroupLayout]:
@@ -150,13 +153,21 @@ class ParquetLayout:
             try:
                 group, pos = thrift.decode(self._footer, pos)
                 yield self._row_group(index, group)
-            except (thrift.ThriftError, KeyError, AttributeError, TypeError) as exc:
+            except (ValueError, KeyError, AttributeError, TypeError) as exc:
                 raise InputError(
                     f"{self.source}: not a readable Parquet footer: row group {index}: "
                     f"{_reason(exc)}"
                 ) from None
         if self._trailer is None:
-            self._trailer = thrift.decode_rest(self._footer, pos, last=4)
+            try:
+                trailer = thrift.decode_rest(self._footer, pos, last=4)
+                writer = trailer.get(FileMetaData.CREATED_BY)
+                if writer is not None and writer.wire != thrift.BINARY:
+                    raise thrift.ThriftError(f"field {FileMetaData.CREATED_BY} is not a string")
+            except ValueError as exc:  # thrift.ThriftError
+                raise InputError(f"{self.source}: not a readable Parquet footer: after the row "
+                                 f"groups: {exc}") from None
+            self._trailer = trailer
 
     def column_order(self, leaf: int) -> thrift.Struct | None:
         """The footer's ColumnOrder of `leaf`, if it has column orders."""
@@ -178,7 +189,7 @@ class ParquetLayout:
 
     def _row_group(self, index: int, group: thrift.Struct) -> RowGroupLayout:
         chunks = _items(group, RowGroup.COLUMNS)
-        rows = int(group[RowGroup.NUM_ROWS].value)
+        rows = _integer(group, RowGroup.NUM_ROWS, thrift.I64)
         where = f"{self.source}: row group {index} of {self.row_group_count}"
         if len(chunks) != self.leaf_count:
             raise InputError(f"{where} has {len(chunks)} column chunks for {self.leaf_count} "
@@ -188,8 +199,8 @@ class ParquetLayout:
         if not rows:  # nothing is copied from it (pyarrow points it at byte 0)
             return RowGroupLayout(index, rows, chunks, [(0, 0)] * len(chunks))
         ranges = []
-        for chunk in chunks:
-            column = f"{where}, column {_path(chunk)!r}"
+        for chunk, name in zip(chunks, self.leaf_names, strict=True):
+            column = f"{where}, column {name!r}"
             if (held := chunk.get(ColumnChunk.FILE_PATH)) is not None and held.value:
                 raise InputError(f"{column}: its data is in another file "
                                  f"({held.value.decode(errors='replace')!r})")
@@ -201,10 +212,13 @@ class ParquetLayout:
             meta = chunk[ColumnChunk.META_DATA].value
             if missing := [name for i, name in _REQUIRED_META.items() if i not in meta]:
                 raise InputError(f"{column}: its footer entry lacks {', '.join(missing)}")
+            if _path(chunk) == "?":
+                raise InputError(f"{column}: its path_in_schema is not a list of UTF-8 names")
             dictionary = meta.get(CMD.DICTIONARY_PAGE_OFFSET)
-            start = chunk_start(meta[CMD.DATA_PAGE_OFFSET].value,
-                                dictionary.value if dictionary is not None else None)
-            length = meta[CMD.TOTAL_COMPRESSED_SIZE].value
+            start = chunk_start(_integer(meta, CMD.DATA_PAGE_OFFSET, thrift.I64),
+                                _integer(meta, CMD.DICTIONARY_PAGE_OFFSET, thrift.I64)
+                                if dictionary is not None else None)
+            length = _integer(meta, CMD.TOTAL_COMPRESSED_SIZE, thrift.I64)
             if start < len(MAGIC) or length < 0 or start + length > self._footer_start:
                 raise InputError(
                     f"{column}: bytes {start}-{start + length} lie outside the file's data "
@@ -212,34 +226,6 @@ class ParquetLayout:
                     "truncated or corrupt")
             ranges.append((start, length))
         return RowGroupLayout(index, rows, chunks, ranges)
-
-
-def check_footer(layout: ParquetLayout) -> list[int]:
-    """Check every row group of `layout` (`ParquetLayout.row_groups`), and that no two column
-    chunks share bytes; returns each row group's rows.
-
-    The one check of an input's footer, run before any of its data is read: a footer pointing
-    past where it begins (a truncated or damaged file whose footer still decodes) would make
-    Polars' reader panic, and the splice copies bytes by exactly these ranges. Two columns
-    sharing bytes would let one column's values be read under another's name (a withheld
-    column's under an exported name): no writer does that; refuse it.
-    """
-    rows = []
-    spans: list[tuple[int, int, int, str]] = []  # start, end, row group, column
-    for group in layout.row_groups():
-        rows.append(group.rows)
-        if not group.rows:  # nothing is read from it
-            continue
-        for chunk, (start, length) in zip(group.chunks, group.ranges, strict=True):
-            spans.append((start, start + length, group.index, _path(chunk)))
-    spans.sort()
-    for before, after in itertools.pairwise(spans):
-        if after[0] < before[1]:
-            raise InputError(
-                f"{layout.source}: row group {after[2]} of {layout.row_group_count}, column "
-                f"{after[3]!r} overlaps row group {before[2]}, column {before[3]!r}; the file "
-                "is corrupt")
-    return rows
 
 
 def chunk_start(data_page_offset: int, dictionary_page_offset: int | None) -> int:
@@ -430,35 +416,59 @@ def _schema_tree(elements: list[thrift.Struct]) -> tuple[dict[str, SchemaNode], 
         element = elements[position]
         position += 1
         count = element.get(SchemaElement.NUM_CHILDREN)
-        children = tuple(node() for _ in range(count.value if count is not None else 0))
+        children = tuple(node() for _ in range(
+            _integer(element, SchemaElement.NUM_CHILDREN, thrift.I32) if count is not None else 0))
         if children:
             return SchemaNode(element, children, tuple(i for c in children for i in c.leaves))
         leaf_count += 1
         return SchemaNode(element, (), (leaf_count - 1,))
 
-    top = [node() for _ in range(elements[0][SchemaElement.NUM_CHILDREN].value)]
+    top = [node() for _ in range(_integer(elements[0], SchemaElement.NUM_CHILDREN, thrift.I32))]
     if position != len(elements):
         raise thrift.ThriftError(f"schema lists {len(elements)} elements, its tree {position}")
     return {n.name: n for n in top}, leaf_count
 
 
-def _reason(exc: Exception) -> str:
+def _integer(struct: thrift.Struct, field_id: int, wire: int) -> int:
+    """The integer field `field_id` of `struct`, of the wire type parquet.thrift gives it
+    (KeyError if it has none).
+
+    Another wire type is refused: Thrift's generated readers (pyarrow's, Polars') skip a field
+    of the wrong type as unknown, so they and vtx would read different footers.
+    """
+    field = struct[field_id]
+    if field.wire != wire:
+        raise thrift.ThriftError(f"field {field_id} has wire type {field.wire}, not {wire}")
+    return int(field.value)
+
+
+def _reason(exc: BaseException) -> str:
     """What a footer decode's `exc` says, in words (a missing field is a KeyError of its id)."""
     if isinstance(exc, KeyError):
         return f"a required field (id {exc.args[0]}) is missing"
+    if isinstance(exc, RecursionError):
+        return "its schema is nested too deep"
     return str(exc)
 
 
+def _leaf_names(node: SchemaNode) -> list[str]:
+    """The dotted paths of the leaves below `node` (itself, for a leaf), in file order."""
+    if not node.children:
+        return [node.name]
+    return [f"{node.name}.{name}" for child in node.children for name in _leaf_names(child)]
+
+
 def _path(chunk: thrift.Struct) -> str:
+    """The dotted path_in_schema of `chunk`; "?" where it has none that decodes."""
     try:
         meta = chunk[ColumnChunk.META_DATA].value
         return ".".join(p.decode() for p in meta[CMD.PATH_IN_SCHEMA].value.items)
-    except (KeyError, AttributeError, UnicodeDecodeError):
+    except (KeyError, AttributeError, TypeError, UnicodeDecodeError):
         return "?"
 
 
 __all__ = [
     "MAGIC", "VTX_WRITER", "FooterParts", "ParquetLayout", "RowGroupLayout", "SchemaNode",
-    "check_footer", "chunk_start", "footer_bytes", "footer_parts", "layout_in_memory",
+    "chunk_start", "footer_bytes", "footer_parts", "layout_in_memory",
     "read_layout", "relocated_chunk", "row_group_entry", "row_group_of",
 ]

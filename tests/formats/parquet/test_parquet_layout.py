@@ -171,6 +171,23 @@ def _drop(target, field_id: int):
     return change
 
 
+def _garble_arrow_schema(metadata) -> None:
+    """The Arrow schema the writer stored, not a schema (pyarrow refuses it)."""
+    for pair in metadata[5].value.items:
+        if pair[1].value == b"ARROW:schema":
+            pair[2] = thrift.Field(thrift.BINARY, b"AAAA")
+
+
+def _rows_twice(data: bytes) -> bytes:
+    """The file's row count given again after the row groups: vtx's decoder reads the first,
+    pyarrow's the last."""
+    length = int.from_bytes(data[-8:-4], "little")
+    footer = data[-8 - length:-8]
+    assert footer[-1:] == b"\x00"  # the struct's end
+    footer = footer[:-1] + b"\x06\x06\xce\x0f\x00"  # field 3 (I64, long form): 999 rows
+    return data[:-8 - length] + footer + len(footer).to_bytes(4, "little") + MAGIC
+
+
 COLUMN = r"row group 0 of 3, column '[^']+'"
 MALFORMED = {
     "tiny": (lambda data: MAGIC, r"not a readable Parquet file: 4 bytes"),
@@ -184,14 +201,26 @@ MALFORMED = {
     "garbled": (_garble, r"not a readable Parquet footer: "),
     "no row count": (_footer_changed(_drop(lambda m: m, 3)),
                      r"not a readable Parquet footer: a required field \(id 3\) is missing"),
+    "an offset of another type": (_footer_changed(lambda m: setattr(_meta(m)[9], "wire",
+                                                                     thrift.I32)),
+                                  r"not a readable Parquet footer: row group 0: field 9 has "
+                                  r"wire type 5, not 6"),
+    "Arrow schema garbled": (_footer_changed(_garble_arrow_schema),
+                             r"not a readable Parquet footer: "),
+    "read two ways": (_rows_twice, r"not a readable Parquet footer: it reads as 999 rows in 3 "
+                      r"row groups of \d+ columns to Arrow, 120 in 3 of \d+ to vtx"),
     "chunk missing": (_footer_changed(lambda m: _group(m)[1].value.items.pop()),
                       r"row group 0 of 3 has \d+ column chunks for \d+ columns"),
     "no row group size": (_footer_changed(_drop(_group, 2)),
                           r"row group 0 of 3: its footer entry lacks total_byte_size"),
     "no column metadata": (_footer_changed(_drop(_chunk, 3)),
-                           r"row group 0 of 3, column '\?': its footer entry has no column "
+                           r"row group 0 of 3, column 'vin': its footer entry has no column "
                            r"metadata"),
     "no codec": (_footer_changed(_drop(_meta, 4)), COLUMN + ": its footer entry lacks codec"),
+    "path not UTF-8": (_footer_changed(_set(_meta, 3, thrift.LIST,
+                                            thrift.ThriftList(thrift.BINARY, [b"\xff"]))),
+                       r"row group 0 of 3, column 'vin': its path_in_schema is not a list of "
+                       r"UTF-8 names"),
     "in another file": (_footer_changed(_set(_chunk, 1, thrift.BINARY, b"x.bin")),
                         COLUMN + r": its data is in another file \('x\.bin'\)"),
     "encrypted column": (_footer_changed(_set(_chunk, 8, thrift.STRUCT, {})),
