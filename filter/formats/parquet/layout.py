@@ -161,6 +161,10 @@ class ParquetLayout:
         if self._trailer is None:
             try:
                 trailer = thrift.decode_rest(self._footer, pos, last=4)
+                if again := [k for k in trailer if k <= FileMetaData.ROW_GROUPS]:
+                    # Thrift's readers take a field's last value, vtx's the first: another
+                    # row group list would be read by them and not checked here.
+                    raise thrift.ThriftError(f"field {again[0]} is given twice")
                 writer = trailer.get(FileMetaData.CREATED_BY)
                 if writer is not None and writer.wire != thrift.BINARY:
                     raise thrift.ThriftError(f"field {FileMetaData.CREATED_BY} is not a string")
