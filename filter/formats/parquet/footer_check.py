@@ -43,9 +43,8 @@ def check_footer(layout: ParquetLayout) -> list[int]:
 
     A footer pointing past where it begins (a truncated or damaged file whose footer still
     decodes) would make Polars' reader panic, and the splice copies bytes by exactly these
-    ranges. Two columns
-    sharing bytes would let one column's values be read under another's name (a withheld
-    column's under an exported name): no writer does that; refuse it.
+    ranges. Two columns sharing bytes would let one column's values be read under another's
+    name (a withheld column's under an exported name): no writer does that; refuse it.
     """
     rows = []
     spans: list[tuple[int, int, int, str]] = []  # start, end, row group, column

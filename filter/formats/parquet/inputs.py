@@ -27,6 +27,7 @@ from filter.formats.parquet.footer_check import checked_layout
 #: `BaseException`, raised when Polars' native code panics on data it did not expect).
 READ_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
 
+
 @dataclass(frozen=True)
 class ParquetInput:
     """One Parquet file of the batch, described from its footer."""

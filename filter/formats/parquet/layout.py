@@ -214,7 +214,7 @@ class ParquetLayout:
             if ColumnChunk.META_DATA not in chunk:
                 raise InputError(f"{column}: its footer entry has no column metadata")
             meta = chunk[ColumnChunk.META_DATA].value
-            if missing := [name for i, name in _REQUIRED_META.items() if i not in meta]:
+            if missing := [field for i, field in _REQUIRED_META.items() if i not in meta]:
                 raise InputError(f"{column}: its footer entry lacks {', '.join(missing)}")
             if _path(chunk) == "?":
                 raise InputError(f"{column}: its path_in_schema is not a list of UTF-8 names")
