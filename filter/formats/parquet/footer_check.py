@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from filter.errors import InputError, first_line
+from filter.errors import InputError, first_line, read_failed
 from filter.formats.parquet.layout import ParquetLayout, read_layout
 
 
@@ -69,7 +69,7 @@ def check_arrow_reads(path: Path, layout: ParquetLayout) -> None:
     try:
         meta = pq.read_metadata(path)
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failed(exc, path) from None
     except Exception as exc:  # pyarrow raises ArrowInvalid and others for bad footers
         raise InputError(f"{path}: not a readable Parquet footer: {first_line(exc)}") from None
     seen = (meta.num_rows, meta.num_row_groups, meta.num_columns)

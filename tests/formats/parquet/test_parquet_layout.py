@@ -22,8 +22,7 @@ from filter.formats.parquet.layout import (
     relocated_chunk,
     row_group_entry,
 )
-
-from .conftest import KEY, MINI_CATALOGUE
+from tests.conftest import KEY, MINI_CATALOGUE
 
 FRAME = pl.DataFrame({
     "a": [1, 2, None],
