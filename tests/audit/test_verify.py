@@ -126,7 +126,8 @@ def test_a_withheld_column_in_the_export_is_caught(outputs, batch) -> None:
 
     def claim(manifest) -> None:  # the column listed as exported, its class counted
         manifest["columns"].append(
-            {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales"})
+            {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales",
+             "rule": "after-sales", "basis": "claimed", "reason": "claimed"})
         manifest["class_counts"]["after_sales"] += 1
 
     edit_manifest(export, claim)
