@@ -3,7 +3,8 @@
 In: a published output directory, and optionally the destination its manifest must name.
 Out: `check_directory`'s `OutputCheck`: the manifest (when usable), the parts whose SHA-256 and
 row count match the manifest (`intact`), and the failures: a manifest that is missing, cannot
-be read, is malformed or has an unknown `schema_version`; a listed file missing, changed or
+be read, is malformed (a key missing or of the wrong type, or one vtx does not write:
+`Manifest.from_json`) or has an unknown `schema_version`; a listed file missing, changed or
 holding other rows; a file in the directory besides `_manifest.parquet` (older outputs:
 `_manifest.json` and `_manifest.sig`) that is not listed; a manifest file that holds rows,
 footer keys of its own or another schema than the parts'; an onshore ``quarantine/`` that

@@ -5,7 +5,8 @@ None for the shipped one).
 Out: a `VerifyReport` whose `failures` list every problem found, each naming the directory or
 file, and the column and detector where one applies; never a data value. Checks:
 
-- **Integrity**, each directory: the manifest parses and has a known `schema_version`; every
+- **Integrity**, each directory: the manifest parses as a vtx manifest (every key one vtx
+  writes, every value of its type) and has a known `schema_version`; every
   file it lists exists with the listed SHA-256 and, from the Parquet footer, the listed row
   count; no file in the directory besides its manifest (`_manifest.parquet`) is unlisted
   (an onshore ``quarantine/`` holds exactly the bad records its manifest lists, with their

@@ -203,9 +203,10 @@ class StoredManifest:
         """The manifest's JSON, parsed as it is (`ValueError` if its text is not JSON): what
         `Manifest.from_json` reads."""
         try:
-            return json.loads(self.text.decode("utf-8"))  # type: ignore[no-any-return]
+            document: JsonValue = json.loads(self.text.decode("utf-8"))
         except RecursionError:
             raise ValueError("nested too deeply") from None
+        return document
 
 
 def stored_manifest(directory: str | Path) -> StoredManifest:
