@@ -131,11 +131,11 @@ def vtx_outputs(out: Path) -> dict[str, Any]:
     manifests = {p.name: m for p in sorted(out.iterdir())
                  if p.is_dir() and (m := manifest_if_any(p)) is not None}
     outputs: dict[str, Any] = {  # rows: Parquet rows, or messages of the streams
-        name: {"bytes": tree_bytes(out / name), "rows": m["rows"]}
+        name: {"bytes": tree_bytes(out / name), "rows": m.rows}
         for name, m in manifests.items()
     }
     if "export" in manifests:
-        outputs["entries"] = manifests["export"].get("entries")
+        outputs["entries"] = manifests["export"].to_json().get("entries")
     return outputs
 
 

@@ -13,6 +13,7 @@ Ray cluster); the helpers build the request: `split` publishes export and onshor
 from Parquet files, `split_protobuf` from protobuf streams; `split_frame` splits a frame in
 memory, `split_dataset` a Ray Dataset (the ``ray`` extra: ``pip install '.[ray]'``). Every
 helper takes the scenario, then `key=`, `catalogue=` and the rest by name.
+`read_manifest` reads an output's `Manifest`;
 `verify_output` checks a published output; `open_export` gives a `LazyFrame` over one that
 verifies (and refuses one that does not). What needs Ray, the protobuf runtime or the
 verifier is loaded on first use: ``import filter`` imports none of them, and a Parquet split
@@ -41,6 +42,7 @@ from filter.errors import (
     VtxError,
 )
 from filter.outputs.manifest import read_manifest
+from filter.outputs.manifest_document import Manifest
 from filter.policy.catalogue import Catalogue
 from filter.policy.catalogue_loading import catalogue_from_mapping, load_catalogue
 from filter.policy.plan import ExportPlan, FieldDecision, plan
@@ -59,6 +61,7 @@ __all__ = [
     "InputError",
     "KeyFileError",
     "LocalEngine",
+    "Manifest",
     "OutputError",
     "ProtobufInput",
     "RayEngine",

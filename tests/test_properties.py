@@ -163,8 +163,8 @@ def test_published_outputs_reconcile_and_reconstruct(schema, data, rows) -> None
         frame.write_parquet(root / "in.parquet")
         split(root / "in.parquet", root / "e", root / "o", "s", key=KEY, catalogue=catalogue)
         export_m, onshore_m = read_manifest(root / "e"), read_manifest(root / "o")
-        assert export_m["rows"] == onshore_m["rows"] == frame.height
-        assert export_m["inputs"][0]["rows"] == frame.height
+        assert export_m.rows == onshore_m.rows == frame.height
+        assert export_m.inputs[0].rows == frame.height
         export = pl.read_parquet(root / "e" / "part-00000.parquet")
         onshore = pl.read_parquet(root / "o" / "part-00000.parquet")
         stored = pl.read_parquet(root / "in.parquet")

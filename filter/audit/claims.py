@@ -11,10 +11,9 @@ columns, and each scanned field holds as many values as its `detections` say wer
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from filter.audit.output_check import OutputCheck, leaves, part_schemas
-from filter.audit.part_formats import PART_FORMATS, is_stream
+from filter.audit.part_formats import PART_FORMATS
 from filter.errors import first_line
 from filter.formats.parquet.inputs import READ_ERRORS
 from filter.outputs.manifest import MANIFEST_NAME
@@ -24,57 +23,38 @@ def check_claims(side: OutputCheck) -> None:
     """What a manifest states about its counts, against each other and its own files: the
     inputs' rows add up to its rows (key/value entries in Parquet parts: the entries' counts
     give each side's rows), its `class_counts` count its columns, its quarantine count is its
-    quarantined records'."""
+    quarantined records'. (That each count is one is the parser's: `Manifest.from_json`.)"""
     manifest = side.manifest
     assert manifest is not None
     where = side.directory / MANIFEST_NAME
-    columns = manifest["columns"]
-    counted = dict(Counter(str(c.get("class")) for c in columns))
-    if manifest.get("class_counts") != counted:
-        side.fail(where, f"class_counts {manifest.get('class_counts')} are not the classes of "
+    counted = dict(Counter(c.data_class for c in manifest.columns))
+    if dict(manifest.class_counts) != counted:
+        side.fail(where, f"class_counts {dict(manifest.class_counts)} are not the classes of "
                   f"its columns {counted}")
-    inputs = manifest.get("inputs")
-    if not (isinstance(inputs, list) and all(
-            isinstance(i, dict) and _count(i.get("rows")) for i in inputs)):
-        side.fail(where, "inputs: malformed (each input needs its rows)")
-        inputs = None
-    entries = manifest.get("entries")
+    entries = manifest.extra.entries
     if entries is not None:
-        if not (isinstance(entries, dict) and all(_count(v) for v in entries.values())
-                and _count(entries.get("entries")) and _count(entries.get("exported"))):
-            side.fail(where, "entries: malformed (counts needed, entries and exported among them)")
-            entries = None
-        else:
-            for name, count in entries.items():
-                if count > entries["entries"]:
-                    side.fail(where, f"entries: {name} {count} is more than the entries read "
-                              f"({entries['entries']})")
-    rows = manifest["rows"]
-    per_entry = manifest.get("input_format", {}).get("layout") == "key_value" and not (
-        is_stream(manifest))
-    if per_entry:  # a row per entry: the side's share of the entries read
+        for name, count in entries.items():
+            if count > entries["entries"]:
+                side.fail(where, f"entries: {name} {count} is more than the entries read "
+                          f"({entries['entries']})")
+    rows = manifest.rows
+    if manifest.extra.key_value and not manifest.extra.streams:
+        # A row per entry: the side's share of the entries read.
         if entries is not None:
-            export = manifest["destination"] == "export"
+            export = manifest.destination == "export"
             share = entries["exported"] if export else entries["entries"] - entries["exported"]
             if rows != share:
                 side.fail(where, f"rows {rows} are not the entries "
                           f"{'exported' if export else 'kept onshore'} ({share}) its entries give")
         else:
             side.fail(where, "entries: missing (a key/value output counts its entries)")
-    elif inputs is not None and (read := sum(i["rows"] for i in inputs)) != rows:
+    elif (read := sum(i.rows for i in manifest.inputs)) != rows:
         side.fail(where, f"inputs: their rows add up to {read}, not the manifest's rows {rows}")
-    count = manifest.get("quarantined_records")
-    listed = manifest.get("quarantined")
-    if count is not None and not _count(count):
-        side.fail(where, "quarantined_records: not a count")
-    elif isinstance(listed, list) and count != len(listed):
+    count = manifest.extra.quarantined_records
+    listed = manifest.extra.quarantined
+    if listed is not None and count != len(listed):
         side.fail(where, f"quarantined_records {count} is not the {len(listed)} quarantined "
                   "record(s) listed")
-
-
-def _count(value: Any) -> bool:
-    """Whether `value` is a count (a non-negative integer; not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def check_onshore_columns(onshore: OutputCheck) -> None:
@@ -83,18 +63,10 @@ def check_onshore_columns(onshore: OutputCheck) -> None:
     the manifest's `detections` say were moved."""
     manifest = onshore.manifest
     assert manifest is not None
-    if manifest["destination"] != "onshore" or is_stream(manifest) or manifest.get(
-            "input_format", {}).get("layout") == "key_value":
+    if manifest.destination != "onshore" or manifest.extra.streams or manifest.extra.key_value:
         return  # entries and whole messages: their columns are the layout's, not the fields'
-    detections = manifest.get("detections")
-    if not (isinstance(detections, list) and all(
-            isinstance(d, dict) and isinstance(d.get("field"), str) and _count(
-                d.get("moved_values")) for d in detections)):
-        onshore.fail(onshore.directory / MANIFEST_NAME,
-                     "detections: malformed (each needs a field and its moved_values)")
-        return
-    moved = {d["field"]: d["moved_values"] for d in detections}
-    listed = {c["name"] for c in manifest["columns"]}
+    moved = {d.field: d.moved_values for d in manifest.detections}
+    listed = {c.name for c in manifest.columns}
     held: dict[str, int] = dict.fromkeys(moved, 0)
     for name, schema in part_schemas(onshore).items():
         part = onshore.intact[name]
@@ -116,7 +88,7 @@ def check_onshore_columns(onshore: OutputCheck) -> None:
                 return
             for path, count in counts.items():
                 held[path] += count
-    if len(onshore.intact) != len(manifest["files"]):
+    if len(onshore.intact) != len(manifest.files):
         return  # a part not read: the counts cannot add up
     for path, count in held.items():
         if count != moved[path]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from filter.audit.output_check import Failure, OutputCheck, leaves
-from filter.audit.part_formats import PART_FORMATS, is_stream
+from filter.audit.part_formats import PART_FORMATS
 from filter.audit.stream_policy import check_plain_stream
 from filter.errors import first_line
 from filter.formats.parquet.inputs import READ_ERRORS
@@ -34,24 +34,23 @@ def check_policy(
     assert manifest is not None
     where = str(export.directory / MANIFEST_NAME)
     failures: list[Failure] = []
-    recorded = manifest["catalogue"]["sha256"]
+    recorded = manifest.catalogue.sha256
     if recorded != cat.sha256:
         return [Failure(where, f"catalogue sha256 is {recorded}, but {cat.source} is "
                         f"{cat.sha256}: give the catalogue the output was split with "
                         "(--catalogue); columns not checked")]
-    scenario = manifest["scenario"]
+    scenario = manifest.scenario
     if scenario not in cat.scenarios:
         return [Failure(where, f"scenario {scenario!r} is not in catalogue {cat.id!r}")]
-    if cat.scenario(scenario).refuses(manifest.get("origin")):
+    if cat.scenario(scenario).refuses(manifest.origin):
         failures.append(Failure(where, f"scenario {scenario!r} refuses origin "
-                                f"{manifest.get('origin')!r}"))
-    timestamp, vin = manifest["keys"]["timestamp"], manifest["keys"]["vehicle_id"]
-    layout = manifest.get("input_format", {})
-    if layout.get("layout") == "key_value":
-        return failures + _check_entries(export, schemas, cat, scenario, layout["namespace"], vin)
-    if is_stream(manifest):
+                                f"{manifest.origin!r}"))
+    timestamp, vin = manifest.keys.timestamp, manifest.keys.vehicle_id
+    if (namespace := manifest.extra.kv_namespace) is not None:
+        return failures + _check_entries(export, schemas, cat, scenario, namespace, vin)
+    if manifest.extra.streams:
         return failures + check_plain_stream(export, schemas, cat, scenario, timestamp)
-    listed = {c["name"] for c in manifest["columns"]}
+    listed = {c.name for c in manifest.columns}
     checked: dict[str, list[Failure]] = {}  # by the schema's text: parts share one schema
     for name, schema in schemas.items():
         part = export.directory / name

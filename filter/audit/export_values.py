@@ -29,9 +29,9 @@ _SEP = "\x1f"
 
 def onshore_vins(onshore: OutputCheck) -> list[str] | None:
     """The distinct raw VINs of the onshore side's intact parts (None when none can be read)."""
-    if onshore.manifest is None or onshore.manifest["destination"] != "onshore":
+    if onshore.manifest is None or onshore.manifest.destination != "onshore":
         return None
-    vin = onshore.manifest["keys"]["vehicle_id"]
+    vin = onshore.manifest.keys.vehicle_id
     values: set[str] = set()
     for name, path in onshore.intact.items():
         try:
@@ -53,7 +53,7 @@ def check_values(
     """Detector hits and onshore VINs in the export's string values, per part and column."""
     manifest = export.manifest
     assert manifest is not None
-    keys = {TOKEN_COLUMN, manifest["keys"]["timestamp"]}
+    keys = {TOKEN_COLUMN, manifest.keys.timestamp}
     failures: list[Failure] = []
     for name, schema in schemas.items():
         path = export.intact[name]

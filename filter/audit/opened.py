@@ -45,7 +45,7 @@ def open_export(
         more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
         raise UnverifiedOutputError(f"{folder}: does not verify: {first}{more}",
                                     hint=f"vtx verify {folder} lists every failure")
-    names = [f["name"] for f in read_manifest(folder)["files"]]
+    names = [f.name for f in read_manifest(folder).files]
     if any(not name.endswith(".parquet") for name in names):
         raise InputError(f"{folder}: its parts are not Parquet (protobuf output): read them "
                          "with the message type's generated classes")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from filter.audit.part_formats import PART_FORMATS
 from filter.errors import first_line
 from filter.formats.parquet.inputs import READ_ERRORS
+from filter.outputs.manifest_document import Manifest
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class OutputCheck:
     """One output directory as read and checked: its manifest and its trustworthy parts."""
 
     directory: Path
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None  # None: missing or unusable (a failure says why)
     intact: dict[str, Path] = field(default_factory=dict)  # name -> part whose hash matches
     rows: dict[str, int] = field(default_factory=dict)  # name -> footer rows
     failures: list[Failure] = field(default_factory=list)

@@ -4,7 +4,8 @@ In: a part file of a published output (for a protobuf stream, with its manifest 
 Out: `PART_FORMATS`, by file suffix: Parquet, and delimited protobuf streams
 (`--output-format protobuf`), which are decoded into the rows the same split writes to Parquet
 (the export's vehicle identifier field holds the token): `stream_rows`, with the message type
-`stream_reader` takes from the manifest; `is_stream`, whether a manifest's parts are streams.
+`stream_reader` takes from the manifest (whether a manifest's parts are streams:
+`FormatSections.streams`).
 May fail: what reading a part raises (`formats.parquet.inputs.READ_ERRORS`); the checks that
 read parts report it as a failure.
 """
@@ -12,10 +13,9 @@ read parts report it as a failure.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -47,12 +47,13 @@ def stream_reader(directory: Path) -> tuple[ProtoSchema, bool]:
     """The message type a directory's protobuf parts hold (from its manifest), and whether it
     is an export (whose vehicle identifier field holds the token)."""
     manifest = read_manifest(directory)
-    source = manifest["input_format"]
-    descriptor = source.get("descriptor_set")
-    schema = load_schema(
-        None if descriptor in (None, SHIPPED_SOURCE) else descriptor, source["message"],
-        kv_field=None)
-    return schema, manifest["destination"] == "export"
+    source = manifest.extra.input_format
+    if source is None:
+        raise ValueError(f"{directory}: its manifest names no message type (no input_format)")
+    descriptor = source.descriptor_set
+    schema = load_schema(None if descriptor == SHIPPED_SOURCE else descriptor, source.message,
+                         kv_field=None)
+    return schema, manifest.destination == "export"
 
 
 def stream_rows(path: Path) -> pl.DataFrame:
@@ -64,7 +65,7 @@ def stream_rows(path: Path) -> pl.DataFrame:
         key_value_schema(schema) if schema.key_value else polars_schema(schema)
     ).to_frame()
     if export:
-        vin = read_manifest(path.parent)["keys"]["vehicle_id"]
+        vin = read_manifest(path.parent).keys.vehicle_id
         # A message whose VIN gets no token has no field: "" on the wire, null in Parquet.
         rows = rows.rename({vin: TOKEN_COLUMN}).with_columns(
             pl.col(TOKEN_COLUMN).replace("", None))
@@ -90,14 +91,9 @@ PART_FORMATS: dict[str, PartFormat] = {
 }
 
 
-def is_stream(manifest: Mapping[str, Any]) -> bool:
-    return manifest.get("output_format", {}).get("format") == "protobuf"
-
-
 __all__ = [
     "PART_FORMATS",
     "PartFormat",
-    "is_stream",
     "stream_reader",
     "stream_rows",
 ]

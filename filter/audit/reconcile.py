@@ -16,9 +16,11 @@ import polars as pl
 
 from filter.apply.reconstruct import INPUT_INDEX, SIDE, WRITTEN_INDEX, entry_positions
 from filter.audit.output_check import Failure, OutputCheck
-from filter.audit.part_formats import PART_FORMATS, is_stream, stream_rows
+from filter.audit.part_formats import PART_FORMATS, stream_rows
 from filter.errors import first_line
 from filter.formats.parquet.inputs import READ_ERRORS
+from filter.outputs.json_fields import JsonValue
+from filter.outputs.manifest_document import Manifest
 from filter.policy.plan import TOKEN_COLUMN
 
 
@@ -27,28 +29,29 @@ def reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
     e, o = export.manifest, onshore.manifest
     assert e is not None and o is not None
     where = f"{export.directory} and {onshore.directory}"
-    if e["run_id"] != o["run_id"]:
-        return [Failure(where, f"different runs: export {e['run_id']}, onshore {o['run_id']}")]
-    e_key, o_key = e["keys"].get("key_id"), o["keys"].get("key_id")
-    if not isinstance(e_key, str) or e_key != o_key:  # tokens of two keys never line up
+    if e.run_id != o.run_id:
+        return [Failure(where, f"different runs: export {e.run_id}, onshore {o.run_id}")]
+    e_key, o_key = e.keys.key_id, o.keys.key_id
+    if e_key is None or e_key != o_key:  # tokens of two keys never line up
         return [Failure(where, f"different keys: export key_id {e_key}, onshore key_id "
                         f"{o_key}; the tokens were not made with one key")]
-    failures = [Failure(where, f"{claim} differ: export {e.get(claim)}, onshore {o.get(claim)}")
+    failures = [Failure(where, f"{claim} differ: export {_claim(e, claim)}, onshore "
+                        f"{_claim(o, claim)}")
                 for claim in ("entries", "quarantined_records", "detections")
-                if e.get(claim) != o.get(claim)]
-    e_inputs = [i.get("rows") for i in e.get("inputs") or [] if isinstance(i, dict)]
-    o_inputs = [i.get("rows") for i in o.get("inputs") or [] if isinstance(i, dict)]
+                if _claim(e, claim) != _claim(o, claim)]
+    e_inputs = [i.rows for i in e.inputs]
+    o_inputs = [i.rows for i in o.inputs]
     if e_inputs != o_inputs:
         failures.append(Failure(where, f"inputs: rows differ: export {e_inputs}, onshore "
                                 f"{o_inputs}"))
-    if e.get("input_format", {}).get("layout") == "key_value":
+    if e.extra.key_value:
         return failures + _reconcile_entries(export, onshore)
-    streams = is_stream(e)
-    if e["rows"] != o["rows"]:
-        failures.append(Failure(where, f"rows do not reconcile: export {e['rows']}, onshore "
-                                f"{o['rows']}"))
-    e_rows = {f["name"]: f["rows"] for f in e["files"]}
-    o_rows = {f["name"]: f["rows"] for f in o["files"]}
+    streams = e.extra.streams
+    if e.rows != o.rows:
+        failures.append(Failure(where, f"rows do not reconcile: export {e.rows}, onshore "
+                                f"{o.rows}"))
+    e_rows = {f.name: f.rows for f in e.files}
+    o_rows = {f.name: f.rows for f in o.files}
     if list(e_rows) != list(o_rows):
         failures.append(Failure(where, "the manifests list different part files"))
     for name in e_rows.keys() & o_rows.keys():
@@ -66,10 +69,10 @@ def _reconcile_entries(export: OutputCheck, onshore: OutputCheck) -> list[Failur
     assert e is not None and o is not None
     where = f"{export.directory} and {onshore.directory}"
     failures: list[Failure] = []
-    read = e.get("entries", {}).get("entries")
-    if is_stream(e):
+    read = e.extra.entries["entries"] if e.extra.entries is not None else None
+    if e.extra.streams:
         return _reconcile_stream_entries(export, onshore, read)
-    written = e["rows"] + o["rows"]
+    written = e.rows + o.rows
     if read != written:
         failures.append(Failure(where, f"entries do not reconcile: read {read}, written {written}"))
     for name in export.intact.keys() & onshore.intact.keys():
@@ -101,8 +104,8 @@ def _reconcile_stream_entries(
     assert e is not None and o is not None
     where = f"{export.directory} and {onshore.directory}"
     failures: list[Failure] = []
-    e_rows = {f["name"]: f["rows"] for f in e["files"]}
-    o_rows = {f["name"]: f["rows"] for f in o["files"]}
+    e_rows = {f.name: f.rows for f in e.files}
+    o_rows = {f.name: f.rows for f in o.files}
     if e_rows != o_rows:
         failures.append(Failure(where, "the part files do not hold the same messages"))
     written = 0
@@ -113,10 +116,15 @@ def _reconcile_stream_entries(
             except READ_ERRORS as exc:
                 failures.append(Failure(f"{path}", f"entries cannot be read: {first_line(exc)}"))
                 return failures
-    complete = len(export.intact) == len(e["files"]) and len(onshore.intact) == len(o["files"])
+    complete = len(export.intact) == len(e.files) and len(onshore.intact) == len(o.files)
     if complete and read != written:
         failures.append(Failure(where, f"entries do not reconcile: read {read}, written {written}"))
     return failures
+
+
+def _claim(manifest: Manifest, claim: str) -> JsonValue:
+    """A count both sides state, as the manifest writes it (for messages: what each side says)."""
+    return manifest.to_json().get(claim)
 
 
 def _same_tokens(export_part: Path, onshore_part: Path) -> list[Failure]:

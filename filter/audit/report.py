@@ -22,13 +22,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from filter._version import __version__
-from filter.audit.integrity import manifest_problem
+from filter.audit.integrity import usable_manifest
 from filter.errors import InputError, first_line, output_failed
 from filter.files import replace_file
 from filter.outputs.manifest import MANIFEST_NAME, stored_manifest
+from filter.outputs.manifest_document import ColumnRecord, Manifest
 
 _COLOURS = {"export": "#2e7d32", "onshore": "#c62828"}
 _CSS = """
@@ -71,13 +71,13 @@ class RunOutputs:
     """The manifests of one run: its export side, its onshore side, or both."""
 
     run_id: str
-    export: dict[str, Any] | None
-    onshore: dict[str, Any] | None
+    export: Manifest | None
+    onshore: Manifest | None
     export_dir: Path | None
     onshore_dir: Path | None
 
     @property
-    def any(self) -> dict[str, Any]:
+    def any(self) -> Manifest:
         """A manifest of the run (the export's when present): the facts both sides share."""
         found = self.export or self.onshore
         assert found is not None
@@ -86,14 +86,14 @@ class RunOutputs:
 
 def load_runs(directories: Iterable[str | Path]) -> list[RunOutputs]:
     """Read the manifests of `directories` and pair the sides of each run by `run_id`."""
-    found: dict[str, dict[str, tuple[dict[str, Any], Path]]] = {}
+    found: dict[str, dict[str, tuple[Manifest, Path]]] = {}
     for directory in directories:
         path = Path(directory).absolute()
         manifest = _read(path)
-        sides = found.setdefault(manifest["run_id"], {})
-        side = manifest["destination"]
+        sides = found.setdefault(manifest.run_id, {})
+        side = manifest.destination
         if side in sides:
-            raise InputError(f"{path}: a second {side} output of run {manifest['run_id']} "
+            raise InputError(f"{path}: a second {side} output of run {manifest.run_id} "
                              f"(the first is {sides[side][1]})")
         sides[side] = (manifest, path)
     runs = []
@@ -109,21 +109,18 @@ def load_runs(directories: Iterable[str | Path]) -> list[RunOutputs]:
     return runs
 
 
-def _read(directory: Path) -> dict[str, Any]:
+def _read(directory: Path) -> Manifest:
     path = directory / MANIFEST_NAME
     try:
         stored = stored_manifest(directory)
         path = stored.path
-        manifest = stored.document()
+        document = stored.document()
     except FileNotFoundError:
         raise InputError(f"{directory}: no {MANIFEST_NAME}: not a published vtx output") from None
     except (OSError, ValueError) as exc:  # ValueError: not a manifest, not JSON or not UTF-8
         raise InputError(f"{path}: cannot be read: {first_line(exc)}") from None
-    if (problem := manifest_problem(manifest)) is not None:
-        raise InputError(f"{path}: {problem}")
-    if manifest["destination"] not in ("export", "onshore"):
-        raise InputError(f"{path}: destination {manifest['destination']!r} is not export or "
-                         "onshore")
+    if isinstance(manifest := usable_manifest(document), str):
+        raise InputError(f"{path}: {manifest}")
     return manifest
 
 
@@ -133,7 +130,7 @@ def render_report(runs: Sequence[RunOutputs]) -> str:
     index = ""
     if len(runs) > 1:
         items = "".join(f'<li><a href="#run-{escape(r.run_id)}">run <code>{escape(r.run_id)}'
-                        f"</code></a> ({escape(str(r.any.get('scenario')))})</li>" for r in runs)
+                        f"</code></a> ({escape(r.any.scenario)})</li>" for r in runs)
         index = f"<ul>{items}</ul>"
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -162,29 +159,28 @@ def write_report(directories: Iterable[str | Path], html_path: str | Path) -> li
 
 def _run_section(run: RunOutputs) -> str:
     m = run.any
-    cat = m["catalogue"]
+    cat = m.catalogue
     sides = [s for s, man in (("export", run.export), ("onshore", run.onshore)) if man]
     missing = ({"export", "onshore"} - set(sides))
     note = (f'<p class="bad">Only the {sides[0]} side was given: the {missing.pop()} side\'s '
             "columns are not shown.</p>") if missing else ""
     facts = _facts([
         ("run id", f"<code>{escape(run.run_id)}</code>"),
-        ("created", escape(str(m.get("created_at", "?")))),
-        ("vtx version", escape(str(m.get("vtx_version", "?")))),
-        ("catalogue", f"{escape(str(cat.get('id')))} {escape(str(cat.get('version')))}"),
-        ("catalogue sha256", f"<code>{escape(cat['sha256'])}</code>"),
-        ("scenario", escape(m["scenario"])),
-        ("origin", escape(str(m.get("origin"))) if m.get("origin") else
-         '<span class="muted">not stated</span>'),
-        ("vehicle identifier", f"<code>{escape(m['keys']['vehicle_id'])}</code> onshore only; "
-         f"the export carries <code>{escape(str(m['keys'].get('token', 'vehicle_token')))}"
-         f"</code> ({escape(str(m['keys'].get('token_method', '')))})"),
-        ("timestamp", f"<code>{escape(m['keys']['timestamp'])}</code>, in both outputs"),
+        ("created", escape(m.created_at)),
+        ("vtx version", escape(m.vtx_version)),
+        ("catalogue", f"{escape(cat.id)} {escape(cat.version)}"),
+        ("catalogue sha256", f"<code>{escape(cat.sha256)}</code>"),
+        ("scenario", escape(m.scenario)),
+        ("origin", escape(m.origin) if m.origin else '<span class="muted">not stated</span>'),
+        ("vehicle identifier", f"<code>{escape(m.keys.vehicle_id)}</code> onshore only; "
+         f"the export carries <code>{escape(m.keys.token)}</code> "
+         f"({escape(m.keys.token_method)})"),
+        ("timestamp", f"<code>{escape(m.keys.timestamp)}</code>, in both outputs"),
         ("key id", _key_ids(run)),
     ])
     return (
         f'<h2 id="run-{escape(run.run_id)}">Run <code>{escape(run.run_id)}</code>: '
-        f"{escape(m['scenario'])}</h2>\n{note}{facts}\n"
+        f"{escape(m.scenario)}</h2>\n{note}{facts}\n"
         f"<h3>What went where</h3>\n{_chart(run)}\n"
         f"<h3>Outputs</h3>\n{_outputs(run)}\n"
         f"<h3>Inputs</h3>\n{_inputs(run.onshore or m)}\n"
@@ -197,19 +193,18 @@ def _run_section(run: RunOutputs) -> str:
 
 def _protobuf(run: RunOutputs) -> str:
     """Protobuf input: format, key/value entry counts and quarantined records (counts only)."""
-    fmt = run.any.get("input_format")
-    if not isinstance(fmt, dict):
+    fmt = run.any.extra.input_format
+    if fmt is None:
         return ""
-    facts = [("format", f"protobuf, {escape(str(fmt.get('layout', '?')))} messages of "
-              f"<code>{escape(str(fmt.get('message', '?')))}</code>, "
-              f"{escape(str(fmt.get('framing', '?')))} framing")]
-    entries = run.any.get("entries")
-    if isinstance(entries, dict):
+    facts = [("format", f"protobuf, {escape(fmt.layout)} messages of "
+              f"<code>{escape(fmt.message)}</code>, {escape(fmt.framing)} framing")]
+    entries = run.any.extra.entries
+    if entries is not None:
         facts.append(("entries", ", ".join(
-            f"{escape(str(k)).replace('_', ' ')} {_int(v):,}" for k, v in entries.items())))
+            f"{escape(k).replace('_', ' ')} {v:,}" for k, v in entries.items())))
     # The onshore manifest lists them; the export's holds their count only.
-    count = (len(_records(run.onshore.get("quarantined"))) if run.onshore is not None
-             else _int(run.any.get("quarantined_records", 0)))
+    count = (len(run.onshore.extra.quarantined or ()) if run.onshore is not None
+             else run.any.extra.quarantined_records or 0)
     facts.append(("quarantined records",
                   f"{count:,} (raw bytes under the onshore output's quarantine/)"
                   if count else "none"))
@@ -240,20 +235,19 @@ def _outputs(run: RunOutputs) -> str:
                                  ("onshore", run.onshore, run.onshore_dir)):
         if man is None:
             continue
-        files = man["files"]
-        size = sum(_int(f.get("bytes", 0)) for f in files)
-        rows.append([_badge(side), f"<code>{escape(str(directory))}</code>", f"{len(files):,}",
-                     f"{man['rows']:,}", f"{size:,}", f"{len(man['columns']):,}"])
+        size = sum(f.bytes for f in man.files)
+        rows.append([_badge(side), f"<code>{escape(str(directory))}</code>",
+                     f"{len(man.files):,}", f"{man.rows:,}", f"{size:,}", f"{len(man.columns):,}"])
     table = _table(["side", "directory", "files", "rows", "bytes", "columns"], rows, {2, 3, 4, 5})
-    entries = run.any.get("entries")
-    if isinstance(entries, dict):  # key/value input: each entry is on exactly one side
-        return table + _entries_verdict(run, _int(entries.get("entries")))
-    inputs_rows = sum(_int(i.get("rows", 0)) for i in _records(run.any.get("inputs")))
-    counts = {m["rows"] for m in (run.export, run.onshore) if m} | {inputs_rows}
+    entries = run.any.extra.entries
+    if entries is not None:  # key/value input: each entry is on exactly one side
+        return table + _entries_verdict(run, entries["entries"])
+    inputs_rows = sum(i.rows for i in run.any.inputs)
+    counts = {m.rows for m in (run.export, run.onshore) if m} | {inputs_rows}
     verdict = (f'<p class="ok">Rows reconcile: input, and each output given, hold '
                f"{inputs_rows:,} rows.</p>" if len(counts) == 1 else
                f'<p class="bad">Rows do not reconcile: input {inputs_rows:,}, '
-               + ", ".join(f"{s} {m['rows']:,}" for s, m in (("export", run.export),
+               + ", ".join(f"{s} {m.rows:,}" for s, m in (("export", run.export),
                                                             ("onshore", run.onshore)) if m)
                + ".</p>")
     return table + verdict
@@ -263,17 +257,17 @@ def _entries_verdict(run: RunOutputs, read: int) -> str:
     if run.export is None or run.onshore is None:
         return (f'<p class="muted">{read:,} key/value entries read; give both sides to see '
                 "them reconcile.</p>")
-    written = run.export["rows"] + run.onshore["rows"]
+    written = run.export.rows + run.onshore.rows
     if written == read:
-        return (f'<p class="ok">Entries reconcile: {read:,} read, {run.export["rows"]:,} '
-                f'exported and {run.onshore["rows"]:,} kept onshore, each once.</p>')
+        return (f'<p class="ok">Entries reconcile: {read:,} read, {run.export.rows:,} '
+                f"exported and {run.onshore.rows:,} kept onshore, each once.</p>")
     return (f'<p class="bad">Entries do not reconcile: {read:,} read, {written:,} '
             "written.</p>")
 
 
 def _key_ids(run: RunOutputs) -> str:
     """The key id of each side given, flagged when they differ (tokens of two keys)."""
-    ids = {side: str(man["keys"].get("key_id", "not recorded"))
+    ids = {side: man.keys.key_id or "not recorded"
            for side, man in (("export", run.export), ("onshore", run.onshore)) if man}
     if len(set(ids.values())) == 1:
         return f"<code>{escape(next(iter(ids.values())))}</code>"
@@ -281,28 +275,28 @@ def _key_ids(run: RunOutputs) -> str:
         f"{side} <code>{escape(value)}</code>" for side, value in ids.items())
 
 
-def _inputs(manifest: dict[str, Any]) -> str:
-    if manifest.get("destination") == "export":  # rows only: the rest stays onshore
-        rows = [[f"{n}", f"{_int(i.get('rows', 0)):,}"]
-                for n, i in enumerate(_records(manifest.get("inputs")))]
+def _inputs(manifest: Manifest) -> str:
+    if manifest.destination == "export":  # rows only: the rest stays onshore
+        rows = [[f"{n}", f"{i.rows:,}"] for n, i in enumerate(manifest.inputs)]
         return (_table(["input", "rows"], rows, {0, 1}) + '<p class="muted">The export '
                 "manifest holds each input's rows only; paths, sizes and SHA-256 are in the "
                 "onshore manifest.</p>")
-    rows = [[f"<code>{escape(str(i.get('path')))}</code>", f"{_int(i.get('rows', 0)):,}",
-             f"{_int(i.get('bytes', 0)):,}", f"<code>{escape(str(i.get('sha256')))}</code>"]
-            for i in _records(manifest.get("inputs"))]
+    rows = [[f"<code>{escape(str(i.path))}</code>", f"{i.rows:,}", f"{i.bytes or 0:,}",
+             f"<code>{escape(str(i.sha256))}</code>"] for i in manifest.inputs]
     return _table(["path", "rows", "bytes", "sha256"], rows, {1, 2})
 
 
-def _destinations(run: RunOutputs) -> list[tuple[str, dict[str, Any]]]:
+def _destinations(run: RunOutputs) -> list[tuple[str, ColumnRecord]]:
     """(destination, column record) of every column: keys in both outputs show as `both`."""
-    export_names = {c["name"] for c in (run.export or {}).get("columns", [])}
-    onshore_names = {c["name"] for c in (run.onshore or {}).get("columns", [])}
-    out: list[tuple[str, dict[str, Any]]] = []
-    for c in (run.export or {}).get("columns", []):
-        out.append(("both" if c["name"] in onshore_names else "export", c))
-    for c in (run.onshore or {}).get("columns", []):
-        if c["name"] not in export_names:
+    exported = run.export.columns if run.export is not None else ()
+    kept = run.onshore.columns if run.onshore is not None else ()
+    export_names = {c.name for c in exported}
+    onshore_names = {c.name for c in kept}
+    out: list[tuple[str, ColumnRecord]] = []
+    for c in exported:
+        out.append(("both" if c.name in onshore_names else "export", c))
+    for c in kept:
+        if c.name not in export_names:
             out.append(("onshore", c))
     return out
 
@@ -310,7 +304,7 @@ def _destinations(run: RunOutputs) -> list[tuple[str, dict[str, Any]]]:
 def _class_table(run: RunOutputs) -> str:
     grouped: dict[tuple[str, str], list[str]] = {}
     for dest, c in _destinations(run):
-        grouped.setdefault((str(c.get("class")), dest), []).append(c["name"])
+        grouped.setdefault((c.data_class, dest), []).append(c.name)
     rows = [[escape(cls), _badge(dest), f"{len(names):,}",
              ", ".join(f"<code>{escape(n)}</code>" for n in names)]
             for (cls, dest), names in sorted(grouped.items())]
@@ -318,42 +312,26 @@ def _class_table(run: RunOutputs) -> str:
 
 
 def _columns(run: RunOutputs) -> str:
-    rows = [[f"<code>{escape(c['name'])}</code>", escape(str(c.get("class"))), _badge(dest),
-             escape(str(c.get("rule") or "-")), escape(str(c.get("action") or "")),
-             escape(str(c.get("reason", ""))), f'<span class="muted">'
-             f'{escape(str(c.get("basis", "")))}</span>']
+    rows = [[f"<code>{escape(c.name)}</code>", escape(c.data_class), _badge(dest),
+             escape(c.rule or "-"), escape(c.action or ""), escape(c.reason),
+             f'<span class="muted">{escape(c.basis)}</span>']
             for dest, c in _destinations(run)]
     return _table(["column", "class", "destination", "rule", "action", "reason", "legal basis"],
                   rows, set(), "columns")
 
 
 def _detections(run: RunOutputs) -> str:
-    found = _records((run.export or run.onshore or {}).get("detections"))
+    found = run.any.detections
     if not found:
         return '<p class="muted">No exported string field: the detectors had nothing to scan.</p>'
-    detectors = sorted({str(d) for f in found for d in _hits(f)})
-    rows = [[f"<code>{escape(str(f.get('field')))}</code>", f"{_int(f.get('moved_values', 0)):,}",
-             *(f"{_int(_hits(f).get(d)):,}" for d in detectors)] for f in found]
-    moved = sum(_int(f.get("moved_values", 0)) for f in found)
+    detectors = sorted({d for f in found for d in f.hits})
+    rows = [[f"<code>{escape(f.field)}</code>", f"{f.moved_values:,}",
+             *(f"{f.hits.get(d, 0):,}" for d in detectors)] for f in found]
+    moved = sum(f.moved_values for f in found)
     lead = (f"<p>{len(found)} exported string field(s) scanned value by value; {moved:,} "
             "value(s) moved onshore (nulled in the export, kept in the onshore output).</p>")
     return lead + _table(["field", "moved values", *detectors], rows,
                          set(range(1, 2 + len(detectors))))
-
-
-def _int(value: Any) -> int:
-    """A count from a manifest; anything that is not a whole number shows as 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _records(value: Any) -> list[dict[str, Any]]:
-    """The objects of a manifest list (anything else is skipped)."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _hits(field: dict[str, Any]) -> dict[str, Any]:
-    hits = field.get("hits")
-    return hits if isinstance(hits, dict) else {}
 
 
 def _badge(dest: str) -> str:
@@ -364,7 +342,7 @@ def _chart(run: RunOutputs) -> str:
     """Horizontal stacked bars: per class, columns exported, in both (keys), kept onshore."""
     per_class: dict[str, Counter[str]] = {}
     for dest, c in _destinations(run):
-        per_class.setdefault(str(c.get("class")), Counter())[dest] += 1
+        per_class.setdefault(c.data_class, Counter())[dest] += 1
     classes = sorted(per_class, key=lambda k: (-sum(per_class[k].values()), k))
     widest = max((sum(v.values()) for v in per_class.values()), default=1)
     label_w, bar_w, row_h, top = 150, 560, 24, 28
@@ -393,14 +371,14 @@ def _chart(run: RunOutputs) -> str:
     y = top + len(classes) * row_h + 18
     parts.append(f'<text x="0" y="{y}" font-weight="600">rows per output</text>')
     sides = [(s, m) for s, m in (("export", run.export), ("onshore", run.onshore)) if m]
-    most = max((_int(m["rows"]) for _s, m in sides), default=0) or 1
+    most = max((m.rows for _s, m in sides), default=0) or 1
     for j, (side, man) in enumerate(sides):
         yy = y + 10 + j * row_h
-        w = bar_w * _int(man["rows"]) / most
+        w = bar_w * man.rows / most
         parts.append(f'<text x="{label_w - 8}" y="{yy + 15}" text-anchor="end">{side}</text>'
                      f'<rect x="{label_w}" y="{yy + 3}" width="{w:.1f}" height="{row_h - 6}" '
                      f'fill="{colours[side]}"/><text x="{label_w + w + 6:.1f}" y="{yy + 15}">'
-                     f"{_int(man['rows']):,} rows</text>")
+                     f"{man.rows:,} rows</text>")
     height = y + 10 + len(sides) * row_h + 8
     width = label_w + bar_w + 80
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

@@ -5,7 +5,8 @@ None for the shipped one).
 Out: a `VerifyReport` whose `failures` list every problem found, each naming the directory or
 file, and the column and detector where one applies; never a data value. Checks:
 
-- **Integrity**, each directory: the manifest parses and has a known `schema_version`; every
+- **Integrity**, each directory: the manifest parses as a vtx manifest (every key one vtx
+  writes, every value of its type) and has a known `schema_version`; every
   file it lists exists with the listed SHA-256 and, from the Parquet footer, the listed row
   count; no file in the directory besides its manifest (`_manifest.parquet`) is unlisted
   (an onshore ``quarantine/`` holds exactly the bad records its manifest lists, with their
@@ -51,10 +52,9 @@ counts, and the onshore parts' columns), `audit.export_policy` and `audit.stream
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from filter.audit.claims import check_claims, check_onshore_columns
 from filter.audit.export_policy import check_policy
@@ -63,6 +63,7 @@ from filter.audit.integrity import check_directory
 from filter.audit.output_check import Failure, OutputCheck, part_schemas
 from filter.audit.reconcile import reconcile
 from filter.outputs.manifest import MANIFEST_NAME, manifest_if_any
+from filter.outputs.manifest_document import Manifest
 from filter.outputs.signing import check_signature
 from filter.outputs.signing_keys import load_public_key
 from filter.policy.catalogue import Catalogue
@@ -123,11 +124,8 @@ def verify_output(
     onshore: OutputCheck | None = None
     if onshore_dir is not None:
         onshore = check_directory(onshore_dir, "onshore")
-    elif first.manifest is not None and first.manifest["destination"] == "onshore":
+    elif first.manifest is not None and first.manifest.destination == "onshore":
         export, onshore = None, first
-    elif first.manifest is not None and first.manifest["destination"] != "export":
-        first.fail(first.directory / MANIFEST_NAME, f"destination is "
-                   f"{first.manifest['destination']!r}, neither 'export' nor 'onshore'")
     sides = [s for s in (export, onshore) if s is not None]
     for side in sides:
         if side.manifest is not None:
@@ -139,7 +137,7 @@ def verify_output(
             check_claims(side)
     found: list[Failure] = []
     if export is not None and export.manifest is not None and (
-            export.manifest["destination"] == "export"):
+            export.manifest.destination == "export"):
         schemas = part_schemas(export)
         found += check_policy(export, schemas, cat)
         vins = onshore_vins(onshore) if onshore is not None else None
@@ -158,7 +156,7 @@ def verify_output(
     return VerifyReport(
         export_dir=export.directory if export else None,
         onshore_dir=onshore.directory if onshore else None,
-        run_id=(first.manifest or {}).get("run_id"),
+        run_id=first.manifest.run_id if first.manifest is not None else None,
         files=sum(len(side.rows) for side in sides),
         rows=sum(first.rows.values()),
         failures=tuple(failures),
@@ -166,13 +164,9 @@ def verify_output(
     )
 
 
-def _missing_export_half(onshore: Mapping[str, Any]) -> str | None:
+def _missing_export_half(onshore: Manifest) -> str | None:
     """Why the export half of this onshore manifest's run is not where it says, or None."""
-    counterpart = onshore.get("counterpart")
-    where = counterpart.get("path") if isinstance(counterpart, dict) else None
-    if not isinstance(where, str):
-        return "export half unknown: the manifest names no counterpart"
-    path = Path(where)
+    path = Path(onshore.counterpart.path)
     export = manifest_if_any(path)
     if export is None:
         if (path / MANIFEST_NAME).exists():
@@ -180,9 +174,9 @@ def _missing_export_half(onshore: Mapping[str, Any]) -> str | None:
         state = "absent" if not path.exists() else "holds no published output"
         return (f"export half missing: {path} {state} (a half-published pair: re-run the "
                 "same split to complete it)")
-    if export.get("destination") != "export" or export.get("run_id") != onshore.get("run_id"):
-        return (f"export half missing: {path} holds run {export.get('run_id')}, not "
-                f"{onshore.get('run_id')} (replaced since; this onshore output no longer has "
+    if export.destination != "export" or export.run_id != onshore.run_id:
+        return (f"export half missing: {path} holds run {export.run_id}, not "
+                f"{onshore.run_id} (replaced since; this onshore output no longer has "
                 "its export half)")
     return None
 

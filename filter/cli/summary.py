@@ -21,14 +21,14 @@ def print_summary(result: SplitResult) -> None:
         parts = [f"{cls} {n}" for (dest, cls), n in sorted(counts.items()) if dest == destination]
         if parts:
             echo(f"  {destination:<8} fields: " + ", ".join(parts))
-    entries = result.export_manifest.get("entries")
+    entries = result.export_manifest.extra.entries
     if entries:  # key/value input: entries were routed one by one
         echo(
             f"  entries: {entries['entries']:,} read, {entries['exported']:,} exported; "
             f"unknown keys {entries['unknown_keys']:,}, unknown fields "
             f"{entries['unknown_fields']:,}, detector hits {entries['detected']:,}"
         )
-    quarantined = result.onshore_manifest.get("quarantined")
+    quarantined = result.onshore_manifest.extra.quarantined
     if quarantined:
         echo(f"  quarantined records: {len(quarantined):,} (onshore quarantine/)")
     echo(f"  export:  {result.export_dir}")

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from filter.engines.parquet_batch import ParquetBatch
 from filter.engines.request import SplitRequest
 from filter.outputs.manifest import FileRecord
+from filter.outputs.manifest_document import FormatSections
 from filter.outputs.publish import StagedOutput
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import ExportPlan
@@ -52,7 +53,7 @@ class WrittenParts:
     onshore_files: Sequence[FileRecord]
     detections: Mapping[str, int]
     plan: ExportPlan  # the decisions the manifests list
-    extra: Mapping[str, Any] | None = None  # top-level manifest keys of the input format
+    extra: FormatSections | None = None  # the manifests' sections of the input format
 
 
 class Engine(Protocol):

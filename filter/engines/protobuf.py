@@ -21,6 +21,7 @@ import io
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -63,6 +64,7 @@ from filter.formats.protobuf.descriptors import ProtoSchema
 from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
 from filter.formats.protobuf.row_batches import Batch, RawMessages
 from filter.outputs.manifest import FileRecord
+from filter.outputs.manifest_document import OutputFormat
 from filter.outputs.parts import PARQUET_OPTIONS, part_pair
 from filter.policy.catalogue import Catalogue, action_for
 from filter.policy.plan import ExportPlan
@@ -175,8 +177,8 @@ def write_protobuf_parts(run: SplitRun) -> WrittenParts:
     decided = manifest_plan(export_plan, schema, cat, scenario, namespace, tally)
     extra = manifest_extra(schema, options.message, framing, namespace, tally)
     if streams:
-        extra["output_format"] = {"format": "protobuf", "message": options.message,
-                                  "framing": "delimited"}
+        extra = replace(extra, output_format=OutputFormat("protobuf", options.message,
+                                                          "delimited"))
     return WrittenParts(inputs_done, export_files, onshore_files, tally.detections, decided,
                         extra)
 

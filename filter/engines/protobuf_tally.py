@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from filter.apply.kv_routing import ENTRY_COUNTS
 from filter.engines.request import OnBadRecord
@@ -26,6 +25,7 @@ from filter.formats.protobuf.framing import BadRecord, dump_files
 from filter.formats.protobuf.framing import OnBadRecord as OnBadRecordCallback
 from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS
 from filter.outputs.manifest import FileRecord, sha256_file
+from filter.outputs.manifest_document import FormatSections, InputFormat, QuarantinedRecord
 from filter.outputs.reconcile import reconcile_entries, reconcile_pairs
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import KEY_CLASS, ExportPlan, FieldDecision, OnUnknown, decide_path
@@ -40,7 +40,7 @@ class Tally:
     messages: Counter[Path] = field(default_factory=Counter)
     entries: Counter[str] = field(default_factory=Counter)
     detections: Counter[str] = field(default_factory=Counter)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
     keys: set[str] = field(default_factory=set)
 
     def merge(self, other: Tally) -> None:
@@ -118,22 +118,20 @@ def _as_entry(decision: FieldDecision) -> FieldDecision:
 
 def manifest_extra(
     schema: ProtoSchema, message: str, framing: str, namespace: str, tally: Tally
-) -> dict[str, Any]:
+) -> FormatSections:
     """What the manifests record about protobuf input: format, quarantine, entry counts."""
-    extra: dict[str, Any] = {
-        "input_format": {"format": "protobuf", "message": message, "framing": framing,
-                         "descriptor_set": schema.source,
-                         "layout": "key_value" if schema.key_value else "plain",
-                         **({"namespace": namespace} if schema.key_value else {})},
-        # Where each bad record was, its size and digest: onshore only (`ONSHORE_ONLY`); the
-        # count goes to both sides.
-        "quarantined": tally.quarantined,
-        "quarantined_records": len(tally.quarantined),
-    }
-    if schema.key_value is not None:
+    key_value = schema.key_value is not None
+    return FormatSections(
+        input_format=InputFormat("protobuf", message, framing, schema.source,
+                                 "key_value" if key_value else "plain",
+                                 namespace if key_value else None),
+        # Where each bad record was, its size and digest: onshore only
+        # (`FormatSections.for_destination`); the count goes to both sides.
+        quarantined=tuple(tally.quarantined),
+        quarantined_records=len(tally.quarantined),
         # Every count, 0 included: an input without entries still reconciles (read 0).
-        extra["entries"] = {k: int(tally.entries[k]) for k in ENTRY_COUNTS}
-    return extra
+        entries={k: int(tally.entries[k]) for k in ENTRY_COUNTS} if key_value else None,
+    )
 
 
 def quarantine_handler(
@@ -149,12 +147,12 @@ def quarantine_handler(
         name = f"{record.path.stem}-{record.index:08d}-{record.offset}.bin"
         data = bytes(record.data)
         (directory / name).write_bytes(data)
-        tally.quarantined.append({
-            "file": f"{QUARANTINE_DIR}/{name}", "input": str(record.path),
-            "message_index": record.index, "byte_offset": record.offset,
-            "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-            "reason": record.reason.split(": ", 1)[-1],
-        })
+        tally.quarantined.append(QuarantinedRecord(
+            file=f"{QUARANTINE_DIR}/{name}", input=str(record.path),
+            message_index=record.index, byte_offset=record.offset,
+            bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+            reason=record.reason.split(": ", 1)[-1],
+        ))
 
     return keep
 

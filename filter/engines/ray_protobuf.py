@@ -59,6 +59,7 @@ from filter.formats.protobuf.framing import OnBadRecord as OnBadRecordCallback
 from filter.formats.protobuf.message_rows import iter_dump_batches
 from filter.formats.protobuf.row_batches import Batch
 from filter.outputs.manifest import FileRecord
+from filter.outputs.manifest_document import QuarantinedRecord
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import ExportPlan
 
@@ -221,7 +222,7 @@ def _split_unit(
         "source": unit["source"], "messages": messages,
         "entries": {k: int(v) for k, v in tally.entries.items()},
         "detections": {k: int(v) for k, v in tally.detections.items()},
-        "quarantined": tally.quarantined, "keys": sorted(tally.keys),
+        "quarantined": [r.to_json() for r in tally.quarantined], "keys": sorted(tally.keys),
     }
     return worker_row(parts=json.dumps(parts), tally=json.dumps(summary))
 
@@ -232,6 +233,6 @@ def _tally_from(summary: dict[str, Any], sources: Sequence[Path]) -> Tally:
         messages=Counter({sources[summary["source"]]: summary["messages"]}),
         entries=Counter(summary["entries"]),
         detections=Counter(summary["detections"]),
-        quarantined=summary["quarantined"],
+        quarantined=[QuarantinedRecord.from_json(r) for r in summary["quarantined"]],
         keys=set(summary["keys"]),
     )

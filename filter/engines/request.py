@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from filter.errors import RequestError
+from filter.outputs.manifest_document import Manifest
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import ExportPlan, OnUnknown
 
@@ -90,8 +91,8 @@ class SplitResult:
 
     export_dir: Path
     onshore_dir: Path
-    export_manifest: dict[str, Any]
-    onshore_manifest: dict[str, Any]
+    export_manifest: Manifest
+    onshore_manifest: Manifest
     plan: ExportPlan
     seconds: float
 
@@ -99,17 +100,18 @@ class SplitResult:
     def published(
         cls,
         targets: tuple[Path, Path],
-        manifests: dict[str, dict[str, Any]],
+        manifests: tuple[Manifest, Manifest],
         plan: ExportPlan,
         started: float,
     ) -> SplitResult:
-        """The result of a run that published (export, onshore) `targets` with `manifests`;
+        """The result of a run that published (export, onshore) `targets` with their
+        (export, onshore) `manifests`;
         `started` is its `time.perf_counter()` at the start."""
         return cls(
             export_dir=targets[0],
             onshore_dir=targets[1],
-            export_manifest=manifests["export"],
-            onshore_manifest=manifests["onshore"],
+            export_manifest=manifests[0],
+            onshore_manifest=manifests[1],
             plan=plan,
             seconds=time.perf_counter() - started,
         )
@@ -117,4 +119,4 @@ class SplitResult:
     @property
     def rows(self) -> int:
         """Rows in each output (equal to the input's)."""
-        return int(self.export_manifest["rows"])
+        return self.export_manifest.rows

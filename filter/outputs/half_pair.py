@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filter.errors import OutputError
 from filter.outputs.manifest import FileRecord, manifest_if_any
+from filter.outputs.manifest_document import Manifest
 from filter.policy.plan import ExportPlan
 
 
@@ -34,7 +34,7 @@ class HalfPair:
     onshore: Path
     export: Path
     run_id: str
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     def refusal(
         self, plan: ExportPlan, input_paths: Sequence[Path],
@@ -46,15 +46,14 @@ class HalfPair:
         With `inputs` (just before publishing): also each input's bytes, rows and SHA-256.
         """
         m = self.manifest
-        recorded = [i.get("path") for i in m.get("inputs", []) if isinstance(i, dict)]
-        if recorded != [str(p) for p in input_paths]:
+        if [i.path for i in m.inputs] != [str(p) for p in input_paths]:
             differs = "its inputs differ from this run's"
-        elif (m.get("catalogue") or {}).get("sha256") != plan.catalogue_sha256:
+        elif m.catalogue.sha256 != plan.catalogue_sha256:
             differs = "it was split with another catalogue"
-        elif m.get("scenario") != plan.scenario or m.get("origin") != plan.origin:
+        elif m.scenario != plan.scenario or m.origin != plan.origin:
             differs = "it was split for another scenario or origin"
         elif inputs is not None and [
-            (i.get("bytes"), i.get("rows"), i.get("sha256")) for i in m["inputs"]
+            (i.bytes, i.rows, i.sha256) for i in m.inputs
         ] != [(i.bytes, i.rows, i.sha256) for i in inputs]:
             differs = "its inputs have changed since"
         else:
@@ -80,14 +79,10 @@ def find_half_pair(export_target: Path, onshore_target: Path) -> HalfPair | None
     if not _empty_or_absent(export_target):
         return None
     manifest = manifest_if_any(onshore_target)
-    if manifest is None or manifest.get("destination") != "onshore":
+    if manifest is None or manifest.destination != "onshore" or (
+            manifest.counterpart.path != str(export_target)):
         return None
-    counterpart = manifest.get("counterpart")
-    run_id = manifest.get("run_id")
-    if not (isinstance(counterpart, dict) and counterpart.get("path") == str(export_target)
-            and isinstance(run_id, str)):
-        return None
-    return HalfPair(onshore_target, export_target, run_id, manifest)
+    return HalfPair(onshore_target, export_target, manifest.run_id, manifest)
 
 
 def _empty_or_absent(path: Path) -> bool:

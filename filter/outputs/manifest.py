@@ -1,7 +1,8 @@
 """The manifest of a published output: what went in, what came out, and why.
 
 In: the run's plan, inputs and written part files.
-Out: a JSON document per output directory (export and onshore) with `schema_version`, the vtx
+Out: a `Manifest` per output directory (export and onshore; the typed document and its JSON:
+`filter.outputs.manifest_document`), stored as JSON, with `schema_version`, the vtx
 version, the catalogue (id, version, sha256), the scenario, the keys (with the `key_id` of the
 pseudonymisation key), the inputs, the files (name, rows, bytes, sha256), the columns (name,
 class, rule, basis, reason), per-class column counts and the row count. Both manifests share a
@@ -10,8 +11,9 @@ inputs' total: that is the reconciliation. The manifest never holds a data value
 
 The export manifest leaves the country, so it holds nothing derived from the inputs' content
 without the key: its `inputs` give rows only (an input's path can hold a VIN, its size and
-unkeyed SHA-256 are an oracle for a small input's content), and `ONSHORE_ONLY` sections (the
-quarantined records' names, offsets, sizes and digests) are left out of it; it keeps counts.
+unkeyed SHA-256 are an oracle for a small input's content), and the quarantined records'
+names, offsets, sizes and digests are left out of it (`FormatSections.for_destination`); it
+keeps counts.
 The onshore manifest holds all of it.
 
 Where it lives: `_manifest.parquet` in the output directory, a Parquet file of no rows with the
@@ -20,9 +22,11 @@ run signed it: `filter.outputs.signing`) in its footer's key-value metadata. So 
 reader reads the directory as it is, without a glob: Polars' `scan_parquet(DIR)`, which
 refuses any other file in it, pyarrow datasets, DuckDB, Spark and Ray add no row for it (and
 those that skip `_` files skip it). Outputs of schema versions 1 and 2 keep theirs as
-`_manifest.json` (and `_manifest.sig`): `stored_manifest` reads both layouts.
+`_manifest.json` (and `_manifest.sig`): `stored_manifest` reads both layouts, `read_manifest`
+gives the `Manifest` either holds.
 
-Bump `SCHEMA_VERSION` when a change breaks readers of the manifest, and say so in CHANGELOG.md.
+Bump `SCHEMA_VERSION` (`manifest_document`) when a change breaks readers of the manifest, and
+say so in CHANGELOG.md.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,20 +48,29 @@ from filter.apply.columns import COUNT_SEPARATOR, MOVED
 from filter.apply.pseudonym import KEY_ID_HEX_CHARS, KEY_ID_MESSAGE, TOKEN_HEX_CHARS
 from filter.errors import output_failed
 from filter.files import open_regular, read_regular
-from filter.policy.plan import KEY_CLASS, TOKEN_COLUMN, Destination, ExportPlan
+from filter.outputs.json_fields import JsonValue
+from filter.outputs.manifest_document import (
+    LEGACY_MANIFEST_NAME,
+    LEGACY_SIGNATURE_NAME,
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    CatalogueRef,
+    ColumnRecord,
+    Counterpart,
+    Detection,
+    FormatSections,
+    InputRecord,
+    Manifest,
+    ManifestKeys,
+    PartRecord,
+    Side,
+)
+from filter.policy.plan import KEY_CLASS, TOKEN_COLUMN, ExportPlan
 
-SCHEMA_VERSION = 3
-MANIFEST_NAME = "_manifest.parquet"
-#: The manifest and signature files of outputs written before schema version 3.
-LEGACY_MANIFEST_NAME = "_manifest.json"
-LEGACY_SIGNATURE_NAME = "_manifest.sig"
 #: The footer keys of `_manifest.parquet` that hold the manifest's JSON and its signature.
 MANIFEST_KEY = b"vtx.manifest"
 SIGNATURE_KEY = b"vtx.manifest.signature"
 _HASH_CHUNK = 1024 * 1024
-#: Sections an input format adds (`build_manifest`'s `extra`) that describe onshore content
-#: record by record: written to the onshore manifest only.
-ONSHORE_ONLY = frozenset({"quarantined"})
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,7 @@ def sha256_file(path: Path, *, follow_links: bool = True) -> str:
 
 def build_manifest(
     *,
-    destination: Destination,
+    destination: Side,
     plan: ExportPlan,
     run_id: str,
     inputs: Iterable[FileRecord],
@@ -95,72 +107,62 @@ def build_manifest(
     counterpart: Path,
     key_id: str,
     detections: Mapping[str, int] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+    extra: FormatSections | None = None,
+) -> Manifest:
     """The manifest of one output directory.
 
-    `key_id` is the pseudonymisation key's (`filter.apply.pseudonym.key_id`). `extra` adds
-    reader-specific sections (a protobuf input's format, key/value entry counts, quarantined
-    records); it cannot replace the common keys, and its `ONSHORE_ONLY` sections are left out
-    of the export's manifest.
+    `key_id` is the pseudonymisation key's (`filter.apply.pseudonym.key_id`). `extra`: the
+    sections of the input format (a protobuf input's format, key/value entry counts,
+    quarantined records); the export's manifest leaves out what describes onshore content
+    record by record (`FormatSections.for_destination`).
 
     `detections` are detector hit counts by ``"<field>\x1f<detector>"`` (``moved`` for values
     moved by any detector); counts only, never values.
     """
     file_list = list(files)
     columns = _columns(plan, destination)
-    common = {
-        "schema_version": SCHEMA_VERSION,
-        "vtx_version": __version__,
-        "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "destination": destination,
-        "catalogue": {
-            "id": plan.catalogue_id,
-            "version": plan.catalogue_version,
-            "sha256": plan.catalogue_sha256,
-        },
-        "scenario": plan.scenario,
-        "origin": plan.origin,
-        "keys": {
-            "vehicle_id": plan.vehicle_id_column,
-            "timestamp": plan.timestamp_column,
-            "token": TOKEN_COLUMN,
-            "token_method": f"HMAC-SHA256(key, VIN), hex, first {TOKEN_HEX_CHARS} characters",
-            "key_id": key_id,
-            "key_id_method": f"HMAC-SHA256(key, {KEY_ID_MESSAGE.decode()!r}), hex, first "
-                             f"{KEY_ID_HEX_CHARS} characters",
-        },
+    return Manifest(
+        schema_version=SCHEMA_VERSION,
+        vtx_version=__version__,
+        run_id=run_id,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        destination=destination,
+        catalogue=CatalogueRef(plan.catalogue_id, plan.catalogue_version, plan.catalogue_sha256),
+        scenario=plan.scenario,
+        origin=plan.origin,
+        keys=ManifestKeys(
+            vehicle_id=plan.vehicle_id_column,
+            timestamp=plan.timestamp_column,
+            token=TOKEN_COLUMN,
+            token_method=f"HMAC-SHA256(key, VIN), hex, first {TOKEN_HEX_CHARS} characters",
+            key_id=key_id,
+            key_id_method=f"HMAC-SHA256(key, {KEY_ID_MESSAGE.decode()!r}), hex, first "
+                          f"{KEY_ID_HEX_CHARS} characters",
+        ),
         # The export's: rows only (see the module doc); the onshore's: where each came from.
-        "inputs": [
-            {"rows": i.rows} if destination == "export" else
-            {"path": str(i.path), "bytes": i.bytes, "sha256": i.sha256, "rows": i.rows}
+        inputs=tuple(
+            InputRecord(i.rows) if destination == "export" else
+            InputRecord(i.rows, str(i.path), i.bytes, i.sha256)
             for i in inputs
-        ],
-        "files": [
-            {"name": f.path.name, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256}
-            for f in file_list
-        ],
-        "columns": columns,
-        "class_counts": dict(Counter(c["class"] for c in columns)),
-        "rows": sum(f.rows for f in file_list),
-        "detections": _detections(detections or {}),
-        "counterpart": {
-            "destination": "onshore" if destination == "export" else "export",
-            "path": str(counterpart),
-        },
-    }
-    return {**common, **{k: v for k, v in (extra or {}).items() if k not in common
-                          and not (destination == "export" and k in ONSHORE_ONLY)}}
+        ),
+        files=tuple(PartRecord(f.path.name, f.rows, f.bytes, f.sha256) for f in file_list),
+        columns=columns,
+        class_counts=dict(Counter(c.data_class for c in columns)),
+        rows=sum(f.rows for f in file_list),
+        detections=_detections(detections or {}),
+        counterpart=Counterpart("onshore" if destination == "export" else "export",
+                                str(counterpart)),
+        extra=(extra or FormatSections()).for_destination(destination),
+    )
 
 
-def manifest_text(manifest: Mapping[str, Any]) -> bytes:
+def manifest_text(manifest: Manifest) -> bytes:
     """The JSON text vtx stores for `manifest` (the bytes a signature signs)."""
-    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def write_manifest(
-    directory: Path, manifest: Mapping[str, Any], schema: pa.Schema | None = None
+    directory: Path, manifest: Manifest, schema: pa.Schema | None = None
 ) -> Path:
     """Write `manifest` into `directory` as `_manifest.parquet`: no rows, the parts' `schema`
     (None: no columns), the manifest's text in the footer (`OutputError` if it cannot)."""
@@ -197,9 +199,14 @@ class StoredManifest:
     signature: bytes | None  # the signature record (`filter.outputs.signing`); None: none
     files: frozenset[str]  # the names of the directory's files that hold the two
 
-    def document(self) -> Any:
-        """The manifest parsed (`ValueError` if its text is not JSON)."""
-        return json.loads(self.text.decode("utf-8"))
+    def document(self) -> JsonValue:
+        """The manifest's JSON, parsed as it is (`ValueError` if its text is not JSON): what
+        `Manifest.from_json` reads."""
+        try:
+            document: JsonValue = json.loads(self.text.decode("utf-8"))
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+        return document
 
 
 def stored_manifest(directory: str | Path) -> StoredManifest:
@@ -235,58 +242,53 @@ def _bounded(path: Path) -> bytes:
     return read_regular(path, follow_links=False)
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """Read the manifest of a published output directory."""
-    manifest = stored_manifest(directory).document()
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{directory}: the manifest is not a JSON object")
-    return manifest
+def read_manifest(directory: str | Path) -> Manifest:
+    """Read the manifest of a published output directory (`ValueError` naming the field where
+    it is not a manifest: `Manifest.from_json`)."""
+    document = stored_manifest(directory).document()
+    try:
+        return Manifest.from_json(document)
+    except ValueError as exc:
+        raise ValueError(f"{directory}: the manifest is malformed: {exc}") from None
 
 
 #: A manifest is a few kilobytes per part; a larger file is not one vtx wrote.
 MANIFEST_LIMIT = 64 * 1024 * 1024
 
 
-def manifest_if_any(directory: Path) -> dict[str, Any] | None:
+def manifest_if_any(directory: Path) -> Manifest | None:
     """The manifest `directory` holds, or None where there is none to trust: the directory or
     its manifest a link (never followed), the manifest not a regular file, larger than
-    `MANIFEST_LIMIT`, not one vtx writes, or not a JSON object."""
+    `MANIFEST_LIMIT`, not one vtx writes, or not a manifest (`Manifest.from_json`)."""
     if directory.is_symlink() or not directory.is_dir():
         return None
     try:
-        manifest = stored_manifest(directory).document()
+        return Manifest.from_json(stored_manifest(directory).document())
     except (OSError, ValueError):  # ValueError: not a manifest, not JSON, or not UTF-8
         return None
-    return manifest if isinstance(manifest, dict) else None
 
 
-def _detections(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+def _detections(counts: Mapping[str, int]) -> tuple[Detection, ...]:
     by_field: dict[str, dict[str, int]] = {}
     for name, count in counts.items():
         path, detector = name.split(COUNT_SEPARATOR)
         by_field.setdefault(path, {})[detector] = int(count)
-    return [
-        {"field": path, "moved_values": hits.pop(MOVED, 0), "hits": dict(sorted(hits.items()))}
+    return tuple(
+        Detection(path, hits.pop(MOVED, 0), dict(sorted(hits.items())))
         for path, hits in by_field.items()
-    ]
+    )
 
 
-def _columns(plan: ExportPlan, destination: Destination) -> list[dict[str, Any]]:
-    token = {
-        "name": TOKEN_COLUMN,
-        "class": KEY_CLASS,
-        "rule": "keys.vehicle_id",
-        "basis": "keyed pseudonym of the vehicle identifier",
-        "reason": "lines the export and onshore outputs up without the raw VIN",
-    }
-    return [token] + [
-        {
-            "name": d.path,
-            "class": d.data_class,
-            "rule": d.rule,
-            "basis": d.basis,
-            "reason": d.reason,
-            **({"action": d.action.describe()} if d.action else {}),
-        }
+def _columns(plan: ExportPlan, destination: Side) -> tuple[ColumnRecord, ...]:
+    token = ColumnRecord(
+        name=TOKEN_COLUMN,
+        data_class=KEY_CLASS,
+        rule="keys.vehicle_id",
+        basis="keyed pseudonym of the vehicle identifier",
+        reason="lines the export and onshore outputs up without the raw VIN",
+    )
+    return (token, *(
+        ColumnRecord(d.path, d.data_class, d.rule, d.basis, d.reason,
+                     d.action.describe() if d.action else None)
         for d in plan.decisions_for(destination)
-    ]
+    ))

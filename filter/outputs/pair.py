@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from filter.errors import OutputError
 from filter.outputs.half_pair import find_half_pair
 from filter.outputs.manifest import FileRecord, build_manifest, write_manifest
+from filter.outputs.manifest_document import FormatSections, Manifest, Side
 from filter.outputs.publish import StagedOutput, stage_all
 from filter.outputs.signing import sign_manifest
 from filter.policy.plan import ExportPlan
@@ -88,16 +89,16 @@ def publish_outputs(
     detections: Mapping[str, int],
     *,
     key_id: str,
-    extra: Mapping[str, Any] | None = None,
+    extra: FormatSections | None = None,
     signing_key: Ed25519PrivateKey | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> tuple[Manifest, Manifest]:
     """Write both manifests into the (export, onshore) `stages` and publish them, onshore first.
 
     The caller has reconciled the rows. `key_id` is the key's (`filter.apply.pseudonym.key_id`).
-    `extra` adds top-level keys to both manifests (what an input format records about
+    `extra`: the sections an input format adds to both manifests (what it records about
     itself). With `signing_key`, each manifest is signed in staging
     (`filter.outputs.signing.sign_manifest`), so an output publishes signed or not at all.
-    Returns the manifests by destination.
+    Returns the (export, onshore) manifests.
     """
     export_stage, onshore_stage = stages
     if onshore_stage.replace_if is not None:  # completing a half pair: still the same inputs?
@@ -105,23 +106,26 @@ def publish_outputs(
         if half is not None and (refusal := half.refusal(
                 export_plan, [i.path for i in inputs], inputs)) is not None:
             raise refusal
-    manifests = {}
-    for destination, files, own, other in (
+    sides: tuple[tuple[Side, Sequence[FileRecord], StagedOutput, Path], ...] = (
         ("export", export_files, export_stage, onshore_stage.target),
         ("onshore", onshore_files, onshore_stage, export_stage.target),
-    ):
-        manifests[destination] = build_manifest(
+    )
+    manifests = []
+    for destination, files, own, other in sides:
+        manifest = build_manifest(
             destination=destination, plan=export_plan, run_id=run_id,
             inputs=inputs, files=files, counterpart=other, key_id=key_id, detections=detections,
             extra=extra,
         )
-        write_manifest(own.staging, manifests[destination], part_schema(files))
+        write_manifest(own.staging, manifest, part_schema(files))
         if signing_key is not None:
             sign_manifest(own.staging, signing_key)
+        manifests.append(manifest)
     # Onshore first: an export never stands published without its onshore half.
     onshore_stage.publish()
     export_stage.publish()
-    return manifests
+    export_manifest, onshore_manifest = manifests
+    return export_manifest, onshore_manifest
 
 
 def part_schema(files: Sequence[FileRecord]) -> pa.Schema | None:

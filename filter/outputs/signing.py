@@ -85,6 +85,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 
 from filter.errors import OutputError, first_line, output_failed
+from filter.outputs.json_fields import JsonValue
 from filter.outputs.manifest import (
     LEGACY_SIGNATURE_NAME,
     MANIFEST_NAME,
@@ -124,7 +125,7 @@ def canonical_manifest(data: bytes) -> bytes:
     ).encode("ascii")
 
 
-def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _unique_names(pairs: list[tuple[str, JsonValue]]) -> dict[str, JsonValue]:
     names = [name for name, _ in pairs]
     if len(set(names)) != len(names):
         repeated = sorted({n for n in names if names.count(n) > 1})

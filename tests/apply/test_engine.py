@@ -108,11 +108,11 @@ def test_detection_counts_reach_the_manifest(tmp_path, mini_catalogue) -> None:
     notes_frame().write_parquet(tmp_path / "notes.parquet")
     result = split(tmp_path / "notes.parquet", tmp_path / "e", tmp_path / "o", "after-sales",
                    key=KEY, catalogue=mini_catalogue)
-    found = {d["field"]: d for d in result.export_manifest["detections"]}
+    found = {d.field: d for d in result.export_manifest.detections}
     notes = found["Vehicle.Service.Notes"]
-    assert notes["moved_values"] == 7
-    assert notes["hits"]["vin"] == 1 and notes["hits"]["media"] == 1
-    assert found["Vehicle.Diagnostics.DTCList"]["hits"]["mobile_number"] == 5
+    assert notes.moved_values == 7
+    assert notes.hits["vin"] == 1 and notes.hits["media"] == 1
+    assert found["Vehicle.Diagnostics.DTCList"].hits["mobile_number"] == 5
     text = "".join(manifests.manifest_text(tmp_path / d) for d in ("e", "o"))
     assert not any(value in text for value in SENSITIVE)  # counts, never values
 
@@ -199,10 +199,10 @@ def test_row_by_row_counts_agree_with_value_table_counts(tmp_path, mini_catalogu
         result = split(tmp_path / "notes.parquet", tmp_path / target / "e",
                        tmp_path / target / "o", "after-sales", key=KEY,
                        catalogue=mini_catalogue)
-        return {d["field"]: d for d in result.export_manifest["detections"]}
+        return {d.field: d for d in result.export_manifest.detections}
 
     by_table = detections("table")
     monkeypatch.setattr(value_tables, "DISTINCT_LIMIT", 0)
     by_row = detections("row")
     assert by_row == by_table
-    assert by_row["Vehicle.Service.Notes"]["moved_values"] == 7
+    assert by_row["Vehicle.Service.Notes"].moved_values == 7

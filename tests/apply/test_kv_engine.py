@@ -286,7 +286,7 @@ def test_a_detected_value_seen_in_an_earlier_batch_still_moves(payload, shipped,
     onshore = pl.read_parquet(tmp_path / "o" / "*.parquet")
     assert export["value_string"].to_list() == ["ok"] * 9
     assert onshore["value_string"].to_list() == ["31.230416, 121.473701"] * 3
-    assert len(result.export_manifest["files"]) == 3  # three batches
+    assert len(result.export_manifest.files) == 3  # three batches
 
 
 # --- the batch's own VINs in string values (issue 23, item 3) -----------------------------
@@ -333,11 +333,11 @@ def test_an_entry_holding_a_vin_of_the_batch_stays_onshore(
     result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
                             message="vtx.telemetry.v1.Envelope", output_format=output_format)
     _no_vin_in(tmp_path / "e")
-    assert result.export_manifest["entries"]["exported"] == 2
-    assert result.export_manifest["entries"]["detected"] == 3
-    [found] = result.export_manifest["detections"]
-    assert found["field"] == "value_string" and found["moved_values"] == 3
-    assert found["hits"] == {"batch_vin": 3}
+    assert result.export_manifest.extra.entries["exported"] == 2
+    assert result.export_manifest.extra.entries["detected"] == 3
+    [found] = result.export_manifest.detections
+    assert found.field == "value_string" and found.moved_values == 3
+    assert found.hits == {"batch_vin": 3}
     report = verify_output(tmp_path / "e", tmp_path / "o")
     assert report.ok, report.failures
     if output_format == "parquet":

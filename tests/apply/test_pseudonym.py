@@ -188,8 +188,8 @@ def test_both_manifests_carry_the_key_id(batch_file: Path, key_file: Path, tmp_p
     )
     assert result.exit_code == 0, result.output
     export, onshore = read_manifest(tmp_path / "e"), read_manifest(tmp_path / "o")
-    assert export["keys"]["key_id"] == onshore["keys"]["key_id"] == key_id(KEY)
-    assert "vtx key id v1" in export["keys"]["key_id_method"]
+    assert export.keys.key_id == onshore.keys.key_id == key_id(KEY)
+    assert "vtx key id v1" in export.keys.key_id_method
     for side in (tmp_path / "e", tmp_path / "o"):
         text = manifests.manifest_text(side)
         assert KEY.decode() not in text and hashlib.sha256(KEY).hexdigest()[:16] not in text
@@ -200,7 +200,7 @@ def test_both_manifests_carry_the_key_id(batch_file: Path, key_file: Path, tmp_p
         "after-sales",
         key=secrets.token_hex(32).encode(),
     )
-    assert other.export_manifest["keys"]["key_id"] != export["keys"]["key_id"]
+    assert other.export_manifest.keys.key_id != export.keys.key_id
 # --- normalised VINs and no token for a missing one (issue 23, item 5) -----------------------
 
 # The same VIN as written, in lower case with whitespace around it, and in full-width

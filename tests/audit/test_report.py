@@ -93,6 +93,13 @@ def test_manifest_strings_are_escaped(outputs) -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+def test_a_manifest_with_a_key_vtx_does_not_write_is_refused(outputs) -> None:
+    export, onshore = outputs
+    manifests.edit(onshore, lambda m: m.update(note="kept onshore"))
+    with pytest.raises(InputError, match=r"_manifest.parquet: malformed: note is not a key"):
+        load_runs([export, onshore])
+
+
 def test_not_an_output(tmp_path) -> None:
     with pytest.raises(InputError, match="not a published vtx output"):
         load_runs([tmp_path])

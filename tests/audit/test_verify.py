@@ -98,6 +98,10 @@ def test_extra_and_missing_files_are_caught(outputs) -> None:
         (lambda m: m.update(rows="many"), "malformed: rows"),
         (lambda m: m["files"][0].update(name="../onshore/part-00000.parquet"), "plain, unique"),
         (lambda m: m.update(run_id="another"), "different runs"),
+        # A claim verify cannot read is not passed over: the manifest is refused.
+        (lambda m: m.update(exported_to="31.2304,121.4737"),
+         "_manifest.parquet: malformed: exported_to is not a key vtx writes"),
+        (lambda m: m["files"][0].update(note="x"), "malformed: files[0].note is not a key"),
     ],
 )
 def test_an_edited_manifest_is_caught(outputs, change, fragment) -> None:
@@ -126,7 +130,8 @@ def test_a_withheld_column_in_the_export_is_caught(outputs, batch) -> None:
 
     def claim(manifest) -> None:  # the column listed as exported, its class counted
         manifest["columns"].append(
-            {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales"})
+            {"name": "Vehicle.Cabin.HVAC.AmbientAirTemperature", "class": "after_sales",
+             "rule": "after-sales", "basis": "claimed", "reason": "claimed"})
         manifest["class_counts"]["after_sales"] += 1
 
     edit_manifest(export, claim)

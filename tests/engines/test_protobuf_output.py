@@ -20,6 +20,7 @@ from filter.engines.run import split_protobuf
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import SHIPPED_SOURCE, ProtoSchema, load_schema
 from filter.formats.protobuf.framing import iter_frames
+from filter.outputs.manifest_document import OutputFormat
 from tests import manifests
 from tests.conftest import DATA, KEY
 from tests.engines.test_protobuf_split import record_stream
@@ -62,11 +63,11 @@ def test_key_value_streams_hold_every_entry_once(payload, tmp_path: Path) -> Non
         both = sorted(d.SerializeToString() for d in [*e.data, *o.data])
         assert both == sorted(d.SerializeToString() for d in source.data)
     manifest = result.export_manifest
-    assert manifest["files"][0]["name"] == "part-00000-00000.pb"
-    assert manifest["rows"] == result.onshore_manifest["rows"] == 3  # messages on each side
-    assert manifest["entries"]["entries"] == 15 and manifest["entries"]["exported"] == 3
-    assert manifest["output_format"] == {"format": "protobuf", "message": "testfleet.Payload",
-                                         "framing": "delimited"}
+    assert manifest.files[0].name == "part-00000-00000.pb"
+    assert manifest.rows == result.onshore_manifest.rows == 3  # messages on each side
+    assert manifest.extra.entries["entries"] == 15 and manifest.extra.entries["exported"] == 3
+    assert manifest.extra.output_format == OutputFormat("protobuf", "testfleet.Payload",
+                                                        "delimited")
 
 
 def test_same_entries_exported_as_with_parquet_output(payload, tmp_path: Path) -> None:
@@ -96,8 +97,8 @@ def test_unknown_fields_and_detected_text_stay_onshore_as_they_came(payload, tmp
     (onshore,) = read_stream(payload, tmp_path / "o")
     assert len(export.data) == 0 and len(onshore.data) == 2
     assert b"\x48\x01" in onshore.data[0].SerializeToString()
-    assert result.export_manifest["entries"]["unknown_fields"] == 1
-    assert result.export_manifest["detections"][0]["hits"] == {"coordinates": 1}
+    assert result.export_manifest.extra.entries["unknown_fields"] == 1
+    assert result.export_manifest.detections[0].hits == {"coordinates": 1}
 
 
 def test_used_car_export_carries_the_day(payload, tmp_path: Path) -> None:
@@ -147,7 +148,7 @@ def test_cli_output_format(payload, tmp_path: Path) -> None:
             "--output-format", "protobuf"]
     result = CliRunner().invoke(vtx, args)
     assert result.exit_code == 0, result.output
-    assert read_manifest(tmp_path / "e")["files"][0]["name"].endswith(".pb")
+    assert read_manifest(tmp_path / "e").files[0].name.endswith(".pb")
     parquet_in = tmp_path / "in.parquet"
     pl.DataFrame({"vin": ["V"]}).write_parquet(parquet_in)
     wrong = CliRunner().invoke(vtx, ["split", str(parquet_in), "--export", str(tmp_path / "e2"),
@@ -204,7 +205,7 @@ def test_property_streams_reconcile(payload, tmp_path_factory, messages, scenari
             assert d.key in names and names[d.key].name in allowed
         total += len(source.data)
     assert len(export) == len(onshore) == len(raws)
-    assert result.export_manifest["entries"]["entries"] == total
+    assert result.export_manifest.extra.entries["entries"] == total
 
 
 def test_verify_checks_stream_outputs(payload, tmp_path: Path) -> None:
@@ -266,8 +267,8 @@ def test_plain_detector_hits_stay_onshore(tmp_path: Path) -> None:
     assert list(onshore[0].vehicle.diagnostics.dtc_list) == ["P0420", "31.230416, 121.473701"]
     assert list(export[1].vehicle.diagnostics.dtc_list) == ["P0300"]
     assert export[0].vehicle.traveled_distance == 12
-    (found,) = result.export_manifest["detections"]
-    assert found["field"] == "vehicle.diagnostics.dtcList" and found["moved_values"] == 1
+    (found,) = result.export_manifest.detections
+    assert found.field == "vehicle.diagnostics.dtcList" and found.moved_values == 1
 
 
 def test_messages_without_entries_get_their_token_in_any_batch(payload, tmp_path) -> None:
@@ -363,9 +364,9 @@ def test_batches_written_in_the_writer_thread_keep_their_order_and_bytes(
     for side, manifest in (("e", result.export_manifest), ("o", result.onshore_manifest)):
         files = sorted((tmp_path / side).glob("part-*.pb"))
         assert [f.name for f in files] == [f"part-00000-{n:05d}.pb" for n in range(5)]
-        assert [r["rows"] for r in manifest["files"]] == [4, 4, 4, 4, 3]
-        for record, path in zip(manifest["files"], files, strict=True):
-            assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert [r.rows for r in manifest.files] == [4, 4, 4, 4, 3]
+        for record, path in zip(manifest.files, files, strict=True):
+            assert record.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     onshore = read_stream(payload, tmp_path / "o")
     assert [m.vin for m in onshore] == [f"LSV{i:02d}" for i in range(19)]
 
@@ -561,8 +562,8 @@ def test_entries_with_declared_fields_no_column_holds_stay_onshore(tmp_path, out
     result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
                             message=schema.name, descriptor_set=extended,
                             output_format=output_format)
-    assert result.export_manifest["entries"]["exported"] == 1
-    assert result.export_manifest["entries"]["unknown_fields"] == 2
+    assert result.export_manifest.extra.entries["exported"] == 1
+    assert result.export_manifest.extra.entries["unknown_fields"] == 2
     for path in (tmp_path / "e").iterdir():
         assert _PLANTED_TEXT.encode() not in path.read_bytes()
     onshore = b"".join(p.read_bytes() for p in (tmp_path / "o").glob("part-*"))

@@ -20,6 +20,7 @@ from filter.cli import vtx
 from filter.engines.run import split_protobuf
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import ProtoSchema, load_schema
+from filter.outputs.manifest_document import Detection
 from tests import manifests
 from tests.conftest import DATA, KEY
 from tests.formats.protobuf.test_readers_protobuf import delimited, make_payload
@@ -60,9 +61,9 @@ def test_plain_records_split_by_column(tmp_path: Path) -> None:
     assert "currentLocation" not in vehicle and "traveledDistance" in vehicle
     assert "currentLocation" in onshore["vehicle"].struct.fields
     manifest = read_manifest(tmp_path / "e")
-    assert manifest["input_format"]["layout"] == "plain"
-    assert manifest["inputs"][0]["rows"] == 5
-    assert manifest["quarantined_records"] == 0 and "quarantined" not in manifest
+    assert manifest.extra.input_format.layout == "plain"
+    assert manifest.inputs[0].rows == 5
+    assert manifest.extra.quarantined_records == 0 and manifest.extra.quarantined is None
 
 
 def test_key_value_entries_split_by_key(payload, tmp_path: Path) -> None:
@@ -75,12 +76,12 @@ def test_key_value_entries_split_by_key(payload, tmp_path: Path) -> None:
     assert export["key"].to_list() == ["Soc", "Soc"]
     assert export.columns[:3] == ["vehicle_token", "created_at", "message_index"]
     assert onshore.height == 8
-    entries = result.export_manifest["entries"]
+    entries = result.export_manifest.extra.entries
     assert entries == {"entries": 10, "exported": 2, "unknown_keys": 2, "unknown_fields": 0,
                        "detected": 0}
-    fields = {c["name"]: c for c in result.onshore_manifest["columns"]}
-    assert fields["fleet.Location"]["class"] == "location"
-    assert result.export_manifest["inputs"][0]["rows"] == 2
+    fields = {c.name: c for c in result.onshore_manifest.columns}
+    assert fields["fleet.Location"].data_class == "location"
+    assert result.export_manifest.inputs[0].rows == 2
 
 
 def test_key_value_parts_hold_plain_strings_whichever_decoder_read_them(
@@ -120,9 +121,9 @@ def test_key_value_detections_reach_the_manifests(payload, tmp_path: Path) -> No
     stream.write_bytes(delimited(msg.SerializeToString()))
     result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
                             message="testfleet.Payload", descriptor_set=TEST_SET)
-    assert result.export_manifest["entries"]["detected"] == 1
-    assert result.export_manifest["detections"] == [
-        {"field": "value_string", "moved_values": 1, "hits": {"coordinates": 1}}]
+    assert result.export_manifest.extra.entries["detected"] == 1
+    assert result.export_manifest.detections == (
+        Detection("value_string", moved_values=1, hits={"coordinates": 1}),)
 
 
 def test_bad_record_fails_and_publishes_nothing(payload, tmp_path: Path) -> None:
@@ -141,11 +142,11 @@ def test_quarantine_keeps_bad_records_onshore(payload, tmp_path: Path) -> None:
     result = split_protobuf(stream, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
                             message="testfleet.Payload", descriptor_set=TEST_SET,
                             on_bad_record="quarantine")
-    kept = result.onshore_manifest["quarantined"]
-    assert [(q["message_index"], q["bytes"]) for q in kept] == [(1, 3), (3, 4)]
+    kept = result.onshore_manifest.extra.quarantined
+    assert [(q.message_index, q.bytes) for q in kept] == [(1, 3), (3, 4)]
     for q in kept:
-        assert (tmp_path / "o" / q["file"]).stat().st_size == q["bytes"]
-    assert result.export_manifest["inputs"][0]["rows"] == 2
+        assert (tmp_path / "o" / q.file).stat().st_size == q.bytes
+    assert result.export_manifest.inputs[0].rows == 2
     assert not (tmp_path / "e" / "quarantine").exists()
 
 
@@ -156,8 +157,8 @@ def test_topic_dump_directory(payload, tmp_path: Path) -> None:
         (dump / f"{i:04d}.bin").write_bytes(make_payload(payload, f"LSV{i}"))
     result = split_protobuf(dump, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
                             message="testfleet.Payload", descriptor_set=TEST_SET)
-    assert result.export_manifest["entries"]["entries"] == 15
-    assert result.export_manifest["inputs"][0]["rows"] == 3
+    assert result.export_manifest.extra.entries["entries"] == 15
+    assert result.export_manifest.inputs[0].rows == 3
     # Each file is one message, indexed by its place in the dump.
     onshore = pl.read_parquet(tmp_path / "o" / "part-00000-00000.parquet")
     assert sorted(set(onshore["message_index"])) == [0, 1, 2]
@@ -300,9 +301,9 @@ def test_plain_records_hold_back_the_batch_vins_in_strings(
     for f in (tmp_path / "e").rglob("*"):
         data = f.read_bytes() if f.is_file() else b""
         assert not [v for v in vins if v.encode() in data or v.lower().encode() in data]
-    found = {d["field"]: d for d in result.export_manifest["detections"]}
+    found = {d.field: d for d in result.export_manifest.detections}
     dtc = found["vehicle.diagnostics.dtcList"]
-    assert dtc["moved_values"] == 2 and dtc["hits"]["batch_vin"] == 2
+    assert dtc.moved_values == 2 and dtc.hits["batch_vin"] == 2
     report = verify_output(tmp_path / "e", tmp_path / "o")
     assert report.ok, report.failures
 def cli_split(*args: str) -> Any:
@@ -329,15 +330,15 @@ def test_the_export_manifest_holds_nothing_derived_from_onshore_content(
                        "--on-bad-record", "quarantine")
     assert result.exit_code == 0, result.output
     onshore = read_manifest(tmp_path / "o")
-    kept = onshore["quarantined"]
-    assert [q["message_index"] for q in kept] == [1, 3]
-    assert onshore["inputs"][0]["sha256"] == hashlib.sha256(stream.read_bytes()).hexdigest()
+    kept = onshore.extra.quarantined
+    assert [q.message_index for q in kept] == [1, 3]
+    assert onshore.inputs[0].sha256 == hashlib.sha256(stream.read_bytes()).hexdigest()
     export_text = manifests.manifest_text(tmp_path / "e")
     export = json.loads(export_text)
-    assert export["quarantined_records"] == onshore["quarantined_records"] == 2
+    assert export["quarantined_records"] == onshore.extra.quarantined_records == 2
     assert "quarantined" not in export
     assert export["inputs"] == [{"rows": 2}]
-    onshore_content = [(tmp_path / "o" / q["file"]).read_bytes() for q in kept]
+    onshore_content = [(tmp_path / "o" / q.file).read_bytes() for q in kept]
     assert onshore_content[0] == bad
     for data in (*onshore_content, stream.read_bytes(), key_file.read_bytes(), KEY):
         digest = hashlib.sha256(data).hexdigest()
@@ -347,7 +348,7 @@ def test_the_export_manifest_holds_nothing_derived_from_onshore_content(
     checked = CliRunner().invoke(vtx, ["verify", str(tmp_path / "e"), "--onshore",
                                        str(tmp_path / "o")])
     assert checked.exit_code == 0, checked.output
-    for sides, shown in (([tmp_path / "e", tmp_path / "o"], onshore["inputs"][0]["sha256"]),
+    for sides, shown in (([tmp_path / "e", tmp_path / "o"], onshore.inputs[0].sha256),
                          ([tmp_path / "e"], "paths, sizes and SHA-256 are in the onshore")):
         report = CliRunner().invoke(vtx, ["report", *map(str, sides), "--html",
                                           str(tmp_path / "r.html")])
@@ -431,7 +432,7 @@ def test_a_pattern_does_not_reach_through_a_directory_link(payload, tmp_path: Pa
     result = split_protobuf(str(tmp_path / "named" / "*.bin"), tmp_path / "e", tmp_path / "o",
                             "after-sales", key=KEY, message="testfleet.Payload",
                             descriptor_set=TEST_SET)
-    assert result.onshore_manifest["inputs"][0]["rows"] == 1
+    assert result.onshore_manifest.inputs[0].rows == 1
 
 
 def test_a_stream_named_like_a_pattern_is_that_file(payload, tmp_path: Path) -> None:
@@ -448,7 +449,7 @@ def test_a_stream_named_like_a_pattern_is_that_file(payload, tmp_path: Path) -> 
         result = split_protobuf(str(given), out / "e[1]", out / "o[1]", "after-sales", key=KEY,
                                 message="testfleet.Payload", descriptor_set=TEST_SET,
                                 framing=framing)  # type: ignore[arg-type]
-        assert result.onshore_manifest["inputs"][0]["path"] == str(given)
+        assert result.onshore_manifest.inputs[0].path == str(given)
         onshore = pl.read_parquet(out / "o[1]" / "part-00000-00000.parquet", glob=False)
         assert set(onshore["vin"]) == {vin}
         assert verify_output(out / "e[1]", out / "o[1]").ok

@@ -94,18 +94,19 @@ def assert_same_outputs(local: SplitResult, on_ray: SplitResult, root: Path, ord
     for side in ("export", "onshore"):
         mine, want = getattr(on_ray, f"{side}_manifest"), getattr(local, f"{side}_manifest")
         for field in ("rows", "class_counts", "columns", "detections", "inputs", "files",
-                      "input_format", "quarantined_records", "keys"):
-            assert mine[field] == want[field], field
-        assert mine.get("quarantined") == want.get("quarantined")  # onshore only
-        assert mine.get("entries") == want.get("entries")
+                      "keys"):
+            assert getattr(mine, field) == getattr(want, field), field
+        # The input format's sections: its format, the quarantine (its records onshore only),
+        # the entries.
+        assert mine.extra == want.extra
 
 
 def test_key_value_streams_give_the_local_result(payload, tmp_path: Path) -> None:
     inputs = kv_inputs(payload, tmp_path / "in")
     local, on_ray = both(inputs, tmp_path, **PAYLOAD)
     assert_same_outputs(local, on_ray, tmp_path, ["vehicle_token", "message_index", "entry_index"])
-    assert on_ray.export_manifest["entries"]["entries"] == 5 * (7 + 4 + 5)
-    assert [i["rows"] for i in on_ray.export_manifest["inputs"]] == [7, 4, 5]
+    assert on_ray.export_manifest.extra.entries["entries"] == 5 * (7 + 4 + 5)
+    assert [i.rows for i in on_ray.export_manifest.inputs] == [7, 4, 5]
 
 
 def test_plain_records_give_the_local_result(tmp_path: Path) -> None:
@@ -114,8 +115,8 @@ def test_plain_records_give_the_local_result(tmp_path: Path) -> None:
               enumerate((8, 5))]
     local, on_ray = both(inputs, tmp_path, **RECORD)
     assert_same_outputs(local, on_ray, tmp_path, ["vehicle_token", "timestamp"])
-    assert on_ray.export_manifest["rows"] == 13
-    assert on_ray.export_manifest["input_format"]["layout"] == "plain"
+    assert on_ray.export_manifest.rows == 13
+    assert on_ray.export_manifest.extra.input_format.layout == "plain"
 
 
 def test_bad_record_fails_the_run_and_publishes_nothing(payload, tmp_path: Path) -> None:
@@ -152,15 +153,15 @@ def test_quarantine_on_ray(payload, tmp_path: Path) -> None:
     stream = tmp_path / "in" / "kv.bin"
     stream.write_bytes(delimited(good, b"\x0a\xff\xff", good, good, good) + b"\x40abc")
     local, on_ray = both([stream], tmp_path, **PAYLOAD, on_bad_record="quarantine")
-    kept = on_ray.onshore_manifest["quarantined"]
-    assert [(q["message_index"], q["bytes"]) for q in kept] == [(1, 3), (5, 4)]
-    assert kept == local.onshore_manifest["quarantined"]
+    kept = on_ray.onshore_manifest.extra.quarantined
+    assert [(q.message_index, q.bytes) for q in kept] == [(1, 3), (5, 4)]
+    assert kept == local.onshore_manifest.extra.quarantined
     for q in kept:
-        data = (tmp_path / "ray" / "o" / q["file"]).read_bytes()
-        assert data == (tmp_path / "local" / "o" / q["file"]).read_bytes()
-        assert len(data) == q["bytes"]
-    assert on_ray.export_manifest["inputs"][0]["rows"] == 4
-    assert on_ray.export_manifest["entries"] == local.export_manifest["entries"]
+        data = (tmp_path / "ray" / "o" / q.file).read_bytes()
+        assert data == (tmp_path / "local" / "o" / q.file).read_bytes()
+        assert len(data) == q.bytes
+    assert on_ray.export_manifest.inputs[0].rows == 4
+    assert on_ray.export_manifest.extra.entries == local.export_manifest.extra.entries
     assert not (tmp_path / "ray" / "e" / "quarantine").exists()
 
 
@@ -175,7 +176,7 @@ def test_cli_engine_ray_reads_protobuf(payload, tmp_path: Path) -> None:
         "--scenario", "after-sales", "--key-file", str(key_file), "--engine", "ray",
         "--descriptor-set", str(TEST_SET), "--message", "testfleet.Payload"])
     assert result.exit_code == 0, result.output
-    assert read_manifest(tmp_path / "e")["entries"]["entries"] == 10
+    assert read_manifest(tmp_path / "e").extra.entries["entries"] == 10
 
 
 def test_the_driver_signs_protobuf_outputs(tmp_path: Path) -> None:

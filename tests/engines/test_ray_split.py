@@ -98,20 +98,20 @@ def test_ray_gives_the_local_result(fleet_files, fleet, tmp_path, scenario) -> N
         mine = getattr(on_ray, f"{side}_manifest")
         theirs = getattr(local, f"{side}_manifest")
         for field in ("rows", "class_counts", "detections", "columns", "inputs", "catalogue"):
-            assert mine[field] == theirs[field], field
+            assert getattr(mine, field) == getattr(theirs, field), field
         # The blocks, not the files, make the parts; each pair lines up row for row.
-        assert len(mine["files"]) > len(fleet_files)
-        for record in mine["files"]:
-            part = tmp_path / "ray" / side / record["name"]
-            assert record["sha256"] == sha256_file(part)
-            assert record["rows"] == pl.scan_parquet(part).select(pl.len()).collect().item()
-    assert [f["rows"] for f in on_ray.export_manifest["files"]] == [
-        f["rows"] for f in on_ray.onshore_manifest["files"]]
-    assert on_ray.export_manifest["run_id"] == on_ray.onshore_manifest["run_id"]
+        assert len(mine.files) > len(fleet_files)
+        for record in mine.files:
+            part = tmp_path / "ray" / side / record.name
+            assert record.sha256 == sha256_file(part)
+            assert record.rows == pl.scan_parquet(part).select(pl.len()).collect().item()
+    assert [f.rows for f in on_ray.export_manifest.files] == [
+        f.rows for f in on_ray.onshore_manifest.files]
+    assert on_ray.export_manifest.run_id == on_ray.onshore_manifest.run_id
     if scenario == "after-sales":
-        (notes,) = [d for d in on_ray.export_manifest["detections"]
-                    if d["field"] == "Vehicle.Service.Notes"]
-        assert notes["moved_values"] == fleet["Vehicle.Service.Notes"].is_in(
+        (notes,) = [d for d in on_ray.export_manifest.detections
+                    if d.field == "Vehicle.Service.Notes"]
+        assert notes.moved_values == fleet["Vehicle.Service.Notes"].is_in(
             [NOTES[0], NOTES[2], NOTES[4], NOTES[6]]).sum()
     assert not [p for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")]
 
@@ -124,7 +124,7 @@ def test_fields_over_the_distinct_limit_are_scanned_row_by_row(
                   catalogue=MINI_CATALOGUE)
     on_ray = split_ray(fleet_files, tmp_path / "r-e", tmp_path / "r-o", "after-sales", key=KEY,
                        catalogue=MINI_CATALOGUE)
-    assert on_ray.onshore_manifest["detections"] == local.onshore_manifest["detections"]
+    assert on_ray.onshore_manifest.detections == local.onshore_manifest.detections
     for side in ("e", "o"):
         ours = pl.read_parquet(tmp_path / f"r-{side}" / "*.parquet")
         theirs = pl.read_parquet(tmp_path / f"l-{side}" / "*.parquet")
@@ -151,8 +151,8 @@ def test_cli_engine_ray(fleet_files, key_file, tmp_path) -> None:
     ])
     assert result.exit_code == 0, result.output
     assert "120 rows" in result.stdout
-    assert read_manifest(tmp_path / "export")["rows"] == 120
-    assert read_manifest(tmp_path / "onshore")["rows"] == 120
+    assert read_manifest(tmp_path / "export").rows == 120
+    assert read_manifest(tmp_path / "onshore").rows == 120
     # A pipeline on Ray reads a published directory as it is: the manifest file adds no row.
     for side in ("export", "onshore"):
         assert ray.data.read_parquet(str(tmp_path / side)).count() == 120
@@ -183,7 +183,7 @@ def test_vtx_process_starts_and_stops_its_own_cluster(fleet_files, key_file, tmp
     )
     assert done.returncode == 0, done.stderr
     assert "120 rows" in done.stdout
-    assert read_manifest(tmp_path / "export")["rows"] == 120
+    assert read_manifest(tmp_path / "export").rows == 120
 
 
 def test_cli_ray_address_needs_engine_ray(fleet_files, key_file, tmp_path) -> None:
@@ -228,7 +228,7 @@ def test_a_path_with_glob_characters_is_that_file_on_ray(fleet, tmp_path) -> Non
     given = tmp_path / "b[1].parquet"
     result = split_ray(str(given), tmp_path / "e[1]", tmp_path / "o[1]", "after-sales",
                        key=KEY, catalogue=MINI_CATALOGUE)
-    assert result.onshore_manifest["inputs"][0]["sha256"] == sha256_file(given)
+    assert result.onshore_manifest.inputs[0].sha256 == sha256_file(given)
     onshore = pl.concat([pl.read_parquet(p, glob=False)
                          for p in sorted((tmp_path / "o[1]").glob("part-*.parquet"))])
     assert onshore.height == fleet.height

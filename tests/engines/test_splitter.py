@@ -15,6 +15,7 @@ from polars.testing import assert_frame_equal
 from filter import InputError, OutputError, read_manifest, split, split_frame
 from filter.apply.reconstruct import reconstruct
 from filter.outputs.manifest import sha256_file
+from filter.outputs.manifest_document import InputRecord
 from tests import manifests
 from tests.conftest import KEY, MINI_CATALOGUE
 
@@ -27,25 +28,25 @@ def run(inputs, tmp_path: Path, **kw):
 def test_split_publishes_both_outputs_with_manifests(batch_file: Path, batch, tmp_path) -> None:
     result = run(batch_file, tmp_path)
     export, onshore = read_manifest(tmp_path / "export"), read_manifest(tmp_path / "onshore")
-    assert export["run_id"] == onshore["run_id"]
-    assert export["rows"] == onshore["rows"] == batch.height == result.rows
-    assert onshore["inputs"][0]["sha256"] == sha256_file(batch_file)
-    assert export["inputs"] == [{"rows": batch.height}]  # where and what: onshore only
-    assert export["catalogue"]["id"] == "mini" and export["scenario"] == "rnd"
+    assert export.run_id == onshore.run_id
+    assert export.rows == onshore.rows == batch.height == result.rows
+    assert onshore.inputs[0].sha256 == sha256_file(batch_file)
+    assert export.inputs == (InputRecord(batch.height),)  # where and what: onshore only
+    assert export.catalogue.id == "mini" and export.scenario == "rnd"
     for manifest, directory in ((export, tmp_path / "export"), (onshore, tmp_path / "onshore")):
-        assert manifest["schema_version"] == 3
+        assert manifest.schema_version == 3
         names = sorted(p.name for p in directory.iterdir())
         assert names == ["_manifest.parquet", "part-00000.parquet"]
-        (part,) = manifest["files"]
-        assert part["sha256"] == sha256_file(directory / part["name"])
-        assert part["rows"] == pq.read_metadata(directory / part["name"]).num_rows
-    export_cols = {c["name"]: c for c in export["columns"]}
+        (part,) = manifest.files
+        assert part.sha256 == sha256_file(directory / part.name)
+        assert part.rows == pq.read_metadata(directory / part.name).num_rows
+    export_cols = {c.name: c for c in export.columns}
     assert "vin" not in export_cols
-    assert export_cols["Vehicle.Speed"]["class"] == "test"
-    assert export_cols["Vehicle.Speed"]["basis"] == "test basis: test"
-    onshore_cols = {c["name"]: c for c in onshore["columns"]}
-    assert onshore_cols["x_debug_counter"]["class"] == "unclassified"
-    assert onshore["class_counts"]["location"] == 3
+    assert export_cols["Vehicle.Speed"].data_class == "test"
+    assert export_cols["Vehicle.Speed"].basis == "test basis: test"
+    onshore_cols = {c.name: c for c in onshore.columns}
+    assert onshore_cols["x_debug_counter"].data_class == "unclassified"
+    assert onshore.class_counts["location"] == 3
     # Nothing but the published directories beside them: staging is gone.
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -70,10 +71,10 @@ def test_many_inputs_directories_and_globs(batch, tmp_path) -> None:
     (src / "_ignored.parquet").write_bytes(b"not parquet")
     result = run([src, str(tmp_path / "c*.parquet")], tmp_path)
     manifest = result.export_manifest
-    assert [i["rows"] for i in manifest["inputs"]] == [50, 30, 40]
-    assert [f["name"] for f in manifest["files"]] == [
+    assert [i.rows for i in manifest.inputs] == [50, 30, 40]
+    assert [f.name for f in manifest.files] == [
         "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
-    assert [f["rows"] for f in result.onshore_manifest["files"]] == [50, 30, 40]
+    assert [f.rows for f in result.onshore_manifest.files] == [50, 30, 40]
 
 
 def test_schema_mismatch_between_inputs_is_refused(batch, tmp_path) -> None:
@@ -89,8 +90,8 @@ def test_non_empty_target_needs_overwrite(batch_file: Path, tmp_path) -> None:
     with pytest.raises(OutputError, match=r"not empty.*--overwrite"):
         run(batch_file, tmp_path)
     second = run(batch_file, tmp_path, overwrite=True)
-    assert second.export_manifest["run_id"] != first.export_manifest["run_id"]
-    assert read_manifest(tmp_path / "export")["run_id"] == second.export_manifest["run_id"]
+    assert second.export_manifest.run_id != first.export_manifest.run_id
+    assert read_manifest(tmp_path / "export").run_id == second.export_manifest.run_id
 
 
 def test_corrupt_input_publishes_nothing(batch_file: Path, batch, tmp_path) -> None:
@@ -192,9 +193,9 @@ def test_maps_and_lists_are_classified_whole(tmp_path) -> None:
 
 def test_scanned_fields_without_hits_are_reported_with_zero_counts(batch_file, tmp_path) -> None:
     result = run(batch_file, tmp_path, scenario="after-sales")
-    (dtcs,) = result.export_manifest["detections"]
-    assert dtcs["field"] == "Vehicle.Diagnostics.DTCList"
-    assert dtcs["moved_values"] == 0 and set(dtcs["hits"].values()) == {0}
+    (dtcs,) = result.export_manifest.detections
+    assert dtcs.field == "Vehicle.Diagnostics.DTCList"
+    assert dtcs.moved_values == 0 and set(dtcs.hits.values()) == {0}
 
 
 # --- the batch's own VINs in exported strings (issue 23, item 3) ---------------------------
@@ -253,10 +254,10 @@ def test_a_vin_of_the_batch_in_an_exported_string_stays_onshore(
     assert onshores[0][NOTES].to_list()[1:3] == first[NOTES].to_list()[1:3]
     assert onshores[1][NOTES].to_list()[:2] == second[NOTES].to_list()[:2]
     assert onshores[0][OIL].to_list()[3] == VIN_B
-    found = {d["field"]: d for d in result.export_manifest["detections"]}
-    assert found[NOTES]["moved_values"] == 4 and found[NOTES]["hits"]["batch_vin"] == 4
-    assert found[NOTES]["hits"]["vin"] == 0  # no valid check digit: only the batch's own VINs
-    assert found[OIL]["moved_values"] == 1 and found[OIL]["hits"]["batch_vin"] == 1
+    found = {d.field: d for d in result.export_manifest.detections}
+    assert found[NOTES].moved_values == 4 and found[NOTES].hits["batch_vin"] == 4
+    assert found[NOTES].hits["vin"] == 0  # no valid check digit: only the batch's own VINs
+    assert found[OIL].moved_values == 1 and found[OIL].hits["batch_vin"] == 1
     report = verify_output(tmp_path / "e", tmp_path / "o")
     assert report.ok, report.failures
     for frame, export, onshore in zip((first, second), exports, onshores, strict=True):
@@ -292,9 +293,9 @@ def test_a_path_with_glob_characters_is_that_file(batch, tmp_path, reencode) -> 
     batch.tail(5).write_parquet(folder / "a.parquet")
     given = tmp_path / "b[1].parquet"
     result = run([str(given), str(folder)], tmp_path / "out[1]", reencode=reencode)
-    inputs = result.onshore_manifest["inputs"]
-    assert [i["path"] for i in inputs] == [str(given), str(folder / "a.parquet")]
-    assert inputs[0]["sha256"] == sha256_file(given) and inputs[0]["rows"] == batch.height
+    inputs = result.onshore_manifest.inputs
+    assert [i.path for i in inputs] == [str(given), str(folder / "a.parquet")]
+    assert inputs[0].sha256 == sha256_file(given) and inputs[0].rows == batch.height
     onshore = pl.read_parquet(result.onshore_dir / "part-00000.parquet", glob=False)
     assert onshore.height == batch.height
     assert "Vehicle.Cabin.HVAC.AmbientAirTemperature" in onshore.columns
@@ -308,7 +309,7 @@ def test_a_pattern_is_expanded_once_into_literal_paths(batch, tmp_path) -> None:
     batch.head(3).write_parquet(tmp_path / "c[1]x.parquet")  # only a match holds `[`
     batch.tail(4).write_parquet(tmp_path / "c1x.parquet")
     result = run(str(tmp_path / "c*.parquet"), tmp_path / "out")
-    assert [(Path(i["path"]).name, i["rows"]) for i in result.onshore_manifest["inputs"]] == [
+    assert [(Path(i.path).name, i.rows) for i in result.onshore_manifest.inputs] == [
         ("c1x.parquet", 4), ("c[1]x.parquet", 3)]
     for part, rows in (("part-00000.parquet", batch.tail(4)), ("part-00001.parquet",
                                                               batch.head(3))):

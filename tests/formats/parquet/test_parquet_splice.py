@@ -105,8 +105,8 @@ def assert_same_outputs(published: dict[str, Any]) -> None:
         assert copied_arrow.schema == polars_arrow.schema
         assert_frame_equal(pl.from_arrow(copied_arrow), pl.from_arrow(polars_arrow))
         manifests = [read_manifest(published[k][side]) for k in ("copied", "polars")]
-        for key in ("rows", "columns", "detections", "classes"):
-            assert manifests[0].get(key) == manifests[1].get(key), key
+        for key in ("rows", "columns", "detections", "class_counts"):
+            assert getattr(manifests[0], key) == getattr(manifests[1], key), key
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -222,7 +222,7 @@ def test_empty_row_groups_and_an_empty_file(tmp_path) -> None:
     pq.write_table(table.slice(0, 0), empty)
     published = split_both_ways(empty, tmp_path / "b", MINI_CATALOGUE, "after-sales")
     assert_same_outputs(published)
-    assert read_manifest(published["copied"][0])["rows"] == 0
+    assert read_manifest(published["copied"][0]).rows == 0
 
 
 def cli_split(source: Path, tmp_path: Path) -> Any:
@@ -626,9 +626,9 @@ def test_a_hit_moves_onshore_however_the_strings_are_encoded(
     onshore = pl.read_parquet(tmp_path / "o" / "part-00000.parquet")
     assert export[NOTES][1] is None and export[NOTES][0] is not None
     assert onshore[NOTES][0] is None and PLANTED in str(onshore[NOTES][1])
-    [found] = read_manifest(tmp_path / "e")["detections"]
-    assert found["field"] == NOTES and found["moved_values"] == 1
-    assert found["hits"]["mobile_number"] == 1
+    [found] = read_manifest(tmp_path / "e").detections
+    assert found.field == NOTES and found.moved_values == 1
+    assert found.hits["mobile_number"] == 1
     stored = pl.read_parquet(source)
     assert_frame_equal(reconstruct(export, onshore, stored.schema), stored)
     verified = verify_output(tmp_path / "e", tmp_path / "o")
@@ -652,7 +652,7 @@ def test_an_unused_dictionary_value_that_hits_is_not_copied_into_the_export(
     _assert_nowhere_in_export(tmp_path / "e", "13812345678")
     assert pl.read_parquet(tmp_path / "e" / "part-00000.parquet")[NOTES].to_list() == ["ok"] * 2
     # An unused dictionary value is no row's value: nothing to move, nothing counted.
-    assert read_manifest(tmp_path / "e")["detections"][0]["moved_values"] == 0
+    assert read_manifest(tmp_path / "e").detections[0].moved_values == 0
 
 
 def test_a_clean_dictionary_is_still_copied_as_it_is(tmp_path: Path) -> None:

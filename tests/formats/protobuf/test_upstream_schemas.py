@@ -111,9 +111,9 @@ def test_every_upstream_message_type_splits_and_verifies(tmp_path, message, outp
         result = split_protobuf(stream, out / "e", out / "o", scenario, key=KEY, message=message,
                                 descriptor_set=UPSTREAM, on_unknown="fail", origin=origin,
                                 output_format=output_format)
-        assert result.export_manifest["rows"] == (
+        assert result.export_manifest.rows == (
             3 if schema.key_value is None or output_format == "protobuf"
-            else result.export_manifest["entries"]["exported"])
+            else result.export_manifest.extra.entries["exported"])
         report = verify_output(out / "e", out / "o")
         assert report.ok, (scenario, report.failures)
     if schema.key_value is not None and output_format == "parquet":
