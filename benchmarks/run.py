@@ -56,7 +56,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.generate import GENERATOR_VERSION, schema
+from benchmarks.fleet_signals import schema
+from benchmarks.generate import GENERATOR_VERSION
 from benchmarks.results_readme import (
     PARQUET_METHODS,
     load_parquet_records,
