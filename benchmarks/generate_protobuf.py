@@ -140,7 +140,6 @@ def generate(
     return stats
 
 
-
 def check(path: Path, limit: int | None = 10_000) -> tuple[int, int]:
     """Parse the first ``limit`` messages (None: all) and serialise them again.
 

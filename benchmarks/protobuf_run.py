@@ -6,7 +6,7 @@ In: one or more ``--messages`` sizes (plus ``--repeat``, ``--vehicles``, ``--see
 ``vtx.telemetry.v1.Envelope`` messages of about 20 entries each, is generated with
 :mod:`benchmarks.generate_protobuf` unless already cached in the work dir, then every method
 runs ``--repeat`` times, each in a fresh subprocess, alternating the order of the methods from
-one repeat to the next, measured like the Parquet benchmark (:func:`benchmarks.run.measure`:
+one repeat to the next, measured like the Parquet benchmark (:func:`benchmarks.measure.measure`:
 wall time, peak RSS, CPU time, the rest of the machine's CPU time):
 
 * ``vtx`` -- ``python -m filter split INPUT --format protobuf --message
@@ -49,30 +49,32 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.environment import (
+    BENCH_DIR,
+    DEFAULT_RESULTS_DIR,
+    DEFAULT_WORK_DIR,
+    SCENARIO,
+    compile_bytecode,
+    machine_info,
+    now,
+    warm_page_cache,
+    write_key_file,
+)
 from benchmarks.generate_protobuf import GENERATOR_VERSION, stats_path
+from benchmarks.measure import (
+    RunFailed,
+    RunResult,
+    measure,
+    summarise,
+    tree_bytes,
+    wait_until_quiet,
+)
 from benchmarks.protobuf_parse import ENVELOPE
 from benchmarks.results_readme import (
     PROTOBUF_METHODS,
     TARGET_RATIO,
     protobuf_table,
     write_readme,
-)
-from benchmarks.run import (
-    BENCH_DIR,
-    DEFAULT_RESULTS_DIR,
-    DEFAULT_WORK_DIR,
-    SCENARIO,
-    RunFailed,
-    RunResult,
-    _now,
-    compile_bytecode,
-    machine_info,
-    measure,
-    summarise,
-    tree_bytes,
-    wait_until_quiet,
-    warm_page_cache,
-    write_key_file,
 )
 
 METHODS = PROTOBUF_METHODS
@@ -192,7 +194,7 @@ def bench_one(
     max_rss = None if max_rss_gb is None else int(max_rss_gb * 2**30)
     warm_page_cache(src)
     compile_bytecode(repo_root)
-    started = _now()
+    started = now()
     runs: dict[str, list[RunResult]] = {m: [] for m in methods}
     reports: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     failures: dict[str, str] = {m: f"skipped: {skipped[m]}" for m in methods if m in skipped}
@@ -231,7 +233,7 @@ def bench_one(
             print(
                 f"  [{i + 1}/{repeat}] {method:10s} {result.wall_s:7.2f} s  "
                 f"{result.peak_rss_mb:8.1f} MB peak  {result.cpu_s:7.2f} s CPU{loop}  "
-                f"(others {result.other_cpu_s:.1f} s CPU, waited {waited:.0f} s)  {_now()}",
+                f"(others {result.other_cpu_s:.1f} s CPU, waited {waited:.0f} s)  {now()}",
                 flush=True,
             )
             if method in ("vtx", "vtx-streams") and method not in outputs:
@@ -250,7 +252,7 @@ def bench_one(
     backends = {r["backend"] for rs in reports.values() for r in rs}
     record: dict[str, Any] = {
         "benchmark": "protobuf",
-        "date": _now(),
+        "date": now(),
         "started": started,
         "input": {
             "path": src.name,
@@ -354,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     skipped: dict[str, str] = {}
     for messages in sizes:
-        print(f"messages={messages:,}  ({_now()})", flush=True)
+        print(f"messages={messages:,}  ({now()})", flush=True)
         record = bench_one(
             messages,
             args.repeat,
