@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from filter.memory_budget import ENVIRONMENT_VARIABLE, MemoryBudget
 from filter.policy.catalogue import ORIGINS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,4 +66,22 @@ def origin_option(func: F) -> F:
         default=None,
         help="Where the batch comes from; required by scenarios that accept only some origins "
         "(the shipped rnd scenario takes test-fleet data only).",
+    )(func)
+
+
+def memory_budget_option(func: F) -> F:
+    """``--memory-budget SIZE``: the memory a run may use (default: VTX_MEMORY_BUDGET, else
+    half the machine's)."""
+
+    def parsed(_ctx: click.Context, _param: click.Parameter, value: str | None) -> MemoryBudget:
+        try:
+            return MemoryBudget.of(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return click.option(
+        "--memory-budget", metavar="SIZE", envvar=ENVIRONMENT_VARIABLE, show_envvar=True,
+        default=None, callback=parsed,
+        help="Memory the run may use, e.g. 4GiB (default: half the machine's, or of its "
+             "cgroup or ulimit). Input that would not fit is refused before it is decoded.",
     )(func)

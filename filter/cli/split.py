@@ -15,6 +15,7 @@ from filter.apply.pseudonym import load_key
 from filter.cli.allocator import keep_freed_memory
 from filter.cli.options import (
     catalogue_option,
+    memory_budget_option,
     on_unknown_option,
     origin_option,
     scenario_option,
@@ -25,6 +26,7 @@ from filter.engines.local import LocalEngine
 from filter.engines.request import ProgressCallback, ProtobufInput, SplitRequest
 from filter.engines.run import run
 from filter.errors import InputError
+from filter.memory_budget import MemoryBudget
 from filter.outputs.signing_keys import SIGNING_KEY_ENV
 from filter.policy.pin import resolve_catalogue
 
@@ -86,6 +88,7 @@ PARQUET_MAGIC = b"PAR1"
               help="Parquet input: decode and encode every column with Polars (zstd level 1) "
                    "instead of copying the columns a side holds unchanged as the input "
                    "encoded them.")
+@memory_budget_option
 def command(
     inputs: tuple[str, ...],
     export_dir: Path,
@@ -110,6 +113,7 @@ def command(
     on_bad_record: str,
     output_format: str,
     reencode: bool,
+    memory_budget: MemoryBudget,
 ) -> None:
     """Split INPUT files, directories or globs (Parquet or protobuf) into an export and an
     onshore set."""
@@ -134,7 +138,7 @@ def command(
         catalogue=catalogue, catalogue_sha256=catalogue_sha256, origin=origin,
         protobuf=protobuf_input, output_format=output_format,  # type: ignore[arg-type]
         on_unknown=on_unknown, overwrite=overwrite,  # type: ignore[arg-type]
-        reencode=reencode, signing_key=signing_key_file,
+        reencode=reencode, signing_key=signing_key_file, memory_budget=memory_budget,
     )
     runner: Engine = LocalEngine()
     if engine == "ray":

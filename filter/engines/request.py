@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from filter.errors import RequestError
+from filter.memory_budget import MemoryBudget
 from filter.outputs.manifest_document import Manifest
 from filter.policy.catalogue import Catalogue
 from filter.policy.plan import ExportPlan, OnUnknown
@@ -66,14 +67,28 @@ class SplitRequest:
     reencode: bool = False  # Parquet input: every column decoded and encoded anew
     signing_key: SigningKey | None = field(default=None, repr=False)  # None: unsigned
     progress: ProgressCallback | None = field(default=None, compare=False, repr=False)
+    #: The memory the run may use: bytes, a size ("4GiB"), or None for VTX_MEMORY_BUDGET or
+    #: else the machine's default (`filter.memory_budget`); a `MemoryBudget` once made.
+    memory_budget: MemoryBudget | int | str | None = None
 
     def __post_init__(self) -> None:
+        try:
+            budget = MemoryBudget.of(self.memory_budget)
+        except ValueError as exc:
+            raise RequestError(f"memory budget: {exc}") from None
+        object.__setattr__(self, "memory_budget", budget)  # frozen: set once, here
         if self.output_format not in ("parquet", "protobuf"):
             raise RequestError(f"unknown output format {self.output_format!r}")
         if self.output_format == "protobuf" and self.protobuf is None:
             raise RequestError("protobuf output needs protobuf input")
         if self.reencode and self.protobuf is not None:
             raise RequestError("reencode applies to Parquet input only")
+
+    @property
+    def budget(self) -> MemoryBudget:
+        """The run's memory budget."""
+        assert isinstance(self.memory_budget, MemoryBudget)
+        return self.memory_budget
 
     @classmethod
     def of(
