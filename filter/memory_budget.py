@@ -13,8 +13,8 @@ Polars, pyarrow, numba: about 200 MB resident before the first byte is read); th
 shared by the pieces a run holds decoded at once (`PIECES_IN_FLIGHT`: the row group being
 computed, the next one read ahead, and a piece of the background decode check), so each piece
 may take `piece_limit` bytes. A piece's need is estimated from its page headers, as the
-readers measure them, times what the engine's queries make of it (copies, the detectors'
-normalised text: `DECODE_FACTOR`, `SCAN_FACTOR`).
+readers measure them, plus what the detectors make of the strings they scan (`SCAN_FACTOR`,
+`LONGEST_VALUE_FACTOR`): `filter.formats.parquet.decode_budget.PieceNeed`.
 """
 
 from __future__ import annotations
@@ -34,12 +34,16 @@ MINIMUM = 512 * MiB
 RESERVE = 256 * MiB
 #: Pieces of the input a run holds decoded at the same time.
 PIECES_IN_FLIGHT = 3
-#: Bytes a run's queries hold per byte decoded: the decoded columns, their copies on the way
-#: to the outputs, and the encoded outputs (measured: 1.6 for a 400 MB string column).
-DECODE_FACTOR = 3
-#: The same for a string column the value detectors scan (its text as NFKC makes it, and the
-#: matches' working memory: 6.6 for one 200 MB string).
-SCAN_FACTOR = 8
+#: Bytes the value detectors hold per byte of the strings they scan: the text, and the text as
+#: NFKC makes it.
+SCAN_FACTOR = 2
+#: Bytes the detectors' matching holds per byte of the longest value they scan, besides
+#: (one 200 MB string: a split peaked at 2.4 GB; 400,000 strings of 1 KB: at 0.67 GB).
+LONGEST_VALUE_FACTOR = 10
+
+#: Bytes a split holds per row it computes columns for, besides the input's values: the
+#: vehicle token on both sides (a string and its view) and the frames' share.
+TOKEN_ROW_BYTES = 128
 
 _UNITS = {"": 1, "b": 1, "k": KiB, "kb": KiB, "kib": KiB, "m": MiB, "mb": MiB, "mib": MiB,
           "g": GiB, "gb": GiB, "gib": GiB, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}

@@ -90,15 +90,20 @@ class DistinctValues:
 
 
 def batch_lookups(
-    frame: pl.LazyFrame, export_plan: ExportPlan, key: bytes, *, rows: int | None = None
+    frame: pl.LazyFrame, export_plan: ExportPlan, key: bytes, *, rows: int | None = None,
+    fields: list[FieldDecision] | None = None,
 ) -> Lookups:
     """What the split looks up by distinct value: one pass over the VIN column and the
     string fields that hold enumerations (`filter.apply.value_tables`).
 
     `rows`: the frame's height, given when a slice of the frame reads only its own rows (a
     Parquet scan); the pass then reads `LOOKUP_RUN_ROWS` rows at a time. None: one query.
+    `fields`: the enumeration fields, where the caller has judged them already
+    (`value_tables.enumeration_fields`).
     """
-    distinct = DistinctValues(enumeration_fields(frame, export_plan))
+    if fields is None:
+        fields = enumeration_fields(frame, export_plan)
+    distinct = DistinctValues(fields)
     vins = pl.col(export_plan.vehicle_id_column).cast(pl.String).unique()
     runs = ([frame] if rows is None or rows <= LOOKUP_RUN_ROWS else
             [frame.slice(offset, LOOKUP_RUN_ROWS) for offset in range(0, rows, LOOKUP_RUN_ROWS)])

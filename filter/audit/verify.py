@@ -62,6 +62,8 @@ from filter.audit.export_values import check_values, onshore_vins
 from filter.audit.integrity import check_directory
 from filter.audit.output_check import Failure, OutputCheck, part_schemas
 from filter.audit.reconcile import reconcile
+from filter.formats.parquet.decode_budget import DecodeCost, check_decoding
+from filter.memory_budget import MemoryBudget
 from filter.outputs.manifest import MANIFEST_NAME, manifest_if_any
 from filter.outputs.manifest_document import Manifest
 from filter.outputs.signing import check_signature
@@ -106,6 +108,7 @@ def verify_output(
     *,
     public_key: Ed25519PublicKey | str | Path | None = None,
     require_signature: bool = False,
+    memory_budget: MemoryBudget | int | str | None = None,
 ) -> VerifyReport:
     """Check a published export and its onshore counterpart, or either side alone; see the
     module doc.
@@ -115,8 +118,11 @@ def verify_output(
     claims; the policy and value checks are the export's, the reconciliation needs both.
     `public_key` (a key or its PEM file): each side's manifest must be signed by it.
     `require_signature`: each side must be signed (by any key, when no `public_key` is given).
+    `memory_budget`: as a split's (`filter.memory_budget`); a Parquet part that would not fit
+    is refused (`MemoryBudgetExceeded`) before its values are read.
     """
     cat = resolve_catalogue(catalogue)
+    budget = MemoryBudget.of(memory_budget)
     if isinstance(public_key, str | Path):
         public_key = load_public_key(public_key)
     first = check_directory(output_dir, "export" if onshore_dir is not None else None)
@@ -132,6 +138,10 @@ def verify_output(
             side.failures += [Failure(str(side.directory), problem) for problem in
                               check_signature(side.directory, public_key,
                                               required=require_signature)]
+    for side in sides:  # before any check reads a value: a part may be a bomb
+        scans = side is export  # the detectors read an export's strings
+        check_decoding([p for p in side.intact.values() if p.suffix == ".parquet"], budget,
+                       None, DecodeCost(scan_strings=scans))
     for side in sides:
         if side.manifest is not None:
             check_claims(side)

@@ -56,6 +56,11 @@ class VtxGroup(click.Group):
             if debug:
                 raise
             _fail(str(exc), exc.exit_code)
+        except MemoryError:  # the budget is more than the machine or its limits give
+            if debug:
+                raise
+            _fail("out of memory; nothing was published (a smaller --memory-budget, or "
+                  "VTX_MEMORY_BUDGET, keeps a run within what this machine gives it)", EXIT_DATA)
         except BaseException as exc:  # Exception, and pyo3's PanicException (a BaseException)
             if debug or not (isinstance(exc, Exception) or type(exc).__name__ == "PanicException"):
                 raise

@@ -28,7 +28,8 @@ from pathlib import Path
 import polars as pl
 
 from filter.apply.columns import Lookups
-from filter.apply.lookups import batch_lookups
+from filter.apply.lookups import LOOKUP_RUN_ROWS, batch_lookups
+from filter.apply.value_tables import enumeration_fields
 from filter.engines.engine import SplitRun, WrittenParts
 from filter.engines.frames import write_pair
 from filter.engines.parquet_batch import ParquetBatch
@@ -36,8 +37,10 @@ from filter.engines.parquet_splice import splice_pair
 from filter.engines.request import ProgressCallback
 from filter.errors import InputError, OutputError, first_line, is_disk_error, write_failed
 from filter.formats.parquet.chunks import check_page_checksums
+from filter.formats.parquet.decode_budget import DecodeCost, check_decoding
 from filter.formats.parquet.inputs import ParquetInput, locate_corruption, scan
 from filter.formats.parquet.splice import splice_refusal
+from filter.memory_budget import TOKEN_ROW_BYTES, MemoryBudget
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.reconcile import reconcile_pairs
 from filter.policy.plan import ExportPlan
@@ -50,9 +53,11 @@ def write_parquet_parts(run: SplitRun) -> WrittenParts:
     sources, export_plan, reencode = batch.sources, batch.plan, run.request.reencode
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtx-hash") as hasher:
         input_hashes = [hasher.submit(_hash_input, s, reencode) for s in sources]
-        lookups = _source_lookups(sources, export_plan, run.key)
+        budget = run.request.budget
+        lookups = _source_lookups(sources, export_plan, run.key, budget)
         export_files, onshore_files, detections = _write_parts(
-            sources, export_plan, lookups, *run.staging, run.request.progress, reencode=reencode)
+            sources, export_plan, lookups, *run.staging, run.request.progress, budget,
+            reencode=reencode)
         inputs = [FileRecord(s.path, s.rows, s.bytes, h.result())
                   for s, h in zip(sources, input_hashes, strict=True)]
     for source, export, onshore in zip(inputs, export_files, onshore_files, strict=True):
@@ -67,6 +72,7 @@ def _write_parts(
     export_dir: Path,
     onshore_dir: Path,
     progress: ProgressCallback | None,
+    budget: MemoryBudget,
     *,
     reencode: bool,
 ) -> tuple[list[FileRecord], list[FileRecord], Counter[str]]:
@@ -82,7 +88,8 @@ def _write_parts(
     for index, source in enumerate(sources):
         name = f"part-{index:05d}.parquet"
         export_file, onshore_file, counts = _split_file(
-            source, export_plan, lookups, export_dir / name, onshore_dir / name, reencode=reencode
+            source, export_plan, lookups, export_dir / name, onshore_dir / name, budget,
+            reencode=reencode,
         )
         export_files.append(export_file)
         onshore_files.append(onshore_file)
@@ -94,13 +101,27 @@ def _write_parts(
 
 
 def _source_lookups(
-    sources: Sequence[ParquetInput], export_plan: ExportPlan, key: bytes
+    sources: Sequence[ParquetInput], export_plan: ExportPlan, key: bytes, budget: MemoryBudget
 ) -> Lookups:
-    """`batch_lookups` over every input file; a read failure names the file and row group."""
+    """`batch_lookups` over every input file; a read failure names the file and row group.
+
+    Measured against `budget` first: every row group of the columns it may read (the VINs
+    and the scanned fields, whose first rows say which hold enumerations), then, once those
+    are known, each run of rows of the columns it reads, as if all their values were
+    distinct (a distinct-values pass keeps what it has not seen).
+    """
+    scanned = {d.column for d in export_plan.fields if d.scanned}
+    vin = export_plan.vehicle_id_column
+    # `unique` copies strings out of their dictionaries (a 1 MB value in 10,000 rows: 10 GB).
+    check_decoding(sources, budget, {vin} | scanned, DecodeCost(scanned))
     try:
         # glob=False: a path is that file, even with `[` in its name (Polars would glob it).
         frame = pl.scan_parquet([s.path for s in sources], glob=False)
-        return batch_lookups(frame, export_plan, key, rows=sum(s.rows for s in sources))
+        fields = enumeration_fields(frame, export_plan)
+        check_decoding(sources, budget, {vin} | {d.column for d in fields},
+                       run_rows=LOOKUP_RUN_ROWS)
+        return batch_lookups(frame, export_plan, key, rows=sum(s.rows for s in sources),
+                             fields=fields)
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
         for source in sources:
             if (found := locate_corruption(source)) is not None:
@@ -126,16 +147,20 @@ def _split_file(
     lookups: Lookups,
     export_path: Path,
     onshore_path: Path,
+    budget: MemoryBudget,
     *,
     reencode: bool,
 ) -> tuple[FileRecord, FileRecord, dict[str, int]]:
     """Split one input into its two part files: its column chunks copied where a side holds
     a column unchanged, or every column streamed through Polars (`reencode`, or an input
-    `splice_refusal` gives a reason not to copy)."""
+    `splice_refusal` gives a reason not to copy), its row groups measured against `budget`
+    first."""
     try:
         if reencode or splice_refusal(source) is not None:
+            scanned = {d.column for d in export_plan.fields if d.scanned}
+            check_decoding([source], budget, None, DecodeCost(scanned, TOKEN_ROW_BYTES))
             return write_pair(scan(source), export_plan, lookups, export_path, onshore_path)
-        return splice_pair(source, export_plan, lookups, export_path, onshore_path)
+        return splice_pair(source, export_plan, lookups, export_path, onshore_path, budget)
     except OSError as exc:
         raise write_failed(exc, export_path.parent) from None
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:

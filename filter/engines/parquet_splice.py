@@ -73,6 +73,7 @@ from filter.formats.parquet.layout import (
     layout_in_memory,
     read_layout,
 )
+from filter.formats.parquet.page_sizes import chunk_sizes
 from filter.formats.parquet.pages import dictionary_values
 from filter.formats.parquet.splice import (
     BYTE_ARRAY,
@@ -85,6 +86,7 @@ from filter.formats.parquet.splice import (
     output_columns,
     physical_type,
 )
+from filter.memory_budget import TOKEN_ROW_BYTES, MemoryBudget, format_size
 from filter.outputs.manifest import FileRecord
 from filter.outputs.parts import PARQUET_OPTIONS, part_pair
 from filter.policy.plan import TOKEN_COLUMN, Destination, ExportPlan
@@ -111,21 +113,23 @@ def splice_pair(
     lookups: Lookups,
     export_path: Path,
     onshore_path: Path,
+    budget: MemoryBudget,
 ) -> tuple[FileRecord, FileRecord, dict[str, int]]:
     """Split `source` into its pair of part files by copying column chunks; also its
-    detector hit counts (by ``path\\x1fdetector``)."""
+    detector hit counts (by ``path\\x1fdetector``). What Polars decodes is measured against
+    `budget` first (`ChunkFiles`)."""
     layout = read_layout(source.path)
     # The outputs' schemas, from the plan's: a scan of the input would parse its footer again.
     full = split_lazy(pl.LazyFrame(schema=plan.schema), plan, lookups)
     schemas = {"export": full.export.collect_schema(), "onshore": full.onshore.collect_schema()}
     copied = {side: _copied_columns(side, plan, lookups, layout) for side in _SIDES}
     copied["export"], judged = _dictionaries_pass(source, plan, lookups, layout,
-                                                  copied["export"])
+                                                  copied["export"], budget)
     computed = _computed_query(plan, lookups, schemas, copied)
     counts: Counter[str] = Counter(full.known_counts)
     # The computed columns' reads decode what they read; the rest is decoded here.
     decoded = _Background(_decode_leaves, source, plan, layout, set(computed.needed),
-                          column_bytes(layout))
+                          column_bytes(layout), budget)
     with (
         decoded,
         part_pair(export_path, onshore_path) as (export_file, onshore_file),
@@ -138,8 +142,10 @@ def splice_pair(
         writers = {side: PartAssembler(side, part, columns[side], layout, empty,
                                         judged if side == "export" else {})
                    for side, part in (("export", export_file), ("onshore", onshore_file))}
-        needed = ChunkColumns.of(computed.needed, plan.schema, layout)
-        reads = ChunkFiles(input_file.fileno(), layout.source)
+        scanned = {d.column for d in plan.fields if d.scanned}
+        needed = ChunkColumns.of(computed.needed, plan.schema, layout, scanned=scanned,
+                                 row_bytes=TOKEN_ROW_BYTES)
+        reads = ChunkFiles(input_file.fileno(), layout.source, budget)
         groups = _computed_row_groups(reads, needed, layout, computed)
         for group, computed_group in prefetched(groups):
             counts.update(computed_group.counts)
@@ -273,7 +279,7 @@ def _copied_columns(
 
 def _dictionaries_pass(
     source: ParquetInput, plan: ExportPlan, lookups: Lookups, layout: ParquetLayout,
-    copied: dict[str, SchemaNode],
+    copied: dict[str, SchemaNode], budget: MemoryBudget,
 ) -> tuple[dict[str, SchemaNode], dict[tuple[int, int], tuple[int, int]]]:
     """The export's `copied` columns without those whose string chunks (of scanned fields)
     have a dictionary value some detector hits, or that `parquet_pages` cannot read page by
@@ -296,6 +302,7 @@ def _dictionaries_pass(
     unreadable: set[str] = set()
     ranges: dict[tuple[int, int], tuple[int, int]] = {}
     buffer = bytearray()
+    held = 0  # the values found so far, as Python objects, and the chunk being read
     try:
         footer = pq.read_metadata(source.path)
     except (pa.ArrowException, OSError):
@@ -322,6 +329,14 @@ def _dictionaries_pass(
                         buffer = bytearray(length)
                     view = memoryview(buffer)[:length]
                     read_into(input_file.fileno(), view, start, layout.source)
+                    # Its dictionaries decompressed and held as Python values, at most.
+                    where = f"row group {index}, column {column!r}"
+                    sizes = chunk_sizes(view, 8, codec, layout.source, where, 0)  # no value read
+                    held += sizes.dictionary_bytes + 64 * sizes.dictionary_values
+                    budget.check(held + length + sizes.largest_page, layout.source, where,
+                                 "reading its dictionary, of "
+                                 f"{format_size(sizes.dictionary_bytes)} decompressed, with those "
+                                 "read before")
                     # The page headers' min and max too: bytes the writer chose.
                     found = dictionary_values(view, codec, statistics=True)
                     if found is None:
@@ -350,7 +365,7 @@ def _dictionaries_pass(
 
 def _decode_leaves(
     source: ParquetInput, plan: ExportPlan, layout: ParquetLayout, skip: set[str],
-    column_bytes: dict[str, int], stop: threading.Event,
+    column_bytes: dict[str, int], budget: MemoryBudget, stop: threading.Event,
 ) -> None:
     """Decode every value of `source`'s columns but `skip`, and discard them: the copy reads
     none of them, and a damaged page must fail the run. Returns early once `stop` is set.
@@ -372,11 +387,12 @@ def _decode_leaves(
     groups_per_piece = max(CHECK_GROUPS, CHECK_PASS_BYTES // max(row_bytes, 1))
     passes = check_passes([(c, groups_per_piece * column_bytes.get(c, 0)) for c in checks],
                           CHECK_PASS_BYTES)
-    pieces = [(ChunkColumns.of(columns, plan.schema, layout),
+    # The check only counts: Polars keeps dictionary strings as views of their dictionary.
+    pieces = [(ChunkColumns.of(columns, plan.schema, layout, copies=False),
                [e for c in columns for e in checks[c]]) for columns in passes]
     groups = (g for g in layout.row_groups() if g.rows)
     with open_input(source) as input_file:
-        files = ChunkFiles(input_file.fileno(), layout.source)
+        files = ChunkFiles(input_file.fileno(), layout.source, budget)
         for run in runs(groups, groups_per_piece):
             for columns, exprs in pieces:
                 if stop.is_set():

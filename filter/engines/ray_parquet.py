@@ -48,6 +48,8 @@ from filter.engines.ray_session import (
 )
 from filter.engines.request import ProgressCallback
 from filter.errors import OutputError, first_line, is_disk_error, os_reason, write_failed
+from filter.formats.parquet.decode_budget import DecodeCost, check_decoding
+from filter.memory_budget import TOKEN_ROW_BYTES
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.reconcile import reconcile_pairs
 from filter.policy.plan import ExportPlan, FieldDecision
@@ -66,6 +68,9 @@ def write_ray_parquet_parts(run: SplitRun) -> WrittenParts:
     ray = import_ray()
     sources, export_plan = batch.sources, batch.plan
     export_staging, onshore_staging = run.staging
+    # Ray's readers decode whole row groups: each is measured against the budget first.
+    scanned = {d.column for d in export_plan.fields if d.scanned}
+    check_decoding(sources, run.request.budget, None, DecodeCost(scanned, TOKEN_ROW_BYTES))
     hash_file = ray.remote(sha256_file)
     input_hashes = [hash_file.remote(s.path) for s in sources]
     with translated_errors(sources):

@@ -35,6 +35,7 @@ from filter.engines.request import (
     SplitRequest,
     SplitResult,
 )
+from filter.memory_budget import MemoryBudget
 from filter.outputs.pair import check_targets, publish_outputs, staged_outputs
 from filter.outputs.signing_keys import resolve_signing_key
 from filter.policy.catalogue import Catalogue
@@ -101,6 +102,7 @@ def split(
     signing_key: SigningKey | None = None,
     progress: ProgressCallback | None = None,
     engine: Engine | None = None,
+    memory_budget: MemoryBudget | int | str | None = None,
 ) -> SplitResult:
     """Split Parquet `inputs` into published export and onshore directories.
 
@@ -110,12 +112,15 @@ def split(
     `reencode` has Polars decode and encode every column instead (zstd level 1). A weak `key`
     is refused (`filter.apply.pseudonym.check_key`). `signing_key` (an Ed25519 key or its
     file, not the token key): sign both manifests; None: unsigned. `engine`: where to run
-    (default `LocalEngine()`; `RayEngine(address)` for a Ray cluster).
+    (default `LocalEngine()`; `RayEngine(address)` for a Ray cluster). `memory_budget`: the
+    memory the run may use (bytes or a size such as "4GiB"; None: VTX_MEMORY_BUDGET, else
+    half the machine's); input that would not fit is refused (`MemoryBudgetExceeded`).
     """
     return run(SplitRequest.of(
         inputs, export_dir, onshore_dir, scenario, key=key, catalogue=catalogue,
         catalogue_sha256=catalogue_sha256, origin=origin, on_unknown=on_unknown,
         overwrite=overwrite, reencode=reencode, signing_key=signing_key, progress=progress,
+        memory_budget=memory_budget,
     ), engine)
 
 
@@ -141,6 +146,7 @@ def split_protobuf(
     signing_key: SigningKey | None = None,
     progress: ProgressCallback | None = None,
     engine: Engine | None = None,
+    memory_budget: MemoryBudget | int | str | None = None,
 ) -> SplitResult:
     """Split protobuf `inputs` of type `message` into published export and onshore outputs.
 
@@ -156,5 +162,5 @@ def split_protobuf(
         inputs, export_dir, onshore_dir, scenario, key=key, catalogue=catalogue,
         catalogue_sha256=catalogue_sha256, origin=origin, protobuf=options,
         output_format=output_format, on_unknown=on_unknown, overwrite=overwrite,
-        signing_key=signing_key, progress=progress,
+        signing_key=signing_key, progress=progress, memory_budget=memory_budget,
     ), engine)

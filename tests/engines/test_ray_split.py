@@ -201,7 +201,7 @@ def test_corrupt_input_publishes_nothing(fleet_files, tmp_path) -> None:
     mid = len(data) // 2
     data[mid - 1500 : mid + 1500] = b"\xff" * 3000  # data pages; the footer stays readable
     fleet_files[1].write_bytes(bytes(data))
-    with pytest.raises(InputError, match=r"fleet-1\.parquet: row group \d+ of 4 is corrupt"):
+    with pytest.raises(InputError, match=r"fleet-1\.parquet: row group \d+\b.*corrupt"):
         split_ray(fleet_files, tmp_path / "export", tmp_path / "onshore", "after-sales",
                   key=KEY, catalogue=MINI_CATALOGUE)
     assert not (tmp_path / "export").exists() and not (tmp_path / "onshore").exists()

@@ -5,20 +5,23 @@ In: an open input file (its descriptor), its `ParquetLayout`, the chunks wanted.
 Out: the chunks' bytes (checked against their page CRCs, where the writer gave them), or a
 Parquet file of just those chunks (`ChunkFiles`), with a footer that says where they are.
 May fail: `InputError` naming the input, and the row group and column where one is read: a
-read the disk refuses, a file that ends inside a chunk, a page whose CRC does not match.
+read the disk refuses, a file that ends inside a chunk, a page whose CRC does not match;
+`MemoryBudgetExceeded` for a file whose chunks would decode to more than a piece of the run's
+memory budget (measured from their page headers, `page_sizes`, before Polars sees them).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import polars as pl
 
 from filter.errors import InputError, os_reason, read_failed
+from filter.formats.parquet.decode_budget import DecodeCost, PieceNeed
 from filter.formats.parquet.fields import ColumnChunk, ColumnMetaData
 from filter.formats.parquet.inputs import ParquetInput
 from filter.formats.parquet.layout import (
@@ -33,7 +36,9 @@ from filter.formats.parquet.layout import (
     row_group_entry,
 )
 from filter.formats.parquet.metadata import polars_arrow_schema
+from filter.formats.parquet.page_sizes import STRING, chunk_sizes, leaf_widths
 from filter.formats.parquet.pages import CODECS, bad_checksum, may_have_checksums
+from filter.memory_budget import MemoryBudget, format_size
 
 #: Parquet codec ids by the names pyarrow's footer gives them (its "LZ4" is Parquet's
 #: Hadoop-framed LZ4, 5), of the codecs `parquet_pages` reads.
@@ -110,16 +115,31 @@ class ChunkColumns:
     leaves: tuple[int, ...]  # their leaf columns, in file order
     footer: FooterParts  # their schema, for the footers of such files
     names: tuple[str, ...]  # the top-level column of each leaf, for messages
+    widths: tuple[int, ...] = ()  # per leaf: a decoded value's bytes (`leaf_widths`)
+    scanned: tuple[bool, ...] = ()  # per leaf: do the detectors read it?
+    copies: bool = True  # do the queries copy string values out of their dictionaries?
+    cost: DecodeCost = field(default_factory=DecodeCost)  # what a read holds besides values
 
     @classmethod
-    def of(cls, columns: list[str], schema: pl.Schema, layout: ParquetLayout) -> ChunkColumns:
+    def of(cls, columns: list[str], schema: pl.Schema, layout: ParquetLayout, *,
+           scanned: Collection[str] = (), row_bytes: int = 0,
+           copies: bool = True) -> ChunkColumns:
+        """The chunks of `columns`, read as `schema` says; those of `scanned` columns are read
+        by the detectors, every row takes `row_bytes` besides (see `PieceNeed`), and unless
+        `copies` is False the queries copy string values out of their dictionaries (they
+        write the columns anew)."""
         nodes = [layout.columns[c] for c in columns]
         # The Arrow schema makes Polars read them as `schema`'s types (the plan's), as a scan
         # of the input does.
         arrow = polars_arrow_schema(pl.Schema({c: schema[c] for c in columns}))
-        return cls(tuple(leaf for n in nodes for leaf in n.leaves),
-                   footer_parts(layout.version, nodes, arrow, VTX_WRITER, []),
-                   tuple(c for c, n in zip(columns, nodes, strict=True) for _ in n.leaves))
+        widths = leaf_widths(layout)
+        leaves = tuple(leaf for n in nodes for leaf in n.leaves)
+        names = tuple(c for c, n in zip(columns, nodes, strict=True) for _ in n.leaves)
+        return cls(leaves, footer_parts(layout.version, nodes, arrow, VTX_WRITER, []), names,
+                   tuple(widths[leaf] for leaf in leaves),
+                   tuple(widths[leaf] == STRING and c in scanned
+                         for leaf, c in zip(leaves, names, strict=True)),
+                   copies=copies, cost=DecodeCost(tuple(scanned), row_bytes))
 
 
 class ChunkFiles:
@@ -133,40 +153,66 @@ class ChunkFiles:
     clears every page of a new allocation).
     """
 
-    def __init__(self, fd: int, source: str) -> None:
+    def __init__(self, fd: int, source: str, budget: MemoryBudget | None = None) -> None:
         self._fd = fd
         self._source = source
+        self._budget = budget  # None: not measured (files vtx wrote itself)
         self._buffer = bytearray()
 
     def file(self, groups: Sequence[RowGroupLayout], columns: ChunkColumns) -> bytes:
         """A Parquet file of the chunks of `columns` in `groups`: their bytes, and a footer
         that says where they are and nothing a reader could answer from without decoding
-        them (no statistics)."""
-        placed = []  # (start in the input, length, start in the file, what it is)
+        them (no statistics). With a budget, refused (`MemoryBudgetExceeded`) before it is
+        returned when decoding it would take more than a piece of it."""
+        placed = []  # (start in the input, length, start in the file, what it is, codec, leaf)
         entries = []
         where = len(MAGIC)
         for ordinal, group in enumerate(groups):
             chunks = []
-            for leaf, name in zip(columns.leaves, columns.names, strict=True):
+            for index, (leaf, name) in enumerate(zip(columns.leaves, columns.names,
+                                                     strict=True)):
                 start, length = group.ranges[leaf]
                 chunks.append(relocated_chunk(group.chunks[leaf], start, where,
                                               pages_only=True))
-                placed.append((start, length, where, f"row group {group.index}, column {name!r}"))
+                codec = group.chunks[leaf][ColumnChunk.META_DATA].value[ColumnMetaData.CODEC]
+                placed.append((start, length, where, f"row group {group.index}, column {name!r}",
+                               codec.value, index))
                 where += length
             entries.append(row_group_entry(chunks, group.rows, ordinal))
-        tail = columns.footer.footer(entries, sum(g.rows for g in groups))
+        rows = sum(g.rows for g in groups)
+        tail = columns.footer.footer(entries, rows)
         size = where + len(tail)
+        if self._budget is not None and placed:  # the bytes, twice: the buffer and the file
+            self._budget.check(2 * size, self._source, placed[0][3],
+                               f"reading {format_size(size)} of column chunks")
         if len(self._buffer) < size:
             self._buffer = bytearray(size)
+        need = PieceNeed(rows, columns.cost)
         with memoryview(self._buffer) as view:
             view[:len(MAGIC)] = MAGIC
-            for start, length, at, what in placed:
-                read_into(self._fd, view[at:at + length], start, self._source)
+            for start, length, at, what, codec, index in placed:
+                chunk = view[at:at + length]
+                read_into(self._fd, chunk, start, self._source)
                 # Polars does not check page CRCs: a damaged page that decodes would reach a
                 # computed column (a token from a damaged VIN) unnoticed.
-                check_pages(view[at:at + length], self._source, what)
+                check_pages(chunk, self._source, what)
+                if self._budget is not None:
+                    self._measure(chunk, codec, columns, index, what, need)
+            if self._budget is not None and len(placed) > 1:
+                self._budget.check(need.total, self._source, need.largest[1],
+                                   f"decoding it with {len(placed) - 1} more column chunks")
             view[where:size] = tail
             return bytes(view[:size])
+
+    def _measure(self, chunk: memoryview, codec: int, columns: ChunkColumns, index: int,
+                 what: str, need: PieceNeed) -> None:
+        """Add the chunk `chunk` (leaf `index` of `columns`) to `need`; refused alone when
+        it takes more than a piece."""
+        assert self._budget is not None
+        sizes = chunk_sizes(chunk, columns.widths[index], codec, self._source, what,
+                            self._budget.piece_limit, copies=columns.copies)
+        alone = need.add(sizes, columns.scanned[index], what)
+        self._budget.check(alone, self._source, what, f"decoding {sizes.described()}")
 
 
 def runs(items: Iterable[RowGroupLayout], size: int) -> Iterator[list[RowGroupLayout]]:

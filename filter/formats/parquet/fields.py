@@ -24,10 +24,16 @@ class FileMetaData:
 
 class SchemaElement:
     TYPE = 1
+    TYPE_LENGTH = 2
     REPETITION_TYPE = 3
     NAME = 4
     NUM_CHILDREN = 5
     CONVERTED_TYPE = 6
+    LOGICAL_TYPE = 10
+
+
+class LogicalType:  # a union: one field set
+    DECIMAL = 5
 
 
 class KeyValue:
