@@ -35,6 +35,7 @@ from filter.engines.request import (
     SplitRequest,
     SplitResult,
 )
+from filter.memory_budget import MemoryBudget
 from filter.outputs.pair import check_targets, publish_outputs, staged_outputs
 from filter.outputs.signing_keys import resolve_signing_key
 from filter.policy.catalogue import Catalogue
@@ -141,13 +142,15 @@ def split_protobuf(
     signing_key: SigningKey | None = None,
     progress: ProgressCallback | None = None,
     engine: Engine | None = None,
+    memory_budget: MemoryBudget | int | str | None = None,
 ) -> SplitResult:
     """Split protobuf `inputs` of type `message` into published export and onshore outputs.
 
     The message type comes from `descriptor_set` (a FileDescriptorSet), or vtx's shipped
     schemas; `framing`, `kv_field`, `namespace` and `on_bad_record` as `ProtobufInput` says.
     `output_format` "protobuf" writes each side as delimited streams of the input's own type
-    instead of Parquet. The other arguments as for `split`.
+    instead of Parquet. `memory_budget`: as `SplitRequest.memory_budget` (None: the
+    environment's or the machine's default). The other arguments as for `split`.
     """
     options = ProtobufInput(
         message, None if descriptor_set is None else Path(descriptor_set), framing, kv_field,
@@ -156,5 +159,5 @@ def split_protobuf(
         inputs, export_dir, onshore_dir, scenario, key=key, catalogue=catalogue,
         catalogue_sha256=catalogue_sha256, origin=origin, protobuf=options,
         output_format=output_format, on_unknown=on_unknown, overwrite=overwrite,
-        signing_key=signing_key, progress=progress,
+        signing_key=signing_key, progress=progress, memory_budget=memory_budget,
     ), engine)
