@@ -62,6 +62,7 @@ from filter.audit.export_values import check_values, onshore_vins
 from filter.audit.integrity import check_directory
 from filter.audit.output_check import Failure, OutputCheck, part_schemas
 from filter.audit.reconcile import reconcile
+from filter.memory_budget import MemoryBudget
 from filter.outputs.manifest import MANIFEST_NAME, manifest_if_any
 from filter.outputs.manifest_document import Manifest
 from filter.outputs.signing import check_signature
@@ -106,6 +107,7 @@ def verify_output(
     *,
     public_key: Ed25519PublicKey | str | Path | None = None,
     require_signature: bool = False,
+    memory_budget: MemoryBudget | int | str | None = None,
 ) -> VerifyReport:
     """Check a published export and its onshore counterpart, or either side alone; see the
     module doc.
@@ -115,15 +117,19 @@ def verify_output(
     claims; the policy and value checks are the export's, the reconciliation needs both.
     `public_key` (a key or its PEM file): each side's manifest must be signed by it.
     `require_signature`: each side must be signed (by any key, when no `public_key` is given).
+    `memory_budget` (as `SplitRequest.memory_budget`; None: the environment's or the
+    machine's): what reading the parts may use; a part that would need more raises
+    `MemoryBudgetExceeded` before it is decoded.
     """
+    budget = MemoryBudget.of(memory_budget)
     cat = resolve_catalogue(catalogue)
     if isinstance(public_key, str | Path):
         public_key = load_public_key(public_key)
-    first = check_directory(output_dir, "export" if onshore_dir is not None else None)
+    first = check_directory(output_dir, "export" if onshore_dir is not None else None, budget)
     export: OutputCheck | None = first
     onshore: OutputCheck | None = None
     if onshore_dir is not None:
-        onshore = check_directory(onshore_dir, "onshore")
+        onshore = check_directory(onshore_dir, "onshore", budget)
     elif first.manifest is not None and first.manifest.destination == "onshore":
         export, onshore = None, first
     sides = [s for s in (export, onshore) if s is not None]

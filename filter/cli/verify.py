@@ -15,9 +15,10 @@ from pathlib import Path
 
 import click
 
-from filter.cli.options import catalogue_option
+from filter.cli.options import catalogue_option, memory_budget_option
 from filter.cli.output import echo
 from filter.errors import EXIT_HALF_PAIR, EXIT_OK, EXIT_VERIFY
+from filter.memory_budget import MemoryBudget
 from filter.outputs.signing import key_id, signed_by
 from filter.outputs.signing_keys import load_public_key
 
@@ -35,12 +36,14 @@ _DIR = click.Path(file_okay=False, path_type=Path)
               help="Ed25519 public key (vtx keygen): every manifest must be signed by it.")
 @click.option("--require-signature", is_flag=True,
               help="Fail unsigned outputs (without --public-key, who signed is not checked).")
+@memory_budget_option
 def command(
     output_dir: Path,
     onshore_dir: Path | None,
     catalogue_path: Path | None,
     public_key_file: Path | None,
     require_signature: bool,
+    memory_budget: MemoryBudget,
 ) -> int:
     """Check OUTPUT_DIR, an export or (alone) an onshore output: hashes, row counts and files
     against its manifest, and what the manifest claims; of an export, every column against the
@@ -52,7 +55,7 @@ def command(
 
     public_key = load_public_key(public_key_file) if public_key_file is not None else None
     report = verify_output(output_dir, onshore_dir, catalogue_path, public_key=public_key,
-                           require_signature=require_signature)
+                           require_signature=require_signature, memory_budget=memory_budget)
     if report.ok:
         if public_key is not None:
             note = f"; signed by key {key_id(public_key)}"

@@ -201,3 +201,28 @@ def test_messages_the_runtime_reads_are_parsed_a_piece_at_a_time(tmp_path: Path)
         for budget in (MemoryBudget.of("4GiB"), small)]
     assert rows[0].height == 400 * 301  # an entry row each, and the envelope's own (-1)
     assert rows[1].equals(rows[0])
+
+
+def test_verify_reads_protobuf_parts_within_the_budget(tmp_path: Path) -> None:
+    """A side's part of 1.2M entries (split under 4 GiB, one batch) is more than a piece of
+    600 MiB: `vtx verify --memory-budget 600MiB` refuses it in one line, exit 1, before
+    decoding it; the parts of a split under 600 MiB verify under it."""
+    source = int_entries(tmp_path / "more.pb", 1200, 2000)
+    for name, budget in (("big", "4GiB"), ("small", "600MiB")):
+        result = CliRunner().invoke(vtx, split_args(
+            source, tmp_path, name, "--memory-budget", budget, "--output-format", "protobuf"))
+        assert result.exit_code == 0, result.output
+
+    def verify(name: str, budget: str):
+        return CliRunner().invoke(vtx, ["verify", str(tmp_path / name / "e"), "--onshore",
+                                        str(tmp_path / name / "o"), "--memory-budget", budget])
+
+    assert verify("big", "4GiB").exit_code == 0
+    refused = verify("big", "600MiB")
+    assert refused.exit_code == 1, refused.output
+    lines = refused.stderr.strip().splitlines()
+    part = tmp_path / "big" / "e" / "part-00000-00000.pb"
+    assert len(lines) == 1 and lines[0].startswith(f"vtx: error: {part}: 1,200 messages: ")
+    assert "1,200,000 entries" in lines[0] and "600 MiB" in lines[0]
+    fits = verify("small", "600MiB")
+    assert fits.exit_code == 0, fits.output
