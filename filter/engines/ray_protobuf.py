@@ -56,7 +56,7 @@ from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import ProtoSchema
 from filter.formats.protobuf.framing import BadRecord, Framing, dump_files
 from filter.formats.protobuf.framing import OnBadRecord as OnBadRecordCallback
-from filter.formats.protobuf.message_rows import iter_dump_batches
+from filter.formats.protobuf.message_rows import iter_dump_batches, row_fields
 from filter.formats.protobuf.pieces import Pieces
 from filter.formats.protobuf.row_batches import Batch
 from filter.memory_budget import MemoryBudget
@@ -78,7 +78,8 @@ def write_ray_protobuf_parts(run: SplitRun) -> WrittenParts:
     export_staging, onshore_staging = run.staging
     batch_size = protobuf_engine.BATCH_MESSAGES  # read now: tests lower it
     budget = request.budget
-    units = _units(sources, framing, batch_size, Pieces(budget))
+    fields = 0 if schema.key_value is not None else row_fields(schema)
+    units = _units(sources, framing, batch_size, Pieces(budget), fields)
     hash_source = ray.remote(source_digest)
     input_hashes = [hash_source.remote(s) for s in sources]
     tally = Tally()
@@ -136,13 +137,14 @@ def _message_type(options: ProtobufInput) -> ProtoSchema:
 
 
 def _units(
-    sources: Sequence[Path], framing: Framing, batch_size: int, pieces: Pieces,
+    sources: Sequence[Path], framing: Framing, batch_size: int, pieces: Pieces, fields: int,
 ) -> list[dict[str, Any]]:
     """The tasks' work, in output order: each input file whole (its messages are framed one
     after another), or a run of up to `batch_size` files of a topic dump (one message each),
     fewer where their sizes say they could need more than one of the `pieces` (a run is one
     batch, read as one: `Pieces.plain_bound` is the most its files can need, whatever they
-    hold, so a task never has to cut it, and its part numbers stay the local split's).
+    hold, so a task never has to cut it, and its part numbers stay the local split's;
+    `fields`: a plain row's columns, `message_rows.row_fields`, 0 for key/value).
 
     Each unit: the input's index, its files, their framing, whether they are a dump's, and
     the batch number its first part file takes (a dump's runs number on).
@@ -154,13 +156,16 @@ def _units(
                           "dump": False, "first": 0})
             continue
         files = dump_files(source)
-        for number, (start, stop) in enumerate(_dump_runs(files, batch_size, pieces)):
+        runs = _dump_runs(files, batch_size, pieces, fields)
+        for number, (start, stop) in enumerate(runs):
             units.append({"source": index, "paths": [str(p) for p in files[start:stop]],
                           "framing": "single", "dump": True, "first": number, "start": start})
     return units
 
 
-def _dump_runs(files: list[Path], batch_size: int, pieces: Pieces) -> Iterator[tuple[int, int]]:
+def _dump_runs(
+    files: list[Path], batch_size: int, pieces: Pieces, fields: int,
+) -> Iterator[tuple[int, int]]:
     """(start, stop) of each run of a dump's `files`: up to `batch_size` files, and no more
     than one piece can hold at their worst (a file alone may exceed it: reading it refuses
     it if it does)."""
@@ -168,7 +173,8 @@ def _dump_runs(files: list[Path], batch_size: int, pieces: Pieces) -> Iterator[t
     for i, path in enumerate(files):
         size = _file_size(path)
         if i > start and (i - start == batch_size
-                          or pieces.plain_bound(wire + size) > pieces.limit):
+                          or pieces.plain_bound(i + 1 - start, wire + size, fields)
+                          > pieces.limit):
             yield start, i
             start, wire = i, 0
         wire += size

@@ -165,7 +165,8 @@ def _plain_need(schema: ProtoSchema, path: Path, frame: Frame, pieces: Pieces) -
 
         entries, _ = count_top_level(np.frombuffer(frame.data, dtype=np.uint8),
                                      schema.key_value.entries.number)
-    need = pieces.plain_need(1, entries, len(frame.data))
+    need = pieces.plain_need(1, entries, len(frame.data),
+                             0 if schema.key_value is not None else row_fields(schema))
     pieces.check_message(path, frame.index, frame.offset, entries, len(frame.data), need)
     return need
 
@@ -180,6 +181,21 @@ def _rows(schema: ProtoSchema, batch: list[tuple[Frame, Message]]) -> Batch:
         rows = key_value_frame(schema, messages, [f.index for f in frames])
         return Batch(rows, len(batch), raw=raw, envelopes=envelope_frame(schema, messages))
     return Batch(plain_frame(schema, messages, [f.data for f in frames]), len(batch), raw=raw)
+
+
+@functools.cache
+def row_fields(schema: ProtoSchema) -> int:
+    """The columns of a plain row of `schema`, a struct's and a list's fields counted too:
+    what a parsed message costs per row whatever it sets (`pieces.PLAIN_FIELD_BYTES`)."""
+
+    def count(dtype: pl.DataType) -> int:
+        if isinstance(dtype, pl.Struct):
+            return 1 + sum(count(f.dtype) for f in dtype.fields)
+        if isinstance(dtype, pl.List):
+            return 1 + count(dtype.inner)
+        return 1
+
+    return sum(count(t) for t in polars_schema(schema).values())
 
 
 def polars_schema(schema: ProtoSchema) -> pl.Schema:
