@@ -9,7 +9,7 @@ May fail: `MemoryBudgetExceeded` (an `InputError`, exit 1) naming the file, the 
 group and column, or message) and the sizes; `ValueError` for a size that does not parse.
 
 How the budget is spent: a part of it (`RESERVE`) is the process itself (the interpreter,
-Polars, pyarrow, numba: about 200 MB resident before the first byte is read); the rest is
+Polars, pyarrow, numba: 200-380 MB resident before the first byte is read); the rest is
 shared by the pieces a run holds decoded at once (`PIECES_IN_FLIGHT`: the row group being
 computed, the next one read ahead, and a piece of the background decode check), so each piece
 may take `piece_limit` bytes. A piece's need is estimated from its page headers, as the
@@ -30,8 +30,9 @@ ENVIRONMENT_VARIABLE = "VTX_MEMORY_BUDGET"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 #: The smallest budget accepted: below it the process alone would not fit.
 MINIMUM = 512 * MiB
-#: What the process holds before it reads any input.
-RESERVE = 256 * MiB
+#: What the process holds before it reads any input (Python, Polars, pyarrow; numba and the
+#: protobuf runtime for protobuf input: 380 MB of RSS before the first batch).
+RESERVE = 384 * MiB
 #: Pieces of the input a run holds decoded at the same time.
 PIECES_IN_FLIGHT = 3
 #: Bytes the value detectors hold per byte of the strings they scan: the text, and the text as

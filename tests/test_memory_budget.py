@@ -71,8 +71,8 @@ def test_a_piece_over_its_share_is_refused_naming_the_place_and_the_sizes() -> N
         budget.check(budget.piece_limit + 1, "in.parquet", "row group 2, column 'x'",
                      "decoding it")
     assert str(raised.value) == (
-        "in.parquet: row group 2, column 'x': decoding it needs about 256 MiB of memory, more "
-        "than a piece of the memory budget (256 MiB of 1.0 GiB) allows (--memory-budget or "
+        "in.parquet: row group 2, column 'x': decoding it needs about 213 MiB of memory, more "
+        "than a piece of the memory budget (213 MiB of 1.0 GiB) allows (--memory-budget or "
         "VTX_MEMORY_BUDGET sets the budget)")
     assert raised.value.exit_code == 1
 

@@ -81,7 +81,7 @@ def check_onshore_columns(onshore: OutputCheck) -> None:
         present = [paths[p].count().alias(p) for p in moved if p in paths]
         if present:
             try:
-                counts = (PART_FORMATS[part.suffix].scan(part).select(present)
+                counts = (PART_FORMATS[part.suffix].scan(part, onshore.budget).select(present)
                           .collect(engine="streaming").row(0, named=True))
             except READ_ERRORS as exc:
                 onshore.fail(part, f"values cannot be read: {first_line(exc)}")

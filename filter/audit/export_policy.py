@@ -109,7 +109,7 @@ def _check_entries(
                 failures.append(Failure(f"{part}: column {forbidden!r}", "never exported"))
         members = [c for c, t in schema.items() if c.startswith("value_") and
                    isinstance(t, pl.Struct)]
-        query = PART_FORMATS[part.suffix].scan(part).select(
+        query = PART_FORMATS[part.suffix].scan(part, export.budget).select(
             "key", *(pl.col(m).is_not_null().alias(m) for m in members)
         ).unique()
         try:

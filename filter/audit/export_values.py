@@ -35,7 +35,7 @@ def onshore_vins(onshore: OutputCheck) -> list[str] | None:
     values: set[str] = set()
     for name, path in onshore.intact.items():
         try:
-            found = (PART_FORMATS[path.suffix].scan(path)
+            found = (PART_FORMATS[path.suffix].scan(path, onshore.budget)
                      .select(pl.col(vin).cast(pl.String).drop_nulls().unique())
                      .filter(pl.col(vin).str.strip_chars() != "")  # a blank VIN names no one
                      .collect(engine="streaming"))
@@ -71,7 +71,7 @@ def check_values(
         if not counts:
             continue
         try:
-            row = (PART_FORMATS[path.suffix].scan(path).select(counts)
+            row = (PART_FORMATS[path.suffix].scan(path, export.budget).select(counts)
                    .collect(engine="streaming").row(0, named=True))
         except READ_ERRORS as exc:  # polars errors on content that hashes right but will not read
             failures.append(Failure(str(path), f"values cannot be read: {first_line(exc)}"))

@@ -28,6 +28,7 @@ from filter.audit.part_formats import PART_FORMATS
 from filter.engines.protobuf_tally import QUARANTINE_DIR
 from filter.errors import InputError, first_line
 from filter.formats.parquet.inputs import READ_ERRORS
+from filter.memory_budget import MemoryBudget, MemoryBudgetExceeded
 from filter.outputs.json_fields import JsonValue
 from filter.outputs.manifest import (
     MANIFEST_KEY,
@@ -44,13 +45,18 @@ from filter.outputs.manifest_document import Manifest, PartRecord, QuarantinedRe
 KNOWN_SCHEMA_VERSIONS = frozenset({2, SCHEMA_VERSION})
 
 
-def check_directory(directory: str | Path, destination: str | None = None) -> OutputCheck:
+def check_directory(
+    directory: str | Path, destination: str | None = None,
+    budget: MemoryBudget | None = None,
+) -> OutputCheck:
     """Integrity of one output directory: manifest, hashes, footer row counts, no stray files.
 
     `destination` ("export" or "onshore"), when given, must be the manifest's. The result's
-    `failures` list what is wrong; `intact` the parts whose content can be trusted.
+    `failures` list what is wrong; `intact` the parts whose content can be trusted. Its parts
+    are read within `budget` (None: the default); one that would not fit raises
+    `MemoryBudgetExceeded`, before it is decoded.
     """
-    side = OutputCheck(Path(directory).absolute())
+    side = OutputCheck(Path(directory).absolute(), budget=budget)
     if not side.directory.is_dir():
         raise InputError(f"{side.directory}: not a directory (give a published vtx output)")
     manifest_path = side.directory / MANIFEST_NAME
@@ -160,7 +166,13 @@ def _check_file(side: OutputCheck, name: str, record: PartRecord, present: set[s
                   "published)")
         return
     try:
-        rows = fmt.rows(path)
+        fmt.fits(path, side.budget)
+        rows = fmt.rows(path, side.budget)
+    except MemoryBudgetExceeded:  # not a fault of the part: the check cannot be made
+        raise
+    except InputError as exc:  # pages that are not pages (`check_decoding`)
+        side.fail(path, exc.message)
+        return
     except READ_ERRORS as exc:  # pyarrow raises several types for a bad footer
         side.fail(path, f"footer cannot be read: {first_line(exc)}")
         return

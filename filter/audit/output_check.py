@@ -16,6 +16,7 @@ import polars as pl
 from filter.audit.part_formats import PART_FORMATS
 from filter.errors import first_line
 from filter.formats.parquet.inputs import READ_ERRORS
+from filter.memory_budget import MemoryBudget
 from filter.outputs.manifest_document import Manifest
 
 
@@ -39,6 +40,7 @@ class OutputCheck:
     intact: dict[str, Path] = field(default_factory=dict)  # name -> part whose hash matches
     rows: dict[str, int] = field(default_factory=dict)  # name -> footer rows
     failures: list[Failure] = field(default_factory=list)
+    budget: MemoryBudget | None = None  # what reading its parts may use; None: the default
 
     def fail(self, where: str | Path, message: str) -> None:
         self.failures.append(Failure(str(where), message))
@@ -63,7 +65,7 @@ def part_schemas(side: OutputCheck) -> dict[str, pl.Schema]:
     schemas: dict[str, pl.Schema] = {}
     for name, path in list(side.intact.items()):
         try:
-            schemas[name] = PART_FORMATS[path.suffix].schema(path)
+            schemas[name] = PART_FORMATS[path.suffix].schema(path, side.budget)
         except READ_ERRORS as exc:  # polars/pyarrow errors on a part that hashes right
             side.fail(path, f"schema cannot be read: {first_line(exc)}")
             del side.intact[name]

@@ -7,7 +7,8 @@ Out: `PART_FORMATS`, by file suffix: Parquet, and delimited protobuf streams
 `stream_reader` takes from the manifest (whether a manifest's parts are streams:
 `FormatSections.streams`).
 May fail: what reading a part raises (`formats.parquet.inputs.READ_ERRORS`); the checks that
-read parts report it as a failure.
+read parts report it as a failure. `MemoryBudgetExceeded` from `PartFormat.fits` (a part
+that reading would take past the run's memory budget): the verifier stops on it (exit 1).
 """
 
 from __future__ import annotations
@@ -17,27 +18,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from filter.formats.parquet.decode_budget import check_decoding
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import SHIPPED_SOURCE, ProtoSchema, load_schema
 from filter.formats.protobuf.framing import iter_frames
 from filter.formats.protobuf.message_rows import UNKNOWN_FIELDS, key_value_schema, polars_schema
+from filter.formats.protobuf.pieces import Pieces
+from filter.memory_budget import MemoryBudget, format_size
 from filter.outputs.manifest import read_manifest
 from filter.policy.plan import TOKEN_COLUMN
 
 
 @dataclass(frozen=True)
 class PartFormat:
-    """How the verifier reads one kind of part file: its row count, schema and a lazy scan."""
+    """How the verifier reads one kind of part file: its row count, schema and a lazy scan,
+    each within a memory budget (None: the default); and `fits`, which refuses a part that
+    reading would take past the budget (`MemoryBudgetExceeded`), before it is decoded."""
 
-    rows: Callable[[Path], int]
-    schema: Callable[[Path], pl.Schema]
-    scan: Callable[[Path], pl.LazyFrame]
+    rows: Callable[[Path, MemoryBudget | None], int]
+    schema: Callable[[Path, MemoryBudget | None], pl.Schema]
+    scan: Callable[[Path, MemoryBudget | None], pl.LazyFrame]
+    fits: Callable[[Path, MemoryBudget | None], None]
 
 
-def _stream_messages(path: Path) -> int:
+def _stream_messages(path: Path, _budget: MemoryBudget | None = None) -> int:
     """How many messages a delimited protobuf part holds (the manifest's rows)."""
     return sum(1 for _ in iter_frames(path, "delimited"))
 
@@ -56,11 +64,35 @@ def stream_reader(directory: Path) -> tuple[ProtoSchema, bool]:
     return schema, manifest.destination == "export"
 
 
-def stream_rows(path: Path) -> pl.DataFrame:
+def stream_fits(path: Path, budget: MemoryBudget | None = None) -> None:
+    """Refuse (`MemoryBudgetExceeded`) a protobuf part whose rows, held whole as
+    `stream_rows` holds them, would need more than a piece of `budget`: measured from its
+    framing and its entries counted on the wire, before anything is decoded. A part a split
+    wrote is one batch, so one piece of that split's budget."""
+    schema, _ = stream_reader(path.parent.absolute())
+    pieces = Pieces.of(budget)
+    layout = schema.key_value
+    messages = entries = wire = 0
+    for frame in iter_frames(path, "delimited"):
+        if layout is not None and frame.data:
+            from filter.formats.protobuf.wire import count_top_level  # numba: key/value only
+
+            entries += count_top_level(np.frombuffer(frame.data, dtype=np.uint8),
+                                       layout.entries.number)[0]
+        messages += 1
+        wire += len(frame.data)
+    held = f" and {entries:,} entries" if entries else ""
+    pieces.budget.check(pieces.need(messages, entries, wire), str(path),
+                        f"{messages:,} messages", f"the part, {format_size(wire)}{held},")
+
+
+def stream_rows(path: Path, budget: MemoryBudget | None = None) -> pl.DataFrame:
     """A protobuf part decoded into the rows vtx writes to Parquet for the same input; in an
-    export, the vehicle identifier field is named for what it holds: the token."""
+    export, the vehicle identifier field is named for what it holds: the token. Each batch
+    within a piece of `budget` (None: the default; `stream_fits` checks the whole)."""
     schema, export = stream_reader(path.parent.absolute())
-    batches = [b.rows for b in protobuf_batches.iter_batches(schema, path, "delimited")]
+    batches = [b.rows for b in protobuf_batches.iter_batches(schema, path, "delimited",
+                                                             budget=budget)]
     rows = pl.concat(batches) if batches else (
         key_value_schema(schema) if schema.key_value else polars_schema(schema)
     ).to_frame()
@@ -76,17 +108,20 @@ def stream_rows(path: Path) -> pl.DataFrame:
 
 PART_FORMATS: dict[str, PartFormat] = {
     ".parquet": PartFormat(
-        rows=lambda p: pq.read_metadata(p).num_rows,
+        rows=lambda p, _budget: pq.read_metadata(p).num_rows,
         # glob=False: a part is that file, even under a directory with `[` in its name.
-        schema=lambda p: pl.scan_parquet(p, glob=False).collect_schema(),
-        scan=lambda p: pl.scan_parquet(p, glob=False),
+        schema=lambda p, _budget: pl.scan_parquet(p, glob=False).collect_schema(),
+        scan=lambda p, _budget: pl.scan_parquet(p, glob=False),
+        # Measured from its page headers, as a reader would hold it (`check_decoding`).
+        fits=lambda p, budget: check_decoding([p], MemoryBudget.of(budget)),
     ),
     # Delimited streams of the input's type (`--output-format protobuf`): rows are messages;
     # the content is checked on the rows they decode to, with the type the manifest names.
     ".pb": PartFormat(
         rows=_stream_messages,
-        schema=lambda p: stream_rows(p).schema,
-        scan=lambda p: stream_rows(p).lazy(),
+        schema=lambda p, budget: stream_rows(p, budget).schema,
+        scan=lambda p, budget: stream_rows(p, budget).lazy(),
+        fits=stream_fits,
     ),
 }
 
@@ -94,6 +129,7 @@ PART_FORMATS: dict[str, PartFormat] = {
 __all__ = [
     "PART_FORMATS",
     "PartFormat",
+    "stream_fits",
     "stream_reader",
     "stream_rows",
 ]

@@ -19,6 +19,7 @@ from filter.audit.output_check import Failure, OutputCheck
 from filter.audit.part_formats import PART_FORMATS, stream_rows
 from filter.errors import first_line
 from filter.formats.parquet.inputs import READ_ERRORS
+from filter.memory_budget import MemoryBudget
 from filter.outputs.json_fields import JsonValue
 from filter.outputs.manifest_document import Manifest
 from filter.policy.plan import TOKEN_COLUMN
@@ -59,7 +60,8 @@ def reconcile(export: OutputCheck, onshore: OutputCheck) -> list[Failure]:
             failures.append(Failure(f"{where}: {name}", f"rows do not reconcile: export "
                                     f"{e_rows[name]}, onshore {o_rows[name]}"))
         elif name in export.intact and name in onshore.intact and not streams:
-            failures += _same_tokens(export.intact[name], onshore.intact[name])
+            failures += _same_tokens(export.intact[name], onshore.intact[name],
+                                     export.budget)
     return failures
 
 
@@ -79,8 +81,8 @@ def _reconcile_entries(export: OutputCheck, onshore: OutputCheck) -> list[Failur
         # The export numbers each message's entries 0..k-1; onshore rows keep their input
         # index and the count of exported entries before them: merged, each entry must fall
         # in its own place, once (`reconstruct.entry_positions`).
-        scans = [PART_FORMATS[p.suffix].scan(p) for p in (export.intact[name],
-                                                           onshore.intact[name])]
+        scans = [PART_FORMATS[p.suffix].scan(p, export.budget)
+                 for p in (export.intact[name], onshore.intact[name])]
         placed = entry_positions(*scans)
         misplaced = pl.col(WRITTEN_INDEX) != pl.when(pl.col(SIDE) == "onshore").then(
             pl.col(INPUT_INDEX)).otherwise(pl.int_range(pl.len()).over("message_index", SIDE))
@@ -112,7 +114,7 @@ def _reconcile_stream_entries(
     for side in (export, onshore):
         for path in side.intact.values():
             try:
-                written += stream_rows(path).height
+                written += stream_rows(path, side.budget).height
             except READ_ERRORS as exc:
                 failures.append(Failure(f"{path}", f"entries cannot be read: {first_line(exc)}"))
                 return failures
@@ -127,9 +129,11 @@ def _claim(manifest: Manifest, claim: str) -> JsonValue:
     return manifest.to_json().get(claim)
 
 
-def _same_tokens(export_part: Path, onshore_part: Path) -> list[Failure]:
+def _same_tokens(
+    export_part: Path, onshore_part: Path, budget: MemoryBudget | None
+) -> list[Failure]:
     """The two parts' `vehicle_token` columns, streamed side by side, must be equal."""
-    scans = [PART_FORMATS[p.suffix].scan(p).select(pl.col(TOKEN_COLUMN).alias(side))
+    scans = [PART_FORMATS[p.suffix].scan(p, budget).select(pl.col(TOKEN_COLUMN).alias(side))
              for p, side in ((export_part, "e"), (onshore_part, "o"))]
     try:
         differ = (pl.concat(scans, how="horizontal")

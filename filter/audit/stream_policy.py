@@ -45,7 +45,8 @@ def check_plain_stream(
         if not sent:
             continue
         try:
-            row = PART_FORMATS[part.suffix].scan(part).select(sent).collect().row(0, named=True)
+            row = PART_FORMATS[part.suffix].scan(
+                part, export.budget).select(sent).collect().row(0, named=True)
         except READ_ERRORS as exc:
             failures.append(Failure(f"{part}", f"messages cannot be read: {first_line(exc)}"))
             continue

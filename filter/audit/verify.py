@@ -118,18 +118,19 @@ def verify_output(
     claims; the policy and value checks are the export's, the reconciliation needs both.
     `public_key` (a key or its PEM file): each side's manifest must be signed by it.
     `require_signature`: each side must be signed (by any key, when no `public_key` is given).
-    `memory_budget`: as a split's (`filter.memory_budget`); a Parquet part that would not fit
-    is refused (`MemoryBudgetExceeded`) before its values are read.
+    `memory_budget` (as `SplitRequest.memory_budget`; None: the environment's or the
+    machine's): what reading the parts may use; a part that would need more raises
+    `MemoryBudgetExceeded` before it is decoded.
     """
-    cat = resolve_catalogue(catalogue)
     budget = MemoryBudget.of(memory_budget)
+    cat = resolve_catalogue(catalogue)
     if isinstance(public_key, str | Path):
         public_key = load_public_key(public_key)
-    first = check_directory(output_dir, "export" if onshore_dir is not None else None)
+    first = check_directory(output_dir, "export" if onshore_dir is not None else None, budget)
     export: OutputCheck | None = first
     onshore: OutputCheck | None = None
     if onshore_dir is not None:
-        onshore = check_directory(onshore_dir, "onshore")
+        onshore = check_directory(onshore_dir, "onshore", budget)
     elif first.manifest is not None and first.manifest.destination == "onshore":
         export, onshore = None, first
     sides = [s for s in (export, onshore) if s is not None]
@@ -138,10 +139,9 @@ def verify_output(
             side.failures += [Failure(str(side.directory), problem) for problem in
                               check_signature(side.directory, public_key,
                                               required=require_signature)]
-    for side in sides:  # before any check reads a value: a part may be a bomb
-        scans = side is export  # the detectors read an export's strings
-        check_decoding([p for p in side.intact.values() if p.suffix == ".parquet"], budget,
-                       None, DecodeCost(scan_strings=scans))
+    if export is not None:  # the detectors read an export's strings: what they hold besides
+        check_decoding([p for p in export.intact.values() if p.suffix == ".parquet"], budget,
+                       None, DecodeCost(scan_strings=True))
     for side in sides:
         if side.manifest is not None:
             check_claims(side)

@@ -12,6 +12,9 @@ May fail: `InputError` for a bad record (file, byte offset and message index). W
 ``quarantine/`` with their offsets, counted in the manifests, and the run goes on.
 
 Streaming: messages are decoded in batches; memory is bounded by the batch, not the stream.
+A batch is at most `BATCH_MESSAGES` messages, and fewer where their bytes and entries would
+need more than a piece of the request's memory budget (`formats.protobuf.pieces`); a message
+that alone would is refused (`MemoryBudgetExceeded`, exit 1) and nothing is published.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ def write_protobuf_parts(run: SplitRun) -> WrittenParts:
             batches = protobuf_batches.iter_batches(
                 schema, source, framing, on_bad=quarantine,
                 batch_size=STREAM_BATCH_MESSAGES if streams else BATCH_MESSAGES,
+                budget=request.budget,
             )
 
             def tokened(

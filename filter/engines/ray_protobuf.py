@@ -56,8 +56,10 @@ from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import ProtoSchema
 from filter.formats.protobuf.framing import BadRecord, Framing, dump_files
 from filter.formats.protobuf.framing import OnBadRecord as OnBadRecordCallback
-from filter.formats.protobuf.message_rows import iter_dump_batches
+from filter.formats.protobuf.message_rows import iter_dump_batches, row_fields
+from filter.formats.protobuf.pieces import Pieces
 from filter.formats.protobuf.row_batches import Batch
+from filter.memory_budget import MemoryBudget
 from filter.outputs.manifest import FileRecord
 from filter.outputs.manifest_document import QuarantinedRecord
 from filter.policy.catalogue import Catalogue
@@ -75,7 +77,9 @@ def write_ray_protobuf_parts(run: SplitRun) -> WrittenParts:
     on_bad_record, progress = options.on_bad_record, request.progress
     export_staging, onshore_staging = run.staging
     batch_size = protobuf_engine.BATCH_MESSAGES  # read now: tests lower it
-    units = _units(sources, framing, batch_size)
+    budget = request.budget
+    fields = 0 if schema.key_value is not None else row_fields(schema)
+    units = _units(sources, framing, batch_size, Pieces(budget), fields)
     hash_source = ray.remote(source_digest)
     input_hashes = [hash_source.remote(s) for s in sources]
     tally = Tally()
@@ -86,7 +90,7 @@ def write_ray_protobuf_parts(run: SplitRun) -> WrittenParts:
             ds = ray.data.from_items(units, override_num_blocks=len(units))
             context = getattr(ds, "context", None) or ray.data.DataContext.get_current()
             context.execution_options.preserve_order = True
-            common = {"options": options, "batch_size": batch_size}
+            common = {"options": options, "batch_size": batch_size, "budget": budget}
             vins = ds.map_batches(
                 _unit_vins, batch_format="pyarrow", batch_size=1,
                 fn_kwargs={**common, "vin_column": export_plan.vehicle_id_column,
@@ -132,9 +136,15 @@ def _message_type(options: ProtobufInput) -> ProtoSchema:
     return load_message_type(options)
 
 
-def _units(sources: Sequence[Path], framing: Framing, batch_size: int) -> list[dict[str, Any]]:
+def _units(
+    sources: Sequence[Path], framing: Framing, batch_size: int, pieces: Pieces, fields: int,
+) -> list[dict[str, Any]]:
     """The tasks' work, in output order: each input file whole (its messages are framed one
-    after another), or a run of up to `batch_size` files of a topic dump (one message each).
+    after another), or a run of up to `batch_size` files of a topic dump (one message each),
+    fewer where their sizes say they could need more than one of the `pieces` (a run is one
+    batch, read as one: `Pieces.plain_bound` is the most its files can need, whatever they
+    hold, so a task never has to cut it, and its part numbers stay the local split's;
+    `fields`: a plain row's columns, `message_rows.row_fields`, 0 for key/value).
 
     Each unit: the input's index, its files, their framing, whether they are a dump's, and
     the batch number its first part file takes (a dump's runs number on).
@@ -145,31 +155,61 @@ def _units(sources: Sequence[Path], framing: Framing, batch_size: int) -> list[d
             units.append({"source": index, "paths": [str(source)], "framing": framing,
                           "dump": False, "first": 0})
             continue
-        files = [str(p) for p in dump_files(source)]
-        for number, start in enumerate(range(0, len(files), batch_size)):
-            units.append({"source": index, "paths": files[start : start + batch_size],
+        files = dump_files(source)
+        runs = _dump_runs(files, batch_size, pieces, fields)
+        for number, (start, stop) in enumerate(runs):
+            units.append({"source": index, "paths": [str(p) for p in files[start:stop]],
                           "framing": "single", "dump": True, "first": number, "start": start})
     return units
 
 
+def _dump_runs(
+    files: list[Path], batch_size: int, pieces: Pieces, fields: int,
+) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each run of a dump's `files`: up to `batch_size` files, and no more
+    than one piece can hold at their worst (a file alone may exceed it: reading it refuses
+    it if it does)."""
+    start, wire = 0, 0
+    for i, path in enumerate(files):
+        size = _file_size(path)
+        if i > start and (i - start == batch_size
+                          or pieces.plain_bound(i + 1 - start, wire + size, fields)
+                          > pieces.limit):
+            yield start, i
+            start, wire = i, 0
+        wire += size
+    if start < len(files):
+        yield start, len(files)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:  # gone since it was listed: reading it reports that
+        return 0
+
+
 def _unit_batches(
     schema: ProtoSchema, unit: dict[str, Any], batch_size: int,
-    on_bad: OnBadRecordCallback | None,
+    on_bad: OnBadRecordCallback | None, budget: MemoryBudget,
 ) -> Iterator[Batch]:
-    """The batches of one unit: a file's batches; a dump's run of files as one batch."""
+    """The batches of one unit: a file's batches; a dump's run of files as one batch (each
+    cut to fit in a piece of `budget`: a dump's run was made to fit, `_dump_runs`)."""
     paths = [Path(p) for p in unit["paths"]]
     if not unit["dump"]:
         yield from guarded_batches(paths[0], protobuf_batches.iter_batches(
-            schema, paths[0], unit["framing"], batch_size=batch_size, on_bad=on_bad))
+            schema, paths[0], unit["framing"], batch_size=batch_size, on_bad=on_bad,
+            budget=budget))
         return
     # The run's files as one batch, indexed by their place in the whole dump, as locally.
     yield from guarded_batches(paths[0].parent, iter_dump_batches(
-        schema, paths, first_index=unit["start"], batch_size=len(paths), on_bad=on_bad))
+        schema, paths, first_index=unit["start"], batch_size=len(paths), on_bad=on_bad,
+        pieces=Pieces(budget)))
 
 
 def _unit_vins(
-    batch: pa.Table, *, options: ProtobufInput, batch_size: int, vin_column: str,
-    skip_bad: bool,
+    batch: pa.Table, *, options: ProtobufInput, batch_size: int, budget: MemoryBudget,
+    vin_column: str, skip_bad: bool,
 ) -> pa.Table:
     """First pass: the distinct VINs of one unit (runs on a worker); bad records are skipped
     when they are to be quarantined (the second pass keeps them), else fail the unit."""
@@ -177,7 +217,8 @@ def _unit_vins(
     schema = _message_type(options)
     vins: set[str] = set()
     try:
-        for read in _unit_batches(schema, unit, batch_size, _skip if skip_bad else None):
+        for read in _unit_batches(schema, unit, batch_size, _skip if skip_bad else None,
+                                  budget):
             column = read.distinct(vin_column).drop_nulls()
             vins.update(column.to_list())
     except (InputError, OutputError, OSError) as exc:
@@ -190,7 +231,8 @@ def _skip(record: BadRecord) -> None:
 
 
 def _split_unit(
-    batch: pa.Table, *, options: ProtobufInput, batch_size: int, export_plan: ExportPlan,
+    batch: pa.Table, *, options: ProtobufInput, batch_size: int, budget: MemoryBudget,
+    export_plan: ExportPlan,
     catalogue: Catalogue, scenario: str, namespace: str, tokens: TokenMapping,
     on_bad_record: OnBadRecord, export_dir: str, onshore_dir: str,
 ) -> pa.Table:
@@ -207,7 +249,7 @@ def _split_unit(
     parts: list[list[Any]] = []
     messages = 0
     try:
-        for number, read in enumerate(_unit_batches(schema, unit, batch_size, keep),
+        for number, read in enumerate(_unit_batches(schema, unit, batch_size, keep, budget),
                                       start=unit["first"]):
             messages += read.messages
             name = f"part-{unit['source']:05d}-{number:05d}.parquet"

@@ -153,7 +153,8 @@ def split_protobuf(
     The message type comes from `descriptor_set` (a FileDescriptorSet), or vtx's shipped
     schemas; `framing`, `kv_field`, `namespace` and `on_bad_record` as `ProtobufInput` says.
     `output_format` "protobuf" writes each side as delimited streams of the input's own type
-    instead of Parquet. The other arguments as for `split`.
+    instead of Parquet. `memory_budget`: as `SplitRequest.memory_budget` (None: the
+    environment's or the machine's default). The other arguments as for `split`.
     """
     options = ProtobufInput(
         message, None if descriptor_set is None else Path(descriptor_set), framing, kv_field,

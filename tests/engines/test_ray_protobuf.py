@@ -190,3 +190,23 @@ def test_the_driver_signs_protobuf_outputs(tmp_path: Path) -> None:
                        signing_key=tmp_path / "egress.key", **RECORD)
     report = verify_output(tmp_path / "e", tmp_path / "o", public_key=tmp_path / "egress.pub")
     assert report.ok, report.failures
+
+
+def test_memory_budget_on_ray(tmp_path: Path) -> None:
+    """A message too large for a piece of the budget is refused in its task as locally; a
+    topic dump's runs of files are cut to fit a piece, the local result still."""
+    from tests.engines.test_protobuf_budget import HEAD, empty_entries
+
+    hostile = empty_entries(tmp_path / "hostile.pb", 1_500_000)
+    with pytest.raises(InputError, match=r"hostile\.pb: message 0 at byte 0: .*1,500,000 "):
+        split_ray_protobuf(hostile, tmp_path / "e", tmp_path / "o", "after-sales", key=KEY,
+                           message="vtx.telemetry.v1.Envelope", memory_budget="600MiB")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    for i in range(8):  # each file's worst case is some 53 MiB: two in a piece of 115
+        (dump / f"{i:04d}.pb").write_bytes(HEAD + b"\x0a\x00" * 50_000)
+    local, on_ray = both([dump], tmp_path, message="vtx.telemetry.v1.Envelope",
+                         framing="single", memory_budget="600MiB")
+    assert len(list((tmp_path / "ray" / "e").glob("part-*"))) == 4  # 3 a batch by messages
+    assert_same_outputs(local, on_ray, tmp_path, ["message_index", "entry_index"])

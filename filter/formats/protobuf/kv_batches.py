@@ -58,10 +58,10 @@ from filter.formats.protobuf.kv_entries import DecodedEntries
 from filter.formats.protobuf.kv_passes import (
     FRAMED_ALL,
     FRAMING_ERROR,
-    count_entries,
+    TOO_LARGE,
     decode_envelopes,
     decode_leaves,
-    frame_messages,
+    frame_piece,
 )
 from filter.formats.protobuf.kv_tables import WIRE_TYPES, KeyValueTables, MessageTable
 from filter.formats.protobuf.message_rows import (
@@ -70,6 +70,7 @@ from filter.formats.protobuf.message_rows import (
     key_value_frame,
     parse_or_report,
 )
+from filter.formats.protobuf.pieces import Pieces
 from filter.formats.protobuf.row_batches import Batch, RawMessages
 
 #: Batches a split may hold at once, from decoding to writing (`filter.engines.protobuf`: one being
@@ -87,8 +88,11 @@ def iter_kv_batches(
     *,
     batch_size: int,
     on_bad: OnBadRecord | None,
+    pieces: Pieces,
 ) -> Iterator[Batch]:
-    """The key/value rows of the stream file `source`, `batch_size` messages at a time."""
+    """The key/value rows of the stream file `source`, `batch_size` messages at a time, or
+    fewer where their entries and bytes would need more than one of the `pieces` (a message
+    that alone would is refused before it is decoded: `Pieces.check_message`)."""
     try:
         with open_regular(source) as fh:  # a regular file only: no FIFO, no device
             size = os.fstat(fh.fileno()).st_size
@@ -99,7 +103,7 @@ def iter_kv_batches(
         buf = np.frombuffer(mapped, dtype=np.uint8) if mapped is not None else np.empty(
             0, dtype=np.uint8)
         yield from _batches(schema, tables, source, framing, buf, batch_size, on_bad,
-                            _PageRelease(mapped))
+                            _PageRelease(mapped), pieces)
     finally:
         buf = None
         if mapped is not None:
@@ -140,10 +144,14 @@ def _batches(
     batch_size: int,
     on_bad: OnBadRecord | None,
     release: _PageRelease,
+    pieces: Pieces,
 ) -> Iterator[Batch]:
     starts = np.empty(batch_size, dtype=np.int64)
     lengths = np.empty(batch_size, dtype=np.int64)
     offsets = np.empty(batch_size, dtype=np.int64)
+    counts = np.empty(batch_size, dtype=np.int64)
+    bad = np.empty(batch_size, dtype=np.uint8)
+    costs = pieces.costs
     pos, index = 0, 0
     batch_starts = [0] * _BATCHES_IN_FLIGHT  # where the last batches began
     while True:
@@ -151,13 +159,18 @@ def _batches(
         # between decoding and writing): its pages can go.
         release.upto(batch_starts[0])
         batch_starts = [*batch_starts[1:], pos]
-        status, count, next_pos = frame_messages(
-            buf, pos, index, batch_size, framing == "delimited", MAX_MESSAGE_BYTES,
-            starts, lengths, offsets,
+        status, count, next_pos = frame_piece(
+            buf, pos, batch_size, framing == "delimited", MAX_MESSAGE_BYTES,
+            tables.entries_number, costs, pieces.limit, starts, lengths, offsets, counts, bad,
         )
+        if status == TOO_LARGE:  # refused before anything of it is decoded
+            entries, length = int(counts[0]), int(lengths[0])
+            pieces.check_message(source, index, int(offsets[0]), entries, length,
+                                 pieces.need(1, entries, length))
         if count:
             batch = _decode(schema, tables, source, buf, starts[:count], lengths[:count],
-                            offsets[:count], index, on_bad)
+                            offsets[:count], index, on_bad, counts[:count].copy(),
+                            bad[:count].copy(), pieces)
             if batch is not None:
                 yield batch
         index, pos = index + count, next_pos
@@ -165,7 +178,7 @@ def _batches(
             return
         if status == FRAMING_ERROR:  # the plain framing reports (or quarantines) the rest
             frames = file_frames(source, framing, on_bad, start=pos, first_index=index)
-            yield from batched(schema, frames, batch_size, on_bad)
+            yield from batched(schema, frames, batch_size, on_bad, pieces)
             return
 
 
@@ -179,12 +192,13 @@ def _decode(
     offsets: np.ndarray,
     first_index: int,
     on_bad: OnBadRecord | None,
+    counts: np.ndarray,
+    bad: np.ndarray,
+    pieces: Pieces,
 ) -> Batch | None:
-    """One batch of framed messages: compiled rows, plus the plain path's for flagged ones."""
+    """One batch of framed messages (their `counts` of entries; `bad`: a message that does
+    not frame at the top level): compiled rows, plus the plain path's for flagged ones."""
     n = len(starts)
-    counts = np.zeros(n, dtype=np.int64)
-    bad = np.zeros(n, dtype=np.uint8)
-    count_entries(buf, starts, lengths, n, tables.entries_number, counts, bad)
     base = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=base[1:])
     total = int(base[-1])
@@ -241,26 +255,52 @@ def _decode(
     if not len(flagged):
         return Batch(None, messages, entries, raw) if messages else None
     rows = entries.rows()
-    parsed, indexes = [], []
-    for m in flagged.tolist():
-        start = int(starts[m])
-        frame = Frame(first_index + m, int(offsets[m]),
-                         buf[start : start + int(lengths[m])].tobytes())
-        message = parse_or_report(schema, source, frame, on_bad)
-        if message is None:
-            continue
-        parsed.append(message)
-        indexes.append(frame.index)
-        read[m] = True
-    messages += len(parsed)
+    plain_rows, plain_envelopes, parsed = [], [], 0
+    for chunk in _plain_chunks(flagged, counts, lengths, pieces, source, first_index, offsets):
+        chunk_messages, indexes = [], []
+        for m in chunk:
+            start = int(starts[m])
+            frame = Frame(first_index + m, int(offsets[m]),
+                          buf[start : start + int(lengths[m])].tobytes())
+            message = parse_or_report(schema, source, frame, on_bad)
+            if message is None:
+                continue
+            chunk_messages.append(message)
+            indexes.append(frame.index)
+            read[m] = True
+        if chunk_messages:  # the runtime's objects held a chunk at a time, rows kept
+            plain_rows.append(key_value_frame(schema, chunk_messages, indexes))
+            plain_envelopes.append(envelope_frame(schema, chunk_messages))
+            parsed += len(chunk_messages)
+    messages += parsed
     if parsed:
-        plain = key_value_frame(schema, parsed, indexes)
-        rows = pl.concat([rows, plain]).sort("message_index", "entry_index")
+        rows = pl.concat([rows, *plain_rows]).sort("message_index", "entry_index")
     if messages == 0:
         return None
     envelopes = pl.concat([entries.envelopes().filter(pl.Series(bad == 0)),
-                           envelope_frame(schema, parsed)])
+                           *(plain_envelopes or [envelope_frame(schema, [])])])
     return Batch(rows, messages, raw=raw, envelopes=envelopes)
+
+
+def _plain_chunks(
+    flagged: np.ndarray, counts: np.ndarray, lengths: np.ndarray, pieces: Pieces,
+    source: Path, first_index: int, offsets: np.ndarray,
+) -> Iterator[list[int]]:
+    """The messages handed to the protobuf runtime, in runs that each fit in one piece
+    through it (`Pieces.plain_need`); a message that alone does not is refused."""
+    chunk: list[int] = []
+    need = 0
+    for m in flagged.tolist():
+        entries, length = int(counts[m]), int(lengths[m])
+        more = pieces.plain_need(1, entries, length)
+        pieces.check_message(source, first_index + m, int(offsets[m]), entries, length, more)
+        if chunk and need + more > pieces.limit:
+            yield chunk
+            chunk, need = [], 0
+        chunk.append(m)
+        need += more
+    if chunk:
+        yield chunk
 
 
 def _decode_leaves(

@@ -1,11 +1,11 @@
 """The compiled passes of the key/value decoder over a memory-mapped stream file.
 
 In: the file's bytes, and the tables of the envelope type (`kv_tables.KeyValueTables`).
-Out: one pass frames the next batch of messages (`frame_messages`) and counts their entries
-(`count_entries`), a second decodes every entry into flat NumPy arrays (key number, oneof
-member, integer, float, and byte spans of strings and member messages) and each message's
-envelope fields (`decode_envelopes`), a third decodes each message-typed member's leaves
-(`decode_leaves`).
+Out: one pass frames the next batch of messages and counts their entries, as many as one
+piece of the memory budget holds (`frame_piece`), a second decodes every entry into flat
+NumPy arrays (key number, oneof member, integer, float, and byte spans of strings and member
+messages) and each message's envelope fields (`decode_envelopes`), a third decodes each
+message-typed member's leaves (`decode_leaves`).
 May fail: nothing; a message the passes cannot decode is flagged (`bad`, `ok`) for the plain
 path, and a framing error is returned as a status (`FRAMING_ERROR`).
 """
@@ -24,7 +24,7 @@ from filter.formats.protobuf.kv_tables import (
     K_TIMESTAMP,
 )
 from filter.formats.protobuf.message_rows import MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS
-from filter.formats.protobuf.wire import skip, varint
+from filter.formats.protobuf.wire import count_field, varint
 from filter.jit import kernel
 
 # Conventions: `buf` is the file's bytes (uint8) and `data` its address (`buf.ctypes.data`):
@@ -36,19 +36,28 @@ from filter.jit import kernel
 
 _MIN_SECONDS, _MAX_SECONDS = MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS
 # Framing stops (the status `frame_messages` returns).
-FRAMED_ALL, FRAMED_BATCH, FRAMING_ERROR = 0, 1, 2
+FRAMED_ALL, FRAMED_BATCH, FRAMING_ERROR, TOO_LARGE = 0, 1, 2, 3
 
 
 @kernel()
-def frame_messages(buf, pos, index, limit, delimited, max_bytes, starts, lengths, offsets):
-    """Frame up to `limit` messages from `pos`: -> (status, count, next position)."""
+def frame_piece(buf, pos, limit, delimited, max_bytes, entries_number, costs, piece,
+                starts, lengths, offsets, counts, bad):
+    """Frame up to `limit` messages from `pos`, counting each one's entries (top-level tags
+    only; a message whose tags do not frame is `bad`), and stop before the message that would
+    take the batch's memory past `piece` bytes (`costs`: bytes per message, per entry and per
+    wire byte, `formats.protobuf.pieces`): -> (status, count, next position). `TOO_LARGE`:
+    the next message alone would; it is framed and counted at place 0, count 0."""
     data = buf.ctypes.data
     end = len(buf)
     count = 0
+    need = 0
     if not delimited:
         if end > max_bytes:
             return FRAMING_ERROR, 0, 0
         starts[0], lengths[0], offsets[0] = 0, end, 0
+        counts[0], bad[0] = count_field(data, 0, end, entries_number)
+        if costs[0] + counts[0] * costs[1] + end * costs[2] > piece:
+            return TOO_LARGE, 0, 0
         return FRAMED_ALL, 1, end
     while pos < end:
         if count == limit:
@@ -56,33 +65,20 @@ def frame_messages(buf, pos, index, limit, delimited, max_bytes, starts, lengths
         length, body = varint(data, pos, end)
         if body < 0 or length < 0 or length > max_bytes or body + length > end:
             return FRAMING_ERROR, count, pos
+        entries, broken = count_field(data, body, body + length, entries_number)
+        more = costs[0] + entries * costs[1] + length * costs[2]
+        if need + more > piece:
+            if count == 0:
+                starts[0], lengths[0], offsets[0] = body, length, pos
+                counts[0], bad[0] = entries, broken
+                return TOO_LARGE, 0, pos
+            return FRAMED_BATCH, count, pos
         starts[count], lengths[count], offsets[count] = body, length, pos
+        counts[count], bad[count] = entries, broken
+        need += more
         count += 1
         pos = body + length
     return FRAMED_ALL, count, pos
-
-
-@kernel()
-def count_entries(buf, starts, lengths, n, entries_number, counts, bad):
-    """Entries per message (top-level tags only); messages that do not frame are bad."""
-    data = buf.ctypes.data
-    for m in range(n):
-        pos = starts[m]
-        end = pos + lengths[m]
-        c = 0
-        while pos < end:
-            tag, pos = varint(data, pos, end)
-            if pos < 0 or (tag >> 3) == 0:
-                bad[m] = 1
-                break
-            wire = tag & 7
-            if (tag >> 3) == entries_number and wire == 2:
-                c += 1
-            pos = skip(data, pos, end, wire)
-            if pos < 0:
-                bad[m] = 1
-                break
-        counts[m] = c
 
 
 @kernel()

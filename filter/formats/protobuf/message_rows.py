@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
@@ -42,6 +43,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from filter.errors import InputError, first_line
 from filter.formats.protobuf.descriptors import KeyValueLayout, ProtoSchema
 from filter.formats.protobuf.framing import BadRecord, Frame, OnBadRecord, dump_frames
+from filter.formats.protobuf.pieces import Pieces
 from filter.formats.protobuf.row_batches import Batch, RawMessages
 
 #: Deepest nesting of messages decoded (a recursive schema stops here with an error).
@@ -116,11 +118,13 @@ def iter_dump_batches(
     first_index: int = 0,
     batch_size: int = 10_000,
     on_bad: OnBadRecord | None = None,
+    pieces: Pieces | None = None,
 ) -> Iterator[Batch]:
     """Like `protobuf_batches.iter_batches` over a topic dump, for a run of its files
     (`dump_files` order) whose first is message `first_index` of the dump: so a dump can be
     read in pieces."""
-    yield from batched(schema, dump_frames(files, first_index, on_bad), batch_size, on_bad)
+    yield from batched(schema, dump_frames(files, first_index, on_bad), batch_size, on_bad,
+                       Pieces.of(None) if pieces is None else pieces)
 
 
 def batched(
@@ -128,19 +132,43 @@ def batched(
     frames: Iterator[tuple[Path, Frame]],
     batch_size: int,
     on_bad: OnBadRecord | None,
+    pieces: Pieces,
 ) -> Iterator[Batch]:
-    """Frames parsed with the protobuf runtime, as rows in batches of `batch_size` messages."""
+    """Frames parsed with the protobuf runtime, as rows in batches of `batch_size` messages,
+    or fewer where they would need more than one of the `pieces` (`Pieces.plain_need`,
+    measured before each message is parsed; one that alone would is refused)."""
     batch: list[tuple[Frame, Message]] = []
+    need = 0
     for path, frame in frames:
+        more = _plain_need(schema, path, frame, pieces)
+        if batch and need + more > pieces.limit:
+            yield _rows(schema, batch)
+            batch, need = [], 0
         message = parse_or_report(schema, path, frame, on_bad)
         if message is None:
             continue
         batch.append((frame, message))
+        need += more
         if len(batch) == batch_size:
             yield _rows(schema, batch)
-            batch = []
+            batch, need = [], 0
     if batch or not schema.key_value:
         yield _rows(schema, batch)
+
+
+def _plain_need(schema: ProtoSchema, path: Path, frame: Frame, pieces: Pieces) -> int:
+    """What parsing `frame` and making it rows needs, from its bytes and (key/value) its
+    entries, counted on the wire first; refused if it alone does not fit in a piece."""
+    entries = 0
+    if schema.key_value is not None and frame.data:
+        from filter.formats.protobuf.wire import count_top_level  # numba: key/value only
+
+        entries, _ = count_top_level(np.frombuffer(frame.data, dtype=np.uint8),
+                                     schema.key_value.entries.number)
+    need = pieces.plain_need(1, entries, len(frame.data),
+                             0 if schema.key_value is not None else row_fields(schema))
+    pieces.check_message(path, frame.index, frame.offset, entries, len(frame.data), need)
+    return need
 
 
 def _rows(schema: ProtoSchema, batch: list[tuple[Frame, Message]]) -> Batch:
@@ -153,6 +181,21 @@ def _rows(schema: ProtoSchema, batch: list[tuple[Frame, Message]]) -> Batch:
         rows = key_value_frame(schema, messages, [f.index for f in frames])
         return Batch(rows, len(batch), raw=raw, envelopes=envelope_frame(schema, messages))
     return Batch(plain_frame(schema, messages, [f.data for f in frames]), len(batch), raw=raw)
+
+
+@functools.cache
+def row_fields(schema: ProtoSchema) -> int:
+    """The columns of a plain row of `schema`, a struct's and a list's fields counted too:
+    what a parsed message costs per row whatever it sets (`pieces.PLAIN_FIELD_BYTES`)."""
+
+    def count(dtype: pl.DataType) -> int:
+        if isinstance(dtype, pl.Struct):
+            return 1 + sum(count(f.dtype) for f in dtype.fields)
+        if isinstance(dtype, pl.List):
+            return 1 + count(dtype.inner)
+        return 1
+
+    return sum(count(t) for t in polars_schema(schema).values())
 
 
 def polars_schema(schema: ProtoSchema) -> pl.Schema:

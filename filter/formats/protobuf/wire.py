@@ -117,3 +117,28 @@ def varint_size(value):
         bits >>= np.uint64(7)
         size += 1
     return size
+
+
+@kernel(inline="always")
+def count_field(data, pos, end, number):
+    """How many times the length-delimited field `number` occurs at the top level of the
+    message at [pos, end) (a key/value envelope's entries), and whether the message frames
+    there: (count, 0), or (the count so far, 1) at the first tag that does not."""
+    count = 0
+    while pos < end:
+        tag, pos = varint(data, pos, end)
+        if pos < 0 or (tag >> 3) == 0:
+            return count, 1
+        wire = tag & 7
+        if (tag >> 3) == number and wire == 2:
+            count += 1
+        pos = skip(data, pos, end, wire)
+        if pos < 0:
+            return count, 1
+    return count, 0
+
+
+@kernel()
+def count_top_level(buf, number):
+    """`count_field` over the whole of `buf` (one message's bytes, uint8)."""
+    return count_field(buf.ctypes.data, 0, len(buf), number)
