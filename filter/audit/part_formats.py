@@ -106,14 +106,19 @@ def stream_rows(path: Path, budget: MemoryBudget | None = None) -> pl.DataFrame:
     return rows
 
 
+def _parquet_fits(path: Path, budget: MemoryBudget | None) -> None:
+    """Refuse a Parquet part whose row groups, measured from their page headers as a reader
+    holds them (`check_decoding`), would not fit in a piece of `budget`."""
+    check_decoding([path], MemoryBudget.of(budget))
+
+
 PART_FORMATS: dict[str, PartFormat] = {
     ".parquet": PartFormat(
         rows=lambda p, _budget: pq.read_metadata(p).num_rows,
         # glob=False: a part is that file, even under a directory with `[` in its name.
         schema=lambda p, _budget: pl.scan_parquet(p, glob=False).collect_schema(),
         scan=lambda p, _budget: pl.scan_parquet(p, glob=False),
-        # Measured from its page headers, as a reader would hold it (`check_decoding`).
-        fits=lambda p, budget: check_decoding([p], MemoryBudget.of(budget)),
+        fits=lambda p, budget: _parquet_fits(p, budget),
     ),
     # Delimited streams of the input's type (`--output-format protobuf`): rows are messages;
     # the content is checked on the rows they decode to, with the type the manifest names.

@@ -37,7 +37,7 @@ from filter.engines.parquet_splice import splice_pair
 from filter.engines.request import ProgressCallback
 from filter.errors import InputError, OutputError, first_line, is_disk_error, write_failed
 from filter.formats.parquet.chunks import check_page_checksums
-from filter.formats.parquet.decode_budget import DecodeCost, check_decoding
+from filter.formats.parquet.decode_budget import DecodeCost, check_decoding, check_runs
 from filter.formats.parquet.inputs import ParquetInput, locate_corruption, scan
 from filter.formats.parquet.splice import splice_refusal
 from filter.memory_budget import TOKEN_ROW_BYTES, MemoryBudget
@@ -112,14 +112,12 @@ def _source_lookups(
     """
     scanned = {d.column for d in export_plan.fields if d.scanned}
     vin = export_plan.vehicle_id_column
-    # `unique` copies strings out of their dictionaries (a 1 MB value in 10,000 rows: 10 GB).
-    check_decoding(sources, budget, {vin} | scanned, DecodeCost(scanned))
+    groups = check_decoding(sources, budget, {vin} | scanned, DecodeCost(scanned))
     try:
         # glob=False: a path is that file, even with `[` in its name (Polars would glob it).
         frame = pl.scan_parquet([s.path for s in sources], glob=False)
         fields = enumeration_fields(frame, export_plan)
-        check_decoding(sources, budget, {vin} | {d.column for d in fields},
-                       run_rows=LOOKUP_RUN_ROWS)
+        check_runs(groups, budget, {vin} | {d.column for d in fields}, LOOKUP_RUN_ROWS)
         return batch_lookups(frame, export_plan, key, rows=sum(s.rows for s in sources),
                              fields=fields)
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:

@@ -212,7 +212,8 @@ class ChunkFiles:
         sizes = chunk_sizes(chunk, columns.widths[index], codec, self._source, what,
                             self._budget.piece_limit, copies=columns.copies)
         alone = need.add(sizes, columns.scanned[index], what)
-        self._budget.check(alone, self._source, what, f"decoding {sizes.described()}")
+        if alone > self._budget.piece_limit:  # the message made only when it is needed
+            self._budget.check(alone, self._source, what, f"decoding {sizes.described()}")
 
 
 def runs(items: Iterable[RowGroupLayout], size: int) -> Iterator[list[RowGroupLayout]]:

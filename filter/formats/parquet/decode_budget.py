@@ -17,7 +17,7 @@ quarter of a second for the 29,000 pages of a 5M-row file.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,12 +83,15 @@ class PieceNeed:
         return self._base + self._held + 2 * self._page + LONGEST_VALUE_FACTOR * self._longest
 
 
-@dataclass
-class _Window:
-    """The row groups a run of rows reads together, and what they hold."""
+@dataclass(frozen=True)
+class GroupNeed:
+    """What a reader holds for one row group (`check_decoding`)."""
 
-    first: int = 0  # the run's first row, in the whole batch
-    held: int = 0  # the values of its row groups read so far
+    source: str
+    where: str  # the row group and the column that takes the most, for messages
+    first_row: int  # in the whole batch
+    need: int  # for the columns measured
+    values: dict[str, int]  # each column's decoded values, as a distinct-values pass may keep
 
 
 def check_decoding(
@@ -96,14 +99,11 @@ def check_decoding(
     budget: MemoryBudget,
     columns: Collection[str] | None = None,
     cost: DecodeCost = DecodeCost(),
-    *,
-    run_rows: int | None = None,
-) -> None:
+) -> list[GroupNeed]:
     """Raise `MemoryBudgetExceeded` where decoding `columns` (None: all) of a row group of
-    `sources` would take more than a piece of `budget`; with `run_rows`, also where a run of
-    that many rows of the batch (`sources` one after the other, as one scan reads them, each
-    run holding what it read: a distinct-values pass) would."""
-    window = _Window()
+    `sources` would take more than a piece of `budget`; else what each row group needs, for
+    `check_runs`."""
+    found: list[GroupNeed] = []
     start = 0  # the batch's row where this file starts
     for source in sources:
         path = source.path if isinstance(source, ParquetInput) else source
@@ -116,11 +116,11 @@ def check_decoding(
             raise read_failed(exc, path) from None
         with opened:
             fd = opened.fileno()
-            row = start
             for group in layout.row_groups():
                 if not group.rows:
                     continue
-                need, values = PieceNeed(group.rows, cost), 0
+                need, values = PieceNeed(group.rows, cost), dict.fromkeys(
+                    (column for _, _, column in leaves), 0)
                 for leaf, name, column in leaves:
                     offset, length = group.ranges[leaf]
                     codec = group.chunks[leaf][ColumnChunk.META_DATA] \
@@ -132,21 +132,35 @@ def check_decoding(
                     scanned = widths[leaf] == STRING and (cost.scan_strings
                                                         or column in cost.scanned)
                     alone = need.add(sizes, scanned, where)
-                    values += sizes.values_bytes
-                    budget.check(alone, layout.source, where, f"decoding {sizes.described()}")
+                    values[column] += sizes.values_bytes
+                    if alone > budget.piece_limit:
+                        budget.check(alone, layout.source, where,
+                                     f"decoding {sizes.described()}")
                 where = need.largest[1] or f"row group {group.index}"
-                budget.check(need.total, layout.source, where,
-                             f"decoding the row group's {len(leaves)} columns of "
-                             f"{group.rows:,} rows")
-                if run_rows is not None:
-                    if row // run_rows != window.first // run_rows:
-                        window = _Window(row)
-                    budget.check(window.held + need.total, layout.source, where,
-                                 f"reading it with the rest of its run of up to {run_rows:,} "
-                                 "rows")
-                    window.held += values
-                row += group.rows
-        start = row
+                if need.total > budget.piece_limit:
+                    budget.check(need.total, layout.source, where,
+                                 f"decoding the row group's {len(leaves)} columns of "
+                                 f"{group.rows:,} rows")
+                found.append(GroupNeed(layout.source, where, start, need.total, values))
+                start += group.rows
+    return found
+
+
+def check_runs(groups: Sequence[GroupNeed], budget: MemoryBudget, columns: Collection[str],
+               run_rows: int) -> None:
+    """Raise `MemoryBudgetExceeded` where a run of `run_rows` rows of the batch (the row
+    groups of `check_decoding`, one after the other, as one scan reads them) would hold more
+    than a piece of `budget`: each row group's need, and the values of `columns` of the run's
+    row groups before it, as if all were distinct (a distinct-values pass keeps what it has
+    not seen)."""
+    run, held = -1, 0
+    for group in groups:
+        if group.first_row // run_rows != run:
+            run, held = group.first_row // run_rows, 0
+        if held + group.need > budget.piece_limit:
+            budget.check(held + group.need, group.source, group.where,
+                         f"reading it with the rest of its run of up to {run_rows:,} rows")
+        held += sum(group.values.get(c, 0) for c in columns)
 
 
 def _leaves(

@@ -141,16 +141,7 @@ def _skip(data: bytes | memoryview, pos: int, end: int, wire: int, depth: int) -
     if depth >= _MAX_DEPTH:
         raise _Malformed
     if wire == _STRUCT:
-        last = 0
-        while True:
-            if pos >= end:
-                raise _Short
-            byte = data[pos]
-            pos += 1
-            if byte == 0:
-                return pos
-            inner, last, pos = _field(data, pos, end, byte, last)
-            pos = _skip(data, pos, end, inner, depth + 1)
+        return _skip_struct(data, pos, end, depth)
     if wire in (_LIST, _SET):
         if pos >= end:
             raise _Short
@@ -168,6 +159,27 @@ def _skip(data: bytes | memoryview, pos: int, end: int, wire: int, depth: int) -
                 raise _Short
         return pos
     raise _Malformed  # a map, or no wire type: no page header holds one
+
+
+def _skip_struct(data: bytes | memoryview, pos: int, end: int, depth: int) -> int:
+    """The position after the struct whose fields start at `pos`: the fields of a page
+    header's statistics (binaries, varints, booleans) skipped without a call each."""
+    while True:
+        if pos >= end:
+            raise _Short
+        byte = data[pos]
+        pos += 1
+        if byte == 0:
+            return pos
+        wire = byte & 0x0F
+        if not byte >> 4:  # a long-form field id: a varint to pass
+            pos = _varint(data, pos, end)[1]
+        if wire == _BINARY and pos < end and data[pos] < 0x80:
+            pos += 1 + data[pos]
+        elif wire in (_I16, _I32, _I64) and pos < end and data[pos] < 0x80:
+            pos += 1
+        elif wire not in (_TRUE, _FALSE):
+            pos = _skip(data, pos, end, wire, depth + 1)
 
 
 def _varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
