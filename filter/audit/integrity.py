@@ -166,7 +166,8 @@ def _check_file(side: OutputCheck, name: str, record: PartRecord, present: set[s
                   "published)")
         return
     try:
-        fmt.fits(path, side.budget)
+        assert side.manifest is not None  # read before its files
+        fmt.fits(path, side.budget, side.manifest.destination == "export")
         rows = fmt.rows(path, side.budget)
     except MemoryBudgetExceeded:  # not a fault of the part: the check cannot be made
         raise

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from filter.formats.parquet.decode_budget import check_decoding
+from filter.formats.parquet.decode_budget import DecodeCost, check_decoding
 from filter.formats.protobuf import batches as protobuf_batches
 from filter.formats.protobuf.descriptors import SHIPPED_SOURCE, ProtoSchema, load_schema
 from filter.formats.protobuf.framing import iter_frames
@@ -37,12 +37,13 @@ from filter.policy.plan import TOKEN_COLUMN
 class PartFormat:
     """How the verifier reads one kind of part file: its row count, schema and a lazy scan,
     each within a memory budget (None: the default); and `fits`, which refuses a part that
-    reading would take past the budget (`MemoryBudgetExceeded`), before it is decoded."""
+    reading would take past the budget (`MemoryBudgetExceeded`), before it is decoded (its
+    last argument: whether the detectors will scan the part's strings, as an export's)."""
 
     rows: Callable[[Path, MemoryBudget | None], int]
     schema: Callable[[Path, MemoryBudget | None], pl.Schema]
     scan: Callable[[Path, MemoryBudget | None], pl.LazyFrame]
-    fits: Callable[[Path, MemoryBudget | None], None]
+    fits: Callable[[Path, MemoryBudget | None, bool], None]
 
 
 def _stream_messages(path: Path, _budget: MemoryBudget | None = None) -> int:
@@ -64,7 +65,7 @@ def stream_reader(directory: Path) -> tuple[ProtoSchema, bool]:
     return schema, manifest.destination == "export"
 
 
-def stream_fits(path: Path, budget: MemoryBudget | None = None) -> None:
+def stream_fits(path: Path, budget: MemoryBudget | None = None, _scanned: bool = False) -> None:
     """Refuse (`MemoryBudgetExceeded`) a protobuf part whose rows, held whole as
     `stream_rows` holds them, would need more than a piece of `budget`: measured from its
     framing and its entries counted on the wire, before anything is decoded. A part a split
@@ -106,10 +107,11 @@ def stream_rows(path: Path, budget: MemoryBudget | None = None) -> pl.DataFrame:
     return rows
 
 
-def _parquet_fits(path: Path, budget: MemoryBudget | None) -> None:
+def _parquet_fits(path: Path, budget: MemoryBudget | None, scanned: bool) -> None:
     """Refuse a Parquet part whose row groups, measured from their page headers as a reader
-    holds them (`check_decoding`), would not fit in a piece of `budget`."""
-    check_decoding([path], MemoryBudget.of(budget))
+    holds them (`check_decoding`; with what the detectors hold besides where its strings are
+    `scanned`), would not fit in a piece of `budget`."""
+    check_decoding([path], MemoryBudget.of(budget), None, DecodeCost(scan_strings=scanned))
 
 
 PART_FORMATS: dict[str, PartFormat] = {
@@ -118,7 +120,7 @@ PART_FORMATS: dict[str, PartFormat] = {
         # glob=False: a part is that file, even under a directory with `[` in its name.
         schema=lambda p, _budget: pl.scan_parquet(p, glob=False).collect_schema(),
         scan=lambda p, _budget: pl.scan_parquet(p, glob=False),
-        fits=lambda p, budget: _parquet_fits(p, budget),
+        fits=lambda p, budget, scanned: _parquet_fits(p, budget, scanned),
     ),
     # Delimited streams of the input's type (`--output-format protobuf`): rows are messages;
     # the content is checked on the rows they decode to, with the type the manifest names.

@@ -62,7 +62,6 @@ from filter.audit.export_values import check_values, onshore_vins
 from filter.audit.integrity import check_directory
 from filter.audit.output_check import Failure, OutputCheck, part_schemas
 from filter.audit.reconcile import reconcile
-from filter.formats.parquet.decode_budget import DecodeCost, check_decoding
 from filter.memory_budget import MemoryBudget
 from filter.outputs.manifest import MANIFEST_NAME, manifest_if_any
 from filter.outputs.manifest_document import Manifest
@@ -139,9 +138,6 @@ def verify_output(
             side.failures += [Failure(str(side.directory), problem) for problem in
                               check_signature(side.directory, public_key,
                                               required=require_signature)]
-    if export is not None:  # the detectors read an export's strings: what they hold besides
-        check_decoding([p for p in export.intact.values() if p.suffix == ".parquet"], budget,
-                       None, DecodeCost(scan_strings=True))
     for side in sides:
         if side.manifest is not None:
             check_claims(side)

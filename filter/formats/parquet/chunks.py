@@ -139,7 +139,7 @@ class ChunkColumns:
                    tuple(widths[leaf] for leaf in leaves),
                    tuple(widths[leaf] == STRING and c in scanned
                          for leaf, c in zip(leaves, names, strict=True)),
-                   copies=copies, cost=DecodeCost(tuple(scanned), row_bytes))
+                   copies=copies, cost=DecodeCost(row_bytes=row_bytes))
 
 
 class ChunkFiles:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 #: Nesting a page header may have (statistics in a page's header in the page header: 3).
 _MAX_DEPTH = 32
 # Compact protocol wire types.
+_STOP = 0  # a struct's end
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 # The page header fields that hold a page's own header, and where its encoding is in each.
 _ENCODING_FIELD = {5: 2, 7: 2, 8: 4}
@@ -65,13 +66,9 @@ def _read_header(data: bytes | memoryview, pos: int, end: int) -> PageHeaderSize
     kind = uncompressed = compressed = values = encoding = -1
     last = 0
     while True:
-        if pos >= end:
-            raise _Short
-        byte = data[pos]
-        pos += 1
-        if byte == 0:
+        wire, last, pos = _next_field(data, pos, end, last)
+        if wire == _STOP:
             return PageHeaderSizes(pos, kind, uncompressed, compressed, values, encoding)
-        wire, last, pos = _field(data, pos, end, byte, last)
         if wire in (_I16, _I32, _I64) and last in (1, 2, 3):
             number, pos = _zigzag(data, pos, end)
             if last == 1:
@@ -83,13 +80,9 @@ def _read_header(data: bytes | memoryview, pos: int, end: int) -> PageHeaderSize
         elif wire == _STRUCT and last in _ENCODING_FIELD:  # the page's own header
             wanted, inner = _ENCODING_FIELD[last], 0
             while True:
-                if pos >= end:
-                    raise _Short
-                byte = data[pos]
-                pos += 1
-                if byte == 0:
+                inner_wire, inner, pos = _next_field(data, pos, end, inner)
+                if inner_wire == _STOP:
                     break
-                inner_wire, inner, pos = _field(data, pos, end, byte, inner)
                 if inner_wire in (_I16, _I32, _I64) and inner in (1, wanted):
                     number, pos = _zigzag(data, pos, end)
                     if inner == 1:
@@ -102,10 +95,16 @@ def _read_header(data: bytes | memoryview, pos: int, end: int) -> PageHeaderSize
             pos = _skip(data, pos, end, wire, 1)
 
 
-def _field(data: bytes | memoryview, pos: int, end: int, byte: int,
-           last: int) -> tuple[int, int, int]:
-    """A field header that starts with `byte` (after a field `last`): (wire type, field id,
-    position after it)."""
+def _next_field(data: bytes | memoryview, pos: int, end: int,
+                last: int) -> tuple[int, int, int]:
+    """The field header at `pos` of a struct whose last field was `last`: (wire type, field
+    id, position after it); the wire type `_STOP` at the struct's end."""
+    if pos >= end:
+        raise _Short
+    byte = data[pos]
+    pos += 1
+    if byte == 0:
+        return _STOP, last, pos
     delta = byte >> 4
     if delta:
         return byte & 0x0F, last + delta, pos
@@ -162,24 +161,13 @@ def _skip(data: bytes | memoryview, pos: int, end: int, wire: int, depth: int) -
 
 
 def _skip_struct(data: bytes | memoryview, pos: int, end: int, depth: int) -> int:
-    """The position after the struct whose fields start at `pos`: the fields of a page
-    header's statistics (binaries, varints, booleans) skipped without a call each."""
+    """The position after the struct whose fields start at `pos`."""
+    last = 0
     while True:
-        if pos >= end:
-            raise _Short
-        byte = data[pos]
-        pos += 1
-        if byte == 0:
+        wire, last, pos = _next_field(data, pos, end, last)
+        if wire == _STOP:
             return pos
-        wire = byte & 0x0F
-        if not byte >> 4:  # a long-form field id: a varint to pass
-            pos = _varint(data, pos, end)[1]
-        if wire == _BINARY and pos < end and data[pos] < 0x80:
-            pos += 1 + data[pos]
-        elif wire in (_I16, _I32, _I64) and pos < end and data[pos] < 0x80:
-            pos += 1
-        elif wire not in (_TRUE, _FALSE):
-            pos = _skip(data, pos, end, wire, depth + 1)
+        pos = _skip(data, pos, end, wire, depth + 1)
 
 
 def _varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
