@@ -36,7 +36,7 @@ from filter.formats.parquet.layout import (
     row_group_entry,
 )
 from filter.formats.parquet.metadata import polars_arrow_schema
-from filter.formats.parquet.page_sizes import STRING, chunk_sizes, leaf_widths
+from filter.formats.parquet.page_sizes import STRING, chunk_sizes, file_identity, leaf_widths
 from filter.formats.parquet.pages import CODECS, bad_checksum, may_have_checksums
 from filter.memory_budget import MemoryBudget, format_size
 
@@ -157,6 +157,7 @@ class ChunkFiles:
         self._fd = fd
         self._source = source
         self._budget = budget  # None: not measured (files vtx wrote itself)
+        self._identity = file_identity(fd) if budget is not None else None
         self._buffer = bytearray()
 
     def file(self, groups: Sequence[RowGroupLayout], columns: ChunkColumns) -> bytes:
@@ -197,20 +198,21 @@ class ChunkFiles:
                 # computed column (a token from a damaged VIN) unnoticed.
                 check_pages(chunk, self._source, what)
                 if self._budget is not None:
-                    self._measure(chunk, codec, columns, index, what, need)
+                    self._measure(chunk, start, codec, columns, index, what, need)
             if self._budget is not None and len(placed) > 1:
                 self._budget.check(need.total, self._source, need.largest[1],
                                    f"decoding it with {len(placed) - 1} more column chunks")
             view[where:size] = tail
             return bytes(view[:size])
 
-    def _measure(self, chunk: memoryview, codec: int, columns: ChunkColumns, index: int,
-                 what: str, need: PieceNeed) -> None:
-        """Add the chunk `chunk` (leaf `index` of `columns`) to `need`; refused alone when
-        it takes more than a piece."""
-        assert self._budget is not None
+    def _measure(self, chunk: memoryview, start: int, codec: int, columns: ChunkColumns,
+                 index: int, what: str, need: PieceNeed) -> None:
+        """Add the chunk `chunk` (leaf `index` of `columns`, at `start` in the input) to
+        `need`; refused alone when it takes more than a piece."""
+        assert self._budget is not None and self._identity is not None
         sizes = chunk_sizes(chunk, columns.widths[index], codec, self._source, what,
-                            self._budget.piece_limit, copies=columns.copies)
+                            self._budget.piece_limit, copies=columns.copies,
+                            origin=(self._identity, start))
         alone = need.add(sizes, columns.scanned[index], what)
         if alone > self._budget.piece_limit:  # the message made only when it is needed
             self._budget.check(alone, self._source, what, f"decoding {sizes.described()}")

@@ -11,8 +11,9 @@ most, with the sizes; `InputError` for bytes that are not pages.
 For the reads vtx does not make of a file of chunks of its own (`chunks.ChunkFiles`, which
 measures what it builds): Polars scanning an input whole (`--reencode`, inputs the splice
 refuses, the batch's distinct values) and `vtx verify` reading a part. Only the page headers
-are read (`page_sizes.file_chunk_sizes`), one small read each: some 12 microseconds a page, a
-quarter of a second for the 29,000 pages of a 5M-row file.
+are read (`page_sizes.file_chunk_sizes`), one small read each: some 8 microseconds a page.
+What a chunk's headers gave is kept (`page_sizes`): a split that measured its VIN and scanned
+columns here does not walk them again for its computed columns.
 """
 
 from __future__ import annotations

@@ -14,13 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from filter.errors import InputError
+from filter.formats.parquet import page_sizes
 from filter.formats.parquet import thrift_compact as thrift
 from filter.formats.parquet.fields import ColumnChunk, ColumnMetaData, PageHeader
 from filter.formats.parquet.layout import layout_in_memory
 from filter.formats.parquet.page_sizes import (
     STRING,
+    ChunkSizes,
     chunk_sizes,
     file_chunk_sizes,
+    file_identity,
     leaf_widths,
 )
 
@@ -125,6 +128,20 @@ def test_the_longest_dictionary_value_is_read_from_the_dictionary_page() -> None
     assert unread.longest_dictionary_value == sizes.dictionary_bytes
 
 
+@pytest.mark.parametrize("odd", [None, 0, 99, 199])
+def test_the_longest_of_values_of_one_length_but_one_is_found(odd) -> None:
+    # Dictionaries of values all of one length are read at once; one value of another
+    # length anywhere among them (first, in the middle, last) is not missed.
+    values = [f"LRW3E7EK0PC{i:06d}" for i in range(200)]
+    if odd is not None:
+        values[odd] = values[odd] + "x" * 30
+    data = _written(pa.table({"vin": pa.array(values).dictionary_encode()}),
+                    compression="zstd")
+    [(name, width, codec, start, length)] = list(_chunks(data))
+    sizes = chunk_sizes(data[start:start + length], width, codec, "t", name, 1 << 30)
+    assert sizes.longest_dictionary_value == (17 if odd is None else 47)
+
+
 def test_numbers_take_their_width_and_strings_their_bytes() -> None:
     table = pa.table({
         "b": pa.array([True] * 1000), "i": pa.array(range(1000), pa.int32()),
@@ -156,3 +173,35 @@ def test_bytes_that_are_not_pages_are_an_input_error_naming_the_place(damage) ->
     with pytest.raises(InputError, match=r"^t\.parquet: row group 0, column 'speed': .*not a page"):
         chunk_sizes(bytes(chunk), width, codec, "t.parquet", "row group 0, column 'speed'",
                     1 << 30)
+
+
+def test_a_chunk_measured_again_is_remembered_until_its_file_changes(tmp_path,
+                                                                      monkeypatch) -> None:
+    data = _written(_table(2000, 1), compression="zstd", data_page_size=512)
+    path = tmp_path / "t.parquet"
+    path.write_bytes(data)
+    name, width, codec, start, length = next(c for c in _chunks(data) if c[1] == STRING)
+    walks = []
+    walk = page_sizes._file_chunk_sizes
+    monkeypatch.setattr(page_sizes, "_file_chunk_sizes",
+                        lambda *args: walks.append(args) or walk(*args))
+
+    def measured() -> ChunkSizes:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return file_chunk_sizes(fd, start, length, width, codec, "t", name, 1 << 30)
+        finally:
+            os.close(fd)
+
+    first = measured()
+    fd = os.open(path, os.O_RDONLY)
+    try:  # the same chunk, read into memory from the same file: not walked again
+        assert chunk_sizes(data[start:start + length], width, codec, "t", name, 1 << 30,
+                           origin=(file_identity(fd), start)) == first
+    finally:
+        os.close(fd)
+    assert measured() == first
+    assert len(walks) == 1
+    os.utime(path, ns=(0, 0))  # changed since (as a rewrite would change it): walked anew
+    assert measured() == first
+    assert len(walks) == 2
