@@ -1,7 +1,8 @@
 """Peak memory of vtx on each hostile input of the test corpus, under its memory budget.
 
-In: the cases of `tests.hostile_corpus` (generated into a scratch directory; a checkout's
-`tests/` must be importable: run from the repository root).
+In: the cases of `tests.hostile_corpus`, those refused and those split in slices (generated
+into a scratch directory; a checkout's `tests/` must be importable: run from the repository
+root).
 Out: ``hostile-inputs.md`` and ``hostile-inputs.json`` in the results directory: per case, the
 exit code, the one error line, the peak RSS (from `wait4`, of the vtx process alone) and the
 wall time, with the budget, the address-space limit and the machine.
@@ -26,7 +27,7 @@ from benchmarks.environment import (
     machine_info,
     now,
 )
-from tests.hostile_corpus import ADDRESS_SPACE, BUDGET, CASES, Case, run_limited
+from tests.hostile_corpus import ADDRESS_SPACE, BUDGET, CASES, SLICED, Case, run_limited
 
 
 def measure(case: Case, scratch: Path) -> dict[str, object]:
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated parts of case names to run (default: all)")
     args = parser.parse_args(argv)
     wanted = [w for w in args.cases.split(",") if w]
-    cases = [c for c in CASES if not wanted or any(w in c.name for w in wanted)]
+    every = [*CASES, *(Case(f"{name} (read in slices)", make, "", 0) for name, make in SLICED)]
+    cases = [c for c in every if not wanted or any(w in c.name for w in wanted)]
     compile_bytecode(BENCH_DIR.parent)
     scratch = BENCH_DIR / ".data"
     scratch.mkdir(parents=True, exist_ok=True)

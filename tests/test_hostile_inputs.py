@@ -23,6 +23,7 @@ from tests.hostile_corpus import (
     BUDGET_BYTES,
     CASES,
     NOTES,
+    SLICED,
     VIN,
     Case,
     _split,
@@ -42,6 +43,44 @@ def test_a_bomb_is_refused_in_one_line_before_it_is_decoded(case: Case, tmp_path
     if argv[0] == "split":
         assert not (tmp_path / "export").exists() and not (tmp_path / "onshore").exists()
     assert outcome.peak_rss < BUDGET_BYTES, f"peak {outcome.peak_rss >> 20} MiB"
+
+
+@pytest.mark.parametrize("make", [m for _, m in SLICED], ids=[n for n, _ in SLICED])
+def test_a_row_group_too_large_for_a_piece_is_split_a_slice_at_a_time(make, tmp_path) -> None:
+    argv = make(tmp_path)
+    outcome = run_limited(argv)
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.peak_rss < BUDGET_BYTES, f"peak {outcome.peak_rss >> 20} MiB"
+    source = pq.read_table(tmp_path / "input.parquet")
+    onshore = pq.read_table(tmp_path / "onshore")
+    export = pq.read_table(tmp_path / "export")
+    assert onshore.num_rows == export.num_rows == source.num_rows
+    for column in source.column_names:  # every value kept, in order, on the side it goes to
+        side = export if column in export.column_names else onshore
+        assert side.column(column).to_pylist() == source.column(column).to_pylist(), column
+    assert pq.read_metadata(tmp_path / "onshore" / "part-00000.parquet").num_row_groups > 1
+    verified = run_limited(["verify", str(tmp_path / "export"), "--onshore",
+                            str(tmp_path / "onshore"), "--memory-budget", BUDGET])
+    assert verified.exit_code == 0, verified.stderr
+    assert verified.peak_rss < BUDGET_BYTES
+
+
+def test_a_detector_hit_in_a_slice_of_a_large_row_group_is_withheld(tmp_path) -> None:
+    rows = 200_000
+    notes = ["serviced " + "a" * 1000] * rows
+    notes[150_001] = "call owner 13812345678 " + "a" * 1000  # in a late slice
+    source = tmp_path / "input.parquet"
+    pq.write_table(pa.table({"vin": [VIN] * rows, "timestamp": pa.array(
+        range(rows), pa.int64()).cast(pa.timestamp("us")), NOTES: notes}), source,
+        compression="zstd", use_dictionary=False, row_group_size=rows)
+    outcome = run_limited(_split(tmp_path, source))
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.peak_rss < BUDGET_BYTES, f"peak {outcome.peak_rss >> 20} MiB"
+    exported = pq.read_table(tmp_path / "export").column(NOTES).to_pylist()
+    assert exported[150_001] is None
+    assert exported[:150_001] == notes[:150_001] and exported[150_002:] == notes[150_002:]
+    withheld = pq.read_table(tmp_path / "onshore").column(NOTES).to_pylist()
+    assert withheld[150_001] == notes[150_001]
 
 
 def _fleet_rows(rows: int, seed: int) -> pa.Table:

@@ -14,7 +14,7 @@ engines judge the same fields to be enumerations and build the same tables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -75,6 +75,12 @@ class DistinctValues:
             else:
                 self.values[path] = merged
 
+    @property
+    def held(self) -> int:
+        """The bytes the values gathered so far take."""
+        return sum(s.estimated_size() for s in [self.vins, *self.values.values()]
+                   if s is not None)
+
     def lookups(self, export_plan: ExportPlan, key: bytes) -> Lookups:
         """The tokens of the VINs, and a value table per field within the limit."""
         vins = self.vins if self.vins is not None else pl.Series("vin", [], pl.String)
@@ -115,6 +121,27 @@ def batch_lookups(
                           [query.collect(engine="streaming") for query in queries])
         distinct.add(found.to_series(), {d.path: v.to_series()
                                          for d, v in zip(fields, values, strict=True)})
+    return distinct.lookups(export_plan, key)
+
+
+def piece_lookups(
+    pieces: Iterable[pl.DataFrame], export_plan: ExportPlan, key: bytes,
+    fields: list[FieldDecision], check_held: Callable[[int], None],
+) -> Lookups:
+    """`batch_lookups` over a batch given a piece of rows at a time (each holding the VIN
+    column and those of `fields`, the enumeration fields): each piece's distinct values are
+    added to those before, and `check_held` is given the bytes they take after each piece
+    (it raises to stop: a piece adds at most its own size)."""
+    distinct = DistinctValues(fields)
+    vins = pl.col(export_plan.vehicle_id_column).cast(pl.String).unique()
+    for piece in pieces:
+        lazy = piece.lazy()
+        open_fields = distinct.open_fields()
+        found, *values = pl.collect_all(
+            [lazy.select(vins), *(distinct_query(lazy, export_plan, d) for d in open_fields)])
+        distinct.add(found.to_series(), {d.path: v.to_series()
+                                         for d, v in zip(open_fields, values, strict=True)})
+        check_held(distinct.held)
     return distinct.lookups(export_plan, key)
 
 

@@ -58,18 +58,23 @@ def write_pair(
     lookups: Lookups,
     export_path: Path,
     onshore_path: Path,
+    *,
+    row_group_size: int | None = None,
 ) -> tuple[FileRecord, FileRecord, dict[str, int]]:
     """Split `frame` into a pair of part files in one pass; also its detector hit counts.
 
-    Both files hold the frame's rows in its order; each is hashed as it is written.
+    Both files hold the frame's rows in its order, in row groups of `row_group_size` rows
+    (None: Polars' choice); each is hashed as it is written.
     Raises `OSError` (also where Polars failed on a write the disk refused) and Polars errors
     as they come: the caller knows what was read.
     """
     queries = split_lazy(frame, export_plan, lookups)
+    options = {**PARQUET_OPTIONS, **({"row_group_size": row_group_size} if row_group_size
+                                     else {})}
     with part_pair(export_path, onshore_path) as (export_file, onshore_file):
         done = pl.collect_all([
-            queries.export.sink_parquet(export_file, lazy=True, **PARQUET_OPTIONS),
-            queries.onshore.sink_parquet(onshore_file, lazy=True, **PARQUET_OPTIONS),
+            queries.export.sink_parquet(export_file, lazy=True, **options),
+            queries.onshore.sink_parquet(onshore_file, lazy=True, **options),
             *([queries.detections] if queries.detections is not None else []),
         ])
     counts = dict(queries.known_counts)

@@ -28,7 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from filter.apply.columns import Lookups
-from filter.apply.lookups import LOOKUP_RUN_ROWS, batch_lookups
+from filter.apply.lookups import LOOKUP_RUN_ROWS, batch_lookups, piece_lookups
 from filter.apply.value_tables import enumeration_fields
 from filter.engines.engine import SplitRun, WrittenParts
 from filter.engines.frames import write_pair
@@ -39,8 +39,14 @@ from filter.errors import InputError, OutputError, first_line, is_disk_error, wr
 from filter.formats.parquet.chunks import check_page_checksums
 from filter.formats.parquet.decode_budget import DecodeCost, check_decoding, check_runs
 from filter.formats.parquet.inputs import ParquetInput, locate_corruption, scan
+from filter.formats.parquet.row_slices import row_slices
+from filter.formats.parquet.sliced_scan import sliced_frames, sliced_scan
 from filter.formats.parquet.splice import splice_refusal
-from filter.memory_budget import TOKEN_ROW_BYTES, MemoryBudget
+from filter.memory_budget import (
+    TOKEN_ROW_BYTES,
+    MemoryBudget,
+    MemoryBudgetExceeded,
+)
 from filter.outputs.manifest import FileRecord, sha256_file
 from filter.outputs.reconcile import reconcile_pairs
 from filter.policy.plan import ExportPlan
@@ -112,8 +118,13 @@ def _source_lookups(
     """
     scanned = {d.column for d in export_plan.fields if d.scanned}
     vin = export_plan.vehicle_id_column
-    groups = check_decoding(sources, budget, {vin} | scanned, DecodeCost(scanned))
     try:
+        groups = check_decoding(sources, budget, {vin} | scanned, DecodeCost(scanned))
+    except MemoryBudgetExceeded:  # a row group too large to read whole: read in slices
+        groups = None
+    try:
+        if groups is None:
+            return _sliced_lookups(sources, export_plan, key, budget)
         # glob=False: a path is that file, even with `[` in its name (Polars would glob it).
         frame = pl.scan_parquet([s.path for s in sources], glob=False)
         fields = enumeration_fields(frame, export_plan)
@@ -128,6 +139,28 @@ def _source_lookups(
             names = str(sources[0].path) if len(sources) == 1 else f"one of {len(sources)} inputs"
             raise InputError(f"{names}: Polars cannot read it: {first_line(exc)}") from None
         raise
+
+
+def _sliced_lookups(
+    sources: Sequence[ParquetInput], export_plan: ExportPlan, key: bytes, budget: MemoryBudget
+) -> Lookups:
+    """The lookups of inputs read a slice of rows at a time (`row_slices`), slice by slice
+    (`piece_lookups`): refused (`MemoryBudgetExceeded`) where a slice does not fit, or once the
+    distinct values gathered take more than a piece."""
+    scanned = {d.column for d in export_plan.fields if d.scanned}
+    vin = export_plan.vehicle_id_column
+    files = [(s.path, row_slices(s.path, budget, {vin} | scanned, DecodeCost(scanned)))
+             for s in sources]
+    fields = enumeration_fields(sliced_scan(files, export_plan.schema), export_plan)
+    columns = [c for c in export_plan.schema if c == vin or c in {d.column for d in fields}]
+    where = str(sources[0].path) if len(sources) == 1 else f"one of {len(sources)} inputs"
+
+    def check_held(held: int) -> None:
+        budget.check(held, where, f"column {vin!r} and {len(columns) - 1} enumeration "
+                     "field(s)", "keeping their distinct values")
+
+    return piece_lookups(sliced_frames(files, export_plan.schema, columns), export_plan, key,
+                         fields, check_held)
 
 
 def _hash_input(source: ParquetInput, reencode: bool) -> str:
@@ -153,12 +186,20 @@ def _split_file(
     a column unchanged, or every column streamed through Polars (`reencode`, or an input
     `splice_refusal` gives a reason not to copy), its row groups measured against `budget`
     first."""
+    scanned = {d.column for d in export_plan.fields if d.scanned}
+    cost = DecodeCost(scanned, TOKEN_ROW_BYTES)
     try:
-        if reencode or splice_refusal(source) is not None:
-            scanned = {d.column for d in export_plan.fields if d.scanned}
-            check_decoding([source], budget, None, DecodeCost(scanned, TOKEN_ROW_BYTES))
-            return write_pair(scan(source), export_plan, lookups, export_path, onshore_path)
-        return splice_pair(source, export_plan, lookups, export_path, onshore_path, budget)
+        try:
+            if reencode or splice_refusal(source) is not None:
+                check_decoding([source], budget, None, cost)
+                return write_pair(scan(source), export_plan, lookups, export_path,
+                                  onshore_path)
+            return splice_pair(source, export_plan, lookups, export_path, onshore_path, budget)
+        except MemoryBudgetExceeded:  # a row group too large to read whole: in slices
+            sliced = row_slices(source.path, budget, None, cost)
+            return write_pair(sliced_scan([(source.path, sliced)], export_plan.schema),
+                              export_plan, lookups, export_path, onshore_path,
+                              row_group_size=min(sliced.rows.values(), default=None))
     except OSError as exc:
         raise write_failed(exc, export_path.parent) from None
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:

@@ -20,10 +20,10 @@ from typing import BinaryIO
 
 import polars as pl
 
-from filter.errors import InputError, os_reason, read_failed
+from filter.errors import InputError, os_reason
 from filter.formats.parquet.decode_budget import DecodeCost, PieceNeed
 from filter.formats.parquet.fields import ColumnChunk, ColumnMetaData
-from filter.formats.parquet.inputs import ParquetInput
+from filter.formats.parquet.inputs import ParquetInput, open_for_reading
 from filter.formats.parquet.layout import (
     MAGIC,
     VTX_WRITER,
@@ -233,10 +233,7 @@ def runs(items: Iterable[RowGroupLayout], size: int) -> Iterator[list[RowGroupLa
 def open_input(source: ParquetInput) -> BinaryIO:
     """The input file, open for reading; an `InputError` if it cannot be (the caller reports
     an `OSError` as the output's)."""
-    try:
-        return source.path.open("rb")
-    except OSError as exc:
-        raise read_failed(exc, source.path) from None
+    return open_for_reading(source.path)
 
 
 def read_into(fd: int, view: memoryview, start: int, source: str) -> None:

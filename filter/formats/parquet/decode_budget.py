@@ -22,9 +22,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filter.errors import read_failed
 from filter.formats.parquet.fields import ColumnChunk, ColumnMetaData
-from filter.formats.parquet.inputs import ParquetInput
+from filter.formats.parquet.inputs import ParquetInput, open_for_reading
 from filter.formats.parquet.layout import ParquetLayout, read_layout
 from filter.formats.parquet.page_sizes import (
     STRING,
@@ -109,13 +108,9 @@ def check_decoding(
     for source in sources:
         path = source.path if isinstance(source, ParquetInput) else source
         layout = read_layout(path)
-        leaves = _leaves(layout, columns)
+        leaves = column_leaves(layout, columns)
         widths = leaf_widths(layout)
-        try:
-            opened = path.open("rb")
-        except OSError as exc:
-            raise read_failed(exc, path) from None
-        with opened:
+        with open_for_reading(path) as opened:
             fd = opened.fileno()
             for group in layout.row_groups():
                 if not group.rows:
@@ -164,7 +159,7 @@ def check_runs(groups: Sequence[GroupNeed], budget: MemoryBudget, columns: Colle
         held += sum(group.values.get(c, 0) for c in columns)
 
 
-def _leaves(
+def column_leaves(
     layout: ParquetLayout, columns: Collection[str] | None
 ) -> list[tuple[int, str, str]]:
     """The leaves of `columns` (None: all), each with its dotted name and its top-level

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -135,6 +136,15 @@ def inspect_batch(paths: Sequence[Path]) -> list[ParquetInput]:
                 hint="split files of different schemas in separate runs",
             )
     return inputs
+
+
+def open_for_reading(path: Path) -> BinaryIO:
+    """The file at `path`, open for reading; an `InputError` naming it if it cannot be (the
+    caller reports an `OSError` as the output's)."""
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise read_failed(exc, path) from None
 
 
 def scan(source: ParquetInput) -> pl.LazyFrame:

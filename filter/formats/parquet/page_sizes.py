@@ -172,6 +172,19 @@ def file_chunk_sizes(fd: int, start: int, length: int, width: int, codec: int,
 
 def _file_chunk_sizes(fd: int, start: int, length: int, width: int, codec: int,
                       source: str, where: str, limit: int, copies: bool) -> ChunkSizes:
+    pages = file_chunk_pages(fd, start, length, source, where)
+
+    def page_bytes(page: PageHeaderSizes) -> bytes:
+        return os.pread(fd, page.compressed, start + page.body)
+
+    return _sizes(pages, length, width if copies else -width - 1, codec, limit, page_bytes)
+
+
+def file_chunk_pages(fd: int, start: int, length: int, source: str,
+                     where: str) -> list[PageHeaderSizes]:
+    """The page headers of the chunk at `start`, `length` bytes long, in the open file `fd`
+    (each `body` where its page starts in the chunk), in order; `InputError` (naming `where`
+    in `source`) for bytes that are not pages."""
     pages = []
     pos = 0
     while pos < length:
@@ -186,11 +199,20 @@ def _file_chunk_sizes(fd: int, start: int, length: int, width: int, codec: int,
         assert isinstance(header, PageHeaderSizes)
         pages.append(header)
         pos = header.body + header.compressed
+    return pages
 
-    def page_bytes(page: PageHeaderSizes) -> bytes:
-        return os.pread(fd, page.compressed, start + page.body)
 
-    return _sizes(pages, length, width if copies else -width - 1, codec, limit, page_bytes)
+def page_values_bytes(page: PageHeaderSizes, width: int, longest: int) -> int:
+    """What the values of the data page `page` take once decoded, at most (as
+    `ChunkSizes.values_bytes` counts a chunk's; `longest`: its dictionary's longest value,
+    where the reader copies values out of it); 0 for other pages."""
+    if page.kind not in (_DATA_PAGE, _DATA_PAGE_V2):
+        return 0
+    count = max(page.values, 0)
+    if width != STRING:
+        return max(count * width, page.uncompressed)
+    shared = count * page.uncompressed if page.encoding == _DELTA_BYTE_ARRAY else 0
+    return page.uncompressed + count * (STRING_OVERHEAD + longest) + shared
 
 
 def _check(header: PageHeaderSizes | str, at: int, end: int, source: str, where: str) -> None:
