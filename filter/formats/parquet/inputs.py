@@ -152,16 +152,25 @@ def scan(source: ParquetInput) -> pl.LazyFrame:
     return pl.scan_parquet(source.path, glob=False)
 
 
+#: Rows `locate_corruption` reads at a time.
+_LOCATE_ROWS = 4096
+
+
 def locate_corruption(source: ParquetInput) -> InputError | None:
     """An `InputError` naming the first unreadable row group of `source`, if one is unreadable.
 
-    None when every row group reads: the failure was not in the input.
+    None when every row group reads: the failure was not in the input. Each is read a few
+    thousand rows at a time, page by page (a buffered stream): a row group too large for the
+    memory budget is looked through within it as it was split (`sliced_scan`).
     """
     try:
-        reader = pq.ParquetFile(source.path)
+        reader = pq.ParquetFile(source.path, buffer_size=1 << 20, pre_buffer=False,
+                                page_checksum_verification=True)
         for index in range(reader.num_row_groups):
             try:
-                reader.read_row_group(index)
+                for _ in reader.iter_batches(batch_size=_LOCATE_ROWS, row_groups=[index],
+                                             use_threads=False):
+                    pass
             except READ_ERRORS as exc:  # the first failing row group is the place to name
                 return InputError(
                     f"{source.path}: row group {index} of {reader.num_row_groups} is corrupt: "
